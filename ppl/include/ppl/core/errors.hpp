@@ -1,0 +1,58 @@
+#pragma once
+/// Exceptions thrown by the eDSL, and the source location of a site.
+#include <source_location>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace ppl {
+
+/// Base of every error the library raises for a user's mistake.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A parameter or value that is out of its domain (negative scale, value
+/// outside the support, ...).
+class ArgumentError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Shapes that do not agree: plate sizes, replayed values, event shapes.
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Site bookkeeping: duplicate names, unknown names, unpaired sites.
+class SiteError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Where a site was declared in the user's program.
+struct SourceLocation {
+  std::string file;      ///< as the compiler spelled it
+  int line = 0;
+  std::string function;
+
+  /// From the `std::source_location` captured by `ppl::sample` and friends.
+  static SourceLocation from(const std::source_location& loc);
+  /// "model.cpp:41" (file name without directories), or "" when unknown.
+  std::string short_string() const;
+};
+
+/// What a check reports on: the function or distribution doing the check and,
+/// when it runs for a site, the site's name and location.
+struct CheckContext {
+  std::string_view function;
+  std::string_view site{};
+  const SourceLocation* location = nullptr;
+
+  /// " (site \"z\", model.cpp:41)", " (model.cpp:41)" or "".
+  std::string suffix() const;
+};
+
+}  // namespace ppl

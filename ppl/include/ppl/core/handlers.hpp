@@ -1,0 +1,188 @@
+#pragma once
+/// Effect handlers as program transformers (ppl::handlers): each wraps a
+/// callable and returns a callable, so they compose in any order:
+///   `ppl::handlers::trace(ppl::handlers::replay(model, guide_trace))(x)`.
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <ppl/core/handler.hpp>
+#include <ppl/core/random.hpp>
+#include <ppl/core/trace.hpp>
+
+namespace ppl {
+
+namespace handlers {
+
+/// Records every site that reaches it (Pyro's trace). Duplicate names are a
+/// SiteError naming both source locations.
+class TraceHandler : public Handler {
+ public:
+  void postprocess(Message& msg) override;
+  Trace& trace() { return trace_; }
+
+ private:
+  Trace trace_;
+};
+
+/// Supplies the values of the sites recorded in a trace. A replayed value of
+/// another shape than the site's distribution is a ShapeError naming the site.
+class ReplayHandler : public Handler {
+ public:
+  explicit ReplayHandler(const Trace& trace) : trace_(trace) {}
+  void process(Message& msg) override;
+
+ private:
+  const Trace& trace_;
+};
+
+/// Observes named sites at given values. After the program ran, a name it
+/// never visited is a SiteError.
+class ConditionHandler : public Handler {
+ public:
+  explicit ConditionHandler(const std::map<std::string, torch::Tensor>& data) : data_(data) {}
+  void process(Message& msg) override;
+  /// Throws SiteError when some conditioned names were never visited.
+  void check_all_used() const;
+
+ private:
+  const std::map<std::string, torch::Tensor>& data_;
+  std::set<std::string> used_;
+};
+
+/// Hides sites from the handlers outside it.
+class BlockHandler : public Handler {
+ public:
+  explicit BlockHandler(std::function<bool(const Message&)> hide) : hide_(std::move(hide)) {}
+  void process(Message& msg) override;
+
+ private:
+  std::function<bool(const Message&)> hide_;
+};
+
+/// Multiplies the log-probability of every site by a factor.
+class ScaleHandler : public Handler {
+ public:
+  explicit ScaleHandler(double factor) : factor_(factor) {}
+  void process(Message& msg) override;
+
+ private:
+  double factor_;
+};
+
+/// Masks the log-probability of every site (bool tensor, broadcastable to the batch).
+class MaskHandler : public Handler {
+ public:
+  explicit MaskHandler(torch::Tensor mask) : mask_(std::move(mask)) {}
+  void process(Message& msg) override;
+
+ private:
+  torch::Tensor mask_;
+};
+
+namespace detail {
+/// Calls `fn(args...)` with `handler` pushed, storing a non-void result in `out`.
+template <class F, class... Args>
+decltype(auto) call_with(Handler& handler, F& fn, Args&&... args) {
+  HandlerScope scope(handler);
+  return fn(std::forward<Args>(args)...);
+}
+}  // namespace detail
+
+/// `trace(fn)(args...)` runs fn and returns its ppl::Trace (with the return
+/// value in `trace.return_value()`).
+template <class F>
+auto trace(F fn) {
+  return [fn = std::move(fn)](auto&&... args) mutable -> Trace {
+    TraceHandler handler;
+    using R = decltype(fn(std::forward<decltype(args)>(args)...));
+    if constexpr (std::is_void_v<R>) {
+      detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+    } else {
+      auto result = detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+      handler.trace().set_return_value(std::move(result));
+    }
+    return std::move(handler.trace());
+  };
+}
+
+/// `replay(fn, trace)`: sites named in `trace` take its values.
+template <class F>
+auto replay(F fn, Trace trace) {
+  return [fn = std::move(fn), trace = std::move(trace)](auto&&... args) mutable -> decltype(auto) {
+    ReplayHandler handler(trace);
+    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+  };
+}
+
+/// `condition(fn, {{"x", x}})`: the named sites become observed at these values.
+template <class F>
+auto condition(F fn, std::map<std::string, torch::Tensor> data) {
+  return [fn = std::move(fn), data = std::move(data)](auto&&... args) mutable -> decltype(auto) {
+    ConditionHandler handler(data);
+    using R = decltype(fn(std::forward<decltype(args)>(args)...));
+    if constexpr (std::is_void_v<R>) {
+      detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+      handler.check_all_used();
+    } else {
+      R result = detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+      handler.check_all_used();
+      return result;
+    }
+  };
+}
+
+/// `block(fn)` hides every site from the handlers outside; `block(fn, names)`
+/// only the named ones.
+template <class F>
+auto block(F fn, std::vector<std::string> names = {}) {
+  return [fn = std::move(fn), names = std::move(names)](auto&&... args) mutable -> decltype(auto) {
+    BlockHandler handler([&names](const Message& m) {
+      return names.empty() || std::find(names.begin(), names.end(), m.name) != names.end();
+    });
+    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+  };
+}
+
+/// `scale(fn, s)`: log-probabilities multiplied by s (e.g. for data subsampling or annealing).
+template <class F>
+auto scale(F fn, double factor) {
+  return [fn = std::move(fn), factor](auto&&... args) mutable -> decltype(auto) {
+    ScaleHandler handler(factor);
+    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+  };
+}
+
+/// `mask(fn, m)`: log-probabilities zeroed where m is false.
+template <class F>
+auto mask(F fn, torch::Tensor m) {
+  return [fn = std::move(fn), m = std::move(m)](auto&&... args) mutable -> decltype(auto) {
+    MaskHandler handler(m);
+    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
+  };
+}
+
+/// `seed(fn, n)`: every draw inside uses a generator seeded with n, private to
+/// the calling thread (CPU tensors; CUDA draws use the seeded default generator).
+template <class F>
+auto seed(F fn, uint64_t n) {
+  return [fn = std::move(fn), n](auto&&... args) mutable -> decltype(auto) {
+    random::SeedScope scope(n);
+    return fn(std::forward<decltype(args)>(args)...);
+  };
+}
+
+}  // namespace handlers
+
+/// Runs `program(args...)` under a trace handler and returns the trace.
+template <class F, class... Args>
+Trace trace(F&& program, Args&&... args) {
+  return handlers::trace(std::forward<F>(program))(std::forward<Args>(args)...);
+}
+
+}  // namespace ppl

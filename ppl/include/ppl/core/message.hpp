@@ -1,0 +1,63 @@
+#pragma once
+/// The message that a site sends through the handler stack.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <ppl/core/errors.hpp>
+#include <ppl/dist/distribution.hpp>
+
+namespace ppl {
+
+/// What a site is.
+enum class SiteKind { sample, observe, param };
+
+/// "sample", "observe" or "param".
+std::string_view to_string(SiteKind kind);
+
+/// One enclosing plate of a site.
+struct PlateFrame {
+  std::string name;
+  int64_t size = 0;            ///< the full size of the plate
+  int64_t subsample_size = 0;  ///< the size actually used (== size without subsampling)
+  int64_t dim = -1;            ///< the batch dimension (negative, from the right)
+};
+
+/// Per-site options of `ppl::sample` / `ppl::observe`.
+struct SampleOptions {
+  /// For score-function sites: a baseline for this site's learning signal,
+  /// computed by the user's network (see ppl::infer::Elbo).
+  torch::Tensor baseline{};
+  /// Bool tensor broadcastable to the batch shape: log_prob is 0 where false.
+  torch::Tensor mask{};
+};
+
+/// Constraint of a learnable parameter: the store keeps an unconstrained
+/// tensor and returns its image under exp (positive) or sigmoid (unit_interval).
+enum class ParamConstraint { real, positive, unit_interval };
+
+/// A site in flight through the handlers (Pyro's `msg`).
+struct Message {
+  std::string name;
+  SiteKind kind = SiteKind::sample;
+  std::shared_ptr<dist::Distribution> dist;  ///< null for param sites
+  torch::Tensor value;                        ///< set by a handler or by the default behaviour
+  bool observed = false;
+  bool reparameterised = false;
+  double scale = 1.0;
+  torch::Tensor mask;                 ///< bool, undefined for none
+  std::vector<PlateFrame> plates;     ///< outermost first
+  SampleOptions options;
+  SourceLocation location;
+  bool stop = false;                  ///< set by `block`: outer handlers never see it
+  // param sites
+  torch::Tensor init;
+  ParamConstraint constraint = ParamConstraint::real;
+
+  /// {"site \"z\"", location} for check messages.
+  CheckContext context(std::string_view function) const { return {function, name, &location}; }
+};
+
+}  // namespace ppl

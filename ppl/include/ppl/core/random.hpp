@@ -1,0 +1,50 @@
+#pragma once
+/// Random-number plumbing: every sampler in ppl::dist draws through these
+/// helpers, so `ppl::handlers::seed` makes a program deterministic on the
+/// calling thread without touching other threads.
+#include <cstdint>
+#include <optional>
+
+#include <c10/util/Optional.h>
+
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+namespace ppl {
+
+/// Seeds the process-wide torch generators (CPU and, when present, CUDA).
+void manual_seed(uint64_t seed);
+
+namespace random {
+
+/// The generator to use for tensors on `device`: the thread's seeded CPU
+/// generator inside `ppl::handlers::seed`, otherwise torch's default.
+c10::optional<at::Generator> generator_for(const torch::Device& device);
+
+/// Installs a CPU generator seeded with `seed` for this thread (and seeds the
+/// default CUDA generator when CUDA is present); restores the previous one on
+/// destruction.
+class SeedScope {
+ public:
+  explicit SeedScope(uint64_t seed);
+  ~SeedScope();
+  SeedScope(const SeedScope&) = delete;
+  SeedScope& operator=(const SeedScope&) = delete;
+
+ private:
+  c10::optional<at::Generator> previous_;
+};
+
+/// Standard normal draws of the given shape.
+torch::Tensor standard_normal(c10::IntArrayRef sizes, const torch::TensorOptions& options);
+/// Uniform draws in [low, high).
+torch::Tensor uniform(c10::IntArrayRef sizes, const torch::TensorOptions& options, double low, double high);
+/// Bernoulli draws with success probabilities `probs` (same shape).
+torch::Tensor bernoulli(const torch::Tensor& probs);
+/// `n` categorical draws with replacement per row of `probs` [rows, K].
+torch::Tensor multinomial(const torch::Tensor& probs, int64_t n);
+/// Gamma(alpha, 1) draws, differentiable in `alpha` (ATen's standard-gamma gradient).
+torch::Tensor standard_gamma(const torch::Tensor& alpha);
+
+}  // namespace random
+}  // namespace ppl

@@ -1,0 +1,35 @@
+#pragma once
+#include <ppl/dist/distribution.hpp>
+
+namespace ppl::dist {
+
+/// Bernoulli over {0, 1}, given probs in [0, 1] (`Bernoulli(p)` or
+/// `Bernoulli(probs(p))`) or logits (`Bernoulli(logits(l))`). Not
+/// reparameterised: gradients come from score-function estimators.
+class Bernoulli : public DistributionBase<Bernoulli> {
+ public:
+  Bernoulli(Arg probs) : Bernoulli(Probs{std::move(probs)}) {}  // NOLINT(implicit)
+  explicit Bernoulli(Probs p);
+  explicit Bernoulli(Logits l);
+  std::string_view type_name() const override { return "Bernoulli"; }
+  bool has_rsample() const override { return false; }
+  Constraint support() const override;
+  /// Success probabilities.
+  torch::Tensor probs() const;
+  /// Log-odds.
+  torch::Tensor logits() const;
+  bool given_logits() const { return logits_; }
+
+ protected:
+  std::vector<ParamSpec> param_specs() const override {
+    return {{logits_ ? "logits" : "probs", 0}};
+  }
+  torch::Tensor draw(c10::IntArrayRef sizes) const override;
+  torch::Tensor log_density(const torch::Tensor& value) const override;
+  void check_params(const CheckContext& ctx) const override;
+
+ private:
+  bool logits_ = false;
+};
+
+}  // namespace ppl::dist

@@ -1,0 +1,24 @@
+#pragma once
+#include <ppl/dist/distribution.hpp>
+
+namespace ppl::dist {
+
+/// Laplace(loc, scale): density exp(-|x - loc| / scale) / (2 scale); `scale`
+/// positive. Reparameterised by the inverse CDF.
+class Laplace : public DistributionBase<Laplace> {
+ public:
+  Laplace(Arg loc, Arg scale);
+  std::string_view type_name() const override { return "Laplace"; }
+  bool has_rsample() const override { return true; }
+  Constraint support() const override;
+  const torch::Tensor& loc() const { return param(0); }
+  const torch::Tensor& scale() const { return param(1); }
+
+ protected:
+  std::vector<ParamSpec> param_specs() const override { return {{"loc", 0}, {"scale", 0}}; }
+  torch::Tensor draw(c10::IntArrayRef sizes) const override;
+  torch::Tensor log_density(const torch::Tensor& value) const override;
+  void check_params(const CheckContext& ctx) const override;
+};
+
+}  // namespace ppl::dist

@@ -1,0 +1,166 @@
+// Errors, argument checks and random-number plumbing.
+#include <atomic>
+#include <filesystem>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <ppl/core/check.hpp>
+#include <ppl/core/errors.hpp>
+#include <ppl/core/random.hpp>
+
+namespace ppl {
+
+SourceLocation SourceLocation::from(const std::source_location& loc) {
+  return {loc.file_name(), static_cast<int>(loc.line()), loc.function_name()};
+}
+
+std::string SourceLocation::short_string() const {
+  if (file.empty()) return {};
+  return fmt::format("{}:{}", std::filesystem::path(file).filename().string(), line);
+}
+
+std::string CheckContext::suffix() const {
+  std::string where = location ? location->short_string() : std::string{};
+  if (!site.empty() && !where.empty()) return fmt::format(" (site \"{}\", {})", site, where);
+  if (!site.empty()) return fmt::format(" (site \"{}\")", site);
+  if (!where.empty()) return fmt::format(" ({})", where);
+  return {};
+}
+
+namespace {
+std::atomic<bool> g_validation{true};
+}
+
+void set_validation(bool enabled) noexcept { g_validation.store(enabled, std::memory_order_relaxed); }
+bool validation_enabled() noexcept { return g_validation.load(std::memory_order_relaxed); }
+
+std::string shape_string(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+namespace check {
+namespace {
+
+std::string format_number(const torch::Tensor& scalar) {
+  if (scalar.scalar_type() == torch::kBool) return scalar.item<bool>() ? "true" : "false";
+  if (c10::isIntegralType(scalar.scalar_type(), false)) return std::to_string(scalar.item<int64_t>());
+  return fmt::format("{:g}", scalar.item<double>());
+}
+
+}  // namespace
+
+void elementwise(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value,
+                 const torch::Tensor& ok, std::string_view requirement) {
+  const auto bad = ok.logical_not();
+  if (!bad.any().item<bool>()) return;
+  const auto expanded = value.expand(bad.sizes());
+  std::string index;
+  torch::Tensor offending;
+  if (bad.dim() == 0) {
+    offending = expanded;
+  } else {
+    const auto where = bad.nonzero()[0].cpu();
+    std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
+    index = fmt::format("[{}]", fmt::join(idx, ", "));
+    offending = expanded;
+    for (auto i : idx) offending = offending[i];
+  }
+  throw ArgumentError(fmt::format("{}: {}{} is {}, but must be {}{}", ctx.function, arg, index,
+                                  format_number(offending.detach().cpu()), requirement, ctx.suffix()));
+}
+
+void positive(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  elementwise(ctx, arg, value, value > 0, "positive");
+}
+void nonnegative(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  elementwise(ctx, arg, value, value >= 0, "nonnegative");
+}
+void finite(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  elementwise(ctx, arg, value, torch::isfinite(value), "finite");
+}
+void not_nan(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  elementwise(ctx, arg, value, value == value, "a number (not NaN)");
+}
+void probability(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  elementwise(ctx, arg, value, (value >= 0).logical_and(value <= 1), "in [0, 1]");
+}
+void less(const CheckContext& ctx, std::string_view low_name, const torch::Tensor& low,
+          std::string_view high_name, const torch::Tensor& high) {
+  auto ok = low < high;
+  if (ok.all().item<bool>()) return;
+  auto [l, h] = std::make_pair(low.expand(ok.sizes()), high.expand(ok.sizes()));
+  const auto bad = ok.logical_not();
+  std::string index;
+  torch::Tensor lv = l, hv = h;
+  if (bad.dim() > 0) {
+    const auto where = bad.nonzero()[0].cpu();
+    std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
+    index = fmt::format("[{}]", fmt::join(idx, ", "));
+    for (auto i : idx) {
+      lv = lv[i];
+      hv = hv[i];
+    }
+  }
+  throw ArgumentError(fmt::format("{}: {}{} is {}, but must be less than {}{} ({}){}", ctx.function,
+                                  low_name, index, format_number(lv.detach().cpu()), high_name, index,
+                                  format_number(hv.detach().cpu()), ctx.suffix()));
+}
+void floating(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  if (!torch::isFloatingType(value.scalar_type()))
+    throw ArgumentError(fmt::format("{}: {} has dtype {}, but must be a floating-point tensor{}",
+                                    ctx.function, arg, c10::toString(value.scalar_type()), ctx.suffix()));
+}
+void defined(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
+  if (!value.defined())
+    throw ArgumentError(fmt::format("{}: {} is an undefined tensor, but must be given{}", ctx.function,
+                                    arg, ctx.suffix()));
+}
+void min_dim(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value, int64_t dims) {
+  if (value.dim() < dims)
+    throw ShapeError(fmt::format("{}: {} has shape {}, but must have at least {} dimension{}{}",
+                                 ctx.function, arg, shape_string(value.sizes()), dims,
+                                 dims == 1 ? "" : "s", ctx.suffix()));
+}
+
+}  // namespace check
+
+void manual_seed(uint64_t seed) {
+  torch::manual_seed(seed);
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
+}
+
+namespace random {
+namespace {
+thread_local c10::optional<at::Generator> t_generator;
+}
+
+c10::optional<at::Generator> generator_for(const torch::Device& device) {
+  if (device.is_cpu() && t_generator) return t_generator;
+  return c10::nullopt;
+}
+
+SeedScope::SeedScope(uint64_t seed) : previous_(t_generator) {
+  t_generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
+}
+SeedScope::~SeedScope() { t_generator = previous_; }
+
+torch::Tensor standard_normal(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return at::empty(sizes, options).normal_(0.0, 1.0, generator_for(options.device()));
+}
+torch::Tensor uniform(c10::IntArrayRef sizes, const torch::TensorOptions& options, double low, double high) {
+  return at::empty(sizes, options).uniform_(low, high, generator_for(options.device()));
+}
+torch::Tensor bernoulli(const torch::Tensor& probs) {
+  return at::bernoulli(probs, generator_for(probs.device()));
+}
+torch::Tensor multinomial(const torch::Tensor& probs, int64_t n) {
+  return at::multinomial(probs, n, /*replacement=*/true, generator_for(probs.device()));
+}
+torch::Tensor standard_gamma(const torch::Tensor& alpha) {
+  return at::_standard_gamma(alpha, generator_for(alpha.device()));
+}
+
+}  // namespace random
+}  // namespace ppl

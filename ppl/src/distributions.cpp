@@ -1,0 +1,318 @@
+// The concrete distributions of ppl::dist.
+#include <cmath>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/core/check.hpp>
+#include <ppl/core/random.hpp>
+#include <ppl/dist.hpp>
+
+namespace ppl::dist {
+namespace {
+
+constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
+
+double eps_of(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble ? std::numeric_limits<double>::epsilon()
+                                           : std::numeric_limits<float>::epsilon();
+}
+double tiny_of(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble ? std::numeric_limits<double>::min()
+                                           : std::numeric_limits<float>::min();
+}
+torch::Tensor clamp_probs(const torch::Tensor& p) {
+  const double e = eps_of(p);
+  return p.clamp(e, 1 - e);
+}
+torch::Tensor probs_to_logits(const torch::Tensor& p) {
+  auto c = clamp_probs(p);
+  return torch::log(c) - torch::log1p(-c);
+}
+
+torch::Tensor full_like_scalar(const torch::Tensor& t, double v) { return torch::full({}, v, t.options()); }
+
+Constraint real() { return {Constraint::Kind::real, {}, {}}; }
+Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
+
+}  // namespace
+
+// ------------------------------------------------------------------ Normal
+
+Normal::Normal(Arg loc, Arg scale) { set_params(broadcast_args("Normal", {std::move(loc), std::move(scale)})); }
+Constraint Normal::support() const { return real(); }
+torch::Tensor Normal::draw(c10::IntArrayRef sizes) const {
+  return loc() + scale() * random::standard_normal(sizes, options().requires_grad(false));
+}
+torch::Tensor Normal::log_density(const torch::Tensor& v) const {
+  const auto z = (v - loc()) / scale();
+  return -0.5 * z * z - scale().log() - kLogSqrt2Pi;
+}
+void Normal::check_params(const CheckContext& ctx) const {
+  check::finite(ctx, "loc", loc());
+  check::positive(ctx, "scale", scale());
+}
+
+// ------------------------------------------------------------------ Laplace
+
+Laplace::Laplace(Arg loc, Arg scale) { set_params(broadcast_args("Laplace", {std::move(loc), std::move(scale)})); }
+Constraint Laplace::support() const { return real(); }
+torch::Tensor Laplace::draw(c10::IntArrayRef sizes) const {
+  const auto opts = options().requires_grad(false);
+  const auto u = random::uniform(sizes, opts, eps_of(loc()) - 1.0, 1.0);
+  return loc() - scale() * u.sign() * torch::log1p(-u.abs());
+}
+torch::Tensor Laplace::log_density(const torch::Tensor& v) const {
+  return -torch::log(2 * scale()) - (v - loc()).abs() / scale();
+}
+void Laplace::check_params(const CheckContext& ctx) const {
+  check::finite(ctx, "loc", loc());
+  check::positive(ctx, "scale", scale());
+}
+
+// ------------------------------------------------------------------ Uniform
+
+Uniform::Uniform(Arg low, Arg high) { set_params(broadcast_args("Uniform", {std::move(low), std::move(high)})); }
+Constraint Uniform::support() const { return {Constraint::Kind::interval, low(), high()}; }
+torch::Tensor Uniform::draw(c10::IntArrayRef sizes) const {
+  return low() + (high() - low()) * random::uniform(sizes, options().requires_grad(false), 0.0, 1.0);
+}
+torch::Tensor Uniform::log_density(const torch::Tensor& v) const {
+  const auto inside = (v >= low()).logical_and(v < high());
+  const auto lp = -(high() - low()).log();
+  return torch::where(inside, lp, full_like_scalar(lp, -INFINITY));
+}
+void Uniform::check_params(const CheckContext& ctx) const {
+  check::finite(ctx, "low", low());
+  check::finite(ctx, "high", high());
+  check::less(ctx, "low", low(), "high", high());
+}
+
+// ------------------------------------------------------------------ Beta
+
+Beta::Beta(Arg c1, Arg c0) { set_params(broadcast_args("Beta", {std::move(c1), std::move(c0)})); }
+Constraint Beta::support() const { return unit(); }
+torch::Tensor Beta::draw(c10::IntArrayRef sizes) const {
+  const auto g1 = random::standard_gamma(concentration1().expand(sizes));
+  const auto g0 = random::standard_gamma(concentration0().expand(sizes));
+  const double e = eps_of(g1);
+  return (g1 / (g1 + g0)).clamp(tiny_of(g1), 1 - e);
+}
+torch::Tensor Beta::log_density(const torch::Tensor& v) const {
+  const auto& a = concentration1();
+  const auto& b = concentration0();
+  return torch::xlogy(a - 1, v) + torch::xlogy(b - 1, 1 - v) -
+         (torch::lgamma(a) + torch::lgamma(b) - torch::lgamma(a + b));
+}
+void Beta::check_params(const CheckContext& ctx) const {
+  check::positive(ctx, "concentration1", concentration1());
+  check::positive(ctx, "concentration0", concentration0());
+}
+
+// ------------------------------------------------------------------ Gamma
+
+Gamma::Gamma(Arg c, Arg r) { set_params(broadcast_args("Gamma", {std::move(c), std::move(r)})); }
+Constraint Gamma::support() const { return {Constraint::Kind::positive, {}, {}}; }
+torch::Tensor Gamma::draw(c10::IntArrayRef sizes) const {
+  const auto g = random::standard_gamma(concentration().expand(sizes));
+  return (g / rate()).clamp_min(tiny_of(g));
+}
+torch::Tensor Gamma::log_density(const torch::Tensor& v) const {
+  const auto& a = concentration();
+  const auto& b = rate();
+  return torch::xlogy(a, b) + torch::xlogy(a - 1, v) - b * v - torch::lgamma(a);
+}
+void Gamma::check_params(const CheckContext& ctx) const {
+  check::positive(ctx, "concentration", concentration());
+  check::positive(ctx, "rate", rate());
+}
+
+// ------------------------------------------------------------------ Delta
+
+Delta::Delta(Arg v, Arg log_density) {
+  set_params(broadcast_args("Delta", {std::move(v), std::move(log_density)}));
+}
+Constraint Delta::support() const { return real(); }
+torch::Tensor Delta::draw(c10::IntArrayRef sizes) const { return v().expand(sizes); }
+torch::Tensor Delta::log_density(const torch::Tensor& value) const {
+  return torch::where(value == v(), log_density_value(), full_like_scalar(log_density_value(), -INFINITY));
+}
+void Delta::check_params(const CheckContext& ctx) const { check::not_nan(ctx, "v", v()); }
+
+// ------------------------------------------------------------------ Bernoulli
+
+Bernoulli::Bernoulli(Probs p) { set_params(broadcast_args("Bernoulli", {std::move(p.value)})); }
+Bernoulli::Bernoulli(Logits l) : logits_(true) { set_params(broadcast_args("Bernoulli", {std::move(l.value)})); }
+Constraint Bernoulli::support() const { return {Constraint::Kind::boolean, {}, {}}; }
+torch::Tensor Bernoulli::probs() const { return logits_ ? torch::sigmoid(param(0)) : param(0); }
+torch::Tensor Bernoulli::logits() const { return logits_ ? param(0) : probs_to_logits(param(0)); }
+torch::Tensor Bernoulli::draw(c10::IntArrayRef sizes) const {
+  torch::NoGradGuard no_grad;
+  return random::bernoulli(probs().detach().expand(sizes).contiguous());
+}
+torch::Tensor Bernoulli::log_density(const torch::Tensor& v) const {
+  auto l = logits();
+  auto shape = at::infer_size(l.sizes(), v.sizes());
+  return -torch::binary_cross_entropy_with_logits(l.expand(shape), v.to(l.scalar_type()).expand(shape),
+                                                  {}, {}, at::Reduction::None);
+}
+void Bernoulli::check_params(const CheckContext& ctx) const {
+  if (logits_) check::not_nan(ctx, "logits", param(0));
+  else check::probability(ctx, "probs", param(0));
+}
+
+// ------------------------------------------------------------------ Categorical
+
+Categorical::Categorical(Probs p) {
+  auto t = broadcast_args("Categorical", {std::move(p.value)}, {1});
+  check::min_dim({"Categorical"}, "probs", t[0], 1);
+  set_params({t[0]});
+}
+Categorical::Categorical(Logits l) : logits_(true) {
+  auto t = broadcast_args("Categorical", {std::move(l.value)}, {1});
+  check::min_dim({"Categorical"}, "logits", t[0], 1);
+  set_params({t[0]});
+}
+Constraint Categorical::support() const {
+  const auto opts = param(0).options().requires_grad(false);
+  return {Constraint::Kind::integer_interval, torch::zeros({}, opts),
+          torch::full({}, static_cast<double>(num_categories() - 1), opts)};
+}
+torch::Tensor Categorical::probs() const {
+  return logits_ ? torch::softmax(param(0), -1) : param(0) / param(0).sum(-1, true);
+}
+torch::Tensor Categorical::logits() const {
+  return logits_ ? param(0) - param(0).logsumexp(-1, true) : clamp_probs(probs()).log();
+}
+torch::Tensor Categorical::draw(c10::IntArrayRef sizes) const {
+  torch::NoGradGuard no_grad;
+  const auto k = num_categories();
+  const auto p = probs().detach().reshape({-1, k});
+  const int64_t rows = p.size(0);
+  const int64_t n = rows == 0 ? 0 : c10::multiply_integers(sizes) / rows;
+  auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
+  if (n == 0) idx = idx.narrow(1, 0, 0);
+  return idx.t().reshape(sizes);
+}
+torch::Tensor Categorical::log_density(const torch::Tensor& v) const {
+  const auto lp = logits();
+  auto batch = std::vector<int64_t>(lp.sizes().begin(), lp.sizes().end() - 1);
+  auto shape = at::infer_size(batch, v.sizes());
+  auto full = shape;
+  full.push_back(num_categories());
+  auto index = v.to(torch::kLong).expand(shape).clamp(0, num_categories() - 1).unsqueeze(-1);
+  return lp.expand(full).gather(-1, index).squeeze(-1);
+}
+void Categorical::check_params(const CheckContext& ctx) const {
+  if (logits_) {
+    check::not_nan(ctx, "logits", param(0));
+  } else {
+    check::nonnegative(ctx, "probs", param(0));
+    check::finite(ctx, "probs", param(0));
+  }
+}
+
+// ------------------------------------------------------------------ ContinuousBernoulli
+//
+// Near lambda = 1/2 the closed forms are 0/0; inside (0.499, 0.501) they are
+// replaced by their Taylor expansions, as in Loaiza-Ganem & Cunningham (2019).
+
+namespace {
+constexpr double kCbLow = 0.499, kCbHigh = 0.501;
+torch::Tensor cb_outside(const torch::Tensor& p) { return (p <= kCbLow).logical_or(p >= kCbHigh); }
+torch::Tensor cb_cut(const torch::Tensor& p) { return torch::where(cb_outside(p), p, full_like_scalar(p, kCbLow)); }
+}  // namespace
+
+ContinuousBernoulli::ContinuousBernoulli(Probs p) {
+  set_params(broadcast_args("ContinuousBernoulli", {std::move(p.value)}));
+}
+ContinuousBernoulli::ContinuousBernoulli(Logits l) : logits_(true) {
+  set_params(broadcast_args("ContinuousBernoulli", {std::move(l.value)}));
+}
+Constraint ContinuousBernoulli::support() const { return unit(); }
+torch::Tensor ContinuousBernoulli::probs() const {
+  return clamp_probs(logits_ ? torch::sigmoid(param(0)) : param(0));
+}
+torch::Tensor ContinuousBernoulli::logits() const { return logits_ ? param(0) : probs_to_logits(param(0)); }
+torch::Tensor ContinuousBernoulli::log_normalizer() const {
+  const auto p = probs();
+  const auto c = cb_cut(p);
+  // log C = log|log(1-c) - log c| - log|1 - 2c|
+  const auto exact = torch::log(torch::abs(torch::log1p(-c) - torch::log(c))) - torch::log(torch::abs(1 - 2 * c));
+  const auto x = (p - 0.5).pow(2);
+  const auto taylor = std::log(2.0) + (4.0 / 3.0 + 104.0 / 45.0 * x) * x;
+  return torch::where(cb_outside(p), exact, taylor);
+}
+torch::Tensor ContinuousBernoulli::mean() const {
+  const auto p = probs();
+  const auto c = cb_cut(p);
+  const auto exact = c / (2 * c - 1) + 1 / (torch::log1p(-c) - torch::log(c));
+  const auto x = p - 0.5;
+  const auto taylor = 0.5 + (1.0 / 3.0 + 16.0 / 45.0 * x.pow(2)) * x;
+  return torch::where(cb_outside(p), exact, taylor);
+}
+torch::Tensor ContinuousBernoulli::draw(c10::IntArrayRef sizes) const {
+  const auto p = probs();
+  const auto c = cb_cut(p);
+  const auto u = random::uniform(sizes, options().requires_grad(false), 0.0, 1.0);
+  // Inverse CDF: x = [log(1 - c + u (2c - 1)) - log(1 - c)] / [log c - log(1 - c)].
+  const auto icdf = (torch::log1p(-c + u * (2 * c - 1)) - torch::log1p(-c)) / (torch::log(c) - torch::log1p(-c));
+  return torch::where(cb_outside(p), icdf, u);
+}
+torch::Tensor ContinuousBernoulli::log_density(const torch::Tensor& v) const {
+  auto l = logits();
+  auto shape = at::infer_size(l.sizes(), v.sizes());
+  return -torch::binary_cross_entropy_with_logits(l.expand(shape), v.to(l.scalar_type()).expand(shape), {},
+                                                  {}, at::Reduction::None) +
+         log_normalizer();
+}
+void ContinuousBernoulli::check_params(const CheckContext& ctx) const {
+  if (logits_) check::not_nan(ctx, "logits", param(0));
+  else check::probability(ctx, "probs", param(0));
+}
+
+// ------------------------------------------------------------------ RelaxedBernoulli
+
+RelaxedBernoulli::RelaxedBernoulli(Arg temperature, Probs p, bool straight_through)
+    : straight_through_(straight_through) {
+  set_params(broadcast_args("RelaxedBernoulli", {std::move(temperature), std::move(p.value)}));
+}
+RelaxedBernoulli::RelaxedBernoulli(Arg temperature, Logits l, bool straight_through)
+    : logits_(true), straight_through_(straight_through) {
+  set_params(broadcast_args("RelaxedBernoulli", {std::move(temperature), std::move(l.value)}));
+}
+Constraint RelaxedBernoulli::support() const { return unit(); }
+torch::Tensor RelaxedBernoulli::probs() const { return logits_ ? torch::sigmoid(param(1)) : param(1); }
+torch::Tensor RelaxedBernoulli::logits() const { return logits_ ? param(1) : probs_to_logits(param(1)); }
+torch::Tensor RelaxedBernoulli::draw(c10::IntArrayRef sizes) const {
+  const auto l = logits();
+  const double e = eps_of(l);
+  const auto u = random::uniform(sizes, options().requires_grad(false), e, 1 - e);
+  const auto soft = torch::sigmoid((l + u.log() - torch::log1p(-u)) / temperature()).clamp(e, 1 - e);
+  if (!straight_through_) return soft;
+  const auto hard = (soft > 0.5).to(soft.scalar_type());
+  auto out = hard + (soft - soft.detach());
+  last_hard_ = out;
+  last_soft_ = soft;
+  return out;
+}
+torch::Tensor RelaxedBernoulli::log_density(const torch::Tensor& y) const {
+  // Density of x = logit(y) (the logistic relaxation), then the sigmoid's Jacobian.
+  const auto x = torch::log(y) - torch::log1p(-y);
+  const auto diff = logits() - x * temperature();
+  const auto log_px = temperature().log() + diff - 2 * torch::softplus(diff);
+  return log_px - torch::log(y) - torch::log1p(-y);
+}
+torch::Tensor RelaxedBernoulli::log_density_of(const torch::Tensor& value) const {
+  if (straight_through_ && last_hard_.defined() && value.is_same(last_hard_)) return log_density(last_soft_);
+  return log_density(value);
+}
+void RelaxedBernoulli::check_params(const CheckContext& ctx) const {
+  check::positive(ctx, "temperature", temperature());
+  if (logits_) check::not_nan(ctx, "logits", param(1));
+  else check::probability(ctx, "probs", param(1));
+}
+void RelaxedBernoulli::options_to_json(nlohmann::json& j) const { j["straight_through"] = straight_through_; }
+
+}  // namespace ppl::dist

@@ -1,0 +1,270 @@
+// The handler stack, sites, plates and the built-in handlers.
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <ppl/core/check.hpp>
+#include <ppl/core/handlers.hpp>
+#include <ppl/core/param_store.hpp>
+#include <ppl/core/plate.hpp>
+#include <ppl/core/sites.hpp>
+
+namespace ppl {
+
+std::string_view to_string(SiteKind kind) {
+  switch (kind) {
+    case SiteKind::sample: return "sample";
+    case SiteKind::observe: return "observe";
+    case SiteKind::param: return "param";
+  }
+  return "?";
+}
+
+// ------------------------------------------------------------------ the stack
+
+namespace {
+thread_local std::vector<Handler*> t_stack;
+thread_local std::vector<int64_t> t_plate_dims;
+
+std::string where(const Message& msg) {
+  const auto loc = msg.location.short_string();
+  return loc.empty() ? fmt::format("site \"{}\"", msg.name) : fmt::format("site \"{}\" ({})", msg.name, loc);
+}
+
+void default_process(Message& msg) {
+  if (msg.value.defined()) return;
+  switch (msg.kind) {
+    case SiteKind::sample:
+      if (msg.dist->has_rsample()) {
+        msg.value = msg.dist->rsample();
+        msg.reparameterised = true;
+      } else {
+        msg.value = msg.dist->sample();
+      }
+      break;
+    case SiteKind::observe:
+      PPL_ASSERT(false && "observe sites carry their value");
+      break;
+    case SiteKind::param:
+      msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint);
+      break;
+  }
+}
+}  // namespace
+
+HandlerScope::HandlerScope(Handler& handler) : handler_(&handler) { t_stack.push_back(handler_); }
+HandlerScope::~HandlerScope() {
+  // Scopes are strictly nested (RAII), so the top is this handler.
+  if (!t_stack.empty() && t_stack.back() == handler_) t_stack.pop_back();
+}
+
+const std::vector<Handler*>& handler_stack() { return t_stack; }
+
+void apply_stack(Message& msg) {
+  const auto n = t_stack.size();
+  size_t visited = 0;
+  for (size_t i = n; i-- > 0;) {
+    ++visited;
+    t_stack[i]->process(msg);
+    if (msg.stop) break;
+  }
+  default_process(msg);
+  for (size_t i = n; i-- > n - visited;) t_stack[i]->postprocess(msg);
+}
+
+// ------------------------------------------------------------------ sites
+
+namespace {
+Message make_message(const std::string& name, SiteKind kind, const dist::Distribution& d, SampleOptions options,
+                     const std::source_location& location) {
+  Message msg;
+  msg.name = name;
+  msg.kind = kind;
+  msg.location = SourceLocation::from(location);
+  d.check_args(msg.context(d.type_name()));
+  msg.dist = d.clone();
+  if (options.mask.defined()) msg.mask = options.mask.to(torch::kBool);
+  msg.options = std::move(options);
+  return msg;
+}
+}  // namespace
+
+torch::Tensor sample(const std::string& name, const dist::Distribution& d, SampleOptions options,
+                     std::source_location location) {
+  auto msg = make_message(name, SiteKind::sample, d, std::move(options), location);
+  apply_stack(msg);
+  return msg.value;
+}
+
+torch::Tensor observe(const std::string& name, const dist::Distribution& d, const torch::Tensor& value,
+                      SampleOptions options, std::source_location location) {
+  auto msg = make_message(name, SiteKind::observe, d, std::move(options), location);
+  msg.value = value;
+  msg.observed = true;
+  apply_stack(msg);
+  msg.dist->check_value(msg.context(msg.dist->type_name()), msg.value, msg.mask);
+  return msg.value;
+}
+
+torch::Tensor param(const std::string& name, const torch::Tensor& init, ParamConstraint constraint,
+                    std::source_location location) {
+  Message msg;
+  msg.name = name;
+  msg.kind = SiteKind::param;
+  msg.location = SourceLocation::from(location);
+  msg.init = init;
+  msg.constraint = constraint;
+  apply_stack(msg);
+  return msg.value;
+}
+
+void register_module(const std::string& name, torch::nn::Module& module, std::source_location location) {
+  for (auto& item : module.named_parameters(/*recurse=*/true)) {
+    const auto full = name + "." + item.key();
+    param_store().bind(full, item.value());
+    Message msg;
+    msg.name = full;
+    msg.kind = SiteKind::param;
+    msg.location = SourceLocation::from(location);
+    msg.value = item.value();
+    apply_stack(msg);
+  }
+}
+
+// ------------------------------------------------------------------ plates
+
+namespace {
+PlateFrame make_frame(std::string name, int64_t size, const PlateOptions& options) {
+  if (size < 0) throw ArgumentError(fmt::format("plate \"{}\": size is {}, but must be nonnegative", name, size));
+  PlateFrame f{std::move(name), size, size, -1};
+  if (options.subsample_size) {
+    const auto s = *options.subsample_size;
+    if (s <= 0 || s > size)
+      throw ArgumentError(fmt::format("plate \"{}\": subsample_size is {}, but must be in [1, {}]", f.name, s, size));
+    f.subsample_size = s;
+  }
+  if (options.dim) {
+    if (*options.dim >= 0)
+      throw ArgumentError(fmt::format("plate \"{}\": dim is {}, but must be negative", f.name, *options.dim));
+    if (std::find(t_plate_dims.begin(), t_plate_dims.end(), *options.dim) != t_plate_dims.end())
+      throw ArgumentError(fmt::format("plate \"{}\": dim {} is already used by an enclosing plate", f.name,
+                                      *options.dim));
+    f.dim = *options.dim;
+  } else {
+    int64_t d = -1;
+    while (std::find(t_plate_dims.begin(), t_plate_dims.end(), d) != t_plate_dims.end()) --d;
+    f.dim = d;
+  }
+  return f;
+}
+}  // namespace
+
+Plate::Plate(std::string name, int64_t size, PlateOptions options)
+    : frame_(make_frame(std::move(name), size, options)),
+      indices_(frame_.subsample_size == frame_.size
+                   ? torch::arange(frame_.size, torch::kLong)
+                   : torch::randperm(frame_.size, random::generator_for(torch::kCPU), torch::kLong)
+                         .narrow(0, 0, frame_.subsample_size)),
+      scope_(*this) {
+  t_plate_dims.push_back(frame_.dim);
+}
+
+Plate::~Plate() {
+  auto it = std::find(t_plate_dims.begin(), t_plate_dims.end(), frame_.dim);
+  if (it != t_plate_dims.end()) t_plate_dims.erase(it);
+}
+
+void Plate::process(Message& msg) {
+  if (msg.kind == SiteKind::param) return;
+  msg.plates.insert(msg.plates.begin(), frame_);
+  if (frame_.subsample_size != frame_.size)
+    msg.scale *= static_cast<double>(frame_.size) / static_cast<double>(frame_.subsample_size);
+  auto batch = msg.dist->batch_shape();
+  const auto need = static_cast<size_t>(-frame_.dim);
+  std::vector<int64_t> target(batch.size() < need ? need - batch.size() : 0, 1);
+  target.insert(target.end(), batch.begin(), batch.end());
+  auto& at = target[target.size() - need];
+  if (at == 1) {
+    at = frame_.subsample_size;
+  } else if (at != frame_.subsample_size) {
+    throw ShapeError(fmt::format("plate \"{}\" (size {}, dim {}): {} has batch shape {}, whose dim {} is {}, "
+                                 "not {} or 1",
+                                 frame_.name, frame_.subsample_size, frame_.dim, where(msg), shape_string(batch),
+                                 frame_.dim, at, frame_.subsample_size));
+  }
+  if (target != batch) msg.dist = msg.dist->expand(target);
+}
+
+// ------------------------------------------------------------------ handlers
+
+namespace handlers {
+
+void TraceHandler::postprocess(Message& msg) {
+  if (const Site* previous = trace_.find(msg.name)) {
+    throw SiteError(fmt::format("trace: site \"{}\" is used twice in one execution ({} and {})", msg.name,
+                                previous->location.short_string(), msg.location.short_string()));
+  }
+  Site s;
+  s.name = msg.name;
+  s.kind = msg.kind;
+  s.dist = msg.dist;
+  s.value = msg.value;
+  s.observed = msg.observed;
+  s.reparameterised = msg.reparameterised;
+  s.plates = msg.plates;
+  s.scale = msg.scale;
+  s.mask = msg.mask;
+  s.options = msg.options;
+  s.location = msg.location;
+  trace_.add(std::move(s));
+}
+
+void ReplayHandler::process(Message& msg) {
+  if (msg.kind == SiteKind::param || msg.observed) return;
+  const Site* s = trace_.find(msg.name);
+  if (!s) return;
+  const auto expected = msg.dist->shape();
+  if (s->value.sizes().vec() != expected)
+    throw ShapeError(fmt::format("replay: {} has shape {} in the replayed trace, but the program's "
+                                 "distribution there has shape {} (batch {}, event {})",
+                                 where(msg), shape_string(s->value.sizes()), shape_string(expected),
+                                 shape_string(msg.dist->batch_shape()), shape_string(msg.dist->event_shape())));
+  msg.value = s->value;
+  msg.reparameterised = s->reparameterised;
+}
+
+void ConditionHandler::process(Message& msg) {
+  if (msg.kind == SiteKind::param) return;
+  auto it = data_.find(msg.name);
+  if (it == data_.end()) return;
+  used_.insert(msg.name);
+  msg.value = it->second;
+  msg.observed = true;
+  msg.reparameterised = false;
+  msg.dist->check_value(msg.context(msg.dist->type_name()), msg.value, msg.mask);
+}
+
+void ConditionHandler::check_all_used() const {
+  std::vector<std::string> unused;
+  for (const auto& [name, value] : data_)
+    if (!used_.count(name)) unused.push_back(fmt::format("\"{}\"", name));
+  if (!unused.empty())
+    throw SiteError(fmt::format("condition: the program never visited {} {}; check the site names",
+                                unused.size() == 1 ? "site" : "sites", fmt::join(unused, ", ")));
+}
+
+void BlockHandler::process(Message& msg) {
+  if (hide_(msg)) msg.stop = true;
+}
+
+void ScaleHandler::process(Message& msg) { msg.scale *= factor_; }
+
+void MaskHandler::process(Message& msg) {
+  if (msg.kind == SiteKind::param) return;
+  auto m = mask_.to(torch::kBool);
+  msg.mask = msg.mask.defined() ? msg.mask.logical_and(m) : m;
+}
+
+}  // namespace handlers
+}  // namespace ppl

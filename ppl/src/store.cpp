@@ -1,0 +1,299 @@
+// The parameter store and the tensor archive format.
+#include <cstring>
+#include <fstream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/core/archive.hpp>
+#include <ppl/core/check.hpp>
+#include <ppl/core/param_store.hpp>
+
+namespace ppl {
+
+// ------------------------------------------------------------------ constraints
+
+torch::Tensor constrain(const torch::Tensor& u, ParamConstraint c) {
+  switch (c) {
+    case ParamConstraint::real: return u;
+    case ParamConstraint::positive: return u.exp();
+    case ParamConstraint::unit_interval: return torch::sigmoid(u);
+  }
+  return u;
+}
+
+torch::Tensor unconstrain(const torch::Tensor& x, ParamConstraint c) {
+  switch (c) {
+    case ParamConstraint::real: return x;
+    case ParamConstraint::positive: return x.log();
+    case ParamConstraint::unit_interval: return torch::log(x) - torch::log1p(-x);
+  }
+  return x;
+}
+
+namespace {
+std::string_view constraint_name(ParamConstraint c) {
+  switch (c) {
+    case ParamConstraint::real: return "real";
+    case ParamConstraint::positive: return "positive";
+    case ParamConstraint::unit_interval: return "unit_interval";
+  }
+  return "real";
+}
+ParamConstraint constraint_from(const std::string& s) {
+  if (s == "positive") return ParamConstraint::positive;
+  if (s == "unit_interval") return ParamConstraint::unit_interval;
+  return ParamConstraint::real;
+}
+}  // namespace
+
+// ------------------------------------------------------------------ ParamStore
+
+ParamStore& param_store() {
+  static ParamStore store;
+  return store;
+}
+
+torch::Tensor ParamStore::get_or_create(const std::string& name, const torch::Tensor& init, ParamConstraint c) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    if (!init.defined())
+      throw ArgumentError(fmt::format("param: \"{}\" is not in the param store and has no initial value", name));
+    if (c != ParamConstraint::real && validation_enabled()) {
+      CheckContext ctx{"param", name};
+      if (c == ParamConstraint::positive) check::positive(ctx, "init", init);
+      else check::elementwise(ctx, "init", init, (init > 0).logical_and(init < 1), "in (0, 1)");
+    }
+    torch::Tensor u;
+    {
+      torch::NoGradGuard no_grad;
+      u = unconstrain(init.detach(), c).clone();
+    }
+    u.set_requires_grad(true);
+    it = entries_.emplace(name, Entry{u, c}).first;
+    order_.push_back(name);
+  }
+  return constrain(it->second.unconstrained, it->second.constraint);
+}
+
+void ParamStore::bind(const std::string& name, torch::Tensor tensor) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    entries_.emplace(name, Entry{tensor, ParamConstraint::real});
+    order_.push_back(name);
+    return;
+  }
+  auto& e = it->second;
+  if (e.unconstrained.is_same(tensor)) return;
+  if (e.unconstrained.sizes() != tensor.sizes())
+    throw ShapeError(fmt::format("module: parameter \"{}\" has shape {}, but the param store holds shape {}", name,
+                                 shape_string(tensor.sizes()), shape_string(e.unconstrained.sizes())));
+  {
+    torch::NoGradGuard no_grad;
+    tensor.copy_(e.unconstrained);
+  }
+  e = Entry{tensor, ParamConstraint::real};
+}
+
+torch::Tensor ParamStore::at(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    throw SiteError(fmt::format("param_store: no parameter named \"{}\" ({} parameters stored)", name, entries_.size()));
+  return constrain(it->second.unconstrained, it->second.constraint);
+}
+
+torch::Tensor ParamStore::unconstrained(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw SiteError(fmt::format("param_store: no parameter named \"{}\"", name));
+  return it->second.unconstrained;
+}
+
+bool ParamStore::contains(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return entries_.count(name) > 0;
+}
+
+std::vector<std::string> ParamStore::names() const {
+  std::lock_guard lock(mutex_);
+  return order_;
+}
+
+std::vector<torch::Tensor> ParamStore::parameters(const std::vector<std::string>& names) const {
+  std::lock_guard lock(mutex_);
+  std::vector<torch::Tensor> out;
+  for (const auto& n : names.empty() ? order_ : names) {
+    auto it = entries_.find(n);
+    if (it == entries_.end()) throw SiteError(fmt::format("param_store: no parameter named \"{}\"", n));
+    out.push_back(it->second.unconstrained);
+  }
+  return out;
+}
+
+size_t ParamStore::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+void ParamStore::clear() {
+  std::lock_guard lock(mutex_);
+  entries_.clear();
+  order_.clear();
+}
+
+void ParamStore::save(const std::filesystem::path& path) const {
+  TensorArchive archive;
+  nlohmann::json constraints = nlohmann::json::object();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& name : order_) {
+      const auto& e = entries_.at(name);
+      archive.tensors.emplace_back(name, e.unconstrained);
+      constraints[name] = std::string(constraint_name(e.constraint));
+    }
+  }
+  archive.metadata["kind"] = "ppl.param_store";
+  archive.metadata["constraints"] = constraints;
+  save_archive(archive, path);
+}
+
+void ParamStore::load(const std::filesystem::path& path) {
+  auto archive = load_archive(path);
+  const auto constraints = archive.metadata.value("constraints", nlohmann::json::object());
+  std::lock_guard lock(mutex_);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : archive.tensors) {
+    const auto c = constraint_from(constraints.value(name, std::string("real")));
+    auto it = entries_.find(name);
+    if (it != entries_.end()) {
+      auto& e = it->second;
+      if (e.unconstrained.sizes() != t.sizes())
+        throw ShapeError(fmt::format("param_store: \"{}\" in {} has shape {}, but the store holds shape {}", name,
+                                     path.string(), shape_string(t.sizes()), shape_string(e.unconstrained.sizes())));
+      e.unconstrained.copy_(t);
+      e.constraint = c;
+    } else {
+      auto u = t.clone();
+      u.set_requires_grad(true);
+      entries_.emplace(name, Entry{u, c});
+      order_.push_back(name);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ archive
+
+namespace {
+constexpr char kMagic[8] = {'P', 'P', 'L', 'T', 'E', 'N', 'S', '1'};
+}
+
+const torch::Tensor& TensorArchive::at(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  throw Error(fmt::format("archive: no tensor named \"{}\"", name));
+}
+
+void save_archive(const TensorArchive& archive, const std::filesystem::path& path) {
+  nlohmann::json header;
+  header["metadata"] = archive.metadata;
+  header["tensors"] = nlohmann::json::array();
+  std::vector<torch::Tensor> blobs;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : archive.tensors) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    const uint64_t bytes = c.numel() * c.element_size();
+    header["tensors"].push_back({{"name", name},
+                                 {"dtype", std::string(c10::toString(c.scalar_type()))},
+                                 {"shape", c.sizes().vec()},
+                                 {"offset", offset},
+                                 {"bytes", bytes}});
+    offset += bytes;
+    blobs.push_back(c);
+  }
+  const auto text = header.dump();
+  const uint64_t length = text.size();
+
+  auto dir = path.parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  auto tmp = path;
+  tmp += fmt::format(".tmp{}", ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(fmt::format("archive: cannot write {}", tmp.string()));
+    out.write(kMagic, sizeof kMagic);
+    out.write(reinterpret_cast<const char*>(&length), sizeof length);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& b : blobs)
+      out.write(static_cast<const char*>(b.data_ptr()), static_cast<std::streamsize>(b.numel() * b.element_size()));
+    out.flush();
+    if (!out) throw Error(fmt::format("archive: writing {} failed (disk full?)", tmp.string()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw Error(fmt::format("archive: cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
+  }
+}
+
+namespace {
+torch::ScalarType dtype_from(const std::string& s, const std::filesystem::path& path) {
+  static const std::pair<const char*, torch::ScalarType> table[] = {
+      {"Float", torch::kFloat}, {"Double", torch::kDouble}, {"Long", torch::kLong},   {"Int", torch::kInt},
+      {"Bool", torch::kBool},   {"Byte", torch::kByte},     {"Half", torch::kHalf},   {"BFloat16", torch::kBFloat16},
+      {"Char", torch::kChar},   {"Short", torch::kShort}};
+  for (auto& [n, t] : table)
+    if (s == n) return t;
+  throw Error(fmt::format("archive: {} has a tensor of unknown dtype \"{}\"", path.string(), s));
+}
+}  // namespace
+
+TensorArchive load_archive(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("archive: cannot open {} (no such file or not readable)", path.string()));
+  const auto size = std::filesystem::file_size(path);
+  char magic[8] = {};
+  uint64_t length = 0;
+  in.read(magic, sizeof magic);
+  if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0)
+    throw Error(fmt::format("archive: {} is not a ppl tensor archive (bad magic)", path.string()));
+  in.read(reinterpret_cast<char*>(&length), sizeof length);
+  if (!in || length > size - 16)
+    throw Error(fmt::format("archive: {} is truncated (header of {} bytes, file of {})", path.string(), length, size));
+  std::string text(length, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(length));
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("archive: {} has a corrupt header: {}", path.string(), e.what()));
+  }
+  const uint64_t data_start = 16 + length;
+  TensorArchive archive;
+  archive.metadata = header.value("metadata", nlohmann::json::object());
+  for (const auto& e : header.at("tensors")) {
+    const auto name = e.at("name").get<std::string>();
+    const auto offset = e.at("offset").get<uint64_t>();
+    const auto bytes = e.at("bytes").get<uint64_t>();
+    if (data_start + offset + bytes > size)
+      throw Error(fmt::format("archive: {} is truncated: tensor \"{}\" needs bytes {}..{}, the file has {}",
+                              path.string(), name, data_start + offset, data_start + offset + bytes, size));
+    auto t = torch::empty(e.at("shape").get<std::vector<int64_t>>(),
+                          torch::TensorOptions().dtype(dtype_from(e.at("dtype").get<std::string>(), path)));
+    if (static_cast<uint64_t>(t.numel() * t.element_size()) != bytes)
+      throw Error(fmt::format("archive: {}: tensor \"{}\" has {} bytes for its shape, the header says {}",
+                              path.string(), name, t.numel() * t.element_size(), bytes));
+    in.seekg(static_cast<std::streamoff>(data_start + offset));
+    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+    if (!in) throw Error(fmt::format("archive: reading tensor \"{}\" from {} failed", name, path.string()));
+    archive.tensors.emplace_back(name, t);
+  }
+  return archive;
+}
+
+}  // namespace ppl

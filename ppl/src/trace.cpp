@@ -1,0 +1,268 @@
+// Traces, their JSON form and the shapes table; tensors as JSON.
+#include <cmath>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/core/check.hpp>
+#include <ppl/core/tensor_json.hpp>
+#include <ppl/core/trace.hpp>
+
+namespace ppl {
+
+// ------------------------------------------------------------------ tensor JSON
+
+namespace {
+
+struct DtypeName {
+  torch::ScalarType type;
+  const char* name;
+};
+constexpr DtypeName kDtypes[] = {{torch::kFloat, "float32"}, {torch::kDouble, "float64"}, {torch::kHalf, "float16"},
+                                 {torch::kBFloat16, "bfloat16"}, {torch::kLong, "int64"}, {torch::kInt, "int32"},
+                                 {torch::kShort, "int16"}, {torch::kChar, "int8"}, {torch::kByte, "uint8"},
+                                 {torch::kBool, "bool"}};
+
+const char* dtype_name(torch::ScalarType t) {
+  for (auto& d : kDtypes)
+    if (d.type == t) return d.name;
+  throw Error(fmt::format("tensor JSON: unsupported dtype {}", c10::toString(t)));
+}
+
+torch::ScalarType dtype_from_name(const std::string& s) {
+  for (auto& d : kDtypes)
+    if (s == d.name) return d.type;
+  throw Error(fmt::format("tensor JSON: unknown dtype \"{}\"", s));
+}
+
+nlohmann::json number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+double number_from(const nlohmann::json& j) {
+  if (j.is_string()) {
+    const auto s = j.get<std::string>();
+    if (s == "nan") return NAN;
+    if (s == "inf") return INFINITY;
+    if (s == "-inf") return -INFINITY;
+    throw Error(fmt::format("tensor JSON: \"{}\" is not a number", s));
+  }
+  return j.get<double>();
+}
+
+template <class T, class F>
+nlohmann::json nest(const T* data, c10::IntArrayRef shape, size_t dim, size_t& pos, F convert) {
+  if (dim == shape.size()) return convert(data[pos++]);
+  auto arr = nlohmann::json::array();
+  for (int64_t i = 0; i < shape[dim]; ++i) arr.push_back(nest(data, shape, dim + 1, pos, convert));
+  return arr;
+}
+
+void flatten(const nlohmann::json& j, std::vector<const nlohmann::json*>& out) {
+  if (j.is_array()) {
+    for (const auto& e : j) flatten(e, out);
+  } else {
+    out.push_back(&j);
+  }
+}
+
+}  // namespace
+
+nlohmann::json tensor_to_json(const torch::Tensor& t) {
+  nlohmann::json j;
+  if (!t.defined()) return nullptr;
+  const auto c = t.detach().to(torch::kCPU).contiguous();
+  j["dtype"] = dtype_name(c.scalar_type());
+  j["shape"] = c.sizes().vec();
+  size_t pos = 0;
+  if (c.scalar_type() == torch::kBool) {
+    auto b = c.to(torch::kByte);
+    j["data"] = nest(b.data_ptr<uint8_t>(), c.sizes(), 0, pos, [](uint8_t v) { return nlohmann::json(v != 0); });
+  } else if (c10::isIntegralType(c.scalar_type(), false)) {
+    auto l = c.to(torch::kLong);
+    j["data"] = nest(l.data_ptr<int64_t>(), c.sizes(), 0, pos, [](int64_t v) { return nlohmann::json(v); });
+  } else {
+    auto d = c.to(torch::kDouble);  // exact for every floating type here
+    j["data"] = nest(d.data_ptr<double>(), c.sizes(), 0, pos, number);
+  }
+  return j;
+}
+
+torch::Tensor tensor_from_json(const nlohmann::json& j) {
+  if (j.is_null()) return {};
+  if (!j.is_object() || !j.contains("dtype") || !j.contains("shape") || !j.contains("data"))
+    throw Error("tensor JSON: expected an object with \"dtype\", \"shape\" and \"data\"");
+  const auto dtype = dtype_from_name(j.at("dtype").get<std::string>());
+  const auto shape = j.at("shape").get<std::vector<int64_t>>();
+  std::vector<const nlohmann::json*> flat;
+  flatten(j.at("data"), flat);
+  const int64_t n = c10::multiply_integers(shape);
+  if (static_cast<int64_t>(flat.size()) != n)
+    throw Error(fmt::format("tensor JSON: shape {} needs {} values, but \"data\" holds {}", shape_string(shape), n,
+                            flat.size()));
+  torch::Tensor out;
+  if (dtype == torch::kBool) {
+    out = torch::empty({n}, torch::kBool);
+    auto* p = out.data_ptr<bool>();
+    for (int64_t i = 0; i < n; ++i) p[i] = flat[i]->get<bool>();
+  } else if (c10::isIntegralType(dtype, false)) {
+    out = torch::empty({n}, torch::kLong);
+    auto* p = out.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = flat[i]->get<int64_t>();
+  } else {
+    out = torch::empty({n}, torch::kDouble);
+    auto* p = out.data_ptr<double>();
+    for (int64_t i = 0; i < n; ++i) p[i] = number_from(*flat[i]);
+  }
+  return out.to(dtype).reshape(shape);
+}
+
+// ------------------------------------------------------------------ Site
+
+const torch::Tensor& Site::log_prob() const {
+  if (log_prob_.defined()) return log_prob_;
+  if (!dist) {
+    log_prob_ = torch::zeros({}, value.defined() ? value.options().requires_grad(false) : torch::TensorOptions());
+    return log_prob_;
+  }
+  auto lp = dist->log_prob(value);
+  if (mask.defined()) lp = torch::where(mask, lp, torch::zeros({}, lp.options()));
+  if (scale != 1.0) lp = lp * scale;
+  log_prob_ = lp;
+  return log_prob_;
+}
+
+torch::Tensor Site::log_prob_sum() const { return log_prob().sum(); }
+
+// ------------------------------------------------------------------ Trace
+
+void Trace::add(Site site) {
+  if (index_.count(site.name))
+    throw SiteError(fmt::format("trace: site \"{}\" is used twice in one execution ({} and {})", site.name,
+                                sites_[index_.at(site.name)].location.short_string(), site.location.short_string()));
+  index_.emplace(site.name, sites_.size());
+  sites_.push_back(std::move(site));
+}
+
+const Site* Trace::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &sites_[it->second];
+}
+
+const Site& Trace::site(const std::string& name) const {
+  if (const Site* s = find(name)) return *s;
+  std::vector<std::string> names;
+  for (const auto& s : sites_) names.push_back(fmt::format("\"{}\"", s.name));
+  throw SiteError(fmt::format("trace: no site named \"{}\" (sites: {})", name,
+                              names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "))));
+}
+
+torch::Tensor Trace::log_prob_sum() const {
+  torch::Tensor total;
+  for (const auto& s : sites_) {
+    if (!s.is_random()) continue;
+    auto lp = s.log_prob_sum();
+    total = total.defined() ? total + lp : lp;
+  }
+  return total.defined() ? total : torch::zeros({});
+}
+
+nlohmann::json Trace::to_json() const {
+  nlohmann::json sites = nlohmann::json::array();
+  for (const auto& s : sites_) {
+    nlohmann::json j;
+    j["name"] = s.name;
+    j["kind"] = std::string(to_string(s.kind));
+    j["observed"] = s.observed;
+    j["reparameterised"] = s.reparameterised;
+    j["distribution"] = s.dist ? s.dist->to_json() : nlohmann::json(nullptr);
+    j["value"] = tensor_to_json(s.value);
+    j["log_prob"] = s.is_random() ? tensor_to_json(s.log_prob()) : nlohmann::json(nullptr);
+    auto plates = nlohmann::json::array();
+    for (const auto& p : s.plates)
+      plates.push_back({{"name", p.name}, {"size", p.size}, {"subsample_size", p.subsample_size}, {"dim", p.dim}});
+    j["plates"] = std::move(plates);
+    j["scale"] = s.scale;
+    j["mask"] = tensor_to_json(s.mask);
+    j["location"] = {{"file", s.location.file}, {"line", s.location.line}, {"function", s.location.function}};
+    sites.push_back(std::move(j));
+  }
+  return {{"format", "ppl.trace"}, {"version", 1}, {"sites", std::move(sites)}};
+}
+
+Trace Trace::from_json(const nlohmann::json& j) {
+  if (!j.is_object() || j.value("format", "") != "ppl.trace")
+    throw Error("trace JSON: expected an object with \"format\": \"ppl.trace\"");
+  if (j.value("version", 0) != 1)
+    throw Error(fmt::format("trace JSON: version {} is not supported (this build reads version 1)", j.value("version", 0)));
+  Trace trace;
+  for (const auto& js : j.at("sites")) {
+    Site s;
+    s.name = js.at("name").get<std::string>();
+    try {
+      const auto kind = js.at("kind").get<std::string>();
+      s.kind = kind == "param" ? SiteKind::param : kind == "observe" ? SiteKind::observe : SiteKind::sample;
+      s.observed = js.value("observed", false);
+      s.reparameterised = js.value("reparameterised", false);
+      if (!js.at("distribution").is_null()) s.dist = dist::from_json(js.at("distribution"));
+      s.value = tensor_from_json(js.at("value"));
+      for (const auto& p : js.value("plates", nlohmann::json::array()))
+        s.plates.push_back({p.at("name").get<std::string>(), p.at("size").get<int64_t>(),
+                            p.value("subsample_size", p.at("size").get<int64_t>()), p.at("dim").get<int64_t>()});
+      s.scale = js.value("scale", 1.0);
+      if (js.contains("mask")) s.mask = tensor_from_json(js.at("mask"));
+      if (js.contains("location")) {
+        const auto& l = js.at("location");
+        s.location = {l.value("file", ""), l.value("line", 0), l.value("function", "")};
+      }
+      if (js.contains("log_prob") && !js.at("log_prob").is_null()) s.set_log_prob(tensor_from_json(js.at("log_prob")));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what()));
+    } catch (const Error& e) {
+      throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what()));
+    }
+    trace.add(std::move(s));
+  }
+  return trace;
+}
+
+std::string Trace::format_shapes() const {
+  struct Row {
+    std::string name, kind, dist, batch, event, value, log_prob, plates;
+  };
+  std::vector<Row> rows{{"site", "kind", "dist", "batch", "event", "value", "log_prob", "plates"}};
+  for (const auto& s : sites_) {
+    Row r;
+    r.name = s.name;
+    r.kind = std::string(to_string(s.kind)) + (s.observed && s.kind == SiteKind::sample ? "*" : "");
+    r.dist = s.dist ? std::string(s.dist->type_name()) : "-";
+    r.batch = s.dist ? shape_string(s.dist->batch_shape()) : "-";
+    r.event = s.dist ? shape_string(s.dist->event_shape()) : "-";
+    r.value = s.value.defined() ? shape_string(s.value.sizes()) : "-";
+    r.log_prob = s.is_random() ? shape_string(s.log_prob().sizes()) : "-";
+    std::vector<std::string> ps;
+    for (const auto& p : s.plates) ps.push_back(fmt::format("{}({})@{}", p.name, p.subsample_size, p.dim));
+    r.plates = fmt::format("{}", fmt::join(ps, " "));
+    rows.push_back(std::move(r));
+  }
+  std::array<size_t, 8> width{};
+  for (const auto& r : rows) {
+    const std::array<const std::string*, 8> f{&r.name, &r.kind, &r.dist, &r.batch, &r.event, &r.value, &r.log_prob, &r.plates};
+    for (size_t i = 0; i < 8; ++i) width[i] = std::max(width[i], f[i]->size());
+  }
+  std::ostringstream out;
+  for (const auto& r : rows) {
+    const std::array<const std::string*, 8> f{&r.name, &r.kind, &r.dist, &r.batch, &r.event, &r.value, &r.log_prob, &r.plates};
+    std::string line;
+    for (size_t i = 0; i < 8; ++i) line += fmt::format("{:<{}}  ", *f[i], width[i]);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace ppl

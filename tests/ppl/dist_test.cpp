@@ -1,0 +1,286 @@
+// Distribution tables: log densities against values computed independently
+// (scipy.stats, or the closed form in float128), invalid parameters, sampler
+// goodness of fit, and gradients against finite differences.
+#include <catch2/catch.hpp>
+
+#include <ppl/core/random.hpp>
+#include <ppl/dist.hpp>
+
+#include "test_util.hpp"
+
+namespace d = ppl::dist;
+using ppl::test::finite_difference;
+using ppl::test::ks_critical;
+using ppl::test::ks_statistic;
+
+namespace {
+torch::Tensor t(double v) { return torch::tensor(v, torch::kDouble); }
+torch::Tensor tv(std::vector<double> v) { return torch::tensor(v, torch::kDouble); }
+}  // namespace
+
+TEST_CASE("log densities match independently computed values", "[dist]") {
+  struct Row {
+    const char* what;
+    std::function<std::shared_ptr<d::Distribution>()> make;
+    torch::Tensor value;
+    double expected;
+  };
+  // Reference numbers: scipy.stats 1.10 logpdf / logpmf; ContinuousBernoulli
+  // and RelaxedBernoulli from their closed forms evaluated in numpy.
+  const std::vector<Row> rows = {
+      {"Normal(0.5, 2) at 1.3", [] { return d::Normal(t(0.5), t(2.0)).clone(); }, t(1.3), -1.6920857137646181},
+      {"Normal(-1, 0.1) at -1.05", [] { return d::Normal(t(-1), t(0.1)).clone(); }, t(-1.05), 1.2586465597893726},
+      {"Laplace(0.5, 2) at -1.3", [] { return d::Laplace(t(0.5), t(2.0)).clone(); }, t(-1.3), -2.2862943611198907},
+      {"Laplace(0, 0.3) at 0.1", [] { return d::Laplace(t(0), t(0.3)).clone(); }, t(0.1), 0.17749229043265746},
+      {"Uniform(-1, 2) at 0.5", [] { return d::Uniform(t(-1), t(2)).clone(); }, t(0.5), -1.0986122886681096},
+      {"Beta(2.5, 0.7) at 0.3", [] { return d::Beta(t(2.5), t(0.7)).clone(); }, t(0.3), -1.3591020131569613},
+      {"Beta(0.5, 0.5) at 0.9", [] { return d::Beta(t(0.5), t(0.5)).clone(); }, t(0.9), 0.05924291847653618},
+      {"Gamma(2.5, 1.5) at 0.8", [] { return d::Gamma(t(2.5), t(1.5)).clone(); }, t(0.8), -0.8057354271738228},
+      {"Gamma(0.7, 3) at 2", [] { return d::Gamma(t(0.7), t(3.0)).clone(); }, t(2.0), -5.699782798631973},
+      {"Bernoulli(0.3) at 1", [] { return d::Bernoulli(t(0.3)).clone(); }, t(1), -1.2039728043259361},
+      {"Bernoulli(0.3) at 0", [] { return d::Bernoulli(t(0.3)).clone(); }, t(0), -0.35667494393873245},
+      {"Bernoulli(logits -2) at 1", [] { return d::Bernoulli(d::logits(t(-2.0))).clone(); }, t(1), -2.1269280110429727},
+      {"Categorical([.2 .5 .3]) at 2", [] { return d::Categorical(tv({0.2, 0.5, 0.3})).clone(); },
+       torch::tensor(2, torch::kLong), -1.203972804325936},
+      {"Categorical(logits [1 -.5 2]) at 0", [] { return d::Categorical(d::logits(tv({1.0, -0.5, 2.0}))).clone(); },
+       torch::tensor(0, torch::kLong), -1.371539031852683},
+      {"ContinuousBernoulli(0.8) at 0.3", [] { return d::ContinuousBernoulli(t(0.8)).clone(); }, t(0.3),
+       -0.35608972035386144},
+      {"ContinuousBernoulli(0.1) at 0.9", [] { return d::ContinuousBernoulli(t(0.1)).clone(); }, t(0.9),
+       -1.0725240757695695},
+      {"ContinuousBernoulli(0.4999) at 0.3 (Taylor region)", [] { return d::ContinuousBernoulli(t(0.4999)).clone(); },
+       t(0.3), 7.999333439982239e-05},
+      {"RelaxedBernoulli(T=0.5, p=0.6) at 0.3", [] { return d::RelaxedBernoulli(t(0.5), d::probs(t(0.6))).clone(); },
+       t(0.3), -0.6859432563652366},
+      {"RelaxedBernoulli(T=2, p=0.2) at 0.8", [] { return d::RelaxedBernoulli(t(2.0), d::probs(t(0.2))).clone(); },
+       t(0.8), -1.6641628121233474},
+      {"Delta(1.5) at 1.5", [] { return d::Delta(t(1.5)).clone(); }, t(1.5), 0.0},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    const double got = row.make()->log_prob(row.value).item<double>();
+    CHECK(got == Approx(row.expected).epsilon(1e-9).margin(1e-12));
+  }
+  CHECK(std::isinf(d::Delta(t(1.5)).log_prob(t(1.0)).item<double>()));
+  CHECK(std::isinf(d::Uniform(t(-1), t(2)).log_prob(t(2.5)).item<double>()));
+}
+
+TEST_CASE("invalid parameters throw a message naming the distribution, argument and value", "[dist]") {
+  struct Row {
+    std::function<void()> make;
+    const char* message;
+  };
+  const std::vector<Row> rows = {
+      {[] { d::Normal(0.0, tv({1, 2, 3, -0.5})).sample(); }, "Normal: scale[3] is -0.5, but must be positive"},
+      {[] { d::Normal(NAN, 1.0).sample(); }, "Normal: loc is nan, but must be finite"},
+      {[] { d::Laplace(0.0, 0.0).sample(); }, "Laplace: scale is 0, but must be positive"},
+      {[] { d::Uniform(2.0, 1.0).sample(); }, "Uniform: low is 2, but must be less than high (1)"},
+      {[] { d::Beta(0.0, 1.0).sample(); }, "Beta: concentration1 is 0, but must be positive"},
+      {[] { d::Gamma(1.0, -1.0).sample(); }, "Gamma: rate is -1, but must be positive"},
+      {[] { d::Bernoulli(1.5).sample(); }, "Bernoulli: probs is 1.5, but must be in [0, 1]"},
+      {[] { d::Categorical(tv({0.5, -0.1})).sample(); }, "Categorical: probs[1] is -0.1"},
+      {[] { d::ContinuousBernoulli(-0.1).sample(); }, "ContinuousBernoulli: probs is -0.1, but must be in [0, 1]"},
+      {[] { d::RelaxedBernoulli(0.0, d::probs(0.5)).rsample(); }, "RelaxedBernoulli: temperature is 0, but must be positive"},
+      {[] { d::Bernoulli(0.5).rsample(); }, "Bernoulli: rsample is not available"},
+      {[] { d::Normal(torch::zeros({3}), 1.0).to_event(2); }, "to_event(2) needs 2 batch dimensions"},
+      {[] { d::Normal(torch::zeros({3}), torch::ones({4})); }, "do not broadcast"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.message);
+    CHECK_THROWS_WITH(row.make(), Catch::Contains(row.message));
+  }
+  CHECK_THROWS_AS(d::Normal(0.0, -1.0).sample(), ppl::ArgumentError);
+}
+
+TEST_CASE("shapes: batch, event, to_event, expand, sample shapes", "[dist]") {
+  auto n = d::Normal(torch::zeros({4, 3}), 1.0);
+  CHECK(n.batch_shape() == std::vector<int64_t>{4, 3});
+  CHECK(n.event_shape().empty());
+  auto e = n.to_event(1);
+  CHECK(e.batch_shape() == std::vector<int64_t>{4});
+  CHECK(e.event_shape() == std::vector<int64_t>{3});
+  CHECK(e.sample({5}).sizes() == c10::IntArrayRef({5, 4, 3}));
+  CHECK(e.log_prob(torch::zeros({4, 3})).sizes() == c10::IntArrayRef({4}));
+  // to_event sums the elementwise log densities.
+  auto x = torch::randn({4, 3});
+  CHECK(torch::allclose(e.log_prob(x), n.log_prob(x).sum(-1)));
+  auto big = e.expand({2, 4});
+  CHECK(big->batch_shape() == std::vector<int64_t>{2, 4});
+  CHECK(big->event_shape() == std::vector<int64_t>{3});
+  auto c = d::Categorical(torch::ones({2, 5}));
+  CHECK(c.batch_shape() == std::vector<int64_t>{2});
+  CHECK(c.sample({7}).sizes() == c10::IntArrayRef({7, 2}));
+  CHECK(c.sample().scalar_type() == torch::kLong);
+}
+
+TEST_CASE("masking zeroes the log density where the mask is false, before the event sum", "[dist]") {
+  auto n = d::Normal(torch::zeros({2, 3}), 1.0);
+  auto mask = torch::tensor({true, false});
+  auto x = torch::randn({2, 3});
+  auto lp = n.mask(mask.unsqueeze(-1)).to_event(1).log_prob(x);
+  CHECK(lp[0].item<double>() == Approx(n.log_prob(x)[0].sum().item<double>()));
+  CHECK(lp[1].item<double>() == 0.0);
+  auto lp2 = n.to_event(1).mask(mask).log_prob(x);
+  CHECK(torch::allclose(lp, lp2));
+}
+
+TEST_CASE("analytic KL divergences match quadrature", "[dist]") {
+  // Reference numbers: scipy.integrate.quad of p log(p/q).
+  CHECK(d::kl(d::Normal(t(0.3), t(1.2)), d::Normal(t(-0.5), t(0.7))).item<double>() == Approx(1.08345247885915));
+  CHECK(d::kl(d::Laplace(t(0.3), t(1.2)), d::Laplace(t(-0.5), t(0.7))).item<double>() == Approx(0.4840042746212184));
+  CHECK(d::kl(d::Beta(t(2.0), t(3.0)), d::Beta(t(1.5), t(0.8))).item<double>() == Approx(0.5369946355931733));
+  CHECK(d::kl(d::Gamma(t(2.0), t(1.5)), d::Gamma(t(3.0), t(0.5))).item<double>() == Approx(2.2328663781299745));
+  CHECK(d::kl(d::Uniform(t(0), t(1)), d::Uniform(t(-1), t(3))).item<double>() == Approx(1.3862943611198906));
+  CHECK(std::isinf(d::kl(d::Uniform(t(-1), t(3)), d::Uniform(t(0), t(1))).item<double>()));
+  CHECK(d::kl(d::Bernoulli(t(0.3)), d::Bernoulli(t(0.6))).item<double>() == Approx(0.18378689738681217));
+  CHECK(d::kl(d::Categorical(tv({0.2, 0.5, 0.3})), d::Categorical(tv({0.4, 0.4, 0.2}))).item<double>() ==
+        Approx(0.09458187197756508));
+  CHECK(d::kl(d::ContinuousBernoulli(t(0.8)), d::ContinuousBernoulli(t(0.3))).item<double>() ==
+        Approx(0.20103591570967988).epsilon(1e-6));
+  CHECK(d::ContinuousBernoulli(t(0.8)).mean().item<double>() == Approx(0.6119858128888516));
+  // to_event sums; pairs without a closed form are an error.
+  auto p = d::Normal(torch::zeros({3}, torch::kDouble), 1.0).to_event(1);
+  auto q = d::Normal(torch::ones({3}, torch::kDouble), 1.0).to_event(1);
+  CHECK(d::kl(p, q).item<double>() == Approx(1.5));
+  CHECK_FALSE(d::has_kl(d::Normal(0.0, 1.0), d::Laplace(0.0, 1.0)));
+  CHECK_THROWS_WITH(d::kl(d::Normal(0.0, 1.0), d::Laplace(0.0, 1.0)), Catch::Contains("no closed form"));
+}
+
+TEST_CASE("samplers pass a goodness-of-fit test", "[dist]") {
+  ppl::random::SeedScope seed(1234);
+  const int64_t n = 20000;
+  struct Row {
+    const char* what;
+    std::shared_ptr<d::Distribution> dist;
+    double low, high;
+  };
+  const std::vector<Row> rows = {
+      {"Normal", d::Normal(t(0.5), t(2.0)).clone(), -15, 16},
+      {"Laplace", d::Laplace(t(-1.0), t(0.5)).clone(), -15, 13},
+      {"Uniform", d::Uniform(t(-1.0), t(2.0)).clone(), -1, 2},
+      {"Beta", d::Beta(t(2.0), t(3.0)).clone(), 0, 1},
+      {"Gamma", d::Gamma(t(2.5), t(1.5)).clone(), 1e-12, 30},
+      {"ContinuousBernoulli", d::ContinuousBernoulli(t(0.8)).clone(), 0, 1},
+      {"RelaxedBernoulli", d::RelaxedBernoulli(t(2.0), d::probs(t(0.3))).clone(), 1e-9, 1 - 1e-9},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    auto s = row.dist->sample({n});
+    auto dist = row.dist;
+    const double D = ks_statistic(s, [&](const torch::Tensor& x) { return dist->log_prob(x).exp(); }, row.low, row.high);
+    CHECK(D < ks_critical(n));
+  }
+  // Discrete samplers: chi-square against the probabilities (df = 2, p = 0.001 -> 13.8).
+  auto probs = tv({0.2, 0.5, 0.3});
+  auto counts = torch::bincount(d::Categorical(probs).sample({n}), {}, 3).to(torch::kDouble);
+  auto expected = probs * n;
+  CHECK(((counts - expected).pow(2) / expected).sum().item<double>() < 13.8);
+  auto ones = d::Bernoulli(t(0.3)).sample({n}).sum().item<double>();
+  CHECK(std::abs(ones - 0.3 * n) < 4.5 * std::sqrt(n * 0.3 * 0.7));
+  CHECK(torch::equal(d::Delta(t(2.5)).sample({3}), torch::full({3}, 2.5, torch::kDouble)));
+}
+
+TEST_CASE("gradients of log_prob match finite differences", "[dist]") {
+  using Make = std::function<torch::Tensor(const torch::Tensor& params, const torch::Tensor& value)>;
+  struct Row {
+    const char* what;
+    Make lp;
+    torch::Tensor params, value;
+  };
+  const std::vector<Row> rows = {
+      {"Normal", [](auto p, auto v) { return d::Normal(p[0], p[1]).log_prob(v); }, tv({0.3, 1.7}), t(-0.4)},
+      {"Laplace", [](auto p, auto v) { return d::Laplace(p[0], p[1]).log_prob(v); }, tv({0.3, 1.7}), t(-0.4)},
+      {"Beta", [](auto p, auto v) { return d::Beta(p[0], p[1]).log_prob(v); }, tv({2.3, 1.7}), t(0.35)},
+      {"Gamma", [](auto p, auto v) { return d::Gamma(p[0], p[1]).log_prob(v); }, tv({2.3, 1.7}), t(0.8)},
+      {"Uniform", [](auto p, auto v) { return d::Uniform(p[0], p[1]).log_prob(v); }, tv({-1.0, 2.5}), t(0.3)},
+      {"Bernoulli", [](auto p, auto v) { return d::Bernoulli(d::logits(p[0])).log_prob(v); }, tv({0.4}), t(1)},
+      {"Categorical", [](auto p, auto v) { return d::Categorical(d::logits(p)).log_prob(v); }, tv({0.4, -1.0, 2.0}),
+       torch::tensor(1, torch::kLong)},
+      {"ContinuousBernoulli", [](auto p, auto v) { return d::ContinuousBernoulli(p[0]).log_prob(v); }, tv({0.7}), t(0.2)},
+      {"RelaxedBernoulli", [](auto p, auto v) { return d::RelaxedBernoulli(p[0], d::logits(p[1])).log_prob(v); },
+       tv({0.7, 0.3}), t(0.6)},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    auto p = row.params.clone().requires_grad_(true);
+    row.lp(p, row.value).backward();
+    auto fd = finite_difference([&](const torch::Tensor& q) { return row.lp(q, row.value); }, row.params);
+    CHECK(torch::allclose(p.grad(), fd, 1e-5, 1e-6));
+    const std::string what = row.what;
+    if (torch::isFloatingType(row.value.scalar_type()) && what != "Bernoulli" && what != "Uniform") {
+      auto v = row.value.clone().requires_grad_(true);
+      row.lp(row.params, v).backward();
+      auto fdv = finite_difference([&](const torch::Tensor& x) { return row.lp(row.params, x); }, row.value);
+      CHECK(torch::allclose(v.grad(), fdv, 1e-5, 1e-6));
+    }
+  }
+}
+
+TEST_CASE("gradients of rsample match finite differences at fixed noise", "[dist]") {
+  using Draw = std::function<torch::Tensor(const torch::Tensor& params)>;
+  struct Row {
+    const char* what;
+    Draw draw;
+    torch::Tensor params;
+  };
+  const std::vector<Row> rows = {
+      {"Normal", [](auto p) { return d::Normal(p[0], p[1]).rsample({5}).sum(); }, tv({0.3, 1.7})},
+      {"Laplace", [](auto p) { return d::Laplace(p[0], p[1]).rsample({5}).sum(); }, tv({0.3, 1.7})},
+      {"Uniform", [](auto p) { return d::Uniform(p[0], p[1]).rsample({5}).sum(); }, tv({-1.0, 2.5})},
+      {"ContinuousBernoulli", [](auto p) { return d::ContinuousBernoulli(p[0]).rsample({5}).sum(); }, tv({0.8})},
+      {"RelaxedBernoulli", [](auto p) { return d::RelaxedBernoulli(p[0], d::logits(p[1])).rsample({5}).sum(); },
+       tv({0.7, 0.3})},
+      {"Delta", [](auto p) { return d::Delta(p[0]).rsample({5}).sum(); }, tv({0.7})},
+  };
+  for (const auto& row : rows) {
+    INFO(row.what);
+    auto seeded = [&](const torch::Tensor& q) {
+      ppl::random::SeedScope seed(7);
+      return row.draw(q);
+    };
+    auto p = row.params.clone().requires_grad_(true);
+    seeded(p).backward();
+    auto fd = finite_difference(seeded, row.params);
+    CHECK(torch::allclose(p.grad(), fd, 1e-4, 1e-6));
+  }
+}
+
+TEST_CASE("Gamma and Beta rsample gradients: implicit reparameterisation", "[dist]") {
+  ppl::random::SeedScope seed(11);
+  // Gamma(a, 1): dz/da = -(dF/da)(z) / p(z), F the regularised incomplete gamma.
+  auto a = t(2.3).requires_grad_(true);
+  auto z = d::Gamma(a, 1.0).rsample({6});
+  auto grad = torch::autograd::grad({z.sum()}, {a})[0];
+  auto zd = z.detach();
+  const double h = 1e-6;
+  auto dF = (torch::igamma(t(2.3 + h), zd) - torch::igamma(t(2.3 - h), zd)) / (2 * h);
+  auto density = d::Gamma(t(2.3), 1.0).log_prob(zd).exp();
+  CHECK(grad.item<double>() == Approx((-dF / density).sum().item<double>()).epsilon(1e-4));
+  // Unbiased mean gradients: d E[x]/d alpha for Gamma(alpha, rate) is 1/rate;
+  // for Beta(alpha, beta) it is beta / (alpha + beta)^2.
+  const int64_t n = 40000;
+  auto ga = t(1.5).requires_grad_(true);
+  d::Gamma(ga, t(2.0)).rsample({n}).mean().backward();
+  CHECK(ga.grad().item<double>() == Approx(0.5).margin(0.02));
+  auto ba = t(2.0).requires_grad_(true);
+  auto bb = t(3.0).requires_grad_(true);
+  d::Beta(ba, bb).rsample({n}).mean().backward();
+  CHECK(ba.grad().item<double>() == Approx(3.0 / 25.0).margin(0.006));
+  CHECK(bb.grad().item<double>() == Approx(-2.0 / 25.0).margin(0.006));
+}
+
+TEST_CASE("straight-through RelaxedBernoulli: hard values, soft gradients and density", "[dist]") {
+  ppl::random::SeedScope seed(3);
+  auto l = t(0.4).requires_grad_(true);
+  auto st = d::RelaxedBernoulli(0.5, d::logits(l), /*straight_through=*/true);
+  auto y = st.rsample({8});
+  CHECK(((y == 0).logical_or(y == 1)).all().item<bool>());
+  y.sum().backward();
+  CHECK(l.grad().abs().item<double>() > 0);
+  // log_prob of the returned tensor is the density of the soft value behind it.
+  ppl::random::SeedScope again(3);
+  auto soft = d::RelaxedBernoulli(0.5, d::logits(t(0.4))).rsample({8});
+  auto lp = st.log_prob(y);
+  auto expected = d::RelaxedBernoulli(0.5, d::logits(t(0.4))).log_prob(soft.detach());
+  CHECK(torch::allclose(lp.detach(), expected));
+}

@@ -1,0 +1,114 @@
+// The param store, modules, the tensor archive and options reflection.
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/ppl.hpp>
+
+namespace d = ppl::dist;
+
+namespace {
+std::filesystem::path temp_path(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / "ppl_store_test";
+  std::filesystem::create_directories(dir);
+  return dir / name;
+}
+
+struct NetImpl : torch::nn::Module {
+  NetImpl() : fc(register_module("fc", torch::nn::Linear(3, 2))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return fc(x); }
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(Net);
+
+struct Inner {
+  BOOST_HANA_DEFINE_STRUCT(Inner, (int, steps), (std::string, name));
+};
+struct Options {
+  BOOST_HANA_DEFINE_STRUCT(Options, (double, lr), (bool, baseline), (std::vector<int>, sizes), (Inner, inner));
+};
+}  // namespace
+
+TEST_CASE("param creates a learnable tensor once, with constraints", "[param]") {
+  ppl::param_store().clear();
+  auto a = ppl::param("scale", torch::tensor({2.0, 0.5}), ppl::ParamConstraint::positive);
+  CHECK(torch::allclose(a, torch::tensor({2.0, 0.5})));
+  auto u = ppl::param_store().unconstrained("scale");
+  CHECK(u.requires_grad());
+  CHECK(torch::allclose(u, torch::log(torch::tensor({2.0, 0.5}))));
+  // Second use ignores init and returns the stored value.
+  auto b = ppl::param("scale", torch::tensor({9.0, 9.0}), ppl::ParamConstraint::positive);
+  CHECK(torch::allclose(b, a));
+  auto tr = ppl::trace([] { return ppl::param("scale", torch::Tensor{}, ppl::ParamConstraint::positive); });
+  CHECK(tr.site("scale").kind == ppl::SiteKind::param);
+  CHECK_THROWS_WITH(ppl::param("neg", torch::tensor(-1.0), ppl::ParamConstraint::positive),
+                    Catch::Contains("param: init is -1, but must be positive (site \"neg\")"));
+  CHECK_THROWS_WITH(ppl::param_store().at("missing"), Catch::Contains("no parameter named \"missing\""));
+}
+
+TEST_CASE("module registers parameters under a prefix and they appear as param sites", "[param]") {
+  ppl::param_store().clear();
+  Net net;
+  auto tr = ppl::trace([&] { ppl::module("encoder", net); });
+  CHECK(tr.contains("encoder.fc.weight"));
+  CHECK(tr.contains("encoder.fc.bias"));
+  CHECK(ppl::param_store().unconstrained("encoder.fc.weight").is_same(net->fc->weight));
+}
+
+TEST_CASE("the param store saves atomically and loads into existing tensors", "[param][archive]") {
+  ppl::param_store().clear();
+  Net net;
+  ppl::module("encoder", net);
+  ppl::param("mu", torch::tensor({1.0, 2.0}));
+  const auto path = temp_path("params.bin");
+  ppl::param_store().save(path);
+  CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  const auto saved = net->fc->weight.detach().clone();
+  {
+    torch::NoGradGuard g;
+    net->fc->weight.fill_(0.0);
+  }
+  ppl::param_store().load(path);
+  CHECK(torch::equal(net->fc->weight.detach(), saved));
+  // A fresh store and a fresh module: the module picks the loaded values up.
+  ppl::param_store().clear();
+  ppl::param_store().load(path);
+  Net other;
+  ppl::module("encoder", other);
+  CHECK(torch::equal(other->fc->weight.detach(), saved));
+  CHECK(torch::allclose(ppl::param_store().at("mu"), torch::tensor({1.0, 2.0})));
+}
+
+TEST_CASE("archives: missing, foreign and truncated files are clear errors", "[archive]") {
+  CHECK_THROWS_WITH(ppl::load_archive(temp_path("nope.bin")), Catch::Contains("nope.bin") && Catch::Contains("cannot open"));
+  const auto foreign = temp_path("foreign.bin");
+  std::ofstream(foreign) << "hello world, not an archive";
+  CHECK_THROWS_WITH(ppl::load_archive(foreign), Catch::Contains("not a ppl tensor archive"));
+  ppl::TensorArchive a;
+  a.tensors.emplace_back("x", torch::arange(100, torch::kDouble));
+  a.metadata["step"] = 7;
+  const auto good = temp_path("good.bin");
+  ppl::save_archive(a, good);
+  auto back = ppl::load_archive(good);
+  CHECK(torch::equal(back.at("x"), a.tensors[0].second));
+  CHECK(back.metadata["step"] == 7);
+  std::filesystem::resize_file(good, std::filesystem::file_size(good) - 10);
+  CHECK_THROWS_WITH(ppl::load_archive(good), Catch::Contains("truncated") && Catch::Contains("\"x\""));
+}
+
+TEST_CASE("options structs round-trip through JSON and reject unknown keys", "[reflect]") {
+  Options o{0.001, true, {1, 2}, {5, "air"}};
+  auto j = ppl::options_to_json(o);
+  CHECK(j["inner"]["name"] == "air");
+  auto back = ppl::options_from_json<Options>(j);
+  CHECK(back.lr == 0.001);
+  CHECK(back.sizes == std::vector<int>{1, 2});
+  CHECK(back.inner.steps == 5);
+  auto partial = ppl::options_from_json<Options>(nlohmann::json{{"lr", 0.5}}, o);
+  CHECK(partial.lr == 0.5);
+  CHECK(partial.inner.name == "air");
+  CHECK_THROWS_WITH(ppl::options_from_json<Options>(nlohmann::json{{"lrr", 0.5}}), Catch::Contains("unknown key \"lrr\""));
+  CHECK_THROWS_WITH(ppl::options_from_json<Options>(nlohmann::json{{"inner", {{"steps", "x"}}}}),
+                    Catch::Contains("inner.steps"));
+}
