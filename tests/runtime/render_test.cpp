@@ -1,0 +1,182 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+#include <ppl/runtime/render.hpp>
+
+#include "gradcheck.hpp"
+
+namespace {
+
+using ppl::runtime::render_strokes;
+using ppl::runtime::RenderOptions;
+
+// Eq. 10-13 written with plain composed ATen ops: materialises [B, T, S, H, W].
+torch::Tensor reference_render(const torch::Tensor& points, const torch::Tensor& sigma,
+                               const torch::Tensor& omega0, std::int64_t H, std::int64_t W,
+                               std::int64_t S) {
+  const auto opts = points.options();
+  const auto K = points.size(2), D = K - 1;
+  const auto u = torch::linspace(0, 1, S, opts);
+  std::vector<torch::Tensor> cols;
+  double binom = 1;
+  for (std::int64_t k = 0; k <= D; ++k) {
+    if (k > 0) binom = binom * static_cast<double>(D - k + 1) / static_cast<double>(k);
+    cols.push_back(binom * torch::pow(1 - u, static_cast<double>(D - k)) *
+                   torch::pow(u, static_cast<double>(k)));
+  }
+  const auto bern = torch::stack(cols, 1);                          // [S, K]
+  const auto curve = torch::einsum("sk,btkc->btsc", {bern, points});  // [B, T, S, 2]
+  const auto xs = torch::arange(W, opts) / static_cast<double>(W);
+  const auto ys = torch::arange(H, opts) / static_cast<double>(H);
+  const auto dx = xs.view({1, 1, 1, 1, W}) - curve.select(-1, 0).unsqueeze(-1).unsqueeze(-1);
+  const auto dy = ys.view({1, 1, 1, H, 1}) - curve.select(-1, 1).unsqueeze(-1).unsqueeze(-1);
+  const auto s2 = (2 * sigma * sigma).unsqueeze(-1).unsqueeze(-1).unsqueeze(-1);
+  const auto raw = torch::exp(-(dx * dx + dy * dy) / s2).sum(2);  // [B, T, H, W]
+  const auto m = std::get<0>(raw.flatten(2).max(-1)).unsqueeze(-1).unsqueeze(-1);
+  return torch::tanh(raw / m / omega0.unsqueeze(-1).unsqueeze(-1));
+}
+
+struct Strokes {
+  torch::Tensor points, sigma, omega0;
+};
+
+Strokes random_strokes(std::int64_t B, std::int64_t T, std::int64_t K, torch::Dtype dtype) {
+  const auto opts = torch::TensorOptions().dtype(dtype);
+  return {torch::rand({B, T, K, 2}, opts) * 0.8 + 0.1, torch::rand({B, T}, opts) * 0.05 + 0.03,
+          torch::rand({B, T}, opts) * 0.6 + 0.2};
+}
+
+}  // namespace
+
+TEST_CASE("render_strokes matches the composed-ops reference", "[runtime][render]") {
+  torch::manual_seed(1);
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    for (const std::int64_t K : {1, 2, 4, 6}) {
+      const auto s = random_strokes(3, 4, K, dtype);
+      const auto got = render_strokes(s.points, s.sigma, s.omega0, {.height = 20, .width = 28, .samples = 37});
+      const auto want = reference_render(s.points, s.sigma, s.omega0, 20, 28, 37);
+      REQUIRE(got.sizes() == want.sizes());
+      CHECK(got.dtype() == dtype);
+      const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-5;
+      CHECK(torch::allclose(got, want, tol, tol));
+      CHECK(got.min().item<double>() >= 0);
+      CHECK(got.max().item<double>() <= 1);
+    }
+  }
+}
+
+TEST_CASE("render_strokes uses the default 50 x 50 raster and 100 samples", "[runtime][render]") {
+  torch::manual_seed(2);
+  const auto s = random_strokes(2, 3, 4, torch::kFloat64);
+  const auto got = render_strokes(s.points, s.sigma, s.omega0);
+  CHECK(got.sizes() == torch::IntArrayRef({2, 3, 50, 50}));
+  CHECK(torch::allclose(got, reference_render(s.points, s.sigma, s.omega0, 50, 50, 100), 1e-10, 1e-10));
+}
+
+TEST_CASE("render_strokes gradients match finite differences", "[runtime][render][grad]") {
+  torch::manual_seed(3);
+  const auto s = random_strokes(2, 2, 4, torch::kFloat64);
+  const RenderOptions opts{.height = 7, .width = 9, .samples = 11};
+  ppl_test::check_gradients(
+      [&](const std::vector<torch::Tensor>& in) { return render_strokes(in[0], in[1], in[2], opts); },
+      {s.points, s.sigma, s.omega0}, {"points", "sigma", "omega0"});
+}
+
+TEST_CASE("render_strokes backward agrees with autograd through the reference",
+          "[runtime][render][grad]") {
+  torch::manual_seed(4);
+  const auto s = random_strokes(3, 5, 4, torch::kFloat64);
+  auto run = [&](bool fused) {
+    auto p = s.points.clone().set_requires_grad(true);
+    auto g = s.sigma.clone().set_requires_grad(true);
+    auto o = s.omega0.clone().set_requires_grad(true);
+    auto out = fused ? render_strokes(p, g, o, {.height = 16, .width = 12, .samples = 30})
+                     : reference_render(p, g, o, 16, 12, 30);
+    torch::manual_seed(5);
+    (out * torch::randn_like(out)).sum().backward();
+    return std::vector<torch::Tensor>{p.grad(), g.grad(), o.grad()};
+  };
+  const auto fused = run(true), ref = run(false);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(torch::allclose(fused[i], ref[i], 1e-9, 1e-9));
+}
+
+TEST_CASE("a straight stroke is brightest on its line and dark far from it", "[runtime][render]") {
+  // Cubic with control points evenly spaced on the diagonal from (0.2, 0.2) to (0.8, 0.8).
+  const auto points = torch::tensor({0.2, 0.2, 0.4, 0.4, 0.6, 0.6, 0.8, 0.8}, torch::kFloat64).view({1, 1, 4, 2});
+  const auto img = render_strokes(points, torch::full({1, 1}, 0.02, torch::kFloat64),
+                                  torch::full({1, 1}, 0.5, torch::kFloat64))[0][0];
+  // Pixel (h, w) sits at (w / 50, h / 50): the stroke covers rows and columns 10..40.
+  for (std::int64_t h = 12; h <= 38; ++h) {
+    const auto row = img[h];
+    CHECK(row.argmax().item<std::int64_t>() == h);
+    CHECK(row[h].item<double>() > 0.9);
+  }
+  CHECK(img[40][10].item<double>() < 1e-6);
+  CHECK(img[10][40].item<double>() < 1e-6);
+  CHECK(img[0][49].item<double>() < 1e-6);
+  CHECK(img[25][35].item<double>() < 1e-3);
+  CHECK(img[2][2].item<double>() < 1e-3);  // beyond the end point (0.2, 0.2)
+}
+
+TEST_CASE("render_strokes output is differentiable and runs on float32 batches", "[runtime][render]") {
+  torch::manual_seed(6);
+  const auto s = random_strokes(4, 3, 4, torch::kFloat32);
+  auto p = s.points.clone().set_requires_grad(true);
+  render_strokes(p, s.sigma, s.omega0).sum().backward();
+  REQUIRE(p.grad().defined());
+  CHECK(torch::isfinite(p.grad()).all().item<bool>());
+}
+
+TEST_CASE("render_strokes rejects bad arguments", "[runtime][render]") {
+  const auto s = random_strokes(4, 5, 4, torch::kFloat32);
+  CHECK_THROWS_AS(render_strokes(s.points, s.sigma.narrow(1, 0, 3), s.omega0), std::invalid_argument);
+  CHECK_THROWS_WITH(render_strokes(s.points, s.sigma.narrow(1, 0, 3), s.omega0),
+                    "render_strokes: sigma has shape [4, 3], but must be [B, T] = [4, 5]");
+  CHECK_THROWS_WITH(render_strokes(s.points, s.sigma, s.omega0.narrow(0, 0, 2)),
+                    "render_strokes: omega0 has shape [2, 5], but must be [B, T] = [4, 5]");
+  CHECK_THROWS_WITH(render_strokes(s.points.flatten(2), s.sigma, s.omega0),
+                    Catch::Contains("render_strokes: points has shape [4, 5, 8], but must be [B, T, D+1, 2]"));
+  CHECK_THROWS_WITH(render_strokes(torch::rand({4, 5, 4, 3}), s.sigma, s.omega0),
+                    Catch::Contains("points has shape [4, 5, 4, 3]"));
+  auto bad_sigma = s.sigma.clone();
+  bad_sigma[1][2] = -0.5;
+  CHECK_THROWS_WITH(render_strokes(s.points, bad_sigma, s.omega0),
+                    "render_strokes: sigma[1, 2] is -0.5, but must be positive");
+  auto bad_omega = s.omega0.clone();
+  bad_omega[3][0] = 0;
+  CHECK_THROWS_WITH(render_strokes(s.points, s.sigma, bad_omega),
+                    "render_strokes: omega0[3, 0] is 0, but must be positive");
+  CHECK_THROWS_WITH(render_strokes(s.points, s.sigma.to(torch::kFloat64), s.omega0),
+                    Catch::Contains("render_strokes: sigma has dtype Double, but must match points (Float)"));
+  CHECK_THROWS_WITH(render_strokes(s.points, s.sigma, s.omega0, {.height = 0}),
+                    "render_strokes: options.height is 0, but must be positive");
+  CHECK_THROWS_AS(render_strokes(s.points.to(torch::kInt32), s.sigma, s.omega0), std::invalid_argument);
+}
+
+TEST_CASE("render_strokes CUDA kernel matches its CPU twin", "[runtime][render][cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no GPU: skipped");
+    return;
+  }
+  torch::manual_seed(7);
+  for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    const auto s = random_strokes(8, 6, 4, dtype);
+    auto run = [&](torch::Device device) {
+      auto p = s.points.to(device).set_requires_grad(true);
+      auto g = s.sigma.to(device).set_requires_grad(true);
+      auto o = s.omega0.to(device).set_requires_grad(true);
+      auto out = render_strokes(p, g, o, {.height = 50, .width = 40, .samples = 100});
+      torch::manual_seed(8);
+      const auto w = torch::randn(out.sizes(), out.options().device(torch::kCPU)).to(device);
+      (out * w).sum().backward();
+      return std::vector<torch::Tensor>{out.cpu(), p.grad().cpu(), g.grad().cpu(), o.grad().cpu()};
+    };
+    const auto cpu = run(torch::kCPU), gpu = run(torch::kCUDA);
+    const double tol = dtype == torch::kFloat64 ? 1e-9 : 2e-3;
+    for (std::size_t i = 0; i < cpu.size(); ++i) CHECK(torch::allclose(gpu[i], cpu[i], tol, tol));
+  }
+}
