@@ -1,5 +1,6 @@
 // CPU reference kernels of composite: one batch element per task, pixels
-// innermost so the loops vectorise.
+// innermost so the loops vectorise; the forward's tanh is ATen's vectorised
+// in-place tanh over the finished pre-activations.
 #include <cmath>
 #include <vector>
 
@@ -27,12 +28,13 @@ torch::Tensor composite_forward_cpu(const torch::Tensor& strokes, const torch::T
           scalar_t* c = dst + (b * T + t) * P;
           for (std::int64_t p = 0; p < P; ++p) {
             acc[p] += s[p];
-            c[p] = std::tanh(acc[p] * inv);
+            c[p] = acc[p] * inv;
           }
         }
       }
     });
   });
+  canvas.tanh_();  // ATen's vectorised tanh, in place
   return canvas;
 }
 
