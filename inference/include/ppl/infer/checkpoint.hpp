@@ -1,0 +1,34 @@
+#pragma once
+/// Checkpoints: parameters, optimiser state, baseline statistics, the step
+/// counter and the CPU random state in one file, written atomically.
+#include <cstdint>
+#include <filesystem>
+
+#include <ppl/infer/elbo.hpp>
+#include <ppl/infer/optim.hpp>
+
+namespace ppl::infer {
+
+/// Writes every parameter of ppl::param_store() (with its constraint), the
+/// optimiser's moments and step counts, the Elbo's running baselines, `step`
+/// and the state of the CPU generator (torch's default, or the thread's one
+/// inside ppl::handlers::seed) to `path` atomically (ppl::save_archive).
+/// Throws ppl::Error naming the path on I/O failure.
+void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step);
+/// Restores what save_checkpoint wrote: parameters into ppl::param_store()
+/// (in place when present), optimiser and Elbo state, the generator; returns
+/// the step counter. Throws ppl::Error naming the path for a missing,
+/// truncated or foreign file.
+int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser& optimiser);
+
+/// The same for an `Svi` (any model and guide).
+template <class S>
+void save_checkpoint(const std::filesystem::path& path, S& svi) {
+  save_checkpoint(path, svi.elbo(), svi.optimiser(), svi.steps());
+}
+template <class S>
+void load_checkpoint(const std::filesystem::path& path, S& svi) {
+  svi.set_steps(load_checkpoint(path, svi.elbo(), svi.optimiser()));
+}
+
+}  // namespace ppl::infer

@@ -1,0 +1,170 @@
+#pragma once
+/// The evidence lower bound and its gradient estimator (see docs/inference.md).
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/types.h>
+
+#include <ppl/core/archive.hpp>
+#include <ppl/core/errors.hpp>
+#include <ppl/core/handlers.hpp>
+#include <ppl/core/trace.hpp>
+
+namespace ppl::infer {
+
+/// A site's log_prob, a parameter's gradient or the objective went NaN or
+/// infinite; the message names the site or parameter.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// One execution of a guide and of the model replayed against it.
+struct TracePair {
+  Trace guide;
+  Trace model;
+};
+
+/// Runs the guide under trace, then the model under trace with the guide's
+/// values replayed.
+using Runner = std::function<TracePair()>;
+
+namespace detail {
+template <class M, class G, class... Args>
+Runner make_runner(M& model, G& guide, Args&... args) {
+  return [&model, &guide, &args...]() {
+    TracePair out;
+    {
+      handlers::TraceHandler record;
+      HandlerScope scope(record);
+      guide(args...);
+      out.guide = std::move(record.trace());
+    }
+    {
+      handlers::TraceHandler record;
+      handlers::ReplayHandler replay(out.guide);
+      HandlerScope outer(record);
+      HandlerScope inner(replay);
+      model(args...);
+      out.model = std::move(record.trace());
+    }
+    return out;
+  };
+}
+}  // namespace detail
+
+/// Checks that guide and model sites pair by name: every latent (unobserved
+/// sample) site of the model has a guide sample site, every guide sample site
+/// is visited by the model as a latent, and the guide observes nothing.
+/// Throws SiteError naming the first site at fault.
+void check_pairing(const TracePair& traces, std::string_view who = "Elbo");
+
+/// Options of `Elbo`. Aggregate: `Elbo({.particles = 4, .beta = {{"z_what", 4.0}}})`.
+struct ElboOptions {
+  /// Number of particles (independent guide draws) averaged per estimate;
+  /// with `iwae`, the K of the importance-weighted bound.
+  int particles = 1;
+  /// KL weights per site group: a latent site whose name starts with a key
+  /// has its log p(z) - log q(z) multiplied by the value of the longest
+  /// matching key (beta-VAE; sites matching no key weigh 1).
+  std::map<std::string, double> beta{};
+  /// Use -KL(q || p) in closed form instead of log p(z) - log q(z) for
+  /// latent sites whose distribution pair has one (ppl::dist::has_kl).
+  bool analytic_kl = false;
+  /// Score-function sites get a decaying-average baseline (NVIL's c).
+  bool decaying_baseline = true;
+  /// Decay of the running mean and variance of the learning signal.
+  double baseline_decay = 0.9;
+  /// Divide the centred learning signal by max(1, running standard
+  /// deviation), as NVIL; rescales the gradient, so off by default.
+  bool normalise_variance = false;
+  /// Each score-function site sees only the costs downstream of it (true),
+  /// or the whole ELBO (false; for comparison, higher variance).
+  bool downstream_only = true;
+  /// Optimise the importance-weighted bound (Burda et al. 2016, Eq. 8) with
+  /// `particles` samples instead of the ELBO.
+  bool iwae = false;
+  /// Check the objective for NaN / infinity and name the site at fault.
+  bool check_finite = true;
+
+  ElboOptions& with_particles(int k) { particles = k; return *this; }
+  ElboOptions& with_beta(const std::string& prefix, double weight) { beta[prefix] = weight; return *this; }
+  ElboOptions& with_analytic_kl(bool on = true) { analytic_kl = on; return *this; }
+  ElboOptions& with_iwae(bool on = true) { iwae = on; return *this; }
+};
+
+/// `ElboOptions` as JSON and back (unknown keys are a ppl::Error).
+nlohmann::json to_json(const ElboOptions& options);
+ElboOptions elbo_options_from_json(const nlohmann::json& j);
+
+/// What one evaluation of the objective produced.
+struct ElboResult {
+  /// Differentiable surrogate loss: its gradient is an unbiased estimate of
+  /// -grad ELBO (plus the squared-error loss of the neural baselines).
+  torch::Tensor loss;
+  /// The (beta-weighted) ELBO or IWAE estimate, detached.
+  torch::Tensor objective;
+  /// Names of the param sites of the guide and model traces, in order.
+  std::vector<std::string> params;
+  /// Leaf tensors that the `.baseline` tensors depend on (baseline networks).
+  std::vector<torch::Tensor> baseline_params;
+};
+
+/// The ELBO objective, L = E_q[log p(x, z) - log q(z | x)], with a surrogate
+/// whose gradient is unbiased (docs/inference.md, Eq. 3):
+///   surrogate = sum_sites [log p - log q]
+///             + sum_{t non-reparam} log q(z_t) * stop_grad(A_t - b_t)
+///             - sum_t (A_t - c_t - b_t)^2  (neural baselines)
+/// where A_t holds only the costs at or after site t in the same plate
+/// element (Schulman et al. 2015), c_t a decaying average and b_t the site's
+/// `.baseline` (Mnih & Gregor 2014). Keeps the running baseline statistics
+/// between calls.
+class Elbo {
+ public:
+  explicit Elbo(ElboOptions options = {});
+
+  /// Differentiable surrogate loss (negative ELBO estimate) for one step.
+  /// Throws SiteError on unpaired sites, ShapeError on a baseline that does
+  /// not broadcast to its site, NonFiniteError when the objective is NaN.
+  template <class M, class G, class... Args>
+  torch::Tensor loss(M&& model, G&& guide, Args&&... args) {
+    return evaluate(detail::make_runner(model, guide, args...)).loss;
+  }
+  /// The plain ELBO estimate (no beta, no analytic KL), averaged over
+  /// `particles` draws, without gradient.
+  template <class M, class G, class... Args>
+  double estimate(M&& model, G&& guide, Args&&... args) {
+    return estimate_impl(detail::make_runner(model, guide, args...));
+  }
+
+  /// One evaluation from traced executions (used by `loss` and `Svi`).
+  ElboResult evaluate(const Runner& run);
+  double estimate_impl(const Runner& run);
+
+  const ElboOptions& options() const { return options_; }
+  /// The KL weight of site `name` (longest matching prefix of options().beta).
+  double weight(const std::string& name) const;
+
+  /// Writes / reads the running baseline statistics as "<prefix><site>/mean"
+  /// and "<prefix><site>/var" tensors (for checkpoints).
+  void save_state(TensorArchive& archive, const std::string& prefix = "elbo/") const;
+  void load_state(const TensorArchive& archive, const std::string& prefix = "elbo/");
+
+ private:
+  struct Running {
+    torch::Tensor mean, var;  ///< 0-dim, detached; undefined before the first update
+  };
+  ElboResult evaluate_elbo(const Runner& run);
+  ElboResult evaluate_iwae(const Runner& run);
+  /// The centred (and optionally normalised) signal, updating the statistics.
+  torch::Tensor centre(const std::string& key, const torch::Tensor& signal);
+
+  ElboOptions options_;
+  std::map<std::string, Running> running_;
+};
+
+}  // namespace ppl::infer

@@ -1,0 +1,65 @@
+#pragma once
+/// Importance-sampling estimates of the marginal likelihood log p(x).
+#include <string>
+#include <utility>
+
+#include <torch/types.h>
+
+#include <ppl/infer/elbo.hpp>
+
+namespace ppl::infer {
+
+/// Options of `log_marginal`.
+struct ImportanceOptions {
+  /// K, the number of importance samples per data point.
+  int64_t particles = 100;
+  /// Particles whose log-weights are held at once before being folded into
+  /// the running log-sum-exp: memory is O(chunk x data points).
+  int64_t chunk = 100;
+};
+
+/// Result of `log_marginal`.
+struct LogMarginal {
+  /// log p(x_n) estimated per data point n (per element of the outermost
+  /// plate of the observed sites; one value when they are in no plate).
+  torch::Tensor log_likelihood;
+  /// Effective sample size per data point, (sum_k w_k)^2 / sum_k w_k^2, in [1, K].
+  torch::Tensor ess;
+};
+
+/// log p(x_n) ~= logsumexp_k [log p(x_n, z_k) - log q(z_k | x_n)] - log K
+/// with z_k ~ q (Burda et al. 2016, Eq. 8 evaluated for large K). Runs
+/// without gradient. Throws ArgumentError for particles or chunk < 1,
+/// SiteError for unpaired sites and for a latent site outside the data plate
+/// (log p(x) then does not factorise per data point).
+LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options);
+
+/// Per-data-point log-weights log p(x_n, z) - log q(z | x_n) of one trace
+/// pair: each site's log_prob summed over every dimension except the data
+/// plate's. Shape [N] (or [1] without a data plate). Throws SiteError for a
+/// random site outside the data plate.
+torch::Tensor log_weights(const TracePair& traces, std::string_view who = "log_marginal");
+
+/// `log_marginal(model, guide, x, {.particles = K, .chunk = C})`.
+template <class M, class G>
+LogMarginal log_marginal(M&& model, G&& guide, ImportanceOptions options) {
+  return log_marginal_impl(detail::make_runner(model, guide), options);
+}
+template <class M, class G, class A1>
+LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, ImportanceOptions options) {
+  return log_marginal_impl(detail::make_runner(model, guide, a1), options);
+}
+template <class M, class G, class A1, class A2>
+LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, ImportanceOptions options) {
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2), options);
+}
+template <class M, class G, class A1, class A2, class A3>
+LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, ImportanceOptions options) {
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3), options);
+}
+template <class M, class G, class A1, class A2, class A3, class A4>
+LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, A4&& a4, ImportanceOptions options) {
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3, a4), options);
+}
+
+}  // namespace ppl::infer

@@ -1,0 +1,56 @@
+#pragma once
+/// Stochastic variational inference: the ELBO loop with Adam.
+#include <filesystem>
+#include <string>
+#include <utility>
+
+#include <ppl/core/param_store.hpp>
+#include <ppl/infer/elbo.hpp>
+#include <ppl/infer/optim.hpp>
+
+namespace ppl::infer {
+
+/// One optimisation step on the traces of a runner: evaluates `elbo`,
+/// registers the parameters of the param sites (ppl::param_store()) and of
+/// the baseline networks with `optimiser`, backpropagates and updates.
+/// Returns the loss, -objective. Throws what Elbo::evaluate throws, and
+/// NonFiniteError naming a parameter whose gradient is NaN or infinite.
+double svi_step(Elbo& elbo, Optimiser& optimiser, const Runner& run);
+
+/// `Svi svi(model, guide, Elbo(), Adam(1e-3)); double loss = svi.step(x);`
+template <class Model, class Guide>
+class Svi {
+ public:
+  Svi(Model model, Guide guide, Elbo elbo, Adam optimiser)
+      : model_(std::move(model)), guide_(std::move(guide)), elbo_(std::move(elbo)), optimiser_(std::move(optimiser)) {}
+
+  /// One gradient step on `model` and `guide` called with `args`; returns
+  /// the loss (negative ELBO estimate, beta-weighted).
+  template <class... Args>
+  double step(Args&&... args) {
+    const double loss = svi_step(elbo_, optimiser_, detail::make_runner(model_, guide_, args...));
+    ++steps_;
+    return loss;
+  }
+
+  /// The ELBO estimate without gradient (no step taken).
+  template <class... Args>
+  double evaluate(Args&&... args) {
+    return elbo_.estimate_impl(detail::make_runner(model_, guide_, args...));
+  }
+
+  Elbo& elbo() { return elbo_; }
+  Optimiser& optimiser() { return optimiser_; }
+  /// Steps taken (restored by `load_checkpoint`).
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t n) { steps_ = n; }
+
+ private:
+  Model model_;
+  Guide guide_;
+  Elbo elbo_;
+  Optimiser optimiser_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace ppl::infer

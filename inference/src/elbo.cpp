@@ -1,0 +1,496 @@
+// The ELBO surrogate (pathwise and score-function terms, baselines), the
+// importance-weighted bound and importance-sampling estimates of log p(x).
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+#include <torch/torch.h>
+
+#include <ppl/core/check.hpp>
+#include <ppl/infer/elbo.hpp>
+#include <ppl/infer/importance.hpp>
+
+namespace ppl::infer {
+
+namespace {
+
+std::string where(const Site& s) {
+  const auto loc = s.location.short_string();
+  return loc.empty() ? fmt::format("site \"{}\"", s.name) : fmt::format("site \"{}\" ({})", s.name, loc);
+}
+
+bool is_latent(const Site& s) { return s.kind == SiteKind::sample && !s.observed; }
+
+/// log q without the site's scale (the score of the sampling distribution),
+/// masked like log_prob.
+torch::Tensor unscaled_log_prob(const Site& s) {
+  if (s.scale == 1.0) return s.log_prob();
+  if (s.scale == 0.0) return torch::zeros_like(s.log_prob());
+  return s.log_prob() / s.scale;
+}
+
+/// Sums `t` over every dimension except those of the plates in `keep` that
+/// `plates` (the plates of `t`'s site) also has; kept dimensions keep their
+/// position from the right, summed ones stay as size 1.
+torch::Tensor reduce_to(const torch::Tensor& t, const std::vector<PlateFrame>& plates,
+                        const std::vector<PlateFrame>& keep) {
+  if (t.dim() == 0) return t;
+  std::vector<int64_t> sum_dims;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t neg = d - t.dim();
+    bool shared = false;
+    for (const auto& f : plates) {
+      if (f.dim != neg) continue;
+      for (const auto& k : keep) shared = shared || (k.name == f.name && k.dim == f.dim);
+    }
+    if (!shared) sum_dims.push_back(d);
+  }
+  if (sum_dims.empty()) return t;
+  if (static_cast<int64_t>(sum_dims.size()) == t.dim()) return t.sum();
+  return t.sum(sum_dims, /*keepdim=*/true);
+}
+
+/// The non-finite site of a pair of traces, as a NonFiniteError.
+[[noreturn]] void throw_non_finite(const TracePair& traces, const torch::Tensor& objective, std::string_view who) {
+  const std::pair<const Trace*, const char*> order[] = {{&traces.guide, "guide"}, {&traces.model, "model"}};
+  for (const auto& [trace, role] : order) {
+    for (const auto& s : *trace) {
+      if (!s.is_random()) continue;
+      if (s.value.is_floating_point() && !torch::isfinite(s.value).all().item<bool>())
+        throw NonFiniteError(fmt::format("{}: the value of {} {} is not finite", who, role, where(s)));
+      const auto& lp = s.log_prob();
+      if (!torch::isfinite(lp).all().item<bool>()) {
+        const auto bad = lp.isnan().any().item<bool>() ? "nan" : "infinite";
+        throw NonFiniteError(fmt::format("{}: log_prob of {} {} is {} (distribution {}); check its parameters and "
+                                         "value",
+                                         who, role, where(s), bad, s.dist->type_name()));
+      }
+    }
+  }
+  throw NonFiniteError(fmt::format("{}: the objective is {}, but every site's log_prob is finite", who,
+                                   objective.item<double>()));
+}
+
+/// Leaf tensors that require grad and that `root` depends on.
+void collect_leaves(const torch::Tensor& root, std::vector<torch::Tensor>& out,
+                    std::unordered_set<const void*>& seen_leaves) {
+  if (!root.defined() || !root.requires_grad()) return;
+  if (root.is_leaf()) {
+    if (seen_leaves.insert(root.unsafeGetTensorImpl()).second) out.push_back(root);
+    return;
+  }
+  std::vector<torch::autograd::Node*> stack{root.grad_fn().get()};
+  std::unordered_set<torch::autograd::Node*> seen;
+  while (!stack.empty()) {
+    auto* node = stack.back();
+    stack.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    if (auto* acc = dynamic_cast<torch::autograd::AccumulateGrad*>(node)) {
+      const auto& v = acc->variable;
+      if (seen_leaves.insert(v.unsafeGetTensorImpl()).second) out.push_back(v);
+      continue;
+    }
+    for (const auto& edge : node->next_edges())
+      if (edge.function) stack.push_back(edge.function.get());
+  }
+}
+
+/// One cost term of the objective, downstream of the guide sites at
+/// positions <= `upto`.
+struct Cost {
+  torch::Tensor value;                      ///< weighted log-density (or -KL), batch-shaped
+  const std::vector<PlateFrame>* plates;
+  int64_t upto;
+};
+
+void param_names(const TracePair& traces, std::vector<std::string>& out, std::unordered_set<std::string>& seen) {
+  for (const Trace* t : {&traces.guide, &traces.model})
+    for (const auto& s : *t)
+      if (s.kind == SiteKind::param && seen.insert(s.name).second) out.push_back(s.name);
+}
+
+/// The data plate: the outermost plate of the first observed site in one
+/// (null when no observed site is in a plate).
+const PlateFrame* data_plate(const TracePair& traces) {
+  for (const auto& s : traces.model)
+    if (s.is_random() && s.observed && !s.plates.empty()) return &s.plates.front();
+  return nullptr;
+}
+
+/// `lp` (of site `s`) summed to one value per element of the data plate: [N],
+/// or [1] without a data plate.
+torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const PlateFrame* data, std::string_view who) {
+  if (!data) return lp.sum().reshape({1});
+  const PlateFrame* f = nullptr;
+  for (const auto& g : s.plates)
+    if (g.name == data->name) f = &g;
+  if (!f)
+    throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
+                                "data point; put every random site inside it",
+                                who, where(s), data->name));
+  auto r = reduce_to(lp, s.plates, {*f});
+  return r.dim() == 0 ? r.reshape({1}) : r.reshape({-1});
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ pairing
+
+void check_pairing(const TracePair& traces, std::string_view who) {
+  const auto& q = traces.guide;
+  const auto& p = traces.model;
+  for (const auto& s : q)
+    if (s.kind == SiteKind::observe)
+      throw SiteError(fmt::format("{}: the guide observes {}; observations belong in the model", who, where(s)));
+  for (const auto& s : p) {
+    if (!s.is_random()) continue;
+    const Site* g = q.find(s.name);
+    if (is_latent(s) && (!g || g->kind != SiteKind::sample))
+      throw SiteError(fmt::format("{}: model {} has no guide site; the guide must sample every latent site of the "
+                                  "model under the same name",
+                                  who, where(s)));
+    if (!is_latent(s) && g && g->kind == SiteKind::sample)
+      throw SiteError(fmt::format("{}: guide {} is observed by the model; the guide must not sample it", who,
+                                  where(*g)));
+  }
+  for (const auto& s : q) {
+    if (s.kind != SiteKind::sample) continue;
+    if (!p.contains(s.name))
+      throw SiteError(fmt::format("{}: guide {} is never visited by the model; check the site names", who, where(s)));
+  }
+}
+
+// ------------------------------------------------------------------ options JSON
+
+nlohmann::json to_json(const ElboOptions& o) {
+  return {{"particles", o.particles},           {"beta", o.beta},
+          {"analytic_kl", o.analytic_kl},       {"decaying_baseline", o.decaying_baseline},
+          {"baseline_decay", o.baseline_decay}, {"normalise_variance", o.normalise_variance},
+          {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
+          {"check_finite", o.check_finite}};
+}
+
+ElboOptions elbo_options_from_json(const nlohmann::json& j) {
+  ElboOptions o;
+  const auto known = to_json(o);
+  if (!j.is_object()) throw Error("ElboOptions: expected a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.contains(it.key())) throw Error(fmt::format("ElboOptions: unknown key \"{}\"", it.key()));
+  try {
+    o.particles = j.value("particles", o.particles);
+    o.beta = j.value("beta", o.beta);
+    o.analytic_kl = j.value("analytic_kl", o.analytic_kl);
+    o.decaying_baseline = j.value("decaying_baseline", o.decaying_baseline);
+    o.baseline_decay = j.value("baseline_decay", o.baseline_decay);
+    o.normalise_variance = j.value("normalise_variance", o.normalise_variance);
+    o.downstream_only = j.value("downstream_only", o.downstream_only);
+    o.iwae = j.value("iwae", o.iwae);
+    o.check_finite = j.value("check_finite", o.check_finite);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("ElboOptions: {}", e.what()));
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------ Elbo
+
+Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {
+  if (options_.particles < 1)
+    throw ArgumentError(fmt::format("Elbo: particles is {}, but must be at least 1", options_.particles));
+  if (!(options_.baseline_decay >= 0.0 && options_.baseline_decay < 1.0))
+    throw ArgumentError(fmt::format("Elbo: baseline_decay is {}, but must be in [0, 1)", options_.baseline_decay));
+  for (const auto& [prefix, w] : options_.beta)
+    if (!(w >= 0.0)) throw ArgumentError(fmt::format("Elbo: beta[\"{}\"] is {}, but must be nonnegative", prefix, w));
+}
+
+double Elbo::weight(const std::string& name) const {
+  double w = 1.0;
+  size_t best = 0;
+  bool found = false;
+  for (const auto& [prefix, v] : options_.beta) {
+    if (name.compare(0, prefix.size(), prefix) == 0 && (!found || prefix.size() >= best)) {
+      w = v;
+      best = prefix.size();
+      found = true;
+    }
+  }
+  return w;
+}
+
+torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal) {
+  auto& r = running_[key];
+  torch::Tensor out = signal;
+  if (r.mean.defined()) {
+    out = out - r.mean.to(signal.scalar_type());
+    if (options_.normalise_variance) out = out / r.var.sqrt().clamp_min(1.0).to(signal.scalar_type());
+  }
+  // Update after use: the baseline of this step never depends on this step's draw.
+  const auto m = signal.mean().to(torch::kDouble);
+  const auto v = (signal - m.to(signal.scalar_type())).pow(2).mean().to(torch::kDouble);
+  if (!r.mean.defined()) {
+    r.mean = m;
+    r.var = r.var.defined() ? r.var : v;
+  } else {
+    const double a = options_.baseline_decay;
+    const auto dev = (m - r.mean).pow(2);
+    r.mean = a * r.mean + (1 - a) * m;
+    r.var = a * r.var + (1 - a) * (v + dev);
+  }
+  return out;
+}
+
+ElboResult Elbo::evaluate(const Runner& run) {
+  return options_.iwae ? evaluate_iwae(run) : evaluate_elbo(run);
+}
+
+ElboResult Elbo::evaluate_elbo(const Runner& run) {
+  ElboResult result;
+  std::unordered_set<std::string> seen_params;
+  std::unordered_set<const void*> seen_leaves;
+  std::vector<torch::Tensor> losses, objectives;
+  for (int particle = 0; particle < options_.particles; ++particle) {
+    const TracePair traces = run();
+    check_pairing(traces);
+    param_names(traces, result.params, seen_params);
+    const auto& q = traces.guide;
+    const auto& p = traces.model;
+
+    // Guide positions of the sample sites.
+    std::unordered_map<std::string, int64_t> position;
+    std::vector<const Site*> guide_sites;
+    for (const auto& s : q) {
+      if (s.kind != SiteKind::sample) continue;
+      position.emplace(s.name, static_cast<int64_t>(guide_sites.size()));
+      guide_sites.push_back(&s);
+    }
+    std::vector<char> analytic(guide_sites.size(), 0);
+    std::vector<Cost> costs;
+    costs.reserve(guide_sites.size() + p.size());
+
+    // Model terms: a term at model position k depends on the guide sites up
+    // to the largest guide position among the latents at model positions <= k.
+    int64_t upto = -1;
+    for (const auto& s : p) {
+      if (!s.is_random()) continue;
+      if (!is_latent(s)) {
+        costs.push_back({s.log_prob(), &s.plates, upto});
+        continue;
+      }
+      const int64_t t = position.at(s.name);
+      const Site& g = *guide_sites[static_cast<size_t>(t)];
+      const double w = weight(s.name);
+      if (options_.analytic_kl && dist::has_kl(*g.dist, *s.dist)) {
+        auto kl = dist::kl(*g.dist, *s.dist);
+        if (g.dist->mask_tensor().defined()) kl = torch::where(g.dist->mask_tensor(), kl, torch::zeros({}, kl.options()));
+        if (g.mask.defined()) kl = torch::where(g.mask, kl, torch::zeros({}, kl.options()));
+        if (g.scale != 1.0) kl = kl * g.scale;
+        analytic[static_cast<size_t>(t)] = 1;
+        // -KL does not depend on z_t itself, only on what came before it.
+        costs.push_back({-w * kl, &g.plates, std::max(t - 1, upto)});
+        upto = std::max(upto, t);
+        continue;
+      }
+      upto = std::max(upto, t);
+      costs.push_back({w == 1.0 ? s.log_prob() : w * s.log_prob(), &s.plates, upto});
+    }
+    for (size_t t = 0; t < guide_sites.size(); ++t) {
+      if (analytic[t]) continue;
+      const Site& g = *guide_sites[t];
+      const double w = weight(g.name);
+      costs.push_back({w == 1.0 ? -g.log_prob() : -w * g.log_prob(), &g.plates, static_cast<int64_t>(t)});
+    }
+
+    // The pathwise part: the objective itself.
+    std::vector<torch::Tensor> sums;
+    sums.reserve(costs.size());
+    for (const auto& c : costs) sums.push_back(c.value.dim() == 0 ? c.value : c.value.sum());
+    auto objective = sums.empty() ? torch::zeros({}) : torch::stack(sums).sum();
+    objectives.push_back(objective.detach());
+    auto surrogate = objective;
+
+    // Score-function terms, latest site first, so that each plate signature
+    // accumulates its downstream costs once.
+    bool any_score = false;
+    for (const Site* g : guide_sites) any_score = any_score || !g->reparameterised;
+    if (any_score) {
+      std::vector<size_t> order(costs.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return costs[a].upto > costs[b].upto; });
+      struct Accumulator {
+        torch::Tensor sum;
+        size_t next = 0;
+      };
+      std::map<std::string, Accumulator> accumulators;
+      std::vector<torch::Tensor> extra, baseline_losses;
+      for (size_t ti = guide_sites.size(); ti-- > 0;) {
+        const Site& g = *guide_sites[ti];
+        if (g.reparameterised) continue;
+        const auto t = static_cast<int64_t>(ti);
+        std::string key;
+        for (const auto& f : g.plates) key += fmt::format("{}@{};", f.name, f.dim);
+        auto& acc = accumulators[key];
+        while (acc.next < order.size() && (!options_.downstream_only || costs[order[acc.next]].upto >= t)) {
+          const auto& c = costs[order[acc.next]];
+          auto r = reduce_to(c.value.detach(), *c.plates, g.plates);
+          acc.sum = acc.sum.defined() ? acc.sum + r : r;
+          ++acc.next;
+        }
+        auto signal = acc.sum.defined() ? acc.sum : torch::zeros({}, g.log_prob().options());
+        const auto& lq = unscaled_log_prob(g);
+        const auto& b = g.options.baseline;
+        if (b.defined()) {
+          std::vector<int64_t> shape;
+          bool ok = true;
+          try {
+            shape = at::infer_size(b.sizes(), lq.sizes());
+          } catch (const c10::Error&) {
+            ok = false;
+          }
+          if (!ok || shape != lq.sizes().vec())
+            throw ShapeError(fmt::format("Elbo: {} has a baseline of shape {}, which does not broadcast to its "
+                                         "log_prob shape {}",
+                                         where(g), shape_string(b.sizes()), shape_string(lq.sizes())));
+        }
+        torch::Tensor centred;
+        if (b.defined()) {
+          // NVIL: the network b predicts the signal left after the running mean c.
+          const auto it = running_.find(g.name);
+          const bool has_c = options_.decaying_baseline && it != running_.end() && it->second.mean.defined();
+          const auto c = has_c ? it->second.mean.to(signal.scalar_type()) : torch::zeros({}, signal.options());
+          const auto residual = signal - b.detach();
+          centred = options_.decaying_baseline ? centre(g.name, residual) : residual;
+          baseline_losses.push_back((signal - c - b).pow(2).sum());
+          collect_leaves(b, result.baseline_params, seen_leaves);
+        } else {
+          centred = options_.decaying_baseline ? centre(g.name, signal) : signal;
+        }
+        extra.push_back((lq * centred.detach()).sum());
+      }
+      if (!extra.empty()) surrogate = surrogate + torch::stack(extra).sum();
+      if (!baseline_losses.empty()) surrogate = surrogate - torch::stack(baseline_losses).sum();
+    }
+    losses.push_back(-surrogate);
+    if (options_.check_finite && !torch::isfinite(objectives.back()).item<bool>())
+      throw_non_finite(traces, objectives.back(), "Elbo");
+  }
+  const double k = options_.particles;
+  result.loss = losses.size() == 1 ? losses[0] : torch::stack(losses).sum() / k;
+  result.objective = objectives.size() == 1 ? objectives[0] : torch::stack(objectives).sum() / k;
+  return result;
+}
+
+ElboResult Elbo::evaluate_iwae(const Runner& run) {
+  ElboResult result;
+  std::unordered_set<std::string> seen_params;
+  std::vector<torch::Tensor> weights, scores;
+  for (int particle = 0; particle < options_.particles; ++particle) {
+    const TracePair traces = run();
+    check_pairing(traces, "Elbo (iwae)");
+    param_names(traces, result.params, seen_params);
+    auto lw = log_weights(traces, "Elbo (iwae)");
+    if (options_.check_finite && !torch::isfinite(lw).all().item<bool>()) throw_non_finite(traces, lw.sum(), "Elbo (iwae)");
+    weights.push_back(lw);
+    // Score of the non-reparameterised guide draws of this particle, per data point.
+    torch::Tensor score;
+    for (const auto& s : traces.guide) {
+      if (s.kind != SiteKind::sample || s.reparameterised) continue;
+      auto r = per_datum(unscaled_log_prob(s), s, data_plate(traces), "Elbo (iwae)");
+      score = score.defined() ? score + r : r;
+    }
+    if (score.defined()) scores.push_back(score);
+  }
+  const auto k = static_cast<double>(options_.particles);
+  auto bound = torch::logsumexp(torch::stack(weights), 0) - std::log(k);  // [N]
+  auto surrogate = bound.sum();
+  result.objective = surrogate.detach();
+  if (!scores.empty()) {
+    auto signal = bound.detach();
+    auto centred = options_.decaying_baseline ? centre("iwae", signal) : signal;
+    auto total = torch::stack(scores).sum(0);
+    surrogate = surrogate + (total * centred).sum();
+  }
+  result.loss = -surrogate;
+  return result;
+}
+
+double Elbo::estimate_impl(const Runner& run) {
+  torch::NoGradGuard no_grad;
+  double total = 0;
+  for (int particle = 0; particle < options_.particles; ++particle) {
+    const TracePair traces = run();
+    check_pairing(traces);
+    total += (traces.model.log_prob_sum() - traces.guide.log_prob_sum()).item<double>();
+  }
+  return total / options_.particles;
+}
+
+void Elbo::save_state(TensorArchive& archive, const std::string& prefix) const {
+  for (const auto& [name, r] : running_) {
+    if (!r.mean.defined()) continue;
+    archive.tensors.emplace_back(prefix + name + "/mean", r.mean);
+    archive.tensors.emplace_back(prefix + name + "/var", r.var);
+  }
+}
+
+void Elbo::load_state(const TensorArchive& archive, const std::string& prefix) {
+  running_.clear();
+  for (const auto& [name, t] : archive.tensors) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto rest = name.substr(prefix.size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string::npos) continue;
+    auto& r = running_[rest.substr(0, slash)];
+    (rest.substr(slash + 1) == "mean" ? r.mean : r.var) = t.clone();
+  }
+}
+
+// ------------------------------------------------------------------ importance sampling
+
+torch::Tensor log_weights(const TracePair& traces, std::string_view who) {
+  const PlateFrame* data = data_plate(traces);
+  torch::Tensor total;
+  for (const auto& s : traces.model) {
+    if (!s.is_random()) continue;
+    auto r = per_datum(s.log_prob(), s, data, who);
+    total = total.defined() ? total + r : r;
+  }
+  for (const auto& s : traces.guide) {
+    if (s.kind != SiteKind::sample) continue;
+    auto r = per_datum(s.log_prob(), s, data, who);
+    total = total.defined() ? total - r : -r;
+  }
+  return total.defined() ? total : torch::zeros({1});
+}
+
+LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options) {
+  if (options.particles < 1)
+    throw ArgumentError(fmt::format("log_marginal: particles is {}, but must be at least 1", options.particles));
+  if (options.chunk < 1)
+    throw ArgumentError(fmt::format("log_marginal: chunk is {}, but must be at least 1", options.chunk));
+  torch::NoGradGuard no_grad;
+  torch::Tensor lse1, lse2;  // running logsumexp of w and of 2w
+  for (int64_t start = 0; start < options.particles; start += options.chunk) {
+    const auto n = std::min(options.chunk, options.particles - start);
+    std::vector<torch::Tensor> chunk;
+    chunk.reserve(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const TracePair traces = run();
+      check_pairing(traces, "log_marginal");
+      chunk.push_back(log_weights(traces, "log_marginal").to(torch::kDouble));
+    }
+    auto w = torch::stack(chunk);
+    auto c1 = torch::logsumexp(w, 0), c2 = torch::logsumexp(2 * w, 0);
+    lse1 = lse1.defined() ? torch::logaddexp(lse1, c1) : c1;
+    lse2 = lse2.defined() ? torch::logaddexp(lse2, c2) : c2;
+  }
+  LogMarginal out;
+  out.log_likelihood = lse1 - std::log(static_cast<double>(options.particles));
+  out.ess = torch::exp(2 * lse1 - lse2);
+  return out;
+}
+
+}  // namespace ppl::infer

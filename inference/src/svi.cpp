@@ -1,0 +1,240 @@
+// Adam with parameter groups, the SVI step and checkpoints.
+#include <cmath>
+#include <mutex>
+#include <unordered_set>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/core/param_store.hpp>
+#include <ppl/core/random.hpp>
+#include <ppl/infer/checkpoint.hpp>
+#include <ppl/infer/svi.hpp>
+
+namespace ppl::infer {
+
+// ------------------------------------------------------------------ Optimiser
+
+Optimiser::Optimiser(Adam spec) : spec_(std::move(spec)) {
+  auto positive = [](std::string_view what, double v) {
+    if (!(v >= 0.0)) throw ArgumentError(fmt::format("Adam: {} is {}, but must be nonnegative", what, v));
+  };
+  positive("lr", spec_.lr);
+  for (const auto& g : spec_.groups) positive(fmt::format("lr of group \"{}\"", g.prefix), g.lr);
+  if (spec_.baseline_lr) positive("baseline_lr", *spec_.baseline_lr);
+  positive("clip_norm", spec_.clip_norm);
+  if (!(spec_.beta1 >= 0 && spec_.beta1 < 1 && spec_.beta2 >= 0 && spec_.beta2 < 1))
+    throw ArgumentError(fmt::format("Adam: betas are ({}, {}), but must be in [0, 1)", spec_.beta1, spec_.beta2));
+}
+
+double Optimiser::learning_rate(const std::string& name, bool baseline) const {
+  const ParamGroup* best = nullptr;
+  for (const auto& g : spec_.groups)
+    if (name.compare(0, g.prefix.size(), g.prefix) == 0 && (!best || g.prefix.size() >= best->prefix.size())) best = &g;
+  if (best) return best->lr;
+  if (baseline && spec_.baseline_lr) return *spec_.baseline_lr;
+  return spec_.lr;
+}
+
+void Optimiser::add(const std::string& name, const torch::Tensor& param, bool baseline) {
+  auto it = index_.find(name);
+  if (it != index_.end()) {
+    auto& s = slots_[it->second];
+    s.param = param;
+    if (baseline) s.lr = learning_rate(name, true);
+    return;
+  }
+  Slot s;
+  s.name = name;
+  s.param = param;
+  s.lr = learning_rate(name, baseline);
+  auto saved = pending_.find(name);
+  if (saved != pending_.end()) {
+    s.m = saved->second.m.to(param.options().requires_grad(false));
+    s.v = saved->second.v.to(param.options().requires_grad(false));
+    s.t = saved->second.t;
+    pending_.erase(saved);
+  } else {
+    s.m = torch::zeros_like(param, param.options().requires_grad(false));
+    s.v = torch::zeros_like(param, param.options().requires_grad(false));
+  }
+  index_.emplace(name, slots_.size());
+  slots_.push_back(std::move(s));
+}
+
+void Optimiser::zero_grad() {
+  for (auto& s : slots_)
+    if (s.param.grad().defined()) s.param.mutable_grad().reset();
+}
+
+double Optimiser::update(bool check_finite) {
+  torch::NoGradGuard no_grad;
+  double norm = NAN;
+  if (check_finite || spec_.clip_norm > 0) {
+    std::vector<torch::Tensor> norms;
+    for (const auto& s : slots_)
+      if (s.param.grad().defined()) norms.push_back(s.param.grad().detach().to(torch::kDouble).pow(2).sum());
+    norm = norms.empty() ? 0.0 : std::sqrt(torch::stack(norms).sum().item<double>());
+    if (check_finite && !std::isfinite(norm)) {
+      for (const auto& s : slots_)
+        if (s.param.grad().defined() && !torch::isfinite(s.param.grad()).all().item<bool>())
+          throw NonFiniteError(fmt::format("Svi: the gradient of parameter \"{}\" is {}", s.name,
+                                           s.param.grad().isnan().any().item<bool>() ? "nan" : "infinite"));
+    }
+    if (spec_.clip_norm > 0 && norm > spec_.clip_norm) {
+      const double factor = spec_.clip_norm / (norm + 1e-6);
+      for (auto& s : slots_)
+        if (s.param.grad().defined()) s.param.mutable_grad().mul_(factor);
+    }
+  }
+  for (auto& s : slots_) {
+    const auto& g = s.param.grad();
+    if (!g.defined()) continue;
+    ++s.t;
+    s.m.mul_(spec_.beta1).add_(g, 1 - spec_.beta1);
+    s.v.mul_(spec_.beta2).addcmul_(g, g, 1 - spec_.beta2);
+    const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(s.t));
+    const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(s.t));
+    auto denom = (s.v.sqrt() / std::sqrt(bc2)).add_(spec_.eps);
+    s.param.addcdiv_(s.m, denom, -s.lr / bc1);
+  }
+  return norm;
+}
+
+std::vector<std::string> Optimiser::names() const {
+  std::vector<std::string> out;
+  for (const auto& s : slots_) out.push_back(s.name);
+  return out;
+}
+
+void Optimiser::save_state(TensorArchive& archive, const std::string& prefix) const {
+  for (const auto& s : slots_) {
+    archive.tensors.emplace_back(prefix + s.name + "/m", s.m);
+    archive.tensors.emplace_back(prefix + s.name + "/v", s.v);
+    archive.tensors.emplace_back(prefix + s.name + "/t", torch::tensor(s.t, torch::kLong));
+  }
+  for (const auto& [name, s] : pending_) {
+    archive.tensors.emplace_back(prefix + name + "/m", s.m);
+    archive.tensors.emplace_back(prefix + name + "/v", s.v);
+    archive.tensors.emplace_back(prefix + name + "/t", torch::tensor(s.t, torch::kLong));
+  }
+}
+
+void Optimiser::load_state(const TensorArchive& archive, const std::string& prefix) {
+  std::unordered_map<std::string, Saved> saved;
+  for (const auto& [key, t] : archive.tensors) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto rest = key.substr(prefix.size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string::npos) continue;
+    auto& s = saved[rest.substr(0, slash)];
+    const auto field = rest.substr(slash + 1);
+    if (field == "m") s.m = t.clone();
+    else if (field == "v") s.v = t.clone();
+    else if (field == "t") s.t = t.item<int64_t>();
+  }
+  torch::NoGradGuard no_grad;
+  pending_.clear();
+  for (auto& [name, s] : saved) {
+    auto it = index_.find(name);
+    if (it == index_.end()) {
+      pending_.emplace(name, std::move(s));
+      continue;
+    }
+    auto& slot = slots_[it->second];
+    slot.m.copy_(s.m);
+    slot.v.copy_(s.v);
+    slot.t = s.t;
+  }
+}
+
+// ------------------------------------------------------------------ SVI
+
+double svi_step(Elbo& elbo, Optimiser& optimiser, const Runner& run) {
+  auto result = elbo.evaluate(run);
+  std::unordered_set<const void*> named;
+  for (const auto& name : result.params) {
+    auto p = param_store().unconstrained(name);
+    named.insert(p.unsafeGetTensorImpl());
+    optimiser.add(name, p);
+  }
+  // Baseline networks: named by the store when registered there, else by position.
+  size_t unnamed = 0;
+  std::unordered_map<const void*, std::string> names_by_impl;
+  if (!result.baseline_params.empty())
+    for (const auto& name : result.params) names_by_impl.emplace(param_store().unconstrained(name).unsafeGetTensorImpl(), name);
+  for (const auto& p : result.baseline_params) {
+    auto it = names_by_impl.find(p.unsafeGetTensorImpl());
+    optimiser.add(it != names_by_impl.end() ? it->second : fmt::format("baseline#{}", unnamed++), p, true);
+  }
+  optimiser.zero_grad();
+  result.loss.backward();
+  optimiser.update(elbo.options().check_finite);
+  return -result.objective.item<double>();
+}
+
+// ------------------------------------------------------------------ checkpoints
+
+namespace {
+at::Generator cpu_generator() {
+  auto g = random::generator_for(torch::kCPU);
+  return g.has_value() ? *g : at::detail::getDefaultCPUGenerator();
+}
+constexpr const char* kKind = "ppl.checkpoint";
+}  // namespace
+
+void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step) {
+  // The store writes its own archive (with constraints); fold it into ours.
+  auto params_path = path;
+  params_path += ".params.tmp";
+  param_store().save(params_path);
+  auto params = load_archive(params_path);
+  std::filesystem::remove(params_path);
+
+  TensorArchive archive;
+  for (auto& [name, t] : params.tensors) archive.tensors.emplace_back("param/" + name, t);
+  optimiser.save_state(archive, "adam/");
+  elbo.save_state(archive, "elbo/");
+  {
+    auto gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    archive.tensors.emplace_back("rng/cpu", gen.get_state());
+  }
+  archive.metadata["kind"] = kKind;
+  archive.metadata["step"] = step;
+  archive.metadata["param_store"] = params.metadata;
+  save_archive(archive, path);
+}
+
+int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser& optimiser) {
+  auto archive = load_archive(path);
+  if (archive.metadata.value("kind", std::string()) != kKind)
+    throw Error(fmt::format("load_checkpoint: {} is not a checkpoint (kind \"{}\")", path.string(),
+                            archive.metadata.value("kind", std::string())));
+  TensorArchive params;
+  params.metadata = archive.metadata.value("param_store", nlohmann::json::object());
+  for (const auto& [name, t] : archive.tensors)
+    if (name.rfind("param/", 0) == 0) params.tensors.emplace_back(name.substr(6), t);
+  auto params_path = path;
+  params_path += ".params.tmp";
+  save_archive(params, params_path);
+  try {
+    param_store().load(params_path);
+  } catch (...) {
+    std::filesystem::remove(params_path);
+    throw;
+  }
+  std::filesystem::remove(params_path);
+  optimiser.load_state(archive, "adam/");
+  elbo.load_state(archive, "elbo/");
+  {
+    auto gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(archive.at("rng/cpu"));
+  }
+  return archive.metadata.value("step", int64_t{0});
+}
+
+}  // namespace ppl::infer

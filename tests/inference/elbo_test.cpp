@@ -1,0 +1,326 @@
+// The ELBO surrogate: pathwise and score-function gradients against exact
+// enumeration, baselines, downstream signals, pairing, shapes, NaN detection.
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/inference.hpp>
+
+namespace d = ppl::dist;
+namespace infer = ppl::infer;
+
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kDouble);
+
+// ---- a two-step discrete model, small enough to enumerate
+
+torch::Tensor p_z2(const torch::Tensor& z1) { return 0.2 + 0.4 * z1; }
+
+void two_step_model(const torch::Tensor& x) {
+  auto z1 = ppl::sample("z1", d::Bernoulli(torch::tensor(0.3, kF64)));
+  auto z2 = ppl::sample("z2", d::Bernoulli(p_z2(z1)));
+  ppl::observe("x", d::Normal(z1 + 2 * z2, 1.0), x);
+}
+
+torch::Tensor neural_baseline{};  // when defined, the z2 site's `.baseline`
+
+void two_step_guide(const torch::Tensor&) {
+  auto a = ppl::param("a", torch::tensor(0.2, kF64));
+  auto b = ppl::param("b", torch::tensor(-0.3, kF64));
+  auto c = ppl::param("c", torch::tensor(0.5, kF64));
+  auto z1 = ppl::sample("z1", d::Bernoulli(d::logits(a)));
+  ppl::sample("z2", d::Bernoulli(d::logits(b + c * z1)), {.baseline = neural_baseline});
+}
+
+/// The exact ELBO of the two-step pair by enumerating (z1, z2), differentiable in (a, b, c).
+torch::Tensor exact_elbo(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, double x) {
+  auto total = torch::zeros({}, kF64);
+  for (double z1 : {0.0, 1.0}) {
+    for (double z2 : {0.0, 1.0}) {
+      auto lq1 = z1 * torch::log_sigmoid(a) + (1 - z1) * torch::log_sigmoid(-a);
+      auto l2 = b + c * z1;
+      auto lq2 = z2 * torch::log_sigmoid(l2) + (1 - z2) * torch::log_sigmoid(-l2);
+      const double p2 = 0.2 + 0.4 * z1;
+      const double lp = std::log(z1 ? 0.3 : 0.7) + std::log(z2 ? p2 : 1 - p2) - 0.5 * std::pow(x - z1 - 2 * z2, 2) -
+                        0.5 * std::log(2 * M_PI);
+      total = total + torch::exp(lq1 + lq2) * (lp - lq1 - lq2);
+    }
+  }
+  return total;
+}
+
+const std::vector<std::string> kParams = {"a", "b", "c"};
+
+/// `n` gradient estimates of the ELBO in (a, b, c): rows of [n, 3].
+torch::Tensor gradient_samples(infer::Elbo& elbo, const torch::Tensor& x, int n) {
+  auto out = torch::zeros({n, 3}, kF64);
+  for (int i = 0; i < n; ++i) {
+    auto loss = elbo.loss(two_step_model, two_step_guide, x);
+    for (auto& p : ppl::param_store().parameters(kParams)) p.mutable_grad().reset();
+    loss.backward();
+    for (int j = 0; j < 3; ++j) out[i][j] = -ppl::param_store().unconstrained(kParams[j]).grad();
+  }
+  return out;
+}
+
+torch::Tensor exact_gradient(double x) {
+  std::vector<torch::Tensor> ps;
+  for (const auto& n : kParams) ps.push_back(ppl::param_store().at(n).detach().clone().requires_grad_(true));
+  auto e = exact_elbo(ps[0], ps[1], ps[2], x);
+  auto g = torch::autograd::grad({e}, ps);
+  return torch::stack(g);
+}
+
+/// |mean - exact| within 4.5 standard errors, componentwise.
+void check_unbiased(const torch::Tensor& samples, const torch::Tensor& exact) {
+  const auto n = static_cast<double>(samples.size(0));
+  auto mean = samples.mean(0), se = samples.std(0) / std::sqrt(n);
+  for (int j = 0; j < exact.size(0); ++j) {
+    INFO("parameter " << kParams[j] << ": mean " << mean[j].item<double>() << " +- " << se[j].item<double>()
+                      << ", exact " << exact[j].item<double>());
+    CHECK(std::abs(mean[j].item<double>() - exact[j].item<double>()) < 4.5 * se[j].item<double>() + 1e-9);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("score-function gradients match the enumerated ELBO gradient; baselines and downstream signals "
+          "lower the variance",
+          "[elbo][score]") {
+  ppl::param_store().clear();
+  neural_baseline = torch::Tensor();
+  torch::manual_seed(11);
+  const auto x = torch::tensor(1.5, kF64);
+  ppl::trace(two_step_guide, x);  // creates the parameters
+  const auto exact = exact_gradient(1.5);
+  const int n = 3000;
+
+  infer::Elbo plain({.decaying_baseline = false});
+  auto g_plain = gradient_samples(plain, x, n);
+  check_unbiased(g_plain, exact);
+
+  infer::Elbo averaged;
+  gradient_samples(averaged, x, 50);  // warms the running averages up
+  auto g_avg = gradient_samples(averaged, x, n);
+  check_unbiased(g_avg, exact);
+
+  infer::Elbo full({.decaying_baseline = false, .downstream_only = false});
+  auto g_full = gradient_samples(full, x, n);
+  check_unbiased(g_full, exact);
+
+  const auto v_plain = g_plain.var(0), v_avg = g_avg.var(0), v_full = g_full.var(0);
+  INFO("variance without baseline " << v_plain << ", with decaying baseline " << v_avg << ", full signal "
+                                    << v_full);
+  CHECK(v_avg.sum().item<double>() < 0.7 * v_plain.sum().item<double>());
+  // z2's parameters (b, c) lose the upstream z1 terms from their signal.
+  CHECK((v_plain[1] + v_plain[2]).item<double>() < (v_full[1] + v_full[2]).item<double>());
+  // z1's signal is the whole ELBO either way.
+  CHECK(v_plain[0].item<double>() == Approx(v_full[0].item<double>()).epsilon(0.2));
+}
+
+TEST_CASE("a neural baseline keeps the gradient unbiased and is trained by squared error", "[elbo][score]") {
+  ppl::param_store().clear();
+  torch::manual_seed(12);
+  const auto x = torch::tensor(1.5, kF64);
+  auto bl = torch::tensor(0.7, kF64).requires_grad_(true);
+  neural_baseline = bl * 1.0;
+  ppl::trace(two_step_guide, x);
+  const auto exact = exact_gradient(1.5);
+  infer::Elbo elbo({.decaying_baseline = false});
+  auto out = torch::zeros({2000, 3}, kF64);
+  double bl_grad = 0;
+  for (int i = 0; i < 2000; ++i) {
+    neural_baseline = bl * 1.0;
+    auto loss = elbo.loss(two_step_model, two_step_guide, x);
+    for (auto& p : ppl::param_store().parameters(kParams)) p.mutable_grad().reset();
+    bl.mutable_grad().reset();
+    loss.backward();
+    for (int j = 0; j < 3; ++j) out[i][j] = -ppl::param_store().unconstrained(kParams[j]).grad();
+    bl_grad += bl.grad().item<double>() / 2000;
+  }
+  check_unbiased(out, exact);
+  // d/db E[(A - b)^2] = 2 (b - E[A]) with E[A] the expected downstream signal of z2.
+  double expected_signal = 0;
+  {
+    auto a = ppl::param_store().at("a").item<double>(), b = ppl::param_store().at("b").item<double>(),
+         c = ppl::param_store().at("c").item<double>();
+    for (double z1 : {0.0, 1.0})
+      for (double z2 : {0.0, 1.0}) {
+        const double q1 = z1 ? 1 / (1 + std::exp(-a)) : 1 / (1 + std::exp(a));
+        const double s2 = 1 / (1 + std::exp(-(b + c * z1)));
+        const double q2 = z2 ? s2 : 1 - s2;
+        const double p2 = 0.2 + 0.4 * z1;
+        const double signal = std::log(z2 ? p2 : 1 - p2) - 0.5 * std::pow(1.5 - z1 - 2 * z2, 2) -
+                              0.5 * std::log(2 * M_PI) - std::log(q2);
+        expected_signal += q1 * q2 * signal;
+      }
+  }
+  CHECK(bl_grad == Approx(2 * (0.7 - expected_signal)).margin(0.1));
+  neural_baseline = torch::Tensor();
+}
+
+namespace {
+void plate_model(const torch::Tensor& x) {
+  auto data = ppl::plate("data", x.size(0));
+  auto z = ppl::sample("z", d::Bernoulli(torch::full({x.size(0)}, 0.4, kF64)));
+  ppl::observe("x", d::Normal(2 * z, 1.0), x);
+}
+void plate_guide(const torch::Tensor& x) {
+  auto a = ppl::param("logits", torch::zeros({x.size(0)}, kF64));
+  auto data = ppl::plate("data", x.size(0));
+  ppl::sample("z", d::Bernoulli(d::logits(a)));
+}
+}  // namespace
+
+TEST_CASE("score-function signals stay within their plate element", "[elbo][score][plate]") {
+  ppl::param_store().clear();
+  torch::manual_seed(13);
+  const auto x = torch::tensor({-1.0, 0.5, 2.5}, kF64);
+  ppl::trace(plate_guide, x);
+  auto a = ppl::param_store().at("logits").detach().clone().requires_grad_(true);
+  // Exact: the data points are independent, so the ELBO is a sum of enumerations.
+  auto q1 = torch::sigmoid(a);
+  auto lp = [&](double z) {
+    return std::log(z ? 0.4 : 0.6) - 0.5 * (x - 2 * z).pow(2) - 0.5 * std::log(2 * M_PI);
+  };
+  auto elbo_exact = (q1 * (lp(1) - torch::log(q1)) + (1 - q1) * (lp(0) - torch::log(1 - q1))).sum();
+  auto exact = torch::autograd::grad({elbo_exact}, {a})[0];
+
+  auto run = [&](bool plates_respected) {
+    infer::Elbo elbo({.decaying_baseline = false});
+    const int n = 3000;
+    auto out = torch::zeros({n, 3}, kF64);
+    auto u = ppl::param_store().unconstrained("logits");
+    for (int i = 0; i < n; ++i) {
+      torch::Tensor loss;
+      if (plates_respected) {
+        loss = elbo.loss(plate_model, plate_guide, x);
+      } else {
+        // The same data without a plate: one joint site, so every element's
+        // score sees the whole sum.
+        loss = elbo.loss(
+            [](const torch::Tensor& xx) {
+              auto z = ppl::sample("z", d::Bernoulli(torch::full({xx.size(0)}, 0.4, kF64)).to_event(1));
+              ppl::observe("x", d::Normal(2 * z, 1.0).to_event(1), xx);
+            },
+            [](const torch::Tensor& xx) {
+              auto l = ppl::param("logits", torch::zeros({xx.size(0)}, kF64));
+              ppl::sample("z", d::Bernoulli(d::logits(l)).to_event(1));
+            },
+            x);
+      }
+      u.mutable_grad().reset();
+      loss.backward();
+      out[i] = -u.grad();
+    }
+    return out;
+  };
+  auto with_plates = run(true);
+  auto joint = run(false);
+  const auto n = static_cast<double>(with_plates.size(0));
+  for (const auto* g : {&with_plates, &joint}) {
+    auto mean = g->mean(0), se = g->std(0) / std::sqrt(n);
+    for (int j = 0; j < 3; ++j) CHECK(std::abs((mean[j] - exact[j]).item<double>()) < 4.5 * se[j].item<double>());
+  }
+  CHECK(with_plates.var(0).sum().item<double>() < 0.8 * joint.var(0).sum().item<double>());
+}
+
+namespace {
+void normal_model(const torch::Tensor& x) {
+  auto z = ppl::sample("z", d::Normal(torch::tensor(0.0, kF64), 1.0));
+  auto data = ppl::plate("data", x.size(0));
+  ppl::observe("x", d::Normal(z, 0.5), x);
+}
+void normal_guide(const torch::Tensor&) {
+  auto loc = ppl::param("loc", torch::tensor(0.3, kF64));
+  auto scale = ppl::param("scale", torch::tensor(0.4, kF64), ppl::ParamConstraint::positive);
+  ppl::sample("z", d::Normal(loc, scale));
+}
+}  // namespace
+
+TEST_CASE("the pathwise loss is -(log p - log q) with beta weights and analytic KL", "[elbo]") {
+  ppl::param_store().clear();
+  const auto x = torch::tensor({0.2, 0.9, 0.4}, kF64);
+  auto seeded_guide = ppl::handlers::seed(normal_guide, 5);
+  auto q = ppl::trace(seeded_guide, x);
+  auto p = ppl::trace(ppl::handlers::replay(normal_model, q), x);
+  const double lx = p.site("x").log_prob_sum().item<double>();
+  const double lz = p.site("z").log_prob_sum().item<double>() - q.site("z").log_prob_sum().item<double>();
+
+  infer::Elbo plain;
+  CHECK(plain.loss(normal_model, seeded_guide, x).item<double>() == Approx(-(lx + lz)).epsilon(1e-12));
+  infer::Elbo weighted({.beta = {{"z", 0.25}, {"", 3.0}}});
+  CHECK(weighted.weight("z") == 0.25);
+  CHECK(weighted.weight("other") == 3.0);
+  CHECK(weighted.loss(normal_model, seeded_guide, x).item<double>() == Approx(-(lx + 0.25 * lz)).epsilon(1e-12));
+  // KL(N(0.3, 0.4) || N(0, 1)) = log(1/0.4) + (0.4^2 + 0.3^2) / 2 - 1/2.
+  const double kl = std::log(1 / 0.4) + (0.16 + 0.09) / 2 - 0.5;
+  infer::Elbo analytic({.analytic_kl = true});
+  CHECK(analytic.loss(normal_model, seeded_guide, x).item<double>() == Approx(-(lx - kl)).epsilon(1e-9));
+  const auto back = infer::elbo_options_from_json(infer::to_json(infer::ElboOptions{.particles = 3, .beta = {{"z", 2.0}}}));
+  CHECK(back.particles == 3);
+  CHECK(back.beta.at("z") == 2.0);
+  CHECK_THROWS_WITH(infer::elbo_options_from_json({{"particle", 2}}), Catch::Contains("unknown key \"particle\""));
+}
+
+TEST_CASE("unpaired sites are errors naming the site", "[elbo][errors]") {
+  ppl::param_store().clear();
+  const auto x = torch::tensor({0.2, 0.9}, kF64);
+  infer::Elbo elbo;
+  auto model_extra = [](const torch::Tensor& xx) {
+    normal_model(xx);
+    ppl::sample("w", d::Normal(0.0, 1.0));
+  };
+  CHECK_THROWS_AS(elbo.loss(model_extra, normal_guide, x), ppl::SiteError);
+  CHECK_THROWS_WITH(elbo.loss(model_extra, normal_guide, x),
+                    Catch::StartsWith("Elbo: model site \"w\" (elbo_test.cpp:") && Catch::Contains("has no guide site"));
+  auto guide_extra = [](const torch::Tensor& xx) {
+    normal_guide(xx);
+    ppl::sample("extra", d::Normal(0.0, 1.0));
+  };
+  CHECK_THROWS_AS(elbo.loss(normal_model, guide_extra, x), ppl::SiteError);
+  CHECK_THROWS_WITH(elbo.loss(normal_model, guide_extra, x),
+                    Catch::StartsWith("Elbo: guide site \"extra\"") && Catch::Contains("never visited by the model"));
+  auto guide_observes_x = [](const torch::Tensor& xx) {
+    normal_guide(xx);
+    auto data = ppl::plate("data", xx.size(0));
+    ppl::sample("x", d::Normal(torch::zeros({xx.size(0)}, kF64), 1.0));
+  };
+  CHECK_THROWS_WITH(elbo.loss(normal_model, guide_observes_x, x),
+                    Catch::Contains("guide site \"x\"") && Catch::Contains("is observed by the model"));
+}
+
+TEST_CASE("shape errors name the site", "[elbo][errors]") {
+  ppl::param_store().clear();
+  const auto x = torch::tensor({0.2, 0.9}, kF64);
+  infer::Elbo elbo;
+  auto wide_guide = [](const torch::Tensor&) { ppl::sample("z", d::Normal(torch::zeros({3}, kF64), 1.0)); };
+  CHECK_THROWS_AS(elbo.loss(normal_model, wide_guide, x), ppl::ShapeError);
+  CHECK_THROWS_WITH(elbo.loss(normal_model, wide_guide, x), Catch::StartsWith("replay: site \"z\""));
+  auto bad_baseline = [](const torch::Tensor&) {
+    ppl::sample("z", d::Bernoulli(torch::tensor(0.5, kF64)), {.baseline = torch::zeros({2}, kF64)});
+  };
+  auto bern_model = [](const torch::Tensor&) { ppl::sample("z", d::Bernoulli(torch::tensor(0.5, kF64))); };
+  CHECK_THROWS_AS(elbo.loss(bern_model, bad_baseline, x), ppl::ShapeError);
+  CHECK_THROWS_WITH(elbo.loss(bern_model, bad_baseline, x),
+                    Catch::StartsWith("Elbo: site \"z\"") &&
+                        Catch::Contains("has a baseline of shape [2], which does not broadcast to its log_prob shape []"));
+}
+
+TEST_CASE("a NaN log_prob is reported with its site", "[elbo][errors]") {
+  ppl::param_store().clear();
+  ppl::set_validation(false);
+  const auto x = torch::tensor({0.2, 0.9}, kF64);
+  auto broken_model = [](const torch::Tensor& xx) {
+    auto z = ppl::sample("z", d::Normal(torch::tensor(0.0, kF64), 1.0));
+    auto data = ppl::plate("data", xx.size(0));
+    ppl::observe("x", d::Normal(z, -0.5), xx);  // log of a negative scale
+  };
+  infer::Elbo elbo;
+  CHECK_THROWS_AS(elbo.loss(broken_model, normal_guide, x), infer::NonFiniteError);
+  CHECK_THROWS_WITH(elbo.loss(broken_model, normal_guide, x),
+                    Catch::StartsWith("Elbo: log_prob of model site \"x\" (elbo_test.cpp:") &&
+                        Catch::Contains("is nan (distribution Normal)"));
+  ppl::set_validation(true);
+}

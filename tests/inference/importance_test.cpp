@@ -1,0 +1,113 @@
+// Importance sampling against the closed-form evidence of a conjugate model,
+// and the IWAE bound.
+#include <cmath>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/inference.hpp>
+
+namespace d = ppl::dist;
+namespace infer = ppl::infer;
+
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kDouble);
+constexpr double kSigma = 0.5;
+
+// z_n ~ N(0, 1), x_n | z_n ~ N(z_n, sigma): p(x_n) = N(x_n; 0, sqrt(1 + sigma^2)).
+void model(const torch::Tensor& x) {
+  auto data = ppl::plate("data", x.size(0));
+  auto z = ppl::sample("z", d::Normal(torch::zeros({x.size(0)}, kF64), 1.0));
+  ppl::observe("x", d::Normal(z, kSigma), x);
+}
+void prior_guide(const torch::Tensor& x) {
+  auto data = ppl::plate("data", x.size(0));
+  ppl::sample("z", d::Normal(torch::zeros({x.size(0)}, kF64), 1.0));
+}
+// The exact posterior: N(x / (1 + sigma^2), sigma / sqrt(1 + sigma^2)).
+void posterior_guide(const torch::Tensor& x) {
+  auto data = ppl::plate("data", x.size(0));
+  const double s2 = kSigma * kSigma;
+  ppl::sample("z", d::Normal(x / (1 + s2), kSigma / std::sqrt(1 + s2)));
+}
+
+double log_normal(double x, double sd) { return -0.5 * std::pow(x / sd, 2) - std::log(sd) - 0.5 * std::log(2 * M_PI); }
+
+const std::vector<double> kData = {-1.3, 0.1, 0.8, 2.2};
+
+}  // namespace
+
+TEST_CASE("log_marginal matches the closed-form evidence within its Monte Carlo error", "[importance]") {
+  torch::manual_seed(21);
+  const auto x = torch::tensor(kData, kF64);
+  const int64_t k = 4000;
+  auto prior = infer::log_marginal(model, prior_guide, x, {.particles = k, .chunk = 512});
+  REQUIRE(prior.log_likelihood.sizes() == c10::IntArrayRef({4}));
+  REQUIRE(prior.ess.sizes() == c10::IntArrayRef({4}));
+  for (size_t n = 0; n < kData.size(); ++n) {
+    const double xn = kData[n];
+    const double exact = log_normal(xn, std::sqrt(1 + kSigma * kSigma));
+    // Delta method: sd(log mean w) ~ sqrt((E[w^2] / p^2 - 1) / K), with
+    // E_prior[N(x; z, s)^2] = N(x; 0, sqrt(1 + s^2 / 2)) / (2 s sqrt(pi)).
+    const double second = std::exp(log_normal(xn, std::sqrt(1 + kSigma * kSigma / 2))) / (2 * kSigma * std::sqrt(M_PI));
+    const double sd = std::sqrt((second / std::exp(2 * exact) - 1) / static_cast<double>(k));
+    INFO("x = " << xn << ": estimate " << prior.log_likelihood[n].item<double>() << ", exact " << exact << ", sd "
+                << sd);
+    CHECK(std::abs(prior.log_likelihood[n].item<double>() - exact) < 5 * sd);
+    CHECK(prior.ess[n].item<double>() > 1.0);
+    CHECK(prior.ess[n].item<double>() < static_cast<double>(k));
+  }
+  // With the exact posterior every weight equals p(x): no error, ESS = K.
+  auto exact_guide = infer::log_marginal(model, posterior_guide, x, {.particles = 50, .chunk = 7});
+  for (size_t n = 0; n < kData.size(); ++n) {
+    CHECK(exact_guide.log_likelihood[n].item<double>() ==
+          Approx(log_normal(kData[n], std::sqrt(1 + kSigma * kSigma))).epsilon(1e-10));
+    CHECK(exact_guide.ess[n].item<double>() == Approx(50.0).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("log_marginal does not depend on the chunk size", "[importance]") {
+  const auto x = torch::tensor(kData, kF64);
+  torch::manual_seed(22);
+  auto a = infer::log_marginal(model, prior_guide, x, {.particles = 300, .chunk = 7});
+  torch::manual_seed(22);
+  auto b = infer::log_marginal(model, prior_guide, x, {.particles = 300, .chunk = 300});
+  CHECK(torch::allclose(a.log_likelihood, b.log_likelihood, 1e-12, 1e-12));
+  CHECK(torch::allclose(a.ess, b.ess, 1e-9, 1e-9));
+}
+
+TEST_CASE("log_marginal rejects bad options and latents outside the data plate", "[importance][errors]") {
+  const auto x = torch::tensor(kData, kF64);
+  CHECK_THROWS_AS(infer::log_marginal(model, prior_guide, x, {.particles = 0}), ppl::ArgumentError);
+  CHECK_THROWS_WITH(infer::log_marginal(model, prior_guide, x, {.particles = 10, .chunk = 0}),
+                    "log_marginal: chunk is 0, but must be at least 1");
+  auto global_model = [](const torch::Tensor& xx) {
+    auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0));
+    auto data = ppl::plate("data", xx.size(0));
+    ppl::observe("x", d::Normal(mu, 0.5), xx);
+  };
+  auto global_guide = [](const torch::Tensor&) { ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0)); };
+  CHECK_THROWS_AS(infer::log_marginal(global_model, global_guide, x, {.particles = 2}), ppl::SiteError);
+  CHECK_THROWS_WITH(infer::log_marginal(global_model, global_guide, x, {.particles = 2}),
+                    Catch::Contains("site \"mu\"") && Catch::Contains("lies outside the data plate \"data\""));
+}
+
+TEST_CASE("the IWAE bound is exact for the posterior guide and tighter than the ELBO", "[importance][iwae]") {
+  torch::manual_seed(23);
+  const auto x = torch::tensor(kData, kF64);
+  double evidence = 0;
+  for (double xn : kData) evidence += log_normal(xn, std::sqrt(1 + kSigma * kSigma));
+  infer::Elbo iwae({.particles = 20, .iwae = true});
+  auto loss = iwae.loss(model, posterior_guide, x);
+  CHECK(-loss.item<double>() == Approx(evidence).epsilon(1e-10));
+
+  double bound = 0, elbo = 0;
+  infer::Elbo plain;
+  for (int i = 0; i < 50; ++i) {
+    bound += -iwae.loss(model, prior_guide, x).item<double>() / 50;
+    elbo += -plain.loss(model, prior_guide, x).item<double>() / 50;
+  }
+  INFO("IWAE(20) " << bound << ", ELBO " << elbo << ", log p(x) " << evidence);
+  CHECK(elbo < bound);
+  CHECK(bound < evidence + 0.05);
+}

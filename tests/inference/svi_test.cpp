@@ -1,0 +1,137 @@
+// SVI against an analytic posterior, Adam groups, clipping, NaN gradients and
+// exact checkpoint resumption.
+#include <cmath>
+#include <filesystem>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/inference.hpp>
+
+namespace d = ppl::dist;
+namespace infer = ppl::infer;
+
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kDouble);
+
+// mu ~ N(0, 1), x_n ~ N(mu, 0.5): posterior precision 1 + N / 0.25.
+void model(const torch::Tensor& x) {
+  auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0));
+  auto data = ppl::plate("data", x.size(0));
+  ppl::observe("x", d::Normal(mu, 0.5), x);
+}
+void guide(const torch::Tensor&) {
+  auto loc = ppl::param("q.loc", torch::tensor(0.0, kF64));
+  auto scale = ppl::param("q.scale", torch::tensor(1.0, kF64), ppl::ParamConstraint::positive);
+  ppl::sample("mu", d::Normal(loc, scale));
+}
+
+}  // namespace
+
+TEST_CASE("SVI recovers the analytic posterior mean and variance", "[svi]") {
+  ppl::param_store().clear();
+  torch::manual_seed(31);
+  const auto x = 0.8 + 0.5 * torch::randn({20}, kF64);
+  infer::Svi svi(model, guide, infer::Elbo({.particles = 4}), infer::Adam(0.03));
+  double loss = 0;
+  for (int step = 0; step < 1500; ++step) loss = svi.step(x);
+  CHECK(std::isfinite(loss));
+  CHECK(svi.steps() == 1500);
+  const double precision = 1.0 + 20 / 0.25, mean = x.sum().item<double>() / 0.25 / precision;
+  CHECK(ppl::param_store().at("q.loc").item<double>() == Approx(mean).margin(0.03));
+  CHECK(ppl::param_store().at("q.scale").item<double>() == Approx(1 / std::sqrt(precision)).margin(0.02));
+  CHECK(svi.optimiser().size() == 2);
+}
+
+TEST_CASE("Adam groups give learning rates by prefix and to baseline networks", "[svi][optim]") {
+  infer::Optimiser opt(infer::Adam(1e-4).group("q.", 1e-2).group("q.scale", 0.0).baselines(1e-3));
+  CHECK(opt.learning_rate("q.loc", false) == 1e-2);
+  CHECK(opt.learning_rate("q.scale", false) == 0.0);
+  CHECK(opt.learning_rate("encoder.weight", false) == 1e-4);
+  CHECK(opt.learning_rate("baseline#0", true) == 1e-3);
+  CHECK_THROWS_AS(infer::Optimiser(infer::Adam(-1.0)), ppl::ArgumentError);
+
+  // One Adam step moves a parameter by lr * sign(g) (bias-corrected first step).
+  auto a = torch::tensor({1.0, 2.0}, kF64).requires_grad_(true);
+  auto b = torch::tensor({1.0}, kF64).requires_grad_(true);
+  opt.add("q.loc", a);
+  opt.add("q.scale", b);
+  a.mutable_grad() = torch::tensor({0.5, -3.0}, kF64);
+  b.mutable_grad() = torch::tensor({1.0}, kF64);
+  opt.update();
+  CHECK(a[0].item<double>() == Approx(1.0 - 1e-2).epsilon(1e-6));
+  CHECK(a[1].item<double>() == Approx(2.0 + 1e-2).epsilon(1e-6));
+  CHECK(b[0].item<double>() == 1.0);
+}
+
+TEST_CASE("gradients are clipped by global norm and NaN gradients name the parameter", "[svi][optim]") {
+  infer::Optimiser opt(infer::Adam(1e-3).clip(1.0));
+  auto a = torch::zeros({2}, kF64).requires_grad_(true);
+  opt.add("w", a);
+  a.mutable_grad() = torch::tensor({3.0, 4.0}, kF64);
+  CHECK(opt.update() == Approx(5.0));
+  CHECK(a.grad().norm().item<double>() == Approx(1.0).epsilon(1e-5));
+  a.mutable_grad() = torch::tensor({std::nan(""), 1.0}, kF64);
+  CHECK_THROWS_AS(opt.update(), infer::NonFiniteError);
+  CHECK_THROWS_WITH(opt.update(), "Svi: the gradient of parameter \"w\" is nan");
+}
+
+namespace {
+// A discrete and a continuous latent: score-function terms with a decaying
+// baseline, so that the checkpoint must carry the baseline state too.
+void mixed_model(const torch::Tensor& x) {
+  auto s = ppl::sample("s", d::Bernoulli(torch::tensor(0.5, kF64)));
+  auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0));
+  auto data = ppl::plate("data", x.size(0));
+  ppl::observe("x", d::Normal(mu + s, 0.5), x);
+}
+void mixed_guide(const torch::Tensor&) {
+  auto p = ppl::param("p", torch::tensor(0.5, kF64), ppl::ParamConstraint::unit_interval);
+  auto loc = ppl::param("loc", torch::tensor(0.0, kF64));
+  auto scale = ppl::param("scale", torch::tensor(1.0, kF64), ppl::ParamConstraint::positive);
+  ppl::sample("s", d::Bernoulli(p));
+  ppl::sample("mu", d::Normal(loc, scale));
+}
+}  // namespace
+
+TEST_CASE("a checkpoint resumes training bit for bit", "[svi][checkpoint]") {
+  const auto x = torch::tensor({0.3, 1.2, 0.9, 1.7}, kF64);
+  const auto path = std::filesystem::temp_directory_path() / "ppl_inference_checkpoint_test.ppl";
+  const std::vector<std::string> names = {"p", "loc", "scale"};
+  auto make = [] { return infer::Svi(mixed_model, mixed_guide, infer::Elbo({.particles = 2}), infer::Adam(0.05)); };
+
+  // N steps in one go.
+  ppl::param_store().clear();
+  torch::manual_seed(41);
+  auto straight = make();
+  std::vector<double> losses;
+  for (int i = 0; i < 20; ++i) losses.push_back(straight.step(x));
+  std::vector<torch::Tensor> expected;
+  for (const auto& n : names) expected.push_back(ppl::param_store().unconstrained(n).detach().clone());
+
+  // k steps, save, a fresh store and optimiser, load, N - k steps.
+  ppl::param_store().clear();
+  torch::manual_seed(41);
+  {
+    auto first = make();
+    for (int i = 0; i < 8; ++i) first.step(x);
+    infer::save_checkpoint(path, first);
+  }
+  ppl::param_store().clear();
+  torch::manual_seed(999);  // the checkpoint restores the generator
+  auto resumed = make();
+  infer::load_checkpoint(path, resumed);
+  CHECK(resumed.steps() == 8);
+  CHECK(ppl::param_store().size() == 3);
+  std::vector<double> rest;
+  for (int i = 8; i < 20; ++i) rest.push_back(resumed.step(x));
+  for (size_t i = 0; i < rest.size(); ++i) CHECK(rest[i] == losses[8 + i]);
+  for (size_t i = 0; i < names.size(); ++i) {
+    INFO(names[i]);
+    CHECK(torch::equal(ppl::param_store().unconstrained(names[i]), expected[i]));
+  }
+  CHECK(ppl::param_store().at("scale").item<double>() > 0);
+  std::filesystem::remove(path);
+
+  CHECK_THROWS_AS(infer::load_checkpoint(path, resumed), ppl::Error);
+}
