@@ -135,3 +135,53 @@ TEST_CASE("a checkpoint resumes training bit for bit", "[svi][checkpoint]") {
 
   CHECK_THROWS_AS(infer::load_checkpoint(path, resumed), ppl::Error);
 }
+
+namespace {
+torch::nn::Linear baseline_net{nullptr};
+
+void local_model(const torch::Tensor& x) {
+  auto data = ppl::plate("data", x.size(0));
+  auto z = ppl::sample("z", d::Bernoulli(torch::full({x.size(0)}, 0.3, kF64)));
+  ppl::observe("x", d::Normal(2 * z, 1.0), x);
+}
+void local_guide(const torch::Tensor& x) {
+  auto logits = ppl::param("logits", torch::zeros({x.size(0)}, kF64));
+  auto data = ppl::plate("data", x.size(0));
+  auto b = baseline_net->forward(x.unsqueeze(-1)).squeeze(-1);  // [N], from the data only
+  ppl::sample("z", d::Bernoulli(d::logits(logits)), {.baseline = b});
+}
+}  // namespace
+
+TEST_CASE("SVI trains a neural baseline with its own learning rate", "[svi][baseline]") {
+  ppl::param_store().clear();
+  torch::manual_seed(51);
+  baseline_net = torch::nn::Linear(1, 1);
+  baseline_net->to(torch::kDouble);
+  const auto x = torch::tensor({-1.0, 0.2, 1.9, 2.4, 0.8}, kF64);
+  infer::Svi svi(local_model, local_guide, infer::Elbo({.decaying_baseline = false}),
+                 infer::Adam(0.02).baselines(0.05));
+  auto squared_error = [&] {
+    // The baseline's error against the mean downstream signal, over many draws.
+    torch::NoGradGuard no_grad;
+    double total = 0;
+    for (int i = 0; i < 200; ++i) {
+      auto q = ppl::trace(local_guide, x);
+      auto p = ppl::trace(ppl::handlers::replay(local_model, q), x);
+      auto signal = p.site("z").log_prob() + p.site("x").log_prob() - q.site("z").log_prob();
+      total += (signal - q.site("z").options.baseline).pow(2).mean().item<double>() / 200;
+    }
+    return total;
+  };
+  const double before = squared_error();
+  const auto bias = baseline_net->bias.detach().clone();
+  for (int i = 0; i < 300; ++i) svi.step(x);
+  const auto names = svi.optimiser().names();
+  CHECK(std::count(names.begin(), names.end(), "baseline#0") == 1);
+  CHECK(std::count(names.begin(), names.end(), "baseline#1") == 1);
+  CHECK(svi.optimiser().learning_rate("baseline#0", true) == 0.05);
+  CHECK_FALSE(torch::equal(bias, baseline_net->bias.detach()));
+  const double after = squared_error();
+  INFO("baseline squared error before " << before << ", after " << after);
+  CHECK(after < 0.7 * before);
+  baseline_net = nullptr;
+}

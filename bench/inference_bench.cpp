@@ -1,0 +1,127 @@
+// Per-site overhead of an ELBO step (surrogate loss + backward) through the
+// DSL against the same computation written in plain libtorch.
+//   ppl_bench_inference [steps]
+// Prints microseconds per step and per site. Asserts nothing.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include <torch/torch.h>
+
+#include <ppl/inference.hpp>
+
+namespace d = ppl::dist;
+
+namespace {
+
+double seconds_per_call(const std::function<void()>& fn, int steps) {
+  for (int i = 0; i < std::max(3, steps / 10); ++i) fn();  // warm-up
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
+}
+
+torch::Tensor normal_log_density(const torch::Tensor& x, const torch::Tensor& loc, const torch::Tensor& scale) {
+  return -0.5 * ((x - loc) / scale).pow(2) - scale.log() - 0.5 * std::log(2 * M_PI);
+}
+
+// ---- 1,000 scalar latent sites
+constexpr int kScalarSites = 1000;
+
+void scalar_model() {
+  for (int i = 0; i < kScalarSites; ++i) ppl::sample(ppl::addr("z", i), d::Normal(0.0, 1.0));
+}
+void scalar_guide() {
+  auto loc = ppl::param("loc", torch::zeros({kScalarSites}));
+  auto scale = ppl::param("scale", torch::ones({kScalarSites}), ppl::ParamConstraint::positive);
+  for (int i = 0; i < kScalarSites; ++i) ppl::sample(ppl::addr("z", i), d::Normal(loc[i], scale[i]));
+}
+void scalar_plain(const torch::Tensor& loc_u, const torch::Tensor& scale_u) {
+  auto loc = loc_u;
+  auto scale = scale_u.exp();
+  const auto zero = torch::zeros({}), one = torch::ones({});
+  std::vector<torch::Tensor> terms;
+  terms.reserve(2 * kScalarSites);
+  for (int i = 0; i < kScalarSites; ++i) {
+    auto l = loc[i], s = scale[i];
+    auto z = l + s * torch::randn({});
+    terms.push_back(normal_log_density(z, zero, one));
+    terms.push_back(-normal_log_density(z, l, s));
+  }
+  auto loss = -torch::stack(terms).sum();
+  loss.backward();
+}
+
+// ---- 10 large tensor sites
+constexpr int kTensorSites = 10;
+constexpr int64_t kRows = 512, kCols = 512;
+
+void tensor_model(const torch::Tensor& x) {
+  for (int k = 0; k < kTensorSites; ++k) {
+    auto z = ppl::sample(ppl::addr("z", k), d::Normal(torch::zeros({kRows, kCols}), 1.0).to_event(2));
+    ppl::observe(ppl::addr("x", k), d::Normal(z, 0.5).to_event(2), x);
+  }
+}
+void tensor_guide(const torch::Tensor&) {
+  for (int k = 0; k < kTensorSites; ++k) {
+    auto loc = ppl::param(ppl::addr("loc", k), torch::zeros({kRows, kCols}));
+    auto scale = ppl::param(ppl::addr("scale", k), torch::ones({kRows, kCols}), ppl::ParamConstraint::positive);
+    ppl::sample(ppl::addr("z", k), d::Normal(loc, scale).to_event(2));
+  }
+}
+void tensor_plain(const torch::Tensor& x, const std::vector<torch::Tensor>& locs,
+                  const std::vector<torch::Tensor>& scales_u) {
+  std::vector<torch::Tensor> terms;
+  const auto zero = torch::zeros({}), one = torch::ones({}), half = torch::full({}, 0.5);
+  for (int k = 0; k < kTensorSites; ++k) {
+    auto scale = scales_u[k].exp();
+    auto z = locs[k] + scale * torch::randn({kRows, kCols});
+    terms.push_back(normal_log_density(z, zero, one).sum());
+    terms.push_back(normal_log_density(x, z, half).sum());
+    terms.push_back(-normal_log_density(z, locs[k], scale).sum());
+  }
+  auto loss = -torch::stack(terms).sum();
+  loss.backward();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int steps = argc > 1 ? std::atoi(argv[1]) : 30;
+  ppl::set_validation(false);
+  torch::manual_seed(0);
+  torch::set_num_threads(1);
+  std::printf("libtorch threads: 1, validation off, %d timed steps each\n", steps);
+
+  {
+    ppl::param_store().clear();
+    ppl::infer::Elbo elbo;
+    const double dsl = seconds_per_call([&] { elbo.loss(scalar_model, scalar_guide).backward(); }, steps);
+    auto loc = torch::zeros({kScalarSites}).requires_grad_(true);
+    auto scale = torch::zeros({kScalarSites}).requires_grad_(true);
+    const double plain = seconds_per_call([&] { scalar_plain(loc, scale); }, steps);
+    std::printf("%d scalar sites: DSL %.0f us/step, plain libtorch %.0f us/step; %.2f us/site (DSL), "
+                "%.2f us/site (plain), overhead %.2f us/site\n",
+                kScalarSites, dsl * 1e6, plain * 1e6, dsl * 1e6 / kScalarSites, plain * 1e6 / kScalarSites,
+                (dsl - plain) * 1e6 / kScalarSites);
+  }
+  {
+    ppl::param_store().clear();
+    ppl::infer::Elbo elbo;
+    auto x = torch::randn({kRows, kCols});
+    const double dsl = seconds_per_call([&] { elbo.loss(tensor_model, tensor_guide, x).backward(); }, steps);
+    std::vector<torch::Tensor> locs, scales;
+    for (int k = 0; k < kTensorSites; ++k) {
+      locs.push_back(torch::zeros({kRows, kCols}).requires_grad_(true));
+      scales.push_back(torch::zeros({kRows, kCols}).requires_grad_(true));
+    }
+    const double plain = seconds_per_call([&] { tensor_plain(x, locs, scales); }, steps);
+    std::printf("%d tensor sites of [%ld, %ld] (+%d observed): DSL %.0f us/step, plain libtorch %.0f us/step "
+                "(DSL/plain %.3f); overhead %.1f us/site\n",
+                kTensorSites, static_cast<long>(kRows), static_cast<long>(kCols), kTensorSites, dsl * 1e6,
+                plain * 1e6, dsl / plain, (dsl - plain) * 1e6 / (2 * kTensorSites));
+  }
+  return 0;
+}
