@@ -1,0 +1,77 @@
+#pragma once
+/// The interface every image program offers the `ppl` tool (train, ll,
+/// sample, trace), and the registry of programs by name.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/ppl.hpp>
+
+namespace ppl::programs {
+
+/// A learning rate for the parameters whose names start with `prefix`.
+struct ParamGroupSpec {
+  std::string prefix;
+  double lr;
+};
+
+/// A generative program over grayscale images x [B, 1, H, W] in [0, 1],
+/// with its guide. Programs are written only with the eDSL and the runtime.
+class ImageProgram {
+ public:
+  virtual ~ImageProgram() = default;
+
+  /// The registered name ("air", ...).
+  virtual std::string name() const = 0;
+  /// The options this instance was built with (round-trips through the factory).
+  virtual nlohmann::json options() const = 0;
+  /// Height and width of the images it models.
+  virtual int64_t image_size() const = 0;
+
+  /// The model: latents from the prior, then `observe("x", ...)` of x.
+  virtual torch::Tensor model(const torch::Tensor& x) = 0;
+  /// The guide q(z | x): the same latent sites, named as in the model.
+  virtual torch::Tensor guide(const torch::Tensor& x) = 0;
+
+  /// `n` unconditional samples [n, 1, H, W] (mean images).
+  virtual torch::Tensor sample(int64_t n) = 0;
+  /// Reconstructions of x [B, 1, H, W]: the model's mean image at the guide's latents.
+  virtual torch::Tensor reconstruct(const torch::Tensor& x) = 0;
+  /// The canvas after each step of a model trace, [T, B, 1, H, W] (programs
+  /// that draw in steps); empty when the program has no steps.
+  virtual torch::Tensor step_canvases(const Trace& model_trace) { return {}; }
+
+  /// Learning rates by parameter-name prefix, most specific first; the last
+  /// entry (prefix "") is the default.
+  virtual std::vector<ParamGroupSpec> param_groups() const = 0;
+  /// Called before each optimisation step (annealing schedules).
+  virtual void set_step(int64_t step) {}
+  /// Batch size the program was tuned for.
+  virtual int64_t batch_size() const { return 64; }
+  /// Program-specific evaluation on a labelled batch (e.g. count accuracy);
+  /// `labels` may be undefined. Returns named figures.
+  virtual nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) { return nlohmann::json::object(); }
+
+  /// Moves the program's networks to `device`.
+  virtual void to(const torch::Device& device) = 0;
+};
+
+/// A registered program: its name, a one-line description, its default
+/// options and a factory from options (unknown keys are errors).
+struct ProgramInfo {
+  std::string name;
+  std::string description;
+  std::function<nlohmann::json()> default_options;
+  std::function<std::unique_ptr<ImageProgram>(const nlohmann::json& options)> make;
+};
+
+/// Every registered program, by name.
+const std::vector<ProgramInfo>& registry();
+/// The program named `name`; throws ppl::Error listing the known names.
+const ProgramInfo& find_program(const std::string& name);
+
+}  // namespace ppl::programs

@@ -1,0 +1,31 @@
+// The registry of programs available to the `ppl` tool.
+#include <ppl/programs/program.hpp>
+
+#include <fmt/format.h>
+
+#include <ppl/core/reflect.hpp>
+#include <ppl/programs/air/air.hpp>
+
+namespace ppl::programs {
+
+const std::vector<ProgramInfo>& registry() {
+  static const std::vector<ProgramInfo> programs = {
+      {"air", "Attend-Infer-Repeat (Eslami et al. 2016): objects attended one at a time, z_pres / z_where / z_what",
+       [] { return options_to_json(air::AirOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<air::Air>(options_from_json<air::AirOptions>(j, air::AirOptions::defaults()));
+       }},
+  };
+  return programs;
+}
+
+const ProgramInfo& find_program(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& p : registry()) {
+    if (p.name == name) return p;
+    names.push_back(p.name);
+  }
+  throw Error(fmt::format("unknown program \"{}\" (known: {}); `ppl programs` lists them", name, fmt::join(names, ", ")));
+}
+
+}  // namespace ppl::programs

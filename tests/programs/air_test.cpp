@@ -1,0 +1,92 @@
+// AIR: the count prior, the sites of model and guide, masking, options.
+#include <catch2/catch.hpp>
+
+#include <ppl/programs/air/air.hpp>
+#include <ppl/programs/program.hpp>
+
+namespace air = ppl::programs::air;
+
+namespace {
+air::AirOptions small() {
+  auto o = air::AirOptions::defaults();
+  o.image_size = 20;
+  o.window_size = 8;
+  o.z_what_size = 4;
+  o.rnn_hidden = 16;
+  o.encoder_hidden = o.decoder_hidden = o.predict_hidden = o.baseline_hidden = 16;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("the z_pres prior is a truncated geometric on the count", "[air]") {
+  for (double k : {0.01, 0.5, 1.0}) {
+    const auto rho = air::count_prior_trials(k, 3);
+    // P(n) = prod_{t<n} rho_t * (1 - rho_n), with rho_3 = 0.
+    double z = 1 + k + k * k + k * k * k, alive = 1.0;
+    for (int n = 0; n <= 3; ++n) {
+      const double stop = n < 3 ? 1 - rho[n] : 1.0;
+      CHECK(alive * stop == Approx(std::pow(k, n) / z));
+      if (n < 3) alive *= rho[n];
+    }
+  }
+  CHECK_THROWS_WITH(air::count_prior_trials(0.0, 3), Catch::Contains("z_pres_prior is 0"));
+}
+
+TEST_CASE("AIR z_where converts to the runtime's window convention", "[air]") {
+  // s = 2, x = 0.5: the object covers half the image, centred at -x/s = -0.25.
+  auto rt = air::to_runtime_where(torch::tensor({{2.0, 0.5, -1.0}}));
+  CHECK(rt[0][0].item<double>() == Approx(0.5));
+  CHECK(rt[0][1].item<double>() == Approx(-0.25));
+  CHECK(rt[0][2].item<double>() == Approx(0.5));
+}
+
+TEST_CASE("AIR model and guide visit the same latent sites; absent objects score zero", "[air]") {
+  ppl::param_store().clear();
+  air::Air program(small());
+  auto x = torch::rand({5, 1, 20, 20});
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto q = ppl::trace(ppl::handlers::seed(guide, 3), x);
+  auto p = ppl::trace(ppl::handlers::replay(model, q), x);
+  for (const auto& s : q) {
+    if (s.kind != ppl::SiteKind::sample) continue;
+    INFO(s.name);
+    REQUIRE(p.contains(s.name));
+    CHECK(torch::equal(p.site(s.name).value, s.value));
+    CHECK(p.site(s.name).log_prob().isfinite().all().item<bool>());
+  }
+  CHECK(q.site("z_pres/0").options.baseline.defined());
+  CHECK_FALSE(q.site("z_pres/0").reparameterised);
+  CHECK(q.site("z_where/0").reparameterised);
+  // Once z_pres is 0 it stays 0, and the masked sites contribute nothing.
+  auto pres = torch::stack({q.site("z_pres/0").value, q.site("z_pres/1").value, q.site("z_pres/2").value}, 1);
+  CHECK((pres.narrow(1, 1, 2) <= pres.narrow(1, 0, 2)).all().item<bool>());
+  for (int t = 0; t < 3; ++t) {
+    auto absent = q.site(ppl::addr("z_pres", t)).value < 0.5;
+    auto lp = p.site(ppl::addr("z_what", t)).log_prob();
+    CHECK((lp.masked_select(absent) == 0).all().item<bool>());
+  }
+  CHECK(p.site("x").log_prob().sizes() == c10::IntArrayRef({5}));
+  CHECK(std::isfinite(p.log_prob_sum().item<double>() - q.log_prob_sum().item<double>()));
+  // Step canvases end at the model's canvas.
+  auto steps = program.step_canvases(p);
+  CHECK(steps.sizes() == c10::IntArrayRef({3, 5, 1, 20, 20}));
+  CHECK(torch::allclose(steps[2], p.result<torch::Tensor>().clamp(0, 1), 1e-5, 1e-6));
+}
+
+TEST_CASE("AIR samples, reconstructions and options round trip", "[air]") {
+  ppl::param_store().clear();
+  air::Air program(small());
+  CHECK(program.sample(3).sizes() == c10::IntArrayRef({3, 1, 20, 20}));
+  auto x = torch::rand({2, 1, 20, 20});
+  auto r = program.reconstruct(x);
+  CHECK(r.sizes() == x.sizes());
+  CHECK(((r >= 0).logical_and(r <= 1)).all().item<bool>());
+  auto eval = program.evaluate(x, torch::tensor({1, 2}));
+  CHECK(eval.contains("count_accuracy"));
+  const auto& info = ppl::programs::find_program("air");
+  auto again = info.make(program.options());
+  CHECK(again->options() == program.options());
+  CHECK_THROWS_WITH(ppl::programs::find_program("airr"), Catch::Contains("unknown program \"airr\""));
+  CHECK_THROWS_WITH(info.make(nlohmann::json{{"max_stepz", 2}}), Catch::Contains("unknown key \"max_stepz\""));
+}
