@@ -102,9 +102,10 @@ void collect_leaves(const torch::Tensor& root, std::vector<torch::Tensor>& out,
 /// One cost term of the objective, downstream of the guide sites at
 /// positions <= `upto`.
 struct Cost {
-  torch::Tensor value;                      ///< weighted log-density (or -KL), batch-shaped
+  torch::Tensor value;                      ///< weighted log-density (or KL), batch-shaped
   const std::vector<PlateFrame>* plates;
   int64_t upto;
+  bool negative = false;                    ///< the objective holds -value
 };
 
 void param_names(const TracePair& traces, std::vector<std::string>& out, std::unordered_set<std::string>& seen) {
@@ -290,7 +291,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         if (g.scale != 1.0) kl = kl * g.scale;
         analytic[static_cast<size_t>(t)] = 1;
         // -KL does not depend on z_t itself, only on what came before it.
-        costs.push_back({-w * kl, &g.plates, std::max(t - 1, upto)});
+        costs.push_back({w == 1.0 ? kl : w * kl, &g.plates, std::max(t - 1, upto), true});
         upto = std::max(upto, t);
         continue;
       }
@@ -301,14 +302,16 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
       if (analytic[t]) continue;
       const Site& g = *guide_sites[t];
       const double w = weight(g.name);
-      costs.push_back({w == 1.0 ? -g.log_prob() : -w * g.log_prob(), &g.plates, static_cast<int64_t>(t)});
+      costs.push_back({w == 1.0 ? g.log_prob() : w * g.log_prob(), &g.plates, static_cast<int64_t>(t), true});
     }
 
     // The pathwise part: the objective itself.
-    std::vector<torch::Tensor> sums;
-    sums.reserve(costs.size());
-    for (const auto& c : costs) sums.push_back(c.value.dim() == 0 ? c.value : c.value.sum());
-    auto objective = sums.empty() ? torch::zeros({}) : torch::stack(sums).sum();
+    std::vector<torch::Tensor> plus, minus;
+    plus.reserve(costs.size());
+    minus.reserve(costs.size());
+    for (const auto& c : costs) (c.negative ? minus : plus).push_back(c.value.dim() == 0 ? c.value : c.value.sum());
+    auto objective = plus.empty() ? torch::zeros({}) : torch::stack(plus).sum();
+    if (!minus.empty()) objective = objective - torch::stack(minus).sum();
     objectives.push_back(objective.detach());
     auto surrogate = objective;
 
@@ -336,7 +339,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         while (acc.next < order.size() && (!options_.downstream_only || costs[order[acc.next]].upto >= t)) {
           const auto& c = costs[order[acc.next]];
           auto r = reduce_to(c.value.detach(), *c.plates, g.plates);
-          acc.sum = acc.sum.defined() ? acc.sum + r : r;
+          acc.sum = acc.sum.defined() ? (c.negative ? acc.sum - r : acc.sum + r) : (c.negative ? -r : r);
           ++acc.next;
         }
         auto signal = acc.sum.defined() ? acc.sum : torch::zeros({}, g.log_prob().options());
