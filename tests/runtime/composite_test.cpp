@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <ppl/runtime/composite.hpp>
+#include <ppl/runtime/render.hpp>
 
 #include "gradcheck.hpp"
 
@@ -67,6 +68,22 @@ TEST_CASE("composite backward agrees with autograd through the reference", "[run
   const auto [rs, ro] = run(false);
   CHECK(torch::allclose(fs, rs, 1e-12, 1e-12));
   CHECK(torch::allclose(fo, ro, 1e-12, 1e-12));
+}
+
+TEST_CASE("render then composite: gradients through both match finite differences",
+          "[runtime][composite][render][grad]") {
+  torch::manual_seed(15);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto points = torch::rand({2, 3, 3, 2}, opts) * 0.8 + 0.1;
+  const auto sigma = torch::rand({2, 3}, opts) * 0.05 + 0.05;
+  const auto omega0 = torch::rand({2, 3}, opts) * 0.5 + 0.3;
+  const auto omega1 = torch::rand({2}, opts) * 0.5 + 0.5;
+  ppl_test::check_gradients(
+      [](const std::vector<torch::Tensor>& in) {
+        const auto strokes = ppl::runtime::render_strokes(in[0], in[1], in[2], {.height = 6, .width = 8, .samples = 9});
+        return composite(strokes, in[3]);
+      },
+      {points, sigma, omega0, omega1}, {"points", "sigma", "omega0", "omega1"});
 }
 
 TEST_CASE("composite rejects bad arguments", "[runtime][composite]") {

@@ -77,6 +77,16 @@ TEST_CASE("render_strokes uses the default 50 x 50 raster and 100 samples", "[ru
   CHECK(torch::allclose(got, reference_render(s.points, s.sigma, s.omega0, 50, 50, 100), 1e-10, 1e-10));
 }
 
+TEST_CASE("render_strokes accepts non-contiguous inputs", "[runtime][render]") {
+  torch::manual_seed(9);
+  const auto s = random_strokes(3, 4, 4, torch::kFloat64);
+  const auto points_t = s.points.transpose(0, 1).contiguous().transpose(0, 1);  // same values, other strides
+  const auto sigma_t = s.sigma.t().contiguous().t();
+  REQUIRE_FALSE(points_t.is_contiguous());
+  const RenderOptions opts{.height = 10, .width = 10, .samples = 20};
+  CHECK(torch::equal(render_strokes(points_t, sigma_t, s.omega0, opts), render_strokes(s.points, s.sigma, s.omega0, opts)));
+}
+
 TEST_CASE("render_strokes gradients match finite differences", "[runtime][render][grad]") {
   torch::manual_seed(3);
   const auto s = random_strokes(2, 2, 4, torch::kFloat64);
