@@ -185,3 +185,20 @@ TEST_CASE("SVI trains a neural baseline with its own learning rate", "[svi][base
   CHECK(after < 0.7 * before);
   baseline_net = nullptr;
 }
+
+TEST_CASE("Svi stops with the site whose log_prob went NaN", "[svi][errors]") {
+  ppl::param_store().clear();
+  ppl::set_validation(false);
+  const auto x = torch::tensor({0.3, 1.2}, kF64);
+  auto bad_model = [](const torch::Tensor& xx) {
+    auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0));
+    auto noise = ppl::param("noise", torch::tensor(-0.5, kF64));  // unconstrained: may go negative
+    auto data = ppl::plate("data", xx.size(0));
+    ppl::observe("x", d::Normal(mu, noise), xx);
+  };
+  infer::Svi svi(bad_model, guide, infer::Elbo(), infer::Adam(0.01));
+  CHECK_THROWS_AS(svi.step(x), infer::NonFiniteError);
+  CHECK_THROWS_WITH(svi.step(x), Catch::StartsWith("Elbo: log_prob of model site \"x\" (svi_test.cpp:"));
+  CHECK(svi.steps() == 0);
+  ppl::set_validation(true);
+}
