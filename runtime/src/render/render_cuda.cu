@@ -13,7 +13,8 @@
 namespace ppl::runtime::detail {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;  // a multiple of kWarp
+constexpr int kWarp = 32;
 
 // Block-wide sum; every thread gets the result. `buf` holds kThreads values.
 template <typename scalar_t>
@@ -113,6 +114,7 @@ __global__ void render_backward_kernel(const scalar_t* __restrict__ grad_out, co
                                        scalar_t* __restrict__ g_omega0, int K, int S, int H, int W) {
   __shared__ scalar_t vbuf[kThreads];
   __shared__ int ibuf[kThreads];
+  __shared__ scalar_t rx[kThreads], ry[kThreads], r2[kThreads];
   const int i = blockIdx.x, P = H * W;
   scalar_t* curve = curves + static_cast<long>(i) * 2 * S;
   scalar_t* graw = graw_all + static_cast<long>(i) * P;
@@ -151,25 +153,45 @@ __global__ void render_backward_kernel(const scalar_t* __restrict__ grad_out, co
     g_omega0[i] = -total / w0;
   }
   __syncthreads();
-  // Eq. 11 backwards, one curve sample per thread.
+  // Eq. 11 backwards: one warp per curve sample, its lanes striding over the
+  // pixels (coalesced reads of graw), then a tree reduction within the warp.
+  // The loop over samples is block-uniform so every thread meets each barrier.
   const scalar_t inv_s2 = scalar_t(1) / (s * s);
-  for (int n = threadIdx.x; n < S; n += blockDim.x) {
-    const scalar_t bx = curve[n], by = curve[S + n];
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = kThreads / kWarp;
+  for (int base = 0; base < S; base += warps) {
+    const int n = base + warp;
     scalar_t ax = 0, ay = 0, a2 = 0;
-    for (int p = 0; p < P; ++p) {
-      const scalar_t dx = static_cast<scalar_t>(p % W) / static_cast<scalar_t>(W) - bx;
-      const scalar_t dy = static_cast<scalar_t>(p / W) / static_cast<scalar_t>(H) - by;
-      const scalar_t d2 = dx * dx + dy * dy;
-      const scalar_t t = graw[p] * exp(-d2 * inv2s2);
-      ax += t * dx;
-      ay += t * dy;
-      a2 += t * d2;
+    if (n < S) {
+      const scalar_t bx = curve[n], by = curve[S + n];
+      for (int p = lane; p < P; p += kWarp) {
+        const scalar_t dx = static_cast<scalar_t>(p % W) / static_cast<scalar_t>(W) - bx;
+        const scalar_t dy = static_cast<scalar_t>(p / W) / static_cast<scalar_t>(H) - by;
+        const scalar_t d2 = dx * dx + dy * dy;
+        const scalar_t t = graw[p] * exp(-d2 * inv2s2);
+        ax += t * dx;
+        ay += t * dy;
+        a2 += t * d2;
+      }
     }
-    gsmp[n] = ax * inv_s2;
-    gsmp[S + n] = ay * inv_s2;
-    gsmp[2 * S + n] = a2;
+    rx[threadIdx.x] = ax;
+    ry[threadIdx.x] = ay;
+    r2[threadIdx.x] = a2;
+    __syncthreads();
+    for (int off = kWarp / 2; off > 0; off /= 2) {
+      if (lane < off) {
+        rx[threadIdx.x] += rx[threadIdx.x + off];
+        ry[threadIdx.x] += ry[threadIdx.x + off];
+        r2[threadIdx.x] += r2[threadIdx.x + off];
+      }
+      __syncthreads();
+    }
+    if (lane == 0 && n < S) {
+      gsmp[n] = rx[threadIdx.x] * inv_s2;
+      gsmp[S + n] = ry[threadIdx.x] * inv_s2;
+      gsmp[2 * S + n] = r2[threadIdx.x];
+    }
+    __syncthreads();
   }
-  __syncthreads();
   scalar_t a2 = 0;
   for (int n = threadIdx.x; n < S; n += blockDim.x) a2 += gsmp[2 * S + n];
   const scalar_t a2_total = block_sum(a2, vbuf);
