@@ -117,14 +117,33 @@ void param_names(const TracePair& traces, std::vector<std::string>& out, std::un
 /// The data plate: the outermost plate of the first observed site in one
 /// (null when no observed site is in a plate).
 const PlateFrame* data_plate(const TracePair& traces) {
-  for (const auto& s : traces.model)
-    if (s.is_random() && s.observed && !s.plates.empty()) return &s.plates.front();
+  for (const auto& s : traces.model) {
+    if (!s.is_random() || !s.observed) continue;
+    for (const auto& f : s.plates)
+      if (f.name != kParticlePlate) return &f;
+  }
   return nullptr;
 }
 
 /// `lp` (of site `s`) summed to one value per element of the data plate: [N],
 /// or [1] without a data plate.
 torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const PlateFrame* data, std::string_view who) {
+  const PlateFrame* particles = nullptr;
+  for (const auto& g : s.plates)
+    if (g.name == kParticlePlate) particles = &g;
+  if (particles) {
+    // Vectorised particles: [n, N] (or [n, 1]).
+    std::vector<PlateFrame> keep{*particles};
+    if (data) keep.push_back(*data);
+    auto r = reduce_to(lp, s.plates, keep);
+    const bool in_data = data && std::any_of(s.plates.begin(), s.plates.end(),
+                                             [&](const PlateFrame& g) { return g.name == data->name; });
+    if (data && !in_data)
+      throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
+                                  "data point; put every random site inside it",
+                                  who, where(s), data->name));
+    return r.reshape({particles->subsample_size, -1});
+  }
   if (!data) return lp.sum().reshape({1});
   const PlateFrame* f = nullptr;
   for (const auto& g : s.plates)
@@ -469,7 +488,7 @@ torch::Tensor log_weights(const TracePair& traces, std::string_view who) {
   return total.defined() ? total : torch::zeros({1});
 }
 
-LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options) {
+LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options, const VectorisedRunner& vectorised) {
   if (options.particles < 1)
     throw ArgumentError(fmt::format("log_marginal: particles is {}, but must be at least 1", options.particles));
   if (options.chunk < 1)
@@ -478,14 +497,24 @@ LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& option
   torch::Tensor lse1, lse2;  // running logsumexp of w and of 2w
   for (int64_t start = 0; start < options.particles; start += options.chunk) {
     const auto n = std::min(options.chunk, options.particles - start);
+    torch::Tensor w;
+    if (options.vectorise) {
+      if (!vectorised) throw ArgumentError("log_marginal: vectorise is set, but no vectorised runner was given");
+      const TracePair traces = vectorised(n);
+      check_pairing(traces, "log_marginal");
+      w = log_weights(traces, "log_marginal").to(torch::kDouble);
+      if (w.dim() != 2 || w.size(0) != n)
+        throw ShapeError(fmt::format("log_marginal: vectorised log-weights have shape {}, expected [{}, N]",
+                                     shape_string(w.sizes()), n));
+    }
     std::vector<torch::Tensor> chunk;
     chunk.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n && !w.defined(); ++i) {
       const TracePair traces = run();
       check_pairing(traces, "log_marginal");
       chunk.push_back(log_weights(traces, "log_marginal").to(torch::kDouble));
     }
-    auto w = torch::stack(chunk);
+    if (!w.defined()) w = torch::stack(chunk);
     auto c1 = torch::logsumexp(w, 0), c2 = torch::logsumexp(2 * w, 0);
     lse1 = lse1.defined() ? torch::logaddexp(lse1, c1) : c1;
     lse2 = lse2.defined() ? torch::logaddexp(lse2, c2) : c2;

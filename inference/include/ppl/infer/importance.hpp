@@ -5,9 +5,17 @@
 
 #include <torch/types.h>
 
+#include <ppl/core/plate.hpp>
 #include <ppl/infer/elbo.hpp>
 
 namespace ppl::infer {
+
+/// Name of the outer plate of vectorised particles.
+inline constexpr const char* kParticlePlate = "_particles";
+
+/// Runs guide and model once for `n` particles in parallel (see
+/// ImportanceOptions::vectorise).
+using VectorisedRunner = std::function<TracePair(int64_t n)>;
 
 /// Options of `log_marginal`.
 struct ImportanceOptions {
@@ -16,6 +24,12 @@ struct ImportanceOptions {
   /// Particles whose log-weights are held at once before being folded into
   /// the running log-sum-exp: memory is O(chunk x data points).
   int64_t chunk = 100;
+  /// Draw a chunk's particles in one run of each program, inside an outer
+  /// plate "_particles" of size chunk at dim -(max_plate_nesting + 1): the
+  /// programs must broadcast over that leading batch dimension.
+  bool vectorise = false;
+  /// The number of nested plates the programs use (for `vectorise`).
+  int max_plate_nesting = 1;
 };
 
 /// Result of `log_marginal`.
@@ -32,7 +46,8 @@ struct LogMarginal {
 /// without gradient. Throws ArgumentError for particles or chunk < 1,
 /// SiteError for unpaired sites and for a latent site outside the data plate
 /// (log p(x) then does not factorise per data point).
-LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options);
+LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options,
+                              const VectorisedRunner& vectorised = {});
 
 /// Per-data-point log-weights log p(x_n, z) - log q(z | x_n) of one trace
 /// pair: each site's log_prob summed over every dimension except the data
@@ -40,26 +55,60 @@ LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& option
 /// random site outside the data plate.
 torch::Tensor log_weights(const TracePair& traces, std::string_view who = "log_marginal");
 
+namespace detail {
+/// Runs guide and model inside an outer plate of `n` particles.
+template <class M, class G, class... Args>
+VectorisedRunner make_vectorised_runner(M& model, G& guide, const ImportanceOptions& options, Args&... args) {
+  if (!options.vectorise) return {};
+  const int64_t dim = -(options.max_plate_nesting + 1);
+  return [&model, &guide, dim, &args...](int64_t n) {
+    TracePair out;
+    {
+      handlers::TraceHandler record;
+      HandlerScope scope(record);
+      Plate particles(kParticlePlate, n, {.dim = dim});
+      guide(args...);
+      out.guide = std::move(record.trace());
+    }
+    {
+      handlers::TraceHandler record;
+      handlers::ReplayHandler replay(out.guide);
+      HandlerScope outer(record);
+      HandlerScope inner(replay);
+      Plate particles(kParticlePlate, n, {.dim = dim});
+      model(args...);
+      out.model = std::move(record.trace());
+    }
+    return out;
+  };
+}
+}  // namespace detail
+
 /// `log_marginal(model, guide, x, {.particles = K, .chunk = C})`.
 template <class M, class G>
 LogMarginal log_marginal(M&& model, G&& guide, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(model, guide), options);
+  return log_marginal_impl(detail::make_runner(model, guide), options,
+                           detail::make_vectorised_runner(model, guide, options));
 }
 template <class M, class G, class A1>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(model, guide, a1), options);
+  return log_marginal_impl(detail::make_runner(model, guide, a1), options,
+                           detail::make_vectorised_runner(model, guide, options, a1));
 }
 template <class M, class G, class A1, class A2>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(model, guide, a1, a2), options);
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2), options,
+                           detail::make_vectorised_runner(model, guide, options, a1, a2));
 }
 template <class M, class G, class A1, class A2, class A3>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3), options);
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3), options,
+                           detail::make_vectorised_runner(model, guide, options, a1, a2, a3));
 }
 template <class M, class G, class A1, class A2, class A3, class A4>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, A4&& a4, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3, a4), options);
+  return log_marginal_impl(detail::make_runner(model, guide, a1, a2, a3, a4), options,
+                           detail::make_vectorised_runner(model, guide, options, a1, a2, a3, a4));
 }
 
 }  // namespace ppl::infer
