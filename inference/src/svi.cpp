@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
 #include <ppl/core/random.hpp>
 #include <ppl/infer/checkpoint.hpp>
@@ -45,6 +46,15 @@ void Optimiser::add(const std::string& name, const torch::Tensor& param, bool ba
     s.param = param;
     if (baseline) s.lr = learning_rate(name, true);
     return;
+  }
+  auto value = pending_values_.find(name);
+  if (value != pending_values_.end()) {
+    torch::NoGradGuard no_grad;
+    if (value->second.sizes() != param.sizes())
+      throw ShapeError(fmt::format("Optimiser: parameter \"{}\" has shape {}, but the checkpoint holds shape {}", name,
+                                   shape_string(param.sizes()), shape_string(value->second.sizes())));
+    torch::Tensor(param).copy_(value->second);
+    pending_values_.erase(value);
   }
   Slot s;
   s.name = name;
@@ -101,6 +111,22 @@ double Optimiser::update(bool check_finite) {
     s.param.addcdiv_(s.m, denom, -s.lr / bc1);
   }
   return norm;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Optimiser::parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& s : slots_) out.emplace_back(s.name, s.param);
+  return out;
+}
+
+void Optimiser::set_pending_value(const std::string& name, torch::Tensor value) {
+  auto it = index_.find(name);
+  if (it != index_.end()) {
+    torch::NoGradGuard no_grad;
+    slots_[it->second].param.copy_(value);
+    return;
+  }
+  pending_values_[name] = std::move(value);
 }
 
 std::vector<std::string> Optimiser::names() const {
@@ -196,6 +222,9 @@ void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const 
   TensorArchive archive;
   for (auto& [name, t] : params.tensors) archive.tensors.emplace_back("param/" + name, t);
   optimiser.save_state(archive, "adam/");
+  // Parameters outside the store (unregistered baseline networks).
+  for (const auto& [name, p] : optimiser.parameters())
+    if (!param_store().contains(name)) archive.tensors.emplace_back("value/" + name, p.detach());
   elbo.save_state(archive, "elbo/");
   {
     auto gen = cpu_generator();
@@ -228,6 +257,8 @@ int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser
   }
   std::filesystem::remove(params_path);
   optimiser.load_state(archive, "adam/");
+  for (const auto& [name, t] : archive.tensors)
+    if (name.rfind("value/", 0) == 0) optimiser.set_pending_value(name.substr(6), t);
   elbo.load_state(archive, "elbo/");
   {
     auto gen = cpu_generator();

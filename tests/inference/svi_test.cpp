@@ -183,6 +183,20 @@ TEST_CASE("SVI trains a neural baseline with its own learning rate", "[svi][base
   const double after = squared_error();
   INFO("baseline squared error before " << before << ", after " << after);
   CHECK(after < 0.7 * before);
+
+  // A checkpoint carries the weights of a baseline network outside the store.
+  const auto path = std::filesystem::temp_directory_path() / "ppl_inference_baseline_checkpoint.ppl";
+  infer::save_checkpoint(path, svi);
+  const double saved_bias = baseline_net->bias.item<double>();
+  baseline_net = torch::nn::Linear(1, 1);
+  baseline_net->to(torch::kDouble);
+  baseline_net->bias.detach().fill_(saved_bias + 5.0);
+  infer::Svi resumed(local_model, local_guide, infer::Elbo({.decaying_baseline = false}),
+                     infer::Adam(0.02).baselines(0.05));
+  infer::load_checkpoint(path, resumed);
+  resumed.step(x);
+  CHECK(std::abs(baseline_net->bias.item<double>() - saved_bias) < 0.2);
+  std::filesystem::remove(path);
   baseline_net = nullptr;
 }
 

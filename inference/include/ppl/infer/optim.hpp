@@ -68,6 +68,12 @@ class Optimiser {
   std::vector<std::string> names() const;
   const Adam& spec() const { return spec_; }
 
+  /// The registered parameters by name, in order.
+  std::vector<std::pair<std::string, torch::Tensor>> parameters() const;
+  /// A value copied into the parameter `name` when it registers (restores
+  /// baseline networks that live outside the param store).
+  void set_pending_value(const std::string& name, torch::Tensor value);
+
   /// Writes "<prefix><name>/m", "/v", "/t" for every parameter.
   void save_state(TensorArchive& archive, const std::string& prefix = "adam/") const;
   /// Reads the state back; a parameter registered later takes its saved state.
@@ -88,6 +94,7 @@ class Optimiser {
   std::vector<Slot> slots_;
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, Saved> pending_;
+  std::unordered_map<std::string, torch::Tensor> pending_values_;
 };
 
 }  // namespace ppl::infer
