@@ -97,6 +97,8 @@ TEST_CASE("the IWAE bound is exact for the posterior guide and tighter than the 
   const auto x = torch::tensor(kData, kF64);
   double evidence = 0;
   for (double xn : kData) evidence += log_normal(xn, std::sqrt(1 + kSigma * kSigma));
+  // The plain ELBO with the exact posterior is log p(x) too, for every draw.
+  CHECK(infer::Elbo({.particles = 3}).estimate(model, posterior_guide, x) == Approx(evidence).epsilon(1e-10));
   infer::Elbo iwae({.particles = 20, .iwae = true});
   auto loss = iwae.loss(model, posterior_guide, x);
   CHECK(-loss.item<double>() == Approx(evidence).epsilon(1e-10));
