@@ -216,6 +216,30 @@ ElboOptions elbo_options_from_json(const nlohmann::json& j) {
   return o;
 }
 
+void to_json(nlohmann::json& j, const ElboOptions& options) { j = to_json(options); }
+void from_json(const nlohmann::json& j, ElboOptions& options) { options = elbo_options_from_json(j); }
+
+void to_json(nlohmann::json& j, const ImportanceOptions& o) {
+  j = {{"particles", o.particles}, {"chunk", o.chunk}, {"vectorise", o.vectorise},
+       {"max_plate_nesting", o.max_plate_nesting}};
+}
+
+void from_json(const nlohmann::json& j, ImportanceOptions& o) {
+  nlohmann::json known;
+  to_json(known, ImportanceOptions{});
+  if (!j.is_object()) throw Error("ImportanceOptions: expected a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.contains(it.key())) throw Error(fmt::format("ImportanceOptions: unknown key \"{}\"", it.key()));
+  try {
+    o.particles = j.value("particles", o.particles);
+    o.chunk = j.value("chunk", o.chunk);
+    o.vectorise = j.value("vectorise", o.vectorise);
+    o.max_plate_nesting = j.value("max_plate_nesting", o.max_plate_nesting);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("ImportanceOptions: {}", e.what()));
+  }
+}
+
 // ------------------------------------------------------------------ Elbo
 
 Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {

@@ -16,6 +16,42 @@
 
 namespace ppl::infer {
 
+// ------------------------------------------------------------------ Adam JSON
+
+void to_json(nlohmann::json& j, const Adam& a) {
+  auto groups = nlohmann::json::array();
+  for (const auto& g : a.groups) groups.push_back({{"prefix", g.prefix}, {"lr", g.lr}});
+  j = {{"lr", a.lr},         {"beta1", a.beta1},
+       {"beta2", a.beta2},   {"eps", a.eps},
+       {"groups", groups},   {"baseline_lr", a.baseline_lr ? nlohmann::json(*a.baseline_lr) : nlohmann::json(nullptr)},
+       {"clip_norm", a.clip_norm}};
+}
+
+void from_json(const nlohmann::json& j, Adam& a) {
+  nlohmann::json known;
+  to_json(known, Adam());
+  if (!j.is_object()) throw Error("Adam: expected a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.contains(it.key())) throw Error(fmt::format("Adam: unknown key \"{}\"", it.key()));
+  try {
+    a.lr = j.value("lr", a.lr);
+    a.beta1 = j.value("beta1", a.beta1);
+    a.beta2 = j.value("beta2", a.beta2);
+    a.eps = j.value("eps", a.eps);
+    a.clip_norm = j.value("clip_norm", a.clip_norm);
+    if (j.contains("groups")) {
+      a.groups.clear();
+      for (const auto& g : j.at("groups")) a.groups.push_back({g.at("prefix").get<std::string>(), g.at("lr").get<double>()});
+    }
+    if (j.contains("baseline_lr")) {
+      const auto& b = j.at("baseline_lr");
+      a.baseline_lr = b.is_null() ? std::nullopt : std::optional<double>(b.get<double>());
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Adam: {}", e.what()));
+  }
+}
+
 // ------------------------------------------------------------------ Optimiser
 
 Optimiser::Optimiser(Adam spec) : spec_(std::move(spec)) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <ppl/inference.hpp>
 
@@ -78,6 +79,11 @@ TEST_CASE("log_marginal does not depend on the chunk size", "[importance]") {
 
 TEST_CASE("log_marginal rejects bad options and latents outside the data plate", "[importance][errors]") {
   const auto x = torch::tensor(kData, kF64);
+  const nlohmann::json j = infer::ImportanceOptions{.particles = 7, .chunk = 3};
+  CHECK(j.get<infer::ImportanceOptions>().particles == 7);
+  CHECK(j.get<infer::ImportanceOptions>().chunk == 3);
+  CHECK_THROWS_WITH(nlohmann::json({{"k", 1}}).get<infer::ImportanceOptions>(),
+                    "ImportanceOptions: unknown key \"k\"");
   CHECK_THROWS_AS(infer::log_marginal(model, prior_guide, x, {.particles = 0}), ppl::ArgumentError);
   CHECK_THROWS_WITH(infer::log_marginal(model, prior_guide, x, {.particles = 10, .chunk = 0}),
                     "log_marginal: chunk is 0, but must be at least 1");

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <ppl/inference.hpp>
 
@@ -50,6 +51,16 @@ TEST_CASE("Adam groups give learning rates by prefix and to baseline networks", 
   CHECK(opt.learning_rate("encoder.weight", false) == 1e-4);
   CHECK(opt.learning_rate("baseline#0", true) == 1e-3);
   CHECK_THROWS_AS(infer::Optimiser(infer::Adam(-1.0)), ppl::ArgumentError);
+  // The spec round-trips through JSON.
+  const nlohmann::json j = infer::Adam(1e-4).group("q.", 1e-2).baselines(1e-3).clip(5.0);
+  const auto back = j.get<infer::Adam>();
+  CHECK(back.lr == 1e-4);
+  CHECK(back.groups.size() == 1);
+  CHECK(back.groups[0].prefix == "q.");
+  CHECK(back.baseline_lr == 1e-3);
+  CHECK(back.clip_norm == 5.0);
+  CHECK_THROWS_WITH(nlohmann::json({{"learning_rate", 1.0}}).get<infer::Adam>(),
+                    "Adam: unknown key \"learning_rate\"");
 
   // One Adam step moves a parameter by lr * sign(g) (bias-corrected first step).
   auto a = torch::tensor({1.0, 2.0}, kF64).requires_grad_(true);

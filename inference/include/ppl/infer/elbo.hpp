@@ -97,9 +97,13 @@ struct ElboOptions {
   ElboOptions& with_iwae(bool on = true) { iwae = on; return *this; }
 };
 
-/// `ElboOptions` as JSON and back (unknown keys are a ppl::Error).
+/// `ElboOptions` as JSON and back; missing keys keep their defaults, unknown
+/// keys and values of the wrong type are a ppl::Error naming the key. The
+/// two-argument forms let nlohmann's `j.get<ElboOptions>()` work.
 nlohmann::json to_json(const ElboOptions& options);
 ElboOptions elbo_options_from_json(const nlohmann::json& j);
+void to_json(nlohmann::json& j, const ElboOptions& options);
+void from_json(const nlohmann::json& j, ElboOptions& options);
 
 /// What one evaluation of the objective produced.
 struct ElboResult {

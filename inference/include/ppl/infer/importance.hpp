@@ -32,6 +32,10 @@ struct ImportanceOptions {
   int max_plate_nesting = 1;
 };
 
+/// `ImportanceOptions` as JSON and back (unknown keys are a ppl::Error).
+void to_json(nlohmann::json& j, const ImportanceOptions& options);
+void from_json(const nlohmann::json& j, ImportanceOptions& options);
+
 /// Result of `log_marginal`.
 struct LogMarginal {
   /// log p(x_n) estimated per data point n (per element of the outermost

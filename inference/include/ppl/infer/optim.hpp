@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include <ppl/core/archive.hpp>
@@ -41,6 +42,12 @@ struct Adam {
   Adam& clip(double max_norm) { clip_norm = max_norm; return *this; }
   Adam& betas(double b1, double b2) { beta1 = b1; beta2 = b2; return *this; }
 };
+
+/// `Adam` as JSON ({"lr", "beta1", "beta2", "eps", "groups": [{"prefix",
+/// "lr"}], "baseline_lr" (null when unset), "clip_norm"}) and back; unknown
+/// keys are a ppl::Error.
+void to_json(nlohmann::json& j, const Adam& spec);
+void from_json(const nlohmann::json& j, Adam& spec);
 
 /// Adam over named tensors. Parameters join on first sight; each keeps its
 /// own moments and step count, so a checkpoint resumes bit for bit.
