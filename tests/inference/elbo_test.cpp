@@ -124,6 +124,38 @@ TEST_CASE("score-function gradients match the enumerated ELBO gradient; baseline
   CHECK(v_plain[0].item<double>() == Approx(v_full[0].item<double>()).epsilon(0.2));
 }
 
+TEST_CASE("IWAE score-function gradients match the enumerated bound's gradient", "[elbo][score][iwae]") {
+  ppl::param_store().clear();
+  neural_baseline = torch::Tensor();
+  torch::manual_seed(14);
+  const auto x = torch::tensor(1.5, kF64);
+  ppl::trace(two_step_guide, x);
+  // Exact L_2 = sum over two independent draws of q(a) q(b) log((w_a + w_b) / 2).
+  std::vector<torch::Tensor> ps;
+  for (const auto& n : kParams) ps.push_back(ppl::param_store().at(n).detach().clone().requires_grad_(true));
+  std::vector<torch::Tensor> log_q, log_w;
+  for (double z1 : {0.0, 1.0})
+    for (double z2 : {0.0, 1.0}) {
+      auto lq1 = z1 * torch::log_sigmoid(ps[0]) + (1 - z1) * torch::log_sigmoid(-ps[0]);
+      auto l2 = ps[1] + ps[2] * z1;
+      auto lq = lq1 + z2 * torch::log_sigmoid(l2) + (1 - z2) * torch::log_sigmoid(-l2);
+      const double p2 = 0.2 + 0.4 * z1;
+      const double lp = std::log(z1 ? 0.3 : 0.7) + std::log(z2 ? p2 : 1 - p2) - 0.5 * std::pow(1.5 - z1 - 2 * z2, 2) -
+                        0.5 * std::log(2 * M_PI);
+      log_q.push_back(lq);
+      log_w.push_back(lp - lq);
+    }
+  auto bound = torch::zeros({}, kF64);
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 4; ++j)
+      bound = bound + torch::exp(log_q[i] + log_q[j]) *
+                          (torch::logaddexp(log_w[i], log_w[j]) - std::log(2.0));
+  const auto exact = torch::stack(torch::autograd::grad({bound}, ps));
+  infer::Elbo iwae({.particles = 2, .iwae = true});
+  gradient_samples(iwae, x, 50);
+  check_unbiased(gradient_samples(iwae, x, 3000), exact);
+}
+
 TEST_CASE("a neural baseline keeps the gradient unbiased and is trained by squared error", "[elbo][score]") {
   ppl::param_store().clear();
   torch::manual_seed(12);
