@@ -91,6 +91,7 @@ struct ElboOptions {
   /// Check the objective for NaN / infinity and name the site at fault.
   bool check_finite = true;
 
+  /// Chained setters: `ElboOptions().with_particles(4).with_beta("z_what", 4.0)`.
   ElboOptions& with_particles(int k) { particles = k; return *this; }
   ElboOptions& with_beta(const std::string& prefix, double weight) { beta[prefix] = weight; return *this; }
   ElboOptions& with_analytic_kl(bool on = true) { analytic_kl = on; return *this; }
@@ -129,6 +130,8 @@ struct ElboResult {
 /// between calls.
 class Elbo {
  public:
+  /// Throws ArgumentError for particles < 1, baseline_decay outside [0, 1)
+  /// or a negative beta.
   explicit Elbo(ElboOptions options = {});
 
   /// Differentiable surrogate loss (negative ELBO estimate) for one step.
@@ -145,10 +148,13 @@ class Elbo {
     return estimate_impl(detail::make_runner(model, guide, args...));
   }
 
-  /// One evaluation from traced executions (used by `loss` and `Svi`).
+  /// One evaluation from traced executions (used by `loss` and `Svi`);
+  /// updates the running baselines. Throws as `loss`.
   ElboResult evaluate(const Runner& run);
+  /// `estimate` on a runner. Throws SiteError on unpaired sites.
   double estimate_impl(const Runner& run);
 
+  /// The options given at construction.
   const ElboOptions& options() const { return options_; }
   /// The KL weight of site `name` (longest matching prefix of options().beta).
   double weight(const std::string& name) const;

@@ -36,6 +36,7 @@ struct Adam {
   /// Rescale the gradient when its global L2 norm exceeds this (0: never).
   double clip_norm = 0.0;
 
+  /// The default learning rate; the chained setters below add the rest.
   explicit Adam(double learning_rate = 1e-3) : lr(learning_rate) {}
   Adam& group(std::string prefix, double group_lr) { groups.push_back({std::move(prefix), group_lr}); return *this; }
   Adam& baselines(double group_lr) { baseline_lr = group_lr; return *this; }
@@ -53,6 +54,8 @@ void from_json(const nlohmann::json& j, Adam& spec);
 /// own moments and step count, so a checkpoint resumes bit for bit.
 class Optimiser {
  public:
+  /// Throws ArgumentError for a negative learning rate or clip norm, or
+  /// betas outside [0, 1).
   explicit Optimiser(Adam spec);
 
   /// The learning rate of a parameter named `name` (baseline: reached from a
@@ -73,6 +76,7 @@ class Optimiser {
   size_t size() const { return slots_.size(); }
   /// Names of the registered parameters, in order.
   std::vector<std::string> names() const;
+  /// The specification given at construction.
   const Adam& spec() const { return spec_; }
 
   /// The registered parameters by name, in order.

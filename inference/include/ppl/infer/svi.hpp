@@ -21,6 +21,7 @@ double svi_step(Elbo& elbo, Optimiser& optimiser, const Runner& run);
 template <class Model, class Guide>
 class Svi {
  public:
+  /// Throws ArgumentError for a negative learning rate or betas outside [0, 1).
   Svi(Model model, Guide guide, Elbo elbo, Adam optimiser)
       : model_(std::move(model)), guide_(std::move(guide)), elbo_(std::move(elbo)), optimiser_(std::move(optimiser)) {}
 
@@ -39,10 +40,13 @@ class Svi {
     return elbo_.estimate_impl(detail::make_runner(model_, guide_, args...));
   }
 
+  /// The objective, with its running baseline statistics.
   Elbo& elbo() { return elbo_; }
+  /// The optimiser, with its per-parameter state.
   Optimiser& optimiser() { return optimiser_; }
   /// Steps taken (restored by `load_checkpoint`).
   int64_t steps() const { return steps_; }
+  /// Sets the step counter (used by `load_checkpoint`).
   void set_steps(int64_t n) { steps_ = n; }
 
  private:
