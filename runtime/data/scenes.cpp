@@ -209,13 +209,12 @@ void write_scenes(const fs::path& dir, const std::vector<Scene>& scenes, const S
       objects.push_back({{"class", o.label}, {"box", {o.x, o.y, o.width, o.height}}});
     list.push_back({{"file", file}, {"kind", to_string(scenes[i].kind)}, {"objects", objects}});
   }
-  nlohmann::json root = {{"kind", to_string(options.kind)},
-                         {"size", options.size},
-                         {"seed", options.seed},
-                         {"count", scenes.size()},
-                         {"scenes", list}};
+  // One scene per line: readable and diff-friendly for large sets.
   std::ofstream out(dir / "scenes.json");
-  out << root.dump(1) << "\n";
+  out << fmt::format("{{\"kind\": \"{}\", \"size\": {}, \"seed\": {}, \"count\": {}, \"scenes\": [\n",
+                     to_string(options.kind), options.size, options.seed, scenes.size());
+  for (std::size_t i = 0; i < list.size(); ++i) out << " " << list[i].dump() << (i + 1 < list.size() ? ",\n" : "\n");
+  out << "]}\n";
   if (!out) throw DataError(fmt::format("{}: expected to write scenes.json, found a write error", dir.string()));
 }
 

