@@ -422,7 +422,7 @@ std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
           info.present = true;
           info.location = files.front().parent_path().string();
           for (const auto& f : files) {
-            const auto n = read_npy_bitmaps(f).size(0);
+            const auto n = count_npy_bitmaps(f);
             const auto train = n >= 5000 ? 4000 : static_cast<std::int64_t>(std::llround(0.8 * n));
             info.train += train;
             info.test += n >= 5000 ? 1000 : n - train;
@@ -511,8 +511,8 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
       throw DataError(fmt::format("quickdraw: expected <root>/quickdraw/*.npy, found none in {}", where_looked(r)));
     std::vector<Dataset> parts;
     for (std::size_t k = 0; k < files.size(); ++k) {
-      auto x = read_npy_bitmaps(files[k]);
-      const auto n = x.size(0);
+      const auto n = count_npy_bitmaps(files[k]);
+      auto x = read_npy_bitmaps(files[k], n >= 5000 ? 5000 : n);
       const auto n_train = n >= 5000 ? 4000 : static_cast<std::int64_t>(std::llround(0.8 * n));
       const auto n_test = n >= 5000 ? 1000 : n - n_train;
       if (o.split == Split::train) x = x.narrow(0, 0, n_train);

