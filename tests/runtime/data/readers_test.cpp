@@ -5,6 +5,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 #include <zlib.h>
 
@@ -462,6 +463,14 @@ TEST_CASE("loader: batches are deterministic under a seed and cover the data", "
   CHECK(plain.next());
   CHECK_FALSE(plain.next());
   CHECK_THROWS_AS(rd::Loader(d, rd::LoaderOptions{}.with_batch_size(0)), std::invalid_argument);
+  const nlohmann::json j = rd::LoaderOptions{}.with_batch_size(7).with_seed(3).with_shuffle(false);
+  const auto back = j.get<rd::LoaderOptions>();
+  CHECK(back.batch_size == 7);
+  CHECK(back.seed == 3);
+  CHECK_FALSE(back.shuffle);
+  const nlohmann::json lj = rd::LoadOptions{}.with_split(rd::Split::test).with_size(28);
+  CHECK(lj["split"] == "test");
+  CHECK(lj.get<rd::LoadOptions>().size == 28);
 }
 
 // ---------------------------------------------------------------- registry

@@ -204,4 +204,12 @@ TEST_CASE("scenes: written as PNG images plus JSON ground truth", "[runtime][dat
   CHECK_THROWS_AS(rd::parse_scene_kind("mnist-5"), std::invalid_argument);
   CHECK(rd::parse_scene_kind("mnist4_10") == rd::SceneKind::mnist4_10);
   CHECK(rd::parse_scene_kind("MNIST-10") == rd::SceneKind::mnist10);
+  // Options round-trip through JSON.
+  const auto opts = rd::SceneOptions{}.with_kind(rd::SceneKind::mnist4_10).with_size(64).with_seed(9);
+  const nlohmann::json oj = opts;
+  CHECK(oj["kind"] == "mnist-4-10");
+  const auto back = oj.get<rd::SceneOptions>();
+  CHECK(back.kind == opts.kind);
+  CHECK(back.size == 64);
+  CHECK(back.seed == 9);
 }

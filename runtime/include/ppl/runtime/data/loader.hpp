@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include <ppl/runtime/data/dataset.hpp>
@@ -23,6 +24,12 @@ struct LoaderOptions {
   LoaderOptions& with_seed(std::uint64_t v) { seed = v; return *this; }
   LoaderOptions& with_drop_last(bool v) { drop_last = v; return *this; }
 };
+
+/// LoaderOptions to JSON: {"batch_size", "shuffle", "seed", "drop_last"}.
+void to_json(nlohmann::json& j, const LoaderOptions& o);
+/// LoaderOptions from JSON; missing keys keep their defaults. Throws
+/// nlohmann::json::exception for a wrongly typed value.
+void from_json(const nlohmann::json& j, LoaderOptions& o);
 
 /// One batch: images [B, H, W], labels [B], and the dataset indices [B].
 struct Batch {

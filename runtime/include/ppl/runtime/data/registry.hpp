@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <ppl/runtime/data/dataset.hpp>
 #include <ppl/runtime/data/formats.hpp>
 #include <ppl/runtime/data/transforms.hpp>
@@ -60,6 +62,13 @@ struct LoadOptions {
   LoadOptions& with_size(std::int64_t v) { size = v; return *this; }
   LoadOptions& with_limit(std::int64_t v) { limit = v; return *this; }
 };
+
+/// LoadOptions to JSON: {"split": "train", "size", "limit"}.
+void to_json(nlohmann::json& j, const LoadOptions& o);
+/// LoadOptions from JSON; missing keys keep their defaults. Throws
+/// std::invalid_argument for an unknown split, nlohmann::json::exception for
+/// a wrongly typed value.
+void from_json(const nlohmann::json& j, LoadOptions& o);
 
 /// Loads a dataset by name with the splits of seed 000 Appendix A where the
 /// data allows: MNIST / KMNIST / Fashion-MNIST 60k/10k and EMNIST balanced

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include <ppl/runtime/data/dataset.hpp>
@@ -71,6 +72,13 @@ struct SceneOptions {
   SceneOptions& with_size(std::int64_t v) { size = v; return *this; }
   SceneOptions& with_seed(std::uint64_t v) { seed = v; return *this; }
 };
+
+/// SceneOptions to JSON: {"kind": "mnist-4", "size", "seed"}.
+void to_json(nlohmann::json& j, const SceneOptions& o);
+/// SceneOptions from JSON; missing keys keep their defaults. Throws
+/// std::invalid_argument for an unknown kind, nlohmann::json::exception for a
+/// wrongly typed value.
+void from_json(const nlohmann::json& j, SceneOptions& o);
 
 /// Draws scenes from a pool of single digits. Scene i depends only on the
 /// digits, the options and i.
