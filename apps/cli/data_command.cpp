@@ -113,6 +113,7 @@ ppl::cli::RegisterCommand reg{"data", [](CLI::App& app) {
   cmd->add_option("--data-dir", opts->data_dir, "folder searched first for datasets (then PPL_DATA, shared/data)");
 
   auto* ls = cmd->add_subcommand("list", "List the datasets found, their counts and where they come from");
+  ls->add_option("--data-dir", opts->data_dir, "folder searched first for datasets");
   ls->callback([opts] { list(*opts); });
 
   auto* gr = cmd->add_subcommand("grid", "Write a PNG grid of shuffled samples from a dataset");
