@@ -85,7 +85,7 @@ void check_unbiased(const torch::Tensor& samples, const torch::Tensor& exact) {
 
 }  // namespace
 
-TEST_CASE("score-function gradients match the enumerated ELBO gradient; baselines and downstream signals "
+TEST_CASE("score-function gradients match the enumerated ELBO gradient, baselines and downstream signals "
           "lower the variance",
           "[elbo][score]") {
   ppl::param_store().clear();

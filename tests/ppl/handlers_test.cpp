@@ -94,7 +94,7 @@ TEST_CASE("plate subsampling scales log-probabilities by size / subsample size",
   CHECK(z.log_prob_sum().item<double>() == Approx(10.0 * z.dist->log_prob(z.value).sum().item<double>()));
 }
 
-TEST_CASE("replay supplies values; a replayed value of another shape is an error", "[handlers][replay]") {
+TEST_CASE("replay supplies values, a replayed value of another shape is an error", "[handlers][replay]") {
   auto x = torch::tensor({0.1f, -0.3f});
   auto guide_tr = ppl::trace([] { return ppl::sample("mu", d::Normal(3.0, 0.1)); });
   auto tr = ppl::trace(h::replay(model, guide_tr), x);
@@ -106,7 +106,7 @@ TEST_CASE("replay supplies values; a replayed value of another shape is an error
                         Catch::Contains("has shape [3]"));
 }
 
-TEST_CASE("condition observes sites; conditioning on an unknown name is an error", "[handlers][condition]") {
+TEST_CASE("condition observes sites, conditioning on an unknown name is an error", "[handlers][condition]") {
   auto x = torch::tensor({0.1f, -0.3f});
   auto conditioned = h::condition(model, {{"mu", torch::tensor(0.25f)}});
   auto tr = ppl::trace(conditioned, x);
@@ -129,7 +129,7 @@ TEST_CASE("observed values outside the support name the site and line", "[handle
   CHECK_THROWS_AS(bad_shape(), ppl::ShapeError);
 }
 
-TEST_CASE("block hides sites from outer handlers; scale and mask change log-probs", "[handlers]") {
+TEST_CASE("block hides sites from outer handlers, scale and mask change log-probs", "[handlers]") {
   auto x = torch::tensor({0.1f, -0.3f});
   auto tr = ppl::trace(h::block(model, {"mu"}), x);
   CHECK_FALSE(tr.contains("mu"));

@@ -40,7 +40,7 @@ TEST_CASE("AIR z_where converts to the runtime's window convention", "[air]") {
   CHECK(rt[0][2].item<double>() == Approx(0.5));
 }
 
-TEST_CASE("AIR model and guide visit the same latent sites; absent objects score zero", "[air]") {
+TEST_CASE("AIR model and guide visit the same latent sites, and absent objects score zero", "[air]") {
   ppl::param_store().clear();
   air::Air program(small());
   auto x = torch::rand({5, 1, 20, 20});
