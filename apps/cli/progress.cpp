@@ -45,7 +45,7 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
 }
 
 void ProgressBar::finish(const std::string& extra) {
-  draw(extra, true);
+  if (tty_ || last_percent_ != (total_ > 0 ? done_ * 100 / total_ : 100)) draw(extra, true);
   if (tty_) std::fputc('\n', stderr);
   std::fflush(stderr);
 }

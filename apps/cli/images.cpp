@@ -1,0 +1,100 @@
+// Data and pictures for the program commands, on the runtime's datasets,
+// scene generators and PNG writer.
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <ppl/runtime/data/registry.hpp>
+#include <ppl/runtime/data/scenes.hpp>
+#include <ppl/runtime/image.hpp>
+
+#include "commands.hpp"
+#include "run.hpp"
+
+namespace ppl::cli {
+namespace rd = ppl::runtime::data;
+
+namespace {
+/// Scenes per split generated for a scene dataset when no limit is given.
+constexpr int64_t kSceneTrain = 20000, kSceneTest = 2000;
+
+std::optional<rd::SceneKind> scene_kind(const std::string& name) {
+  const std::string n = name == "multi-mnist" ? "multi-mnist-2" : name;
+  try {
+    return rd::parse_scene_kind(n);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
+ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
+                          int64_t limit) {
+  const auto split = rd::parse_split(split_name);
+  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
+                                                       : std::optional<std::filesystem::path>(data_dir));
+  ImageData out;
+  out.name = fmt::format("{}/{}", name, split_name);
+  try {
+    if (auto kind = scene_kind(name)) {
+      // Scenes are drawn from the digits of the same split, with a seed per split.
+      auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
+      const auto seed = split == rd::Split::train ? 1 : 2;
+      rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed));
+      const int64_t n = limit > 0 ? limit : (split == rd::Split::train ? kSceneTrain : kSceneTest);
+      auto scenes = gen.scenes(0, n);
+      std::vector<torch::Tensor> images;
+      std::vector<int64_t> counts;
+      for (const auto& s : scenes) {
+        images.push_back(s.image);
+        counts.push_back(static_cast<int64_t>(s.objects.size()));
+      }
+      out.images = torch::stack(images).unsqueeze(1).to(torch::kFloat);
+      out.labels = torch::tensor(counts, torch::kLong);
+      return out;
+    }
+    auto d = rd::load_dataset(name, roots, rd::LoadOptions{}.with_split(split).with_limit(limit > 0 ? limit : -1));
+    out.images = d.images.unsqueeze(1).to(torch::kFloat);
+    out.labels = d.labels;
+    return out;
+  } catch (const rd::DataError& e) {
+    throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
+  }
+}
+
+void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  runtime::write_png_grid(path, images.detach().cpu().clamp(0, 1), columns);
+}
+
+void save_png(const std::filesystem::path& path, const torch::Tensor& image) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  runtime::write_png(path, image.detach().cpu().clamp(0, 1));
+}
+
+std::string png_base64(const torch::Tensor& image) {
+  auto img = image.detach().cpu().clamp(0, 1);
+  if (img.dim() == 3 && img.size(0) == 1) img = img[0];
+  const auto tmp = std::filesystem::temp_directory_path() / fmt::format("ppl_png_{}.png", ::getpid());
+  runtime::write_png(tmp, img);
+  std::ifstream in(tmp, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(tmp);
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+}  // namespace ppl::cli

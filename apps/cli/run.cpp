@@ -1,0 +1,84 @@
+#include "run.hpp"
+
+#include <fstream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+
+namespace ppl::cli {
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available())
+      throw UsageError("--device cuda: no CUDA device is available to this build of libtorch; use --device cpu");
+    return torch::kCUDA;
+  }
+  throw UsageError(fmt::format("--device is \"{}\", but must be cpu or cuda", name));
+}
+
+infer::Adam adam_for(const programs::ImageProgram& program) {
+  const auto groups = program.param_groups();
+  double base = 1e-3;
+  for (const auto& g : groups)
+    if (g.prefix.empty()) base = g.lr;
+  infer::Adam adam(base);
+  for (const auto& g : groups)
+    if (!g.prefix.empty()) adam.group(g.prefix, g.lr);
+  return adam;
+}
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& text) {
+  auto tmp = path;
+  tmp += fmt::format(".tmp{}", ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw UsageError(fmt::format("cannot write {}", tmp.string()));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+Run open_run(const std::filesystem::path& dir, const std::string& device_override) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir))
+    throw UsageError(fmt::format("run directory {} does not exist; train one with `ppl train PROGRAM --out {}`",
+                                 dir.string(), dir.string()));
+  const auto config_path = dir / "config.json", checkpoint = dir / "checkpoint.bin";
+  if (!fs::exists(config_path) || !fs::exists(checkpoint))
+    throw UsageError(fmt::format("{} is not a finished or checkpointed run (config.json and checkpoint.bin expected)",
+                                 dir.string()));
+  Run run;
+  run.dir = dir;
+  try {
+    run.config = nlohmann::json::parse(std::ifstream(config_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(fmt::format("{} is corrupt: {}", config_path.string(), e.what()));
+  }
+  const auto& t = run.config.at("train");
+  run.train.data = t.value("data", "");
+  run.train.device = device_override.empty() ? t.value("device", "cpu") : device_override;
+  run.train.data_dir = t.value("data_dir", "");
+  run.train.seed = t.value("seed", uint64_t{0});
+  run.device = parse_device(run.train.device);
+  param_store().clear();
+  run.program = programs::find_program(run.config.at("program")).make(run.config.at("options"));
+  run.program->to(run.device);
+  infer::Elbo elbo;
+  infer::Optimiser optimiser(adam_for(*run.program));
+  try {
+    infer::load_checkpoint(checkpoint, elbo, optimiser);
+  } catch (const Error& e) {
+    throw UsageError(fmt::format("cannot load the checkpoint of {}: {}", dir.string(), e.what()));
+  }
+  // Bind the program's networks to the loaded values (module registration).
+  auto x = torch::zeros({1, 1, run.program->image_size(), run.program->image_size()}, torch::TensorOptions().device(run.device));
+  ppl::trace([&] { return run.program->guide(x); });
+  ppl::trace([&] { return run.program->sample(1); });
+  return run;
+}
+
+}  // namespace ppl::cli

@@ -1,0 +1,76 @@
+#pragma once
+/// Run directories of `ppl train`, and what the other commands read from them.
+///
+/// A run directory holds:
+///   config.json      program name, program options, training options
+///   checkpoint.bin   parameters, optimiser state, step (ppl::infer checkpoints)
+///   metrics.jsonl    one JSON object per logged step
+///   samples.png, reconstructions.png, curve.png   written at the end of training
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <ppl/inference.hpp>
+#include <ppl/programs/program.hpp>
+
+namespace ppl::cli {
+
+/// A batch of images [N, 1, H, W] in [0, 1] and optional labels [N].
+struct ImageData {
+  std::string name;
+  torch::Tensor images;
+  torch::Tensor labels;  ///< class or object count; undefined when the set has none
+};
+
+/// Loads split "train" or "test" of the dataset `name` (see `ppl data list`),
+/// at most `limit` images (0: all). Throws UsageError naming the dataset.
+ImageData load_image_data(const std::string& name, const std::string& split, const std::string& data_dir,
+                          int64_t limit);
+
+/// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
+void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);
+/// Writes one image [C, H, W] (C = 1 or 3) in [0, 1] as PNG.
+void save_png(const std::filesystem::path& path, const torch::Tensor& image);
+/// One image [1, H, W] or [H, W] as PNG bytes encoded in base64 (for HTML).
+std::string png_base64(const torch::Tensor& image);
+
+/// Training options of a run (stored in config.json).
+struct TrainOptions {
+  std::string data = "multi-mnist";
+  int64_t steps = 1000;
+  int64_t batch_size = 0;  ///< 0: the program's own
+  int64_t checkpoint_every = 500;
+  int64_t eval_every = 500;
+  int64_t n_train = 0;     ///< 0: all training images
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  std::string data_dir;
+};
+
+/// An opened run: its program with parameters loaded.
+struct Run {
+  std::filesystem::path dir;
+  nlohmann::json config;
+  std::unique_ptr<programs::ImageProgram> program;
+  TrainOptions train;
+  torch::Device device{torch::kCPU};
+};
+
+/// Opens `dir` for reading (ll, sample, trace): reads config.json, builds the
+/// program and loads the checkpoint. Throws UsageError with what to do when
+/// the directory, config or checkpoint is missing or corrupt.
+Run open_run(const std::filesystem::path& dir, const std::string& device_override = {});
+
+/// The device named by `name` ("cpu" or "cuda"); UsageError when CUDA is not available.
+torch::Device parse_device(const std::string& name);
+
+/// The optimiser spec of a program: its learning rates by parameter prefix.
+infer::Adam adam_for(const programs::ImageProgram& program);
+
+/// Writes `text` to `path` atomically (temporary file, then rename).
+void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace ppl::cli

@@ -1,0 +1,41 @@
+// `ppl sample RUN --n N --out FILE.png`: unconditional samples as a PNG grid.
+#include <cmath>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "run.hpp"
+
+namespace ppl::cli {
+namespace {
+
+struct SampleArgs {
+  std::string run;
+  int64_t n = 64;
+  std::string out;
+  std::string device;
+  uint64_t seed = 0;
+};
+
+RegisterCommand reg{"sample", [](CLI::App& app) {
+  auto a = std::make_shared<SampleArgs>();
+  auto* cmd = app.add_subcommand("sample", "Unconditional samples of a trained run as a PNG grid");
+  cmd->add_option("run", a->run, "run directory")->required();
+  cmd->add_option("--n", a->n, "number of samples")->capture_default_str();
+  cmd->add_option("--out", a->out, "PNG file (default: RUN/samples_N.png)");
+  cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
+  cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->callback([a] {
+    if (a->n < 1) throw UsageError("sample: --n must be at least 1");
+    auto run = open_run(a->run, a->device);
+    random::SeedScope seed(a->seed);
+    auto images = run.program->sample(a->n).cpu();
+    const auto out = a->out.empty() ? run.dir / fmt::format("samples_{}.png", a->n) : std::filesystem::path(a->out);
+    save_image_grid(out, images, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(a->n)))));
+    std::printf("wrote %lld samples to %s\n", static_cast<long long>(a->n), out.string().c_str());
+  });
+}};
+
+}  // namespace
+}  // namespace ppl::cli

@@ -1,0 +1,238 @@
+// `ppl train PROGRAM --data NAME ...`: stochastic variational inference with
+// checkpoints, resume, metrics, progress and pictures of the result.
+#include <cstdio>
+#include <fstream>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "progress.hpp"
+#include "run.hpp"
+
+namespace ppl::cli {
+namespace {
+
+struct TrainArgs {
+  std::string program;
+  std::string out = "runs/latest";
+  std::string config;
+  bool resume = false;
+  TrainOptions train;
+};
+
+nlohmann::json train_to_json(const TrainOptions& t) {
+  return {{"data", t.data},         {"steps", t.steps},           {"batch_size", t.batch_size},
+          {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
+          {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir}};
+}
+
+/// Renders the loss curve (moving average) as a 480 x 320 RGB image.
+torch::Tensor plot_curve(const std::vector<std::pair<int64_t, double>>& points) {
+  const int64_t w = 480, h = 320, margin = 20;
+  auto img = torch::ones({3, h, w});
+  // Axes.
+  img.index_put_({torch::indexing::Slice(), h - margin, torch::indexing::Slice(margin, w - margin)}, 0.0);
+  img.index_put_({torch::indexing::Slice(), torch::indexing::Slice(margin, h - margin), margin}, 0.0);
+  if (points.size() < 2) return img;
+  double lo = points.front().second, hi = lo;
+  for (auto& [s, v] : points) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (hi - lo < 1e-12) hi = lo + 1;
+  const double s0 = static_cast<double>(points.front().first), s1 = static_cast<double>(points.back().first);
+  auto px = [&](double s) { return margin + (s - s0) / std::max(s1 - s0, 1.0) * (w - 2 * margin - 1); };
+  auto py = [&](double v) { return (h - margin - 1) - (v - lo) / (hi - lo) * (h - 2 * margin - 1); };
+  auto acc = img.accessor<float, 3>();
+  for (size_t i = 1; i < points.size(); ++i) {
+    const double x0 = px(static_cast<double>(points[i - 1].first)), y0 = py(points[i - 1].second);
+    const double x1 = px(static_cast<double>(points[i].first)), y1 = py(points[i].second);
+    const int n = static_cast<int>(std::max(std::abs(x1 - x0), std::abs(y1 - y0))) + 1;
+    for (int k = 0; k <= n; ++k) {
+      const auto x = static_cast<int64_t>(std::lround(x0 + (x1 - x0) * k / n));
+      const auto y = static_cast<int64_t>(std::lround(y0 + (y1 - y0) * k / n));
+      if (x < 0 || x >= w || y < 0 || y >= h) continue;
+      acc[0][y][x] = 0.1f;
+      acc[1][y][x] = 0.3f;
+      acc[2][y][x] = 0.8f;
+    }
+  }
+  return img;
+}
+
+void train(const TrainArgs& args) {
+  namespace fs = std::filesystem;
+  const fs::path dir = args.out;
+  const auto config_path = dir / "config.json", checkpoint = dir / "checkpoint.bin";
+  nlohmann::json config;
+  TrainOptions t = args.train;
+  if (args.resume) {
+    if (!fs::exists(config_path) || !fs::exists(checkpoint))
+      throw UsageError(fmt::format("train: --resume needs a run in {} (config.json and checkpoint.bin); none found",
+                                   dir.string()));
+    config = nlohmann::json::parse(std::ifstream(config_path));
+    if (config.at("program") != args.program)
+      throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
+                                   config.at("program").get<std::string>(), args.program));
+    const auto& stored = config.at("train");
+    const int64_t steps = t.steps;
+    t.data = stored.at("data");
+    t.batch_size = stored.at("batch_size");
+    t.checkpoint_every = stored.at("checkpoint_every");
+    t.eval_every = stored.at("eval_every");
+    t.n_train = stored.at("n_train");
+    t.seed = stored.at("seed");
+    t.data_dir = stored.value("data_dir", "");
+    t.steps = std::max<int64_t>(steps, stored.at("steps").get<int64_t>());
+  } else {
+    if (fs::exists(checkpoint))
+      throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
+                                   dir.string()));
+    const auto& info = programs::find_program(args.program);
+    nlohmann::json options = info.default_options();
+    if (!args.config.empty()) {
+      std::ifstream in(args.config);
+      if (!in) throw UsageError(fmt::format("train: cannot read --config {}", args.config));
+      nlohmann::json user;
+      try {
+        user = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception& e) {
+        throw UsageError(fmt::format("train: --config {} is not valid JSON: {}", args.config, e.what()));
+      }
+      for (auto& [k, v] : user.items()) options[k] = v;
+    }
+    config = {{"program", args.program}, {"options", options}, {"train", train_to_json(t)}};
+  }
+  if (t.steps < 1) throw UsageError("train: --steps must be at least 1");
+  if (t.checkpoint_every < 1) throw UsageError("train: --checkpoint-every must be at least 1");
+
+  const auto device = parse_device(t.device);
+  param_store().clear();
+  manual_seed(t.seed);  // network initialisation
+  auto program = programs::find_program(args.program).make(config.at("options"));
+  program->to(device);
+  const int64_t batch = t.batch_size > 0 ? t.batch_size : program->batch_size();
+
+  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train);
+  if (data.images.size(-1) != program->image_size() || data.images.size(-2) != program->image_size())
+    throw UsageError(fmt::format("train: {} has {}x{} images but the program expects {}x{}; set image_size in --config",
+                                 t.data, data.images.size(-2), data.images.size(-1), program->image_size(),
+                                 program->image_size()));
+  auto test = load_image_data(t.data, "test", t.data_dir, 1000);
+  const int64_t n = data.images.size(0);
+  if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
+
+  fs::create_directories(dir);
+  if (!args.resume) write_file_atomic(config_path, config.dump(2));
+
+  auto* prog = program.get();
+  auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
+  auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
+  infer::Svi svi(model, guide, infer::Elbo(), adam_for(*program));
+  int64_t start = 0;
+  if (args.resume) {
+    infer::load_checkpoint(checkpoint, svi);
+    start = svi.steps();
+    std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
+  }
+
+  install_interrupt_handler();
+  std::vector<std::string> pending_metrics;
+  std::vector<std::pair<int64_t, double>> curve;
+  {
+    std::ifstream old(dir / "metrics.jsonl");
+    std::string line;
+    while (std::getline(old, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.contains("loss")) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+    }
+  }
+  auto flush = [&](int64_t step) {
+    infer::save_checkpoint(checkpoint, svi);
+    std::ofstream out(dir / "metrics.jsonl", std::ios::app);
+    for (const auto& l : pending_metrics) out << l << "\n";
+    pending_metrics.clear();
+    (void)step;
+  };
+
+  ProgressBar bar(fmt::format("train {}", args.program), t.steps, start);
+  double smoothed = NAN;
+  const auto begin = std::chrono::steady_clock::now();
+  int64_t step = start;
+  while (step < t.steps && !interrupted()) {
+    ++step;
+    program->set_step(step);
+    // Each step's batch and noise depend only on (seed, step): resuming is exact.
+    const int64_t epoch = (step - 1) * batch / n;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(t.seed * 7919 + static_cast<uint64_t>(epoch));
+    auto perm = torch::randperm(n, gen, torch::kLong);
+    const int64_t offset = ((step - 1) * batch) % n;
+    auto idx = perm.narrow(0, std::min(offset, n - batch), batch);
+    auto x = data.images.index_select(0, idx).to(device);
+    double loss;
+    {
+      random::SeedScope seed(t.seed * 1000003 + static_cast<uint64_t>(step));
+      loss = svi.step(x) / static_cast<double>(batch);
+    }
+    smoothed = std::isnan(smoothed) ? loss : 0.98 * smoothed + 0.02 * loss;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    pending_metrics.push_back(nlohmann::json{{"step", step}, {"loss", loss}, {"elapsed", elapsed}}.dump());
+    curve.emplace_back(step, loss);
+    if (t.eval_every > 0 && (step % t.eval_every == 0 || step == t.steps)) {
+      auto eval = program->evaluate(test.images.to(device), test.labels);
+      eval["step"] = step;
+      eval["split"] = "test";
+      pending_metrics.push_back(eval.dump());
+    }
+    bar.update(step, fmt::format("loss {:.2f}", smoothed));
+    if (step % t.checkpoint_every == 0) flush(step);
+  }
+  flush(step);
+  bar.finish(fmt::format("loss {:.2f}", smoothed));
+  if (interrupted()) {
+    std::fprintf(stderr, "train: interrupted at step %lld; checkpoint saved in %s (continue with --resume)\n",
+                 static_cast<long long>(step), dir.string().c_str());
+    return;
+  }
+
+  // Pictures of the result.
+  {
+    torch::NoGradGuard no_grad;
+    save_image_grid(dir / "samples.png", program->sample(64).cpu(), 8);
+    auto x = test.images.narrow(0, 0, std::min<int64_t>(32, test.images.size(0))).to(device);
+    auto recon = program->reconstruct(x).cpu();
+    save_image_grid(dir / "reconstructions.png", torch::stack({x.cpu(), recon}, 1).flatten(0, 1), 8);
+    std::vector<std::pair<int64_t, double>> smooth;
+    double ema = NAN;
+    for (auto& [s, v] : curve) {
+      ema = std::isnan(ema) ? v : 0.95 * ema + 0.05 * v;
+      smooth.emplace_back(s, ema);
+    }
+    save_png(dir / "curve.png", plot_curve(smooth));
+  }
+  std::printf("trained %s for %lld steps; run in %s (samples.png, reconstructions.png, curve.png, metrics.jsonl)\n",
+              args.program.c_str(), static_cast<long long>(step), dir.string().c_str());
+}
+
+RegisterCommand reg{"train", [](CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a program by stochastic variational inference");
+  cmd->add_option("program", a->program, "program name (see `ppl programs`)")->required();
+  cmd->add_option("--data", a->train.data, "dataset (see `ppl data list`)")->capture_default_str();
+  cmd->add_option("--steps", a->train.steps, "total optimisation steps")->capture_default_str();
+  cmd->add_option("--out", a->out, "run directory")->capture_default_str();
+  cmd->add_option("--device", a->train.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--config", a->config, "JSON file of program options");
+  cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint");
+  cmd->add_option("--batch-size", a->train.batch_size, "batch size (0: the program's)")->capture_default_str();
+  cmd->add_option("--checkpoint-every", a->train.checkpoint_every, "steps between checkpoints")->capture_default_str();
+  cmd->add_option("--eval-every", a->train.eval_every, "steps between evaluations (0: never)")->capture_default_str();
+  cmd->add_option("--n-train", a->train.n_train, "use only this many training images (0: all)")->capture_default_str();
+  cmd->add_option("--seed", a->train.seed, "random seed")->capture_default_str();
+  cmd->add_option("--data-dir", a->train.data_dir, "data root (else $PPL_DATA, then the defaults)");
+  cmd->callback([a] { train(*a); });
+}};
+
+}  // namespace
+}  // namespace ppl::cli

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of the program commands on a small AIR:
+# train, exact resume (checkpoints byte-identical), ll, sample, trace, and
+# the one-line errors with exit code 2 that leave a run untouched.
+set -euo pipefail
+ppl=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/small.json" <<'JSON'
+{"rnn_hidden": 32, "encoder_hidden": 32, "decoder_hidden": 32, "predict_hidden": 32,
+ "baseline_hidden": 32, "z_what_size": 8, "window_size": 12, "batch_size": 16}
+JSON
+common=(--data multi-mnist --n-train 64 --config "$work/small.json" --checkpoint-every 2 --eval-every 0 --seed 3)
+
+"$ppl" train air "${common[@]}" --steps 6 --out "$work/straight" > /dev/null 2>&1
+"$ppl" train air "${common[@]}" --steps 3 --out "$work/resumed" > /dev/null 2>&1
+"$ppl" train air --steps 6 --out "$work/resumed" --resume > /dev/null 2>&1
+cmp "$work/straight/checkpoint.bin" "$work/resumed/checkpoint.bin" || { echo "resume is not exact"; exit 1; }
+for f in samples.png reconstructions.png curve.png metrics.jsonl config.json; do
+  [ -s "$work/straight/$f" ] || { echo "missing $f"; exit 1; }
+done
+[ "$(grep -c '"loss"' "$work/straight/metrics.jsonl")" -eq 6 ] || { echo "metrics.jsonl should hold 6 steps"; exit 1; }
+
+"$ppl" ll "$work/straight" --particles 4 --n 8 --batch 4 > "$work/ll.json" 2> /dev/null
+grep -q '"log_likelihood"' "$work/ll.json"
+"$ppl" sample "$work/straight" --n 4 --out "$work/s.png" > /dev/null
+[ -s "$work/s.png" ]
+"$ppl" trace "$work/straight" --index 1 --json "$work/t.json" --html "$work/t.html" > /dev/null
+grep -q '"format":"ppl.trace"' "$work/t.json"
+grep -q 'z_pres/0' "$work/t.html"
+grep -q 'data:image/png;base64,' "$work/t.html"
+
+# Errors: one line, exit code 2, nothing overwritten.
+before=$(md5sum < "$work/straight/checkpoint.bin")
+set +e
+"$ppl" train air --data multi-mnist --steps 2 --out "$work/straight" 2> "$work/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "already holds a run" "$work/err" && [ "$(wc -l < "$work/err")" -eq 1 ]
+[ "$before" = "$(md5sum < "$work/straight/checkpoint.bin")" ]
+set +e
+"$ppl" ll "$work/none" 2> "$work/err"; rc1=$?
+"$ppl" train nosuchprogram 2> /dev/null; rc2=$?
+head -c 100 "$work/straight/checkpoint.bin" > "$work/straight/checkpoint.bin.cut"
+mkdir -p "$work/corrupt" && cp "$work/straight/config.json" "$work/corrupt/" && mv "$work/straight/checkpoint.bin.cut" "$work/corrupt/checkpoint.bin"
+"$ppl" sample "$work/corrupt" 2> "$work/err2"; rc3=$?
+set -e
+[ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err"
+[ $rc2 -eq 2 ]
+[ $rc3 -eq 2 ] && grep -q "cannot load the checkpoint" "$work/err2"
+echo "air smoke: ok"
