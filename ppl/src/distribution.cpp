@@ -1,4 +1,6 @@
 // Distribution base class, the JSON factory and analytic KL divergences.
+#include <cstring>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -55,6 +57,31 @@ torch::Tensor Constraint::check(const torch::Tensor& v) const {
 
 // ------------------------------------------------------------------ Distribution
 
+namespace {
+/// A 0-dim tensor holding `v`, shared by the distributions built with the
+/// same number on this thread (`Normal(0.0, 1.0)` in a loop allocates
+/// nothing after the first time). Parameters are never written in place.
+torch::Tensor number_tensor(double v, const torch::TensorOptions& opts) {
+  struct Entry {
+    double value;
+    c10::ScalarType dtype;
+    c10::Device device;
+    torch::Tensor tensor;
+  };
+  constexpr size_t kSize = 16;
+  thread_local std::vector<Entry> cache;
+  thread_local size_t next = 0;
+  const auto dtype = c10::typeMetaToScalarType(opts.dtype());
+  const auto device = opts.device();
+  for (const auto& e : cache)
+    if (std::memcmp(&e.value, &v, sizeof v) == 0 && e.dtype == dtype && e.device == device) return e.tensor;
+  auto t = at::scalar_tensor(v, opts.requires_grad(false));
+  if (cache.size() < kSize) cache.push_back({v, dtype, device, t});
+  else cache[next++ % kSize] = {v, dtype, device, t};
+  return t;
+}
+}  // namespace
+
 std::vector<torch::Tensor> Distribution::broadcast_args(std::string_view who, std::vector<Arg> args,
                                                         std::vector<int> event_ranks) {
   event_ranks.resize(args.size(), 0);
@@ -69,7 +96,7 @@ std::vector<torch::Tensor> Distribution::broadcast_args(std::string_view who, st
   tensors.reserve(args.size());
   for (auto& a : args) {
     if (a.number) {
-      tensors.push_back(torch::full({}, *a.number, opts.requires_grad(false)));
+      tensors.push_back(number_tensor(*a.number, opts));
     } else {
       if (!a.tensor.defined())
         throw ArgumentError(fmt::format("{}: a parameter is an undefined tensor", who));

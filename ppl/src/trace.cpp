@@ -136,7 +136,10 @@ const torch::Tensor& Site::log_prob() const {
   return log_prob_;
 }
 
-torch::Tensor Site::log_prob_sum() const { return log_prob().sum(); }
+torch::Tensor Site::log_prob_sum() const {
+  const auto& lp = log_prob();
+  return lp.dim() == 0 ? lp : lp.sum();
+}
 
 // ------------------------------------------------------------------ Trace
 
@@ -162,13 +165,15 @@ const Site& Trace::site(const std::string& name) const {
 }
 
 torch::Tensor Trace::log_prob_sum() const {
-  torch::Tensor total;
-  for (const auto& s : sites_) {
-    if (!s.is_random()) continue;
-    auto lp = s.log_prob_sum();
-    total = total.defined() ? total + lp : lp;
-  }
-  return total.defined() ? total : torch::zeros({});
+  // One stack and one sum for the whole trace: per-site sums and additions
+  // would each add an autograd node per site.
+  std::vector<torch::Tensor> terms;
+  terms.reserve(sites_.size());
+  for (const auto& s : sites_)
+    if (s.is_random()) terms.push_back(s.log_prob_sum());
+  if (terms.empty()) return torch::zeros({});
+  if (terms.size() == 1) return terms[0];
+  return torch::stack(terms).sum();
 }
 
 nlohmann::json Trace::to_json() const {
