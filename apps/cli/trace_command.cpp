@@ -2,6 +2,7 @@
 // execution of guide and model on one image, as JSON and as a readable,
 // self-contained HTML page.
 #include <cstdio>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -51,9 +52,10 @@ std::string summary(const torch::Tensor& t) {
                      c.max().item<double>());
 }
 
-std::string site_rows(const Trace& tr) {
+std::string site_rows(const Trace& tr, bool params) {
   std::ostringstream out;
   for (const auto& s : tr) {
+    if (s.is_random() == params) continue;
     std::vector<std::string> plates;
     for (const auto& p : s.plates) plates.push_back(fmt::format("{}({})@{}", p.name, p.subsample_size, p.dim));
     std::string dist = "-";
@@ -97,11 +99,12 @@ void run_trace(const TraceArgs& a) {
   // Parameters live in checkpoint.bin: the JSON lists them by name and
   // shape and keeps the traces to their random choices.
   nlohmann::json params = nlohmann::json::array();
-  auto random_sites = [&params](const Trace& tr) {
+  std::set<std::string> seen;
+  auto random_sites = [&](const Trace& tr) {
     Trace out;
     for (const auto& s : tr) {
       if (s.is_random()) out.add(s);
-      else if (params.size() < 10000) params.push_back({{"name", s.name}, {"shape", s.value.sizes().vec()}});
+      else if (seen.insert(s.name).second) params.push_back({{"name", s.name}, {"shape", s.value.sizes().vec()}});
     }
     return out;
   };
@@ -132,8 +135,10 @@ void run_trace(const TraceArgs& a) {
   const std::string header =
       "<tr><th>site</th><th>kind</th><th>distribution</th><th>shape</th><th>value</th><th>log_prob</th><th>plates</th>"
       "<th>source</th></tr>\n";
-  html << "<h2>Guide sites</h2><table id=\"guide\">" << header << site_rows(guide_trace) << "</table>\n";
-  html << "<h2>Model sites</h2><table id=\"model\">" << header << site_rows(model_trace) << "</table>\n";
+  html << "<h2>Guide sites</h2><table id=\"guide\">" << header << site_rows(guide_trace, false) << "</table>\n";
+  html << "<h2>Model sites</h2><table id=\"model\">" << header << site_rows(model_trace, false) << "</table>\n";
+  html << "<details><summary>Parameters (" << params.size() << ")</summary><table id=\"params\">"
+       << header << site_rows(guide_trace, true) << "</table></details>\n";
   html << "<p>Full values: <code>" << escape(json_path.filename().string()) << "</code> (ppl.trace JSON).</p></body></html>\n";
   const auto html_path = a.html.empty() ? run.dir / fmt::format("trace_{}_{}.html", name, a.index) : std::filesystem::path(a.html);
   write_file_atomic(html_path, html.str());
