@@ -36,7 +36,7 @@ AirOptions AirOptions::defaults() {
   o.decoder_output_bias = -2.0;
   o.use_baselines = true;
   o.learning_rate = 1e-4;
-  o.baseline_learning_rate = 1e-3;
+  o.baseline_learning_rate = 1e-1;
   o.batch_size = 64;
   return o;
 }
@@ -67,12 +67,14 @@ nn::Sequential mlp(int64_t in, int64_t hidden, int64_t out) {
 AirNetsImpl::AirNetsImpl(const AirOptions& o) {
   const int64_t pixels = int64_t{o.image_size} * o.image_size;
   const int64_t window = int64_t{o.window_size} * o.window_size;
-  const int64_t rnn_in = pixels + 3 + o.z_what_size + 1;
-  rnn = register_module("rnn", nn::LSTMCell(rnn_in, o.rnn_hidden));
+  // The LSTMs read [image, z_where, z_what, z_pres]; the image part of their
+  // input is projected once per pass (SplitLSTMCell).
+  const int64_t varying = 3 + o.z_what_size + 1;
+  rnn = register_module("rnn", SplitLSTMCell(pixels, varying, o.rnn_hidden));
   predict = register_module("predict", mlp(o.rnn_hidden, o.predict_hidden, 1 + 3 + 3));
   encode = register_module("encode", mlp(window, o.encoder_hidden, 2 * o.z_what_size));
   decode = register_module("decode", mlp(o.z_what_size, o.decoder_hidden, window));
-  bl_rnn = register_module("bl_rnn", nn::LSTMCell(rnn_in, o.rnn_hidden));
+  bl_rnn = register_module("bl_rnn", SplitLSTMCell(pixels, varying, o.rnn_hidden));
   bl_predict = register_module("bl_predict", mlp(o.rnn_hidden, o.baseline_hidden, 1));
   h_init = register_parameter("h_init", torch::zeros({1, o.rnn_hidden}));
   c_init = register_parameter("c_init", torch::zeros({1, o.rnn_hidden}));
@@ -88,6 +90,13 @@ Air::Air(AirOptions options) : options_(std::move(options)), nets_(options_) {
     throw ArgumentError("AIR: window_size and image_size must be at least 2");
   if (options_.anneal_prior != "none" && options_.anneal_prior != "exp")
     throw ArgumentError(fmt::format("AIR: anneal_prior is \"{}\", but must be \"none\" or \"exp\"", options_.anneal_prior));
+  if (options_.anneal_prior == "exp") {
+    if (!(options_.anneal_prior_to > 0 && options_.anneal_prior_to <= 1))
+      throw ArgumentError(fmt::format("AIR: anneal_prior_to is {}, but must be in (0, 1]", options_.anneal_prior_to));
+    if (options_.anneal_prior_duration < 1)
+      throw ArgumentError(
+          fmt::format("AIR: anneal_prior_duration is {}, but must be at least 1", options_.anneal_prior_duration));
+  }
   trials_ = count_prior_trials(options_.z_pres_prior, options_.max_steps);
   where_loc_ = torch::tensor({options_.scale_prior_mean, options_.pos_prior_mean, options_.pos_prior_mean}, torch::kFloat);
   where_scale_ = torch::tensor({options_.scale_prior_sd, options_.pos_prior_sd, options_.pos_prior_sd}, torch::kFloat);
@@ -103,10 +112,12 @@ void Air::to(const torch::Device& device) {
 
 void Air::set_step(int64_t step) {
   if (options_.anneal_prior != "exp") return;
-  // Exponential decay of k from its initial value to anneal_prior_to.
+  // k moves geometrically from z_pres_prior to anneal_prior_to (down, or up)
+  // over anneal_prior_duration steps after anneal_prior_begin.
   const double k0 = options_.z_pres_prior, k1 = options_.anneal_prior_to;
   const double rate = std::log(k0 / k1) / options_.anneal_prior_duration;
-  const double k = std::clamp(k0 * std::exp(-rate * static_cast<double>(step - options_.anneal_prior_begin)), k1, k0);
+  const double k = std::clamp(k0 * std::exp(-rate * static_cast<double>(step - options_.anneal_prior_begin)),
+                              std::min(k0, k1), std::max(k0, k1));
   trials_ = count_prior_trials(k, options_.max_steps);
 }
 
@@ -158,9 +169,12 @@ torch::Tensor Air::guide(const torch::Tensor& x) {
   auto z_where = nets_->z_where_init.expand({n, -1});
   auto z_what = nets_->z_what_init.expand({n, -1});
   auto present = torch::ones({n}, x.options());
+  // The image's share of the LSTM gates is the same at every step: project it once.
+  auto image_gates = nets_->rnn->project(flat);
+  auto bl_image_gates = options_.use_baselines ? nets_->bl_rnn->project(flat) : torch::Tensor();
   std::vector<torch::Tensor> pres;
   for (int t = 0; t < options_.max_steps; ++t) {
-    std::tie(h, c) = nets_->rnn->forward(torch::cat({flat, z_where, z_what, present.unsqueeze(1)}, 1), std::make_tuple(h, c));
+    std::tie(h, c) = nets_->rnn->step(image_gates, torch::cat({z_where, z_what, present.unsqueeze(1)}, 1), h, c);
     auto out = nets_->predict->forward(h);
     auto p = torch::sigmoid(out.narrow(1, 0, 1)).squeeze(1);
     auto where_loc = out.narrow(1, 1, 3) + where_loc_;
@@ -169,8 +183,8 @@ torch::Tensor Air::guide(const torch::Tensor& x) {
     torch::Tensor baseline;
     if (options_.use_baselines) {
       // The baseline sees detached inputs: its loss must not train the guide.
-      auto bl_in = torch::cat({flat, z_where.detach(), z_what.detach(), present.detach().unsqueeze(1)}, 1);
-      std::tie(bl_h, bl_c) = nets_->bl_rnn->forward(bl_in, std::make_tuple(bl_h, bl_c));
+      auto bl_in = torch::cat({z_where.detach(), z_what.detach(), present.detach().unsqueeze(1)}, 1);
+      std::tie(bl_h, bl_c) = nets_->bl_rnn->step(bl_image_gates, bl_in, bl_h, bl_c);
       baseline = nets_->bl_predict->forward(bl_h).squeeze(1) * present.detach();
     }
     auto z_pres = ppl::sample(addr("z_pres", t), d::Bernoulli(p * present), {.baseline = baseline});

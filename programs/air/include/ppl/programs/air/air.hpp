@@ -18,6 +18,7 @@
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
+#include <ppl/programs/lstm.hpp>
 #include <ppl/programs/program.hpp>
 
 namespace ppl::programs::air {
@@ -62,7 +63,7 @@ std::vector<double> count_prior_trials(double k, int max_steps);
 /// The networks of AIR (libtorch module idiom; forward-free, used by the program).
 struct AirNetsImpl : torch::nn::Module {
   explicit AirNetsImpl(const AirOptions& o);
-  torch::nn::LSTMCell rnn{nullptr}, bl_rnn{nullptr};
+  SplitLSTMCell rnn{nullptr}, bl_rnn{nullptr};
   torch::nn::Sequential predict{nullptr}, encode{nullptr}, decode{nullptr}, bl_predict{nullptr};
   torch::Tensor h_init, c_init, bl_h_init, bl_c_init, z_where_init, z_what_init;
 };
