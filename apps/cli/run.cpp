@@ -1,6 +1,9 @@
 #include "run.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <set>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -74,11 +77,35 @@ Run open_run(const std::filesystem::path& dir, const std::string& device_overrid
   } catch (const Error& e) {
     throw UsageError(fmt::format("cannot load the checkpoint of {}: {}", dir.string(), e.what()));
   }
-  // Bind the program's networks to the loaded values (module registration).
-  auto x = torch::zeros({1, 1, run.program->image_size(), run.program->image_size()}, torch::TensorOptions().device(run.device));
-  ppl::trace([&] { return run.program->guide(x); });
-  ppl::trace([&] { return run.program->sample(1); });
+  bind_checkpoint(*run.program, run.device, param_store().names(), checkpoint);
   return run;
+}
+
+void bind_checkpoint(programs::ImageProgram& program, const torch::Device& device,
+                     const std::vector<std::string>& loaded, const std::filesystem::path& checkpoint) {
+  // Module registration copies the loaded values into the networks; the
+  // param sites of one guide and model pass name what the program uses.
+  std::set<std::string> used;
+  {
+    torch::NoGradGuard no_grad;
+    random::SeedScope seed(0);
+    auto x = torch::zeros({1, 1, program.image_size(), program.image_size()}, torch::TensorOptions().device(device));
+    auto guide_trace = ppl::trace([&] { return program.guide(x); });
+    auto model_trace = ppl::trace(handlers::replay([&] { return program.model(x); }, guide_trace));
+    for (const Trace* t : {&guide_trace, &model_trace})
+      for (const auto& s : *t)
+        if (s.kind == SiteKind::param) used.insert(s.name);
+  }
+  const std::set<std::string> have(loaded.begin(), loaded.end());
+  std::vector<std::string> missing, unused;
+  std::set_difference(used.begin(), used.end(), have.begin(), have.end(), std::back_inserter(missing));
+  std::set_difference(have.begin(), have.end(), used.begin(), used.end(), std::back_inserter(unused));
+  if (missing.empty() && unused.empty()) return;
+  auto first = [](const std::vector<std::string>& v) { return v.empty() ? std::string("none") : fmt::format("\"{}\"", v[0]); };
+  throw UsageError(fmt::format("checkpoint {} does not match the program as built now: {} of its parameters are missing "
+                               "(first {}) and {} unused (first {}); it was written by another version or configuration "
+                               "of the program, so train a new run",
+                               checkpoint.string(), missing.size(), first(missing), unused.size(), first(unused)));
 }
 
 }  // namespace ppl::cli

@@ -64,6 +64,14 @@ struct Run {
 /// the directory, config or checkpoint is missing or corrupt.
 Run open_run(const std::filesystem::path& dir, const std::string& device_override = {});
 
+/// Binds the program's networks to parameters just loaded from `checkpoint`
+/// (runs guide and model once on a blank image) and checks that the program
+/// uses exactly the loaded parameters: UsageError naming the first missing
+/// and unused ones otherwise (a checkpoint of another version or
+/// configuration of the program). `loaded`: the store's names after loading.
+void bind_checkpoint(programs::ImageProgram& program, const torch::Device& device,
+                     const std::vector<std::string>& loaded, const std::filesystem::path& checkpoint);
+
 /// The device named by `name` ("cpu" or "cuda"); UsageError when CUDA is not available.
 torch::Device parse_device(const std::string& name);
 

@@ -133,6 +133,7 @@ void train(const TrainArgs& args) {
   int64_t start = 0;
   if (args.resume) {
     infer::load_checkpoint(checkpoint, svi);
+    bind_checkpoint(*program, device, param_store().names(), checkpoint);
     start = svi.steps();
     std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
   }

@@ -43,7 +43,17 @@ set +e
 head -c 100 "$work/straight/checkpoint.bin" > "$work/straight/checkpoint.bin.cut"
 mkdir -p "$work/corrupt" && cp "$work/straight/config.json" "$work/corrupt/" && mv "$work/straight/checkpoint.bin.cut" "$work/corrupt/checkpoint.bin"
 "$ppl" sample "$work/corrupt" 2> "$work/err2"; rc3=$?
+# A checkpoint of another configuration (here: another z_what size).
+mkdir -p "$work/other" && cp "$work/straight/checkpoint.bin" "$work/other/"
+sed 's/"z_what_size": 8/"z_what_size": 9/' "$work/straight/config.json" > "$work/other/config.json"
+other_before=$(md5sum < "$work/other/checkpoint.bin")
+"$ppl" sample "$work/other" 2> "$work/err3"; rc4=$?
+"$ppl" train air --steps 8 --out "$work/other" --resume 2> "$work/err4"; rc5=$?
 set -e
+grep -q '"z_what_size": 9' "$work/other/config.json"
+[ $rc4 -eq 2 ] && grep -q "does not match the program" "$work/err3" && grep -q 'air\.' "$work/err3"
+[ $rc5 -eq 2 ] && grep -q "does not match the program" "$work/err4" && [ "$(wc -l < "$work/err4")" -eq 1 ]
+[ "$other_before" = "$(md5sum < "$work/other/checkpoint.bin")" ]
 [ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err"
 [ $rc2 -eq 2 ]
 [ $rc3 -eq 2 ] && grep -q "cannot load the checkpoint" "$work/err2"
