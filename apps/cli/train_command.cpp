@@ -129,7 +129,7 @@ void train(const TrainArgs& args) {
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
   auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
-  infer::Svi svi(model, guide, infer::Elbo(), adam_for(*program));
+  infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), adam_for(*program));
   int64_t start = 0;
   if (args.resume) {
     infer::load_checkpoint(checkpoint, svi);

@@ -35,6 +35,7 @@ AirOptions AirOptions::defaults() {
   o.likelihood_sd = 0.3;
   o.decoder_output_bias = -2.0;
   o.use_baselines = true;
+  o.analytic_kl = false;
   o.learning_rate = 1e-4;
   o.baseline_learning_rate = 1e-1;
   o.batch_size = 64;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <ppl/infer/elbo.hpp>
 #include <ppl/ppl.hpp>
 
 namespace ppl::programs {
@@ -48,6 +49,8 @@ class ImageProgram {
   /// Learning rates by parameter-name prefix, most specific first; the last
   /// entry (prefix "") is the default.
   virtual std::vector<ParamGroupSpec> param_groups() const = 0;
+  /// The objective `ppl train` optimises (particles, KL weights, analytic KL).
+  virtual infer::ElboOptions elbo_options() const { return {}; }
   /// Called before each optimisation step (annealing schedules).
   virtual void set_step(int64_t step) {}
   /// Batch size the program was tuned for.

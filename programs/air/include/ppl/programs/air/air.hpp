@@ -48,6 +48,7 @@ struct AirOptions {
                            (double, likelihood_sd),
                            (double, decoder_output_bias),
                            (bool, use_baselines),
+                           (bool, analytic_kl),          // closed-form KLs in the ELBO (mean-field)
                            (double, learning_rate),
                            (double, baseline_learning_rate),
                            (int, batch_size));
@@ -83,6 +84,7 @@ class Air : public ImageProgram {
   torch::Tensor reconstruct(const torch::Tensor& x) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
+  infer::ElboOptions elbo_options() const override { return {.analytic_kl = options_.analytic_kl}; }
   void set_step(int64_t step) override;
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"count_accuracy": ..., "confusion": [[...]]} against true counts.
