@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <ppl/core/atomic_file.hpp>
+
 #include "commands.hpp"
 #include "progress.hpp"
 #include "run.hpp"
@@ -55,7 +57,7 @@ void log_likelihood(const LlArgs& a) {
                         {"particles", a.particles}, {"n", n},     {"log_likelihood", mean},
                         {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()}};
   std::printf("%s\n", out.dump(2).c_str());
-  write_file_atomic(run.dir / fmt::format("ll_{}_{}_K{}.json", name, a.split, a.particles), out.dump(2));
+  write_atomic(run.dir / fmt::format("ll_{}_{}_K{}.json", name, a.split, a.particles), out.dump(2));
 }
 
 RegisterCommand reg{"ll", [](CLI::App& app) {

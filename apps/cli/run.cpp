@@ -33,18 +33,6 @@ infer::Adam adam_for(const programs::ImageProgram& program) {
   return adam;
 }
 
-void write_file_atomic(const std::filesystem::path& path, const std::string& text) {
-  auto tmp = path;
-  tmp += fmt::format(".tmp{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw UsageError(fmt::format("cannot write {}", tmp.string()));
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 Run open_run(const std::filesystem::path& dir, const std::string& device_override) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir))

@@ -78,7 +78,5 @@ torch::Device parse_device(const std::string& name);
 /// The optimiser spec of a program: its learning rates by parameter prefix.
 infer::Adam adam_for(const programs::ImageProgram& program);
 
-/// Writes `text` to `path` atomically (temporary file, then rename).
-void write_file_atomic(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace ppl::cli

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <ppl/core/atomic_file.hpp>
+
 #include "commands.hpp"
 #include "run.hpp"
 
@@ -113,7 +115,7 @@ void run_trace(const TraceArgs& a) {
                       {"elbo", elbo}, {"guide", random_sites(guide_trace).to_json()},
                       {"model", random_sites(model_trace).to_json()}};
   j["params"] = params;
-  write_file_atomic(json_path, j.dump());
+  write_atomic(json_path, j.dump());
 
   std::ostringstream html;
   html << "<!doctype html><html><head><meta charset=\"utf-8\"><title>ppl trace: " << escape(program.name()) << " on "
@@ -141,7 +143,7 @@ void run_trace(const TraceArgs& a) {
        << header << site_rows(guide_trace, true) << "</table></details>\n";
   html << "<p>Full values: <code>" << escape(json_path.filename().string()) << "</code> (ppl.trace JSON).</p></body></html>\n";
   const auto html_path = a.html.empty() ? run.dir / fmt::format("trace_{}_{}.html", name, a.index) : std::filesystem::path(a.html);
-  write_file_atomic(html_path, html.str());
+  write_atomic(html_path, html.str());
   std::printf("%s", model_trace.format_shapes().c_str());
   std::printf("elbo %.3f\nwrote %s and %s\n", elbo, json_path.string().c_str(), html_path.string().c_str());
 }

@@ -6,6 +6,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include <ppl/core/atomic_file.hpp>
+
 #include "commands.hpp"
 #include "progress.hpp"
 #include "run.hpp"
@@ -124,7 +126,7 @@ void train(const TrainArgs& args) {
   if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
 
   fs::create_directories(dir);
-  if (!args.resume) write_file_atomic(config_path, config.dump(2));
+  if (!args.resume) write_atomic(config_path, config.dump(2));
 
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <ppl/core/archive.hpp>
+#include <ppl/core/atomic_file.hpp>
 #include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
 
@@ -218,27 +219,13 @@ void save_archive(const TensorArchive& archive, const std::filesystem::path& pat
   const auto text = header.dump();
   const uint64_t length = text.size();
 
-  auto dir = path.parent_path();
-  if (!dir.empty()) std::filesystem::create_directories(dir);
-  auto tmp = path;
-  tmp += fmt::format(".tmp{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(fmt::format("archive: cannot write {}", tmp.string()));
+  write_atomic(path, [&](std::ostream& out) {
     out.write(kMagic, sizeof kMagic);
     out.write(reinterpret_cast<const char*>(&length), sizeof length);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     for (const auto& b : blobs)
       out.write(static_cast<const char*>(b.data_ptr()), static_cast<std::streamsize>(b.numel() * b.element_size()));
-    out.flush();
-    if (!out) throw Error(fmt::format("archive: writing {} failed (disk full?)", tmp.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error(fmt::format("archive: cannot rename {} to {}: {}", tmp.string(), path.string(), ec.message()));
-  }
+  });
 }
 
 namespace {

@@ -1,6 +1,11 @@
 // The param store, modules, the tensor archive and options reflection.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 
@@ -111,4 +116,39 @@ TEST_CASE("options structs round-trip through JSON and reject unknown keys", "[r
   CHECK_THROWS_WITH(ppl::options_from_json<Options>(nlohmann::json{{"lrr", 0.5}}), Catch::Contains("unknown key \"lrr\""));
   CHECK_THROWS_WITH(ppl::options_from_json<Options>(nlohmann::json{{"inner", {{"steps", "x"}}}}),
                     Catch::Contains("inner.steps"));
+}
+
+TEST_CASE("write_atomic replaces a file whole or leaves it untouched", "[store][atomic]") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / fmt::format("ppl_atomic_{}", ::getpid());
+  fs::remove_all(dir);
+  const auto path = dir / "sub" / "file.txt";
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto leftovers = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(path.parent_path())) n += e.path() != path;
+    return n;
+  };
+
+  ppl::write_atomic(path, "first");  // creates the missing folders
+  CHECK(read(path) == "first");
+  ppl::write_atomic(path, std::string_view("second, longer"));
+  CHECK(read(path) == "second, longer");
+
+  // A writer that fails half-way: the old content stays, no temporary file is left.
+  CHECK_THROWS_AS(ppl::write_atomic(path,
+                                    [](std::ostream& out) {
+                                      out << "partial";
+                                      throw std::runtime_error("interrupted");
+                                    }),
+                  std::runtime_error);
+  CHECK(read(path) == "second, longer");
+  // A path that is a folder cannot be replaced by a file: the error names it.
+  fs::create_directories(dir / "folder");
+  CHECK_THROWS_WITH(ppl::write_atomic(dir / "folder", "x"), Catch::Contains("folder"));
+  CHECK(leftovers() == 0);
+  fs::remove_all(dir);
 }

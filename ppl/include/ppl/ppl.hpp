@@ -4,6 +4,7 @@
 ///   namespace d = ppl::dist;
 #include <ppl/config.hpp>
 #include <ppl/core/archive.hpp>
+#include <ppl/core/atomic_file.hpp>
 #include <ppl/core/check.hpp>
 #include <ppl/core/errors.hpp>
 #include <ppl/core/handler.hpp>

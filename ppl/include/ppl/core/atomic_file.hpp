@@ -1,0 +1,19 @@
+#pragma once
+/// Writing a file so that a crash or a full disk never leaves it half-written.
+#include <filesystem>
+#include <functional>
+#include <ostream>
+#include <string_view>
+
+namespace ppl {
+
+/// Writes `path` atomically: `write` fills a temporary file in the same
+/// folder (created if missing), which is flushed and then renamed over
+/// `path`. On failure the temporary file is removed, `path` is left as it
+/// was, and ppl::Error names the file and what went wrong.
+void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
+
+/// `write_atomic` of the given bytes.
+void write_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+}  // namespace ppl

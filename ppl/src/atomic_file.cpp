@@ -1,0 +1,45 @@
+#include <ppl/core/atomic_file.hpp>
+
+#include <fstream>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <ppl/core/errors.hpp>
+
+namespace ppl {
+
+void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
+  const auto dir = path.parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  auto tmp = path;
+  tmp += fmt::format(".tmp{}", ::getpid());
+  auto fail = [&](const std::string& what) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw Error(fmt::format("cannot write {}: {}", path.string(), what));
+  };
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(fmt::format("cannot create {}", tmp.string()));
+    try {
+      write(out);
+    } catch (...) {
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      throw;
+    }
+    out.flush();
+    if (!out) fail("writing failed (disk full?)");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail(fmt::format("cannot rename {} over it: {}", tmp.string(), ec.message()));
+}
+
+void write_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  write_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())); });
+}
+
+}  // namespace ppl
