@@ -48,26 +48,27 @@ std::string format_number(const torch::Tensor& scalar) {
   return fmt::format("{:g}", scalar.item<double>());
 }
 
+/// The index of the first false element of `ok` ("" for 0-dim, else "[i, j]")
+/// and that element of each tensor in `values` (expanded to ok's shape).
+std::pair<std::string, std::vector<torch::Tensor>> first_failure(const torch::Tensor& ok,
+                                                                 std::vector<torch::Tensor> values) {
+  for (auto& v : values) v = v.expand(ok.sizes());
+  if (ok.dim() == 0) return {std::string{}, values};
+  const auto where = ok.logical_not().nonzero()[0].cpu();
+  std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
+  for (auto& v : values)
+    for (auto i : idx) v = v[i];
+  return {fmt::format("[{}]", fmt::join(idx, ", ")), values};
+}
+
 }  // namespace
 
 void elementwise(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value,
                  const torch::Tensor& ok, std::string_view requirement) {
-  const auto bad = ok.logical_not();
-  if (!bad.any().item<bool>()) return;
-  const auto expanded = value.expand(bad.sizes());
-  std::string index;
-  torch::Tensor offending;
-  if (bad.dim() == 0) {
-    offending = expanded;
-  } else {
-    const auto where = bad.nonzero()[0].cpu();
-    std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
-    index = fmt::format("[{}]", fmt::join(idx, ", "));
-    offending = expanded;
-    for (auto i : idx) offending = offending[i];
-  }
+  if (ok.all().item<bool>()) return;
+  const auto [index, at] = first_failure(ok, {value});
   throw ArgumentError(fmt::format("{}: {}{} is {}, but must be {}{}", ctx.function, arg, index,
-                                  format_number(offending.detach().cpu()), requirement, ctx.suffix()));
+                                  format_number(at[0].detach().cpu()), requirement, ctx.suffix()));
 }
 
 void positive(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
@@ -87,24 +88,12 @@ void probability(const CheckContext& ctx, std::string_view arg, const torch::Ten
 }
 void less(const CheckContext& ctx, std::string_view low_name, const torch::Tensor& low,
           std::string_view high_name, const torch::Tensor& high) {
-  auto ok = low < high;
+  const auto ok = low < high;
   if (ok.all().item<bool>()) return;
-  auto [l, h] = std::make_pair(low.expand(ok.sizes()), high.expand(ok.sizes()));
-  const auto bad = ok.logical_not();
-  std::string index;
-  torch::Tensor lv = l, hv = h;
-  if (bad.dim() > 0) {
-    const auto where = bad.nonzero()[0].cpu();
-    std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
-    index = fmt::format("[{}]", fmt::join(idx, ", "));
-    for (auto i : idx) {
-      lv = lv[i];
-      hv = hv[i];
-    }
-  }
+  const auto [index, at] = first_failure(ok, {low, high});
   throw ArgumentError(fmt::format("{}: {}{} is {}, but must be less than {}{} ({}){}", ctx.function,
-                                  low_name, index, format_number(lv.detach().cpu()), high_name, index,
-                                  format_number(hv.detach().cpu()), ctx.suffix()));
+                                  low_name, index, format_number(at[0].detach().cpu()), high_name, index,
+                                  format_number(at[1].detach().cpu()), ctx.suffix()));
 }
 void floating(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
   if (!torch::isFloatingType(value.scalar_type()))
