@@ -38,6 +38,19 @@ Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
 
 }  // namespace
 
+// ------------------------------------------------------------------ BinarySuccess
+
+torch::Tensor BinarySuccess::probs(const torch::Tensor& given) const {
+  return logits_ ? torch::sigmoid(given) : given;
+}
+torch::Tensor BinarySuccess::logits(const torch::Tensor& given) const {
+  return logits_ ? given : probs_to_logits(given);
+}
+void BinarySuccess::check(const CheckContext& ctx, const torch::Tensor& given) const {
+  if (logits_) check::not_nan(ctx, "logits", given);
+  else check::probability(ctx, "probs", given);
+}
+
 // ------------------------------------------------------------------ Normal
 
 Normal::Normal(Arg loc, Arg scale) { set_params(broadcast_args("Normal", {std::move(loc), std::move(scale)})); }
@@ -143,10 +156,10 @@ void Delta::check_params(const CheckContext& ctx) const { check::not_nan(ctx, "v
 // ------------------------------------------------------------------ Bernoulli
 
 Bernoulli::Bernoulli(Probs p) { set_params(broadcast_args("Bernoulli", {std::move(p.value)})); }
-Bernoulli::Bernoulli(Logits l) : logits_(true) { set_params(broadcast_args("Bernoulli", {std::move(l.value)})); }
+Bernoulli::Bernoulli(Logits l) : success_(true) { set_params(broadcast_args("Bernoulli", {std::move(l.value)})); }
 Constraint Bernoulli::support() const { return {Constraint::Kind::boolean, {}, {}}; }
-torch::Tensor Bernoulli::probs() const { return logits_ ? torch::sigmoid(param(0)) : param(0); }
-torch::Tensor Bernoulli::logits() const { return logits_ ? param(0) : probs_to_logits(param(0)); }
+torch::Tensor Bernoulli::probs() const { return success_.probs(param(0)); }
+torch::Tensor Bernoulli::logits() const { return success_.logits(param(0)); }
 torch::Tensor Bernoulli::draw(c10::IntArrayRef sizes) const {
   torch::NoGradGuard no_grad;
   return random::bernoulli(probs().detach().expand(sizes).contiguous());
@@ -157,10 +170,7 @@ torch::Tensor Bernoulli::log_density(const torch::Tensor& v) const {
   return -torch::binary_cross_entropy_with_logits(l.expand(shape), v.to(l.scalar_type()).expand(shape),
                                                   {}, {}, at::Reduction::None);
 }
-void Bernoulli::check_params(const CheckContext& ctx) const {
-  if (logits_) check::not_nan(ctx, "logits", param(0));
-  else check::probability(ctx, "probs", param(0));
-}
+void Bernoulli::check_params(const CheckContext& ctx) const { success_.check(ctx, param(0)); }
 
 // ------------------------------------------------------------------ Categorical
 
@@ -227,14 +237,14 @@ torch::Tensor cb_cut(const torch::Tensor& p) { return torch::where(cb_outside(p)
 ContinuousBernoulli::ContinuousBernoulli(Probs p) {
   set_params(broadcast_args("ContinuousBernoulli", {std::move(p.value)}));
 }
-ContinuousBernoulli::ContinuousBernoulli(Logits l) : logits_(true) {
+ContinuousBernoulli::ContinuousBernoulli(Logits l) : success_(true) {
   set_params(broadcast_args("ContinuousBernoulli", {std::move(l.value)}));
 }
 Constraint ContinuousBernoulli::support() const { return unit(); }
 torch::Tensor ContinuousBernoulli::probs() const {
-  return clamp_probs(logits_ ? torch::sigmoid(param(0)) : param(0));
+  return clamp_probs(success_.probs(param(0)));
 }
-torch::Tensor ContinuousBernoulli::logits() const { return logits_ ? param(0) : probs_to_logits(param(0)); }
+torch::Tensor ContinuousBernoulli::logits() const { return success_.logits(param(0)); }
 torch::Tensor ContinuousBernoulli::log_normalizer() const {
   const auto p = probs();
   const auto c = cb_cut(p);
@@ -267,10 +277,7 @@ torch::Tensor ContinuousBernoulli::log_density(const torch::Tensor& v) const {
                                                   {}, at::Reduction::None) +
          log_normalizer();
 }
-void ContinuousBernoulli::check_params(const CheckContext& ctx) const {
-  if (logits_) check::not_nan(ctx, "logits", param(0));
-  else check::probability(ctx, "probs", param(0));
-}
+void ContinuousBernoulli::check_params(const CheckContext& ctx) const { success_.check(ctx, param(0)); }
 
 // ------------------------------------------------------------------ RelaxedBernoulli
 
@@ -279,12 +286,12 @@ RelaxedBernoulli::RelaxedBernoulli(Arg temperature, Probs p, bool straight_throu
   set_params(broadcast_args("RelaxedBernoulli", {std::move(temperature), std::move(p.value)}));
 }
 RelaxedBernoulli::RelaxedBernoulli(Arg temperature, Logits l, bool straight_through)
-    : logits_(true), straight_through_(straight_through) {
+    : success_(true), straight_through_(straight_through) {
   set_params(broadcast_args("RelaxedBernoulli", {std::move(temperature), std::move(l.value)}));
 }
 Constraint RelaxedBernoulli::support() const { return unit(); }
-torch::Tensor RelaxedBernoulli::probs() const { return logits_ ? torch::sigmoid(param(1)) : param(1); }
-torch::Tensor RelaxedBernoulli::logits() const { return logits_ ? param(1) : probs_to_logits(param(1)); }
+torch::Tensor RelaxedBernoulli::probs() const { return success_.probs(param(1)); }
+torch::Tensor RelaxedBernoulli::logits() const { return success_.logits(param(1)); }
 torch::Tensor RelaxedBernoulli::draw(c10::IntArrayRef sizes) const {
   const auto l = logits();
   const double e = eps_of(l);
@@ -310,8 +317,7 @@ torch::Tensor RelaxedBernoulli::log_density_of(const torch::Tensor& value) const
 }
 void RelaxedBernoulli::check_params(const CheckContext& ctx) const {
   check::positive(ctx, "temperature", temperature());
-  if (logits_) check::not_nan(ctx, "logits", param(1));
-  else check::probability(ctx, "probs", param(1));
+  success_.check(ctx, param(1));
 }
 void RelaxedBernoulli::options_to_json(nlohmann::json& j) const { j["straight_through"] = straight_through_; }
 

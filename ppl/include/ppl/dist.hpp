@@ -2,6 +2,7 @@
 /// All distributions of ppl::dist, and analytic KL divergences.
 #include <ppl/dist/bernoulli.hpp>
 #include <ppl/dist/beta.hpp>
+#include <ppl/dist/binary_success.hpp>
 #include <ppl/dist/categorical.hpp>
 #include <ppl/dist/continuous_bernoulli.hpp>
 #include <ppl/dist/delta.hpp>

@@ -1,4 +1,5 @@
 #pragma once
+#include <ppl/dist/binary_success.hpp>
 #include <ppl/dist/distribution.hpp>
 
 namespace ppl::dist {
@@ -18,18 +19,18 @@ class Bernoulli : public DistributionBase<Bernoulli> {
   torch::Tensor probs() const;
   /// Log-odds.
   torch::Tensor logits() const;
-  bool given_logits() const { return logits_; }
+  bool given_logits() const { return success_.given_logits(); }
 
  protected:
   std::vector<ParamSpec> param_specs() const override {
-    return {{logits_ ? "logits" : "probs", 0}};
+    return {{success_.name(), 0}};
   }
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
   void check_params(const CheckContext& ctx) const override;
 
  private:
-  bool logits_ = false;
+  BinarySuccess success_;
 };
 
 }  // namespace ppl::dist

@@ -1,4 +1,5 @@
 #pragma once
+#include <ppl/dist/binary_success.hpp>
 #include <ppl/dist/distribution.hpp>
 
 namespace ppl::dist {
@@ -22,11 +23,11 @@ class RelaxedBernoulli : public DistributionBase<RelaxedBernoulli> {
   torch::Tensor probs() const;
   torch::Tensor logits() const;
   bool straight_through() const { return straight_through_; }
-  bool given_logits() const { return logits_; }
+  bool given_logits() const { return success_.given_logits(); }
 
  protected:
   std::vector<ParamSpec> param_specs() const override {
-    return {{"temperature", 0}, {logits_ ? "logits" : "probs", 0}};
+    return {{"temperature", 0}, {success_.name(), 0}};
   }
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
@@ -35,7 +36,7 @@ class RelaxedBernoulli : public DistributionBase<RelaxedBernoulli> {
   void options_to_json(nlohmann::json& j) const override;
 
  private:
-  bool logits_ = false;
+  BinarySuccess success_;
   bool straight_through_ = false;
   // The last straight-through draw and the soft value behind it.
   mutable torch::Tensor last_hard_, last_soft_;
