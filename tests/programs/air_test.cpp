@@ -90,3 +90,25 @@ TEST_CASE("AIR samples, reconstructions and options round trip", "[air]") {
   CHECK_THROWS_WITH(ppl::programs::find_program("airr"), Catch::Contains("unknown program \"airr\""));
   CHECK_THROWS_WITH(info.make(nlohmann::json{{"max_stepz", 2}}), Catch::Contains("unknown key \"max_stepz\""));
 }
+
+TEST_CASE("AIR z_pres warm-up holds the guide's presence at one half, then hands it to the network", "[air]") {
+  ppl::param_store().clear();
+  auto o = small();
+  o.z_pres_warmup = 10;
+  air::Air program(o);
+  auto x = torch::rand({4, 1, 20, 20});
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto presence = [&] {
+    auto q = ppl::trace(ppl::handlers::seed(guide, 5), x);
+    const auto& d = dynamic_cast<const ppl::dist::Bernoulli&>(*q.site("z_pres/0").dist);
+    return d.probs();
+  };
+  program.set_step(9);
+  CHECK(torch::allclose(presence(), torch::full({4}, 0.5)));
+  program.set_step(10);
+  auto p = presence();
+  CHECK_FALSE(torch::allclose(p, torch::full({4}, 0.5)));
+  CHECK(p.requires_grad());
+  // Annealing is independent of the warm-up: the prior is unchanged without it.
+  CHECK(program.prior_trials() == air::count_prior_trials(o.z_pres_prior, o.max_steps));
+}

@@ -36,6 +36,7 @@ AirOptions AirOptions::defaults() {
   o.decoder_output_bias = -2.0;
   o.use_baselines = true;
   o.analytic_kl = false;
+  o.z_pres_warmup = 0;
   o.learning_rate = 1e-4;
   o.baseline_learning_rate = 1e-1;
   o.batch_size = 64;
@@ -112,6 +113,7 @@ void Air::to(const torch::Device& device) {
 }
 
 void Air::set_step(int64_t step) {
+  step_ = step;
   if (options_.anneal_prior != "exp") return;
   // k moves geometrically from z_pres_prior to anneal_prior_to (down, or up)
   // over anneal_prior_duration steps after anneal_prior_begin.
@@ -177,7 +179,10 @@ torch::Tensor Air::guide(const torch::Tensor& x) {
   for (int t = 0; t < options_.max_steps; ++t) {
     std::tie(h, c) = nets_->rnn->step(image_gates, torch::cat({z_where, z_what, present.unsqueeze(1)}, 1), h, c);
     auto out = nets_->predict->forward(h);
-    auto p = torch::sigmoid(out.narrow(1, 0, 1)).squeeze(1);
+    // During the warm-up the presence is a fair coin: the decoder learns to
+    // draw before the guide learns to count.
+    auto p = step_ < options_.z_pres_warmup ? torch::full({n}, 0.5, x.options())
+                                            : torch::sigmoid(out.narrow(1, 0, 1)).squeeze(1);
     auto where_loc = out.narrow(1, 1, 3) + where_loc_;
     auto where_scale = torch::softplus(out.narrow(1, 4, 3)) * where_scale_;
 

@@ -49,6 +49,7 @@ struct AirOptions {
                            (double, decoder_output_bias),
                            (bool, use_baselines),
                            (bool, analytic_kl),          // closed-form KLs in the ELBO (mean-field)
+                           (int, z_pres_warmup),         // steps with the guide's z_pres fixed at 1/2
                            (double, learning_rate),
                            (double, baseline_learning_rate),
                            (int, batch_size));
@@ -107,6 +108,7 @@ class Air : public ImageProgram {
   AirOptions options_;
   AirNets nets_;
   std::vector<double> trials_;
+  int64_t step_ = 0;
   torch::Tensor where_loc_, where_scale_;
 };
 
