@@ -105,8 +105,10 @@ constexpr int kTensorSites = 10;
 constexpr int64_t kRows = 512, kCols = 512;
 
 void tensor_model(const torch::Tensor& x) {
+  // One prior mean for all sites, as the plain version below.
+  const auto zero = torch::zeros({kRows, kCols});
   for (int k = 0; k < kTensorSites; ++k) {
-    auto z = ppl::sample(ppl::addr("z", k), d::Normal(torch::zeros({kRows, kCols}), 1.0).to_event(2));
+    auto z = ppl::sample(ppl::addr("z", k), d::Normal(zero, 1.0).to_event(2));
     ppl::observe(ppl::addr("x", k), d::Normal(z, 0.5).to_event(2), x);
   }
 }
