@@ -36,7 +36,7 @@ AirOptions AirOptions::defaults() {
   o.decoder_output_bias = -2.0;
   o.use_baselines = true;
   o.analytic_kl = false;
-  o.z_pres_warmup = 0;
+  o.z_pres_warmup = 3000;
   o.learning_rate = 1e-4;
   o.baseline_learning_rate = 1e-1;
   o.batch_size = 64;
