@@ -1,5 +1,7 @@
 // GNM, ConvDRAW and the VAE baseline: layers against references, the sites
 // of model and guide, rendering (Algorithm 2), schedules, options, training.
+#include <iostream>
+
 #include <catch2/catch.hpp>
 
 #include <ppl/inference.hpp>
@@ -176,6 +178,7 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   }
   CHECK_FALSE(q.contains(ppl::addr("z_g", o.draw_steps)));
   CHECK_FALSE(q.contains("z_g"));
+  CHECK(q.contains("gnm.draw.enc.conv.weight"));  // StructDRAW's parameters are registered
   CHECK(q.site("z_pres").value.sizes() == c10::IntArrayRef({3, 16}));
   CHECK(q.site("z_where").value.sizes() == c10::IntArrayRef({3, 16, 4}));
   CHECK(q.site("z_depth").value.sizes() == c10::IntArrayRef({3, 16, 1}));
@@ -360,4 +363,51 @@ TEST_CASE("a few SVI steps on tiny images lower the loss of GNM, ConvDRAW and th
   gnm::Vae v(small_vae());
   auto [v0, v1] = run(v, 40);
   CHECK(v1 < v0);
+}
+
+TEST_CASE("StructDRAW's parameter count is that of Table 9's layers", "[gnm]") {
+  const int64_t c = 128, s = 4, z = 32, hidden = 512, k = 3, flat = c * s * s;
+  gnm::DrawCore core(c, s, z, true, hidden, k);
+  auto count = [](torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  // ConvLSTM(in, C, k): one convolution [in + C] -> 4C with bias.
+  const int64_t enc = (3 * c + c) * 4 * c * k * k + 4 * c, dec = (2 * c + c) * 4 * c * k * k + 4 * c;
+  // MLP(in, [a, b, o]) with layer norms (scale and shift) after the hidden layers.
+  auto mlp = [](int64_t in, int64_t a, int64_t b, int64_t o) {
+    return in * a + a + 2 * a + a * b + b + 2 * b + b * o + o;
+  };
+  const int64_t interaction = mlp(flat, hidden, hidden, 2 * z), z_dec = mlp(z, 512, 1024, flat);
+  const int64_t out = c * c * k * k + c;
+  CHECK(count(*core->enc) == enc);
+  CHECK(count(*core->dec) == dec);
+  CHECK(count(*core->int_enc) == interaction);
+  CHECK(count(*core->int_dec) == interaction);
+  CHECK(count(*core->z_dec) == z_dec);
+  CHECK(count(*core) == enc + dec + 2 * interaction + z_dec + out);
+}
+
+TEST_CASE("parameter counts of the default programs", "[.report]") {
+  for (const char* name : {"gnm", "convdraw", "vae"}) {
+    const auto& info = ppl::programs::find_program(name);
+    for (bool small_draw : {false, true}) {
+      ppl::param_store().clear();
+      auto options = info.default_options();
+      if (small_draw && options.contains("draw_kernel")) {
+        options["draw_kernel"] = 1;
+        options["channels"] = 64;
+      } else if (small_draw) {
+        continue;
+      }
+      auto program = info.make(options);
+      auto x = torch::rand({1, 1, 64, 64});
+      auto q = ppl::trace([&](const torch::Tensor& img) { return program->guide(img); }, x);
+      auto p = ppl::trace(ppl::handlers::replay([&](const torch::Tensor& img) { return program->model(img); }, q), x);
+      int64_t n = 0;
+      for (const auto& t : ppl::param_store().parameters()) n += t.numel();
+      std::cout << name << (small_draw ? " (channels 64, draw_kernel 1)" : "") << ": " << n << " parameters\n";
+    }
+  }
 }

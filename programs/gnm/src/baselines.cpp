@@ -102,6 +102,7 @@ ConvDrawOptions ConvDrawOptions::defaults() {
   o.num_cells = 4;
   o.channels = 128;
   o.draw_steps = 4;
+  o.draw_kernel = 3;
   o.z_size = 32;
   o.mlp_interaction = false;
   o.interaction_hidden = 512;
@@ -113,7 +114,7 @@ ConvDrawOptions ConvDrawOptions::defaults() {
 
 ConvDrawNetsImpl::ConvDrawNetsImpl(const ConvDrawOptions& o) {
   encoder = register_module("encoder", image_encoder(o.image_size, o.num_cells, o.channels));
-  core = register_module("core", DrawCore(o.channels, o.num_cells, o.z_size, o.mlp_interaction, o.interaction_hidden));
+  core = register_module("core", DrawCore(o.channels, o.num_cells, o.z_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel));
   decoder = register_module(
       "decoder", subpixel_stack(o.channels, fit_strides(kConvDrawDecoder, o.image_size / o.num_cells, "ConvDRAW decoder"),
                                 1, "relu"));
@@ -123,6 +124,8 @@ ConvDraw::ConvDraw(ConvDrawOptions options) : options_(std::move(options)), nets
   if (options_.draw_steps < 1)
     throw ArgumentError(fmt::format("ConvDRAW: draw_steps is {}, but must be at least 1", options_.draw_steps));
   check_positive("ConvDRAW", "likelihood_sd", options_.likelihood_sd);
+  if (options_.draw_kernel < 1 || options_.draw_kernel % 2 == 0)
+    throw ArgumentError(fmt::format("ConvDRAW: draw_kernel is {}, but must be odd and positive", options_.draw_kernel));
 }
 
 nlohmann::json ConvDraw::options() const { return options_to_json(options_); }

@@ -49,6 +49,7 @@ GnmOptions GnmOptions::defaults() {
   o.channels = 128;
   o.global_prior = "structdraw";
   o.draw_steps = 4;
+  o.draw_kernel = 3;
   o.z_global_size = 32;
   o.mlp_interaction = true;
   o.interaction_hidden = 512;
@@ -105,7 +106,7 @@ GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
   const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
   encoder = register_module("encoder", image_encoder(o.image_size, s, c));
   if (o.global_prior == "structdraw") {
-    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden));
+    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel));
   } else {
     const int64_t g = global_size(o);
     g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
@@ -127,6 +128,8 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.global_prior == "structdraw" || o.global_prior == "gaussian",
           fmt::format("global_prior is \"{}\", but must be \"structdraw\" or \"gaussian\"", o.global_prior));
   require(o.draw_steps >= 1, fmt::format("draw_steps is {}, but must be at least 1", o.draw_steps));
+  require(o.draw_kernel >= 1 && o.draw_kernel % 2 == 1,
+          fmt::format("draw_kernel is {}, but must be odd and positive", o.draw_kernel));
   require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
   require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");

@@ -107,10 +107,10 @@ nn::Sequential conv_interaction(int64_t in, int64_t out) {
 }  // namespace
 
 DrawCoreImpl::DrawCoreImpl(int64_t channels_, int64_t cells_, int64_t z_size_, bool mlp_interaction_,
-                           int64_t interaction_hidden)
+                           int64_t interaction_hidden, int64_t kernel)
     : channels(channels_), cells(cells_), z_size(z_size_), mlp_interaction(mlp_interaction_) {
-  enc = register_module("enc", ConvLSTMCell(3 * channels, channels, 3));
-  dec = register_module("dec", ConvLSTMCell(2 * channels, channels, 3));
+  enc = register_module("enc", ConvLSTMCell(3 * channels, channels, kernel));
+  dec = register_module("dec", ConvLSTMCell(2 * channels, channels, kernel));
   const int64_t flat = channels * cells * cells;
   if (mlp_interaction) {
     int_enc = register_module("int_enc", mlp(flat, {interaction_hidden, interaction_hidden, 2 * z_size}));

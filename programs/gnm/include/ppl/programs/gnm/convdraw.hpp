@@ -26,6 +26,7 @@ struct ConvDrawOptions {
                            (int, num_cells),           // side of the feature map (4)
                            (int, channels),            // ConvLSTM and feature channels (128)
                            (int, draw_steps),          // L
+                           (int, draw_kernel),         // ConvLSTM kernel (Table 9: 3)
                            (int, z_size),              // per cell (CNN) or per step (MLP)
                            (bool, mlp_interaction),    // ConvDRAW-MLP
                            (int, interaction_hidden),  // MLP interaction width (512)

@@ -48,6 +48,7 @@ struct GnmOptions {
                            (int, channels),                   // image encoding / StructDRAW channels (128)
                            (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
                            (int, draw_steps),                 // L (4 or 8)
+                           (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
                            (int, z_global_size),              // size of each z_g/l (32)
                            (bool, mlp_interaction),           // false: GNM-NoMLP
                            (int, interaction_hidden),         // MLP^int width (512)

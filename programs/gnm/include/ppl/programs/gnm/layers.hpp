@@ -56,7 +56,8 @@ torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t c
 torch::nn::Sequential mlp(int64_t in, const std::vector<int64_t>& sizes);
 
 /// The networks of a DRAW core over `cells` x `cells` maps of `channels`
-/// features (Algorithm 1): the encoder and decoder ConvLSTMs, the
+/// features (Algorithm 1): the encoder and decoder ConvLSTMs (`kernel` x
+/// `kernel`; Table 9: 3), the
 /// interaction layers giving prior and posterior parameters of z_l, the
 /// decoder of z_l, and the output convolution CNN_out.
 ///
@@ -67,7 +68,8 @@ torch::nn::Sequential mlp(int64_t in, const std::vector<int64_t>& sizes);
 /// z_l is a map [z_size, cells, cells] whose parameters come from a 2-layer
 /// CNN ([128, 2 z_size], kernel 3) and which a 3 x 3 convolution decodes.
 struct DrawCoreImpl : torch::nn::Module {
-  DrawCoreImpl(int64_t channels, int64_t cells, int64_t z_size, bool mlp_interaction, int64_t interaction_hidden);
+  DrawCoreImpl(int64_t channels, int64_t cells, int64_t z_size, bool mlp_interaction, int64_t interaction_hidden,
+               int64_t kernel = 3);
   /// loc, scale of p(z_l | z_<l) from h_dec,l-1 (MLP^int_dec).
   std::tuple<torch::Tensor, torch::Tensor> prior_params(const torch::Tensor& h_dec);
   /// loc, scale of q(z_l | x, z_<l) from h_enc,l (MLP^int_enc).
