@@ -185,6 +185,10 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   CHECK(q.site("z_what").value.sizes() == c10::IntArrayRef({3, 16, o.z_what_size}));
   CHECK(q.site("z_b").value.sizes() == c10::IntArrayRef({3, o.z_bg_size}));
   CHECK(q.site("z_b").scale == 1.0);
+  // What StructDRAW has drawn after each step, rendered.
+  auto steps = program.step_canvases(p);
+  CHECK(steps.sizes() == c10::IntArrayRef({o.draw_steps, 3, 1, 16, 16}));
+  CHECK(((steps >= 0).logical_and(steps <= 1)).all().item<bool>());
   // The relaxed z_pres lies strictly inside (0, 1).
   const auto& pres = q.site("z_pres").value;
   CHECK(((pres > 0).logical_and(pres < 1)).all().item<bool>());
@@ -211,6 +215,7 @@ TEST_CASE("GNM ablations: Gaussian global prior has one z_g site, NoMLP draws z_
   CHECK(q.site("z_g").value.sizes() == c10::IntArrayRef({2, o.draw_steps * o.z_global_size}));
   for (const auto& s : q) CHECK(s.name.rfind("z_g/", 0) != 0);
   for (const auto& s : q) CHECK(s.name.find(".draw.") == std::string::npos);
+  CHECK_FALSE(gaussian.step_canvases(p).defined());
 
   ppl::param_store().clear();
   auto n = small_gnm();

@@ -185,6 +185,17 @@ std::pair<torch::Tensor, torch::Tensor> Gnm::global_prior(int64_t n, const torch
   return handlers::scale(draw, beta_g_)();
 }
 
+StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) {
+  auto p = structure_params(f);
+  StructureLatents z;
+  z.z_b = z_b;
+  z.z_pres = (p.pres_logits > 0).to(p.pres_logits.scalar_type());
+  z.z_where = p.where_loc;
+  z.z_depth = p.depth_loc;
+  z.z_what = p.what_loc;
+  return z;
+}
+
 StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mode) {
   ppl::module("gnm", nets_);
   auto data = ppl::plate("data", n);
@@ -193,16 +204,9 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
   const int64_t zb = options_.z_bg_size;
   auto bg_loc = bg.narrow(1, 0, zb), bg_scale = positive_scale(bg.narrow(1, zb, zb));
   auto p = structure_params(f);
+  // D.1: generations take the mode of z_s given z_g.
+  if (mode) return mode_of(f, bg_loc);
   StructureLatents z;
-  if (mode) {
-    // D.1: generations take the mode of z_s given z_g.
-    z.z_b = bg_loc;
-    z.z_pres = (p.pres_logits > 0).to(p.pres_logits.scalar_type());
-    z.z_where = p.where_loc;
-    z.z_depth = p.depth_loc;
-    z.z_what = p.what_loc;
-    return z;
-  }
   z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
   z.z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1));
   z.z_where = ppl::sample("z_where", d::Normal(p.where_loc, p.where_scale).to_event(2));
@@ -312,6 +316,22 @@ torch::Tensor Gnm::reconstruct(const torch::Tensor& x) {
   auto model_trace =
       ppl::trace(handlers::replay([this](const torch::Tensor& img) { return model(img); }, guide_trace), x);
   return model_trace.result<torch::Tensor>().clamp(0, 1);
+}
+
+torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
+  if (options_.global_prior != "structdraw") return {};
+  torch::NoGradGuard no_grad;
+  const auto& z_b = model_trace.site("z_b").value;
+  const int64_t n = z_b.size(0);
+  auto draw = handlers::block(handlers::replay(
+      [&] {
+        auto data = ppl::plate("data", n);
+        return run_draw(nets_->draw, "z_g", options_.draw_steps, n, z_b.options(), {});
+      },
+      model_trace))();
+  std::vector<torch::Tensor> out;
+  for (const auto& f : draw.f_steps) out.push_back(render(mode_of(f, z_b)).clamp(0, 1));
+  return torch::stack(out);
 }
 
 torch::Tensor Gnm::infer_counts(const torch::Tensor& x) {

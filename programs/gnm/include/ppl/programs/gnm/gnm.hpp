@@ -132,6 +132,10 @@ class Gnm : public ImageProgram {
   /// Samples with z_g from its prior and the mode of z_s and z_b given z_g (D.1).
   torch::Tensor sample(int64_t n) override;
   torch::Tensor reconstruct(const torch::Tensor& x) override;
+  /// What StructDRAW has drawn after each step l of a model trace: the image
+  /// rendered from the mode of z_s given f_l (and the trace's z_b),
+  /// [L, B, 1, H, W]; empty for GNM-Gaussian.
+  torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
   void set_step(int64_t step) override;
@@ -157,6 +161,8 @@ class Gnm : public ImageProgram {
   GnmNets nets() const { return nets_; }
 
  private:
+  /// The mode of z_s given a feature map f, with background z_b.
+  StructureLatents mode_of(const torch::Tensor& f, const torch::Tensor& z_b);
   /// The model's latents: z_g, then z_b and z_s given it (sites unless `mode`).
   StructureLatents prior(int64_t n, const torch::TensorOptions& opts, bool mode);
   /// The feature map f drawn by the global prior (sites z_g/l or z_g).
