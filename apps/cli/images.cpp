@@ -31,7 +31,7 @@ std::optional<rd::SceneKind> scene_kind(const std::string& name) {
 }  // namespace
 
 ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
-                          int64_t limit) {
+                          int64_t limit, int64_t scene_size) {
   const auto split = rd::parse_split(split_name);
   auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
                                                        : std::optional<std::filesystem::path>(data_dir));
@@ -42,7 +42,7 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
       // Scenes are drawn from the digits of the same split, with a seed per split.
       auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
       const auto seed = split == rd::Split::train ? 1 : 2;
-      rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed));
+      rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
       const int64_t n = limit > 0 ? limit : (split == rd::Split::train ? kSceneTrain : kSceneTest);
       auto scenes = gen.scenes(0, n);
       std::vector<torch::Tensor> images;

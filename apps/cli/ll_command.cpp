@@ -30,7 +30,8 @@ struct LlArgs {
 void log_likelihood(const LlArgs& a) {
   auto run = open_run(a.run, a.device);
   const auto name = a.data.empty() ? run.train.data : a.data;
-  auto data = load_image_data(name, a.split, a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n);
+  auto data = load_image_data(name, a.split, a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
+                              run.program->image_size());
   auto& program = *run.program;
   if (data.images.size(-1) != program.image_size())
     throw UsageError(fmt::format("ll: {} has {}x{} images but the run's program expects {}x{}", name,

@@ -26,9 +26,11 @@ struct ImageData {
 };
 
 /// Loads split "train" or "test" of the dataset `name` (see `ppl data list`),
-/// at most `limit` images (0: all). Throws UsageError naming the dataset.
+/// at most `limit` images (0: all). Generated scene sets (multi-mnist,
+/// mnist-4, ...) are drawn at `scene_size` x `scene_size` (0: the set's
+/// default); other sets ignore it. Throws UsageError naming the dataset.
 ImageData load_image_data(const std::string& name, const std::string& split, const std::string& data_dir,
-                          int64_t limit);
+                          int64_t limit, int64_t scene_size = 0);
 
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);

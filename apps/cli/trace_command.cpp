@@ -84,7 +84,7 @@ std::string figure(const std::string& caption, const torch::Tensor& image) {
 void run_trace(const TraceArgs& a) {
   auto run = open_run(a.run, a.device);
   const auto name = a.data.empty() ? run.train.data : a.data;
-  auto data = load_image_data(name, a.split, run.train.data_dir, a.index + 1);
+  auto data = load_image_data(name, a.split, run.train.data_dir, a.index + 1, run.program->image_size());
   if (a.index < 0 || a.index >= data.images.size(0))
     throw UsageError(fmt::format("trace: --index {} is outside {} {} (it has {} images)", a.index, name, a.split,
                                  data.images.size(0)));

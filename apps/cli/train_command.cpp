@@ -116,12 +116,12 @@ void train(const TrainArgs& args) {
   program->to(device);
   const int64_t batch = t.batch_size > 0 ? t.batch_size : program->batch_size();
 
-  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train);
+  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train, program->image_size());
   if (data.images.size(-1) != program->image_size() || data.images.size(-2) != program->image_size())
     throw UsageError(fmt::format("train: {} has {}x{} images but the program expects {}x{}; set image_size in --config",
                                  t.data, data.images.size(-2), data.images.size(-1), program->image_size(),
                                  program->image_size()));
-  auto test = load_image_data(t.data, "test", t.data_dir, 1000);
+  auto test = load_image_data(t.data, "test", t.data_dir, 1000, program->image_size());
   const int64_t n = data.images.size(0);
   if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
 

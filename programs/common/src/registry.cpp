@@ -5,6 +5,9 @@
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/programs/air/air.hpp>
+#include <ppl/programs/gnm/convdraw.hpp>
+#include <ppl/programs/gnm/gnm.hpp>
+#include <ppl/programs/gnm/vae.hpp>
 
 namespace ppl::programs {
 
@@ -14,6 +17,22 @@ const std::vector<ProgramInfo>& registry() {
        [] { return options_to_json(air::AirOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<air::Air>(options_from_json<air::AirOptions>(j, air::AirOptions::defaults()));
+       }},
+      {"gnm", "Generative Neurosymbolic Machines (Jiang & Ahn 2020): StructDRAW global prior over a 4 x 4 map of z_pres / z_where / z_depth / z_what, and a background",
+       [] { return options_to_json(gnm::GnmOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<gnm::Gnm>(options_from_json<gnm::GnmOptions>(j, gnm::GnmOptions::defaults()));
+       }},
+      {"convdraw", "ConvDRAW (Gregor et al. 2016), GNM's baseline: a DRAW core on the 4 x 4 image encoding, sub-pixel decoder; mlp_interaction gives ConvDRAW-MLP",
+       [] { return options_to_json(gnm::ConvDrawOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<gnm::ConvDraw>(
+             options_from_json<gnm::ConvDrawOptions>(j, gnm::ConvDrawOptions::defaults()));
+       }},
+      {"vae", "VAE, GNM's baseline: Gaussian z, the image encoder and sub-pixel decoder of GNM's Tables 6 and 10",
+       [] { return options_to_json(gnm::VaeOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<gnm::Vae>(options_from_json<gnm::VaeOptions>(j, gnm::VaeOptions::defaults()));
        }},
   };
   return programs;

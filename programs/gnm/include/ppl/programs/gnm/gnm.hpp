@@ -1,0 +1,179 @@
+#pragma once
+/// Generative Neurosymbolic Machines (Jiang & Ahn 2020; seed 003) written
+/// with the eDSL.
+///
+/// Model (Eq. 1-2, Algorithms 1-2), for an S x S grid of cells (S = num_cells):
+///   z_g = (z_g/0 .. z_g/L-1) ~ StructDRAW prior, drawing the feature map f
+///                                  (or, GNM-Gaussian, z_g ~ N(0, I), f = MLP(z_g))
+///   z_b     ~ N(MLP(z_g))                         background, p(z_b | z_g)
+///   z_pres  ~ RelaxedBernoulli(tau, logits(f))    [B, S*S]       per cell
+///   z_where ~ N(.(f))                             [B, S*S, 4]    (scale x, scale y, shift x, shift y)
+///   z_depth ~ N(.(f))                             [B, S*S, 1]
+///   z_what  ~ N(.(f))                             [B, S*S, z_what_size]
+///   x       ~ N(render(z_pres, z_where, z_depth, z_what, z_b), likelihood_sd)
+/// The networks giving p(z_s | f) are those of q(z_s | f_x) (shared, D.1).
+///
+/// Guide (Eq. 3): the image encoder (Table 6) gives f_x [B, 128, S, S];
+/// q(z_g | x) is StructDRAW's inference pass over f_x (or an MLP for
+/// GNM-Gaussian), q(z_b | x) an MLP over f_x and q(z_s | x) the shared
+/// structure head over f_x.
+///
+/// Objective (Eq. 5-9): the ELBO with the z_g sites weighted by beta_g
+/// (warm-up 0 -> 1), plus, while gradients are recorded and
+/// `auxiliary_losses` is on, an observed site "aux" whose log-density is
+///   -KL(q(z_pres|x) || Ber(rho)) - KL(q(z_where|x) || N(mu_where, sd_where))
+///   -KL(q(z_what|x) || N(0, I)) - beta_b KL(q(z_b|x) || N(0, I))
+/// with beta_b annealed 50 -> 1 (Eq. 7-9). The auxiliary terms are training
+/// regularisers, not part of p(x), so they are left out when no gradient is
+/// recorded (log-likelihood estimates, sampling).
+///
+/// z_where of cell (i, j) (row i, column j) places a window of side
+/// sigmoid(z_where[0 or 1]) (fraction of the image side) centred at the cell
+/// centre plus (2 / S) tanh(z_where[2 or 3]) in the runtime's [-1, 1]
+/// coordinates (see where_to_runtime).
+#include <boost/hana.hpp>
+#include <torch/torch.h>
+
+#include <ppl/programs/gnm/layers.hpp>
+#include <ppl/programs/program.hpp>
+
+namespace ppl::programs::gnm {
+
+/// Options of GNM; `defaults()` are the paper's (and its authors' MNIST-4
+/// configuration's) for 64 x 64 MNIST-4 / MNIST-10.
+struct GnmOptions {
+  BOOST_HANA_DEFINE_STRUCT(GnmOptions,
+                           (int, image_size),                 // H = W, num_cells times a power of two
+                           (int, num_cells),                  // S: the structure map is S x S
+                           (int, channels),                   // image encoding / StructDRAW channels (128)
+                           (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
+                           (int, draw_steps),                 // L (4 or 8)
+                           (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
+                           (int, z_global_size),              // size of each z_g/l (32)
+                           (bool, mlp_interaction),           // false: GNM-NoMLP
+                           (int, interaction_hidden),         // MLP^int width (512)
+                           (int, z_what_size),
+                           (int, z_bg_size),
+                           (int, glimpse_size),               // side of the decoded object patch
+                           (double, likelihood_sd),
+                           (double, z_pres_temperature),      // tau of the relaxed z_pres, start
+                           (double, z_pres_temperature_end),  // ... and end of its linear anneal
+                           (int, temperature_anneal_begin),
+                           (int, temperature_anneal_end),
+                           (double, z_pres_prior),            // rho of the auxiliary Ber(rho), start
+                           (double, z_pres_prior_end),        // ... and end of its linear anneal
+                           (int, z_pres_prior_anneal_steps),
+                           (double, scale_prior_mean),        // mu_where of the scales (logit space)
+                           (double, scale_prior_sd),
+                           (double, shift_prior_sd),
+                           (double, mask_curriculum_value),   // object mask during the curriculum (0.9)
+                           (int, mask_curriculum_steps),      // its length in steps
+                           (double, beta_b_start),            // beta_b annealed from 50 ...
+                           (double, beta_b_end),              // ... to 1
+                           (int, beta_b_anneal_steps),
+                           (double, beta_g_start),            // beta_g warmed from 0 ...
+                           (double, beta_g_end),              // ... to 1
+                           (int, beta_g_warmup_steps),
+                           (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
+                           (double, learning_rate),
+                           (int, batch_size));
+
+  static GnmOptions defaults();
+};
+
+/// A value moving linearly from `start` (at step `begin` and before) to
+/// `end` (at step `finish` and after).
+double linear_schedule(int64_t step, int64_t begin, int64_t finish, double start, double end);
+
+/// The runtime affine z_where [B * S*S, 6] (a, b, tx, c, d, ty) of GNM's
+/// z_where [B, S*S, 4] on an S x S grid: a = sigmoid(z0), d = sigmoid(z1),
+/// b = c = 0, (tx, ty) = centre of cell (i, j) + (2 / S) tanh(z2, z3), the
+/// centre of cell (i, j) being (-1 + (2 j + 1) / S, -1 + (2 i + 1) / S)
+/// for the cell n = i S + j.
+torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells);
+
+/// The distribution parameters of the structure map from a feature map, the
+/// output of the shared head q(z_s | f_x) = p(z_s | f), per cell n = i S + j.
+struct StructureParams {
+  torch::Tensor pres_logits;              ///< [B, N]
+  torch::Tensor where_loc, where_scale;   ///< [B, N, 4]
+  torch::Tensor depth_loc, depth_scale;   ///< [B, N, 1]
+  torch::Tensor what_loc, what_scale;     ///< [B, N, z_what_size]
+};
+
+/// The latents of the structure map and background.
+struct StructureLatents {
+  torch::Tensor z_pres, z_where, z_depth, z_what, z_b;
+};
+
+/// The networks of GNM.
+struct GnmNetsImpl : torch::nn::Module {
+  explicit GnmNetsImpl(const GnmOptions& o);
+  torch::nn::Sequential encoder{nullptr};          // Table 6
+  DrawCore draw{nullptr};                          // StructDRAW (structdraw prior)
+  torch::nn::Sequential g_enc{nullptr}, g_dec{nullptr};  // GNM-Gaussian: q(z_g | f_x), f = g_dec(z_g)
+  torch::nn::Sequential head{nullptr};             // q(z_s | f_x) = p(z_s | f), Table 9
+  torch::nn::Sequential bg_enc{nullptr}, bg_prior{nullptr};  // q(z_b | f_x), p(z_b | z_g)
+  torch::nn::Sequential glimpse_dec{nullptr};      // Table 7
+  torch::nn::Sequential bg_dec{nullptr};           // Table 8
+};
+TORCH_MODULE(GnmNets);
+
+/// GNM as an ImageProgram ("gnm").
+class Gnm : public ImageProgram {
+ public:
+  explicit Gnm(GnmOptions options = GnmOptions::defaults());
+
+  std::string name() const override { return "gnm"; }
+  nlohmann::json options() const override;
+  int64_t image_size() const override { return options_.image_size; }
+  torch::Tensor model(const torch::Tensor& x) override;
+  torch::Tensor guide(const torch::Tensor& x) override;
+  /// Samples with z_g from its prior and the mode of z_s and z_b given z_g (D.1).
+  torch::Tensor sample(int64_t n) override;
+  torch::Tensor reconstruct(const torch::Tensor& x) override;
+  /// What StructDRAW has drawn after each step l of a model trace: the image
+  /// rendered from the mode of z_s given f_l (and the trace's z_b),
+  /// [L, B, 1, H, W]; empty for GNM-Gaussian.
+  torch::Tensor step_canvases(const Trace& model_trace) override;
+  std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
+  /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
+  void set_step(int64_t step) override;
+  int64_t batch_size() const override { return options_.batch_size; }
+  /// {"mean_inferred_count", "count_accuracy"}: cells with q(z_pres) > 1/2
+  /// against the true object counts (when given).
+  nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& counts) override;
+  void to(const torch::Device& device) override { nets_->to(device); }
+
+  /// The mean image of Algorithm 2, [B, 1, H, W].
+  torch::Tensor render(const StructureLatents& z);
+  /// The head's parameters for a feature map f [B, channels, S, S].
+  StructureParams structure_params(const torch::Tensor& f);
+  /// Number of cells with q(z_pres | x) > 1/2, [B].
+  torch::Tensor infer_counts(const torch::Tensor& x);
+
+  double beta_b() const { return beta_b_; }
+  double beta_g() const { return beta_g_; }
+  double temperature() const { return tau_; }
+  double z_pres_prior() const { return rho_; }
+  bool mask_curriculum() const { return curriculum_; }
+  const GnmOptions& gnm_options() const { return options_; }
+  GnmNets nets() const { return nets_; }
+
+ private:
+  /// The mode of z_s given a feature map f, with background z_b.
+  StructureLatents mode_of(const torch::Tensor& f, const torch::Tensor& z_b);
+  /// The model's latents: z_g, then z_b and z_s given it (sites unless `mode`).
+  StructureLatents prior(int64_t n, const torch::TensorOptions& opts, bool mode);
+  /// The feature map f drawn by the global prior (sites z_g/l or z_g).
+  std::pair<torch::Tensor, torch::Tensor> global_prior(int64_t n, const torch::TensorOptions& opts);
+  /// The auxiliary terms of Eq. 7-8 (with beta_b), per image [B].
+  torch::Tensor auxiliary_kl(const torch::Tensor& x);
+
+  GnmOptions options_;
+  GnmNets nets_;
+  double tau_ = 1.0, rho_ = 0.1, beta_b_ = 50.0, beta_g_ = 0.0;
+  bool curriculum_ = true;
+};
+
+}  // namespace ppl::programs::gnm

@@ -1,0 +1,351 @@
+// Generative Neurosymbolic Machines: model, guide, rendering and schedules.
+#include <ppl/programs/gnm/gnm.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <ppl/core/reflect.hpp>
+#include <ppl/runtime/stn.hpp>
+
+namespace ppl::programs::gnm {
+namespace d = ppl::dist;
+namespace nn = torch::nn;
+
+namespace {
+// Table 7 (object patch decoder, 1 x 1 to 64 x 64): kernel, channels, upscale.
+const std::vector<ConvRow> kGlimpseDecoder = {{3, 128, 2}, {3, 64, 2}, {3, 32, 2}, {3, 16, 2}, {3, 8, 2}, {3, 4, 2}};
+// Table 8 (background decoder, 1 x 1 to 128 x 128).
+const std::vector<ConvRow> kBackgroundDecoder = {{1, 128, 4}, {1, 64, 2}, {1, 32, 4}, {1, 16, 2}, {1, 8, 2}, {3, 4, 1}};
+
+/// Channels of the structure head per cell: pres logit, where loc and scale
+/// (4 + 4), depth loc and scale (1 + 1), what loc and scale.
+int64_t head_channels(const GnmOptions& o) { return 1 + 8 + 2 + 2 * int64_t{o.z_what_size}; }
+
+int64_t global_size(const GnmOptions& o) {
+  // StructDRAW: z_g = CAT[z_g/l]; the Gaussian ablation gets the same total size.
+  if (o.global_prior == "gaussian" || o.mlp_interaction) return int64_t{o.draw_steps} * o.z_global_size;
+  return int64_t{o.draw_steps} * o.z_global_size * o.num_cells * o.num_cells;
+}
+
+nn::Sequential structure_head(int64_t in, int64_t out) {
+  // StackConv([128, 128, out]) with 1 x 1 kernels: per cell, as SPACE's heads.
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, 128, 1)), nn::GroupNorm(nn::GroupNormOptions(1, 128)),
+                        nn::CELU(), nn::Conv2d(nn::Conv2dOptions(128, 128, 1)),
+                        nn::GroupNorm(nn::GroupNormOptions(1, 128)), nn::CELU(),
+                        nn::Conv2d(nn::Conv2dOptions(128, out, 1)));
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw ArgumentError("GNM: " + message);
+}
+}  // namespace
+
+GnmOptions GnmOptions::defaults() {
+  GnmOptions o;
+  o.image_size = 64;
+  o.num_cells = 4;
+  o.channels = 128;
+  o.global_prior = "structdraw";
+  o.draw_steps = 4;
+  o.draw_kernel = 3;
+  o.z_global_size = 32;
+  o.mlp_interaction = true;
+  o.interaction_hidden = 512;
+  o.z_what_size = 20;
+  o.z_bg_size = 10;
+  o.glimpse_size = 32;
+  o.likelihood_sd = 0.2;
+  o.z_pres_temperature = 1.0;
+  o.z_pres_temperature_end = 0.5;
+  o.temperature_anneal_begin = 1000;
+  o.temperature_anneal_end = 20000;
+  o.z_pres_prior = 0.1;
+  o.z_pres_prior_end = 1e-3;
+  o.z_pres_prior_anneal_steps = 4000;
+  o.scale_prior_mean = -1.6;
+  o.scale_prior_sd = 0.1;
+  o.shift_prior_sd = 1.0;
+  o.mask_curriculum_value = 0.9;
+  o.mask_curriculum_steps = 1000;
+  o.beta_b_start = 50.0;
+  o.beta_b_end = 1.0;
+  o.beta_b_anneal_steps = 50000;
+  o.beta_g_start = 0.0;
+  o.beta_g_end = 1.0;
+  o.beta_g_warmup_steps = 100000;
+  o.auxiliary_losses = true;
+  o.learning_rate = 1e-4;
+  o.batch_size = 32;
+  return o;
+}
+
+double linear_schedule(int64_t step, int64_t begin, int64_t finish, double start, double end) {
+  if (step <= begin) return finish <= begin && step >= finish ? end : start;
+  if (step >= finish) return end;
+  return start + (end - start) * static_cast<double>(step - begin) / static_cast<double>(finish - begin);
+}
+
+torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells) {
+  const int64_t b = z_where.size(0), n = z_where.size(1);
+  auto idx = torch::arange(n, z_where.options());
+  auto col = torch::remainder(idx, static_cast<double>(cells)), row = torch::floor(idx / static_cast<double>(cells));
+  auto cx = -1.0 + (2.0 * col + 1.0) / static_cast<double>(cells);
+  auto cy = -1.0 + (2.0 * row + 1.0) / static_cast<double>(cells);
+  const double cell = 2.0 / static_cast<double>(cells);
+  auto sx = torch::sigmoid(z_where.select(2, 0)).clamp_min(1e-3);
+  auto sy = torch::sigmoid(z_where.select(2, 1)).clamp_min(1e-3);
+  auto tx = cx + cell * torch::tanh(z_where.select(2, 2));
+  auto ty = cy + cell * torch::tanh(z_where.select(2, 3));
+  auto zero = torch::zeros_like(sx);
+  return torch::stack({sx, zero, tx, zero, sy, ty}, 2).reshape({b * n, 6});
+}
+
+GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
+  const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
+  encoder = register_module("encoder", image_encoder(o.image_size, s, c));
+  if (o.global_prior == "structdraw") {
+    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel));
+  } else {
+    const int64_t g = global_size(o);
+    g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
+    g_dec = register_module("g_dec", mlp(g, {512, 1024, flat}));
+  }
+  head = register_module("head", structure_head(c, head_channels(o)));
+  bg_enc = register_module("bg_enc", mlp(flat, {512, 256, 2 * int64_t{o.z_bg_size}}));
+  bg_prior = register_module("bg_prior", mlp(global_size(o), {128, 64, 2 * int64_t{o.z_bg_size}}));
+  glimpse_dec = register_module(
+      "glimpse_dec", subpixel_stack(o.z_what_size, fit_strides(kGlimpseDecoder, o.glimpse_size, "GNM glimpse decoder"),
+                                    2, "celu"));
+  bg_dec = register_module(
+      "bg_dec",
+      subpixel_stack(o.z_bg_size, fit_strides(kBackgroundDecoder, o.image_size, "GNM background decoder"), 1, "celu"));
+}
+
+Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
+  const auto& o = options_;
+  require(o.global_prior == "structdraw" || o.global_prior == "gaussian",
+          fmt::format("global_prior is \"{}\", but must be \"structdraw\" or \"gaussian\"", o.global_prior));
+  require(o.draw_steps >= 1, fmt::format("draw_steps is {}, but must be at least 1", o.draw_steps));
+  require(o.draw_kernel >= 1 && o.draw_kernel % 2 == 1,
+          fmt::format("draw_kernel is {}, but must be odd and positive", o.draw_kernel));
+  require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
+  require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
+  require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");
+  for (double rho : {o.z_pres_prior, o.z_pres_prior_end})
+    require(rho > 0 && rho < 1, fmt::format("z_pres prior {} must be in (0, 1)", rho));
+  require(o.mask_curriculum_value > 0 && o.mask_curriculum_value <= 1,
+          fmt::format("mask_curriculum_value is {}, but must be in (0, 1]", o.mask_curriculum_value));
+  nets_ = GnmNets(options_);
+  set_step(0);
+}
+
+nlohmann::json Gnm::options() const { return options_to_json(options_); }
+
+void Gnm::set_step(int64_t step) {
+  const auto& o = options_;
+  tau_ = linear_schedule(step, o.temperature_anneal_begin, o.temperature_anneal_end, o.z_pres_temperature,
+                         o.z_pres_temperature_end);
+  rho_ = linear_schedule(step, 0, o.z_pres_prior_anneal_steps, o.z_pres_prior, o.z_pres_prior_end);
+  beta_b_ = linear_schedule(step, 0, o.beta_b_anneal_steps, o.beta_b_start, o.beta_b_end);
+  beta_g_ = linear_schedule(step, 0, o.beta_g_warmup_steps, o.beta_g_start, o.beta_g_end);
+  curriculum_ = step < o.mask_curriculum_steps;
+}
+
+StructureParams Gnm::structure_params(const torch::Tensor& f) {
+  const int64_t b = f.size(0), n = int64_t{options_.num_cells} * options_.num_cells, w = options_.z_what_size;
+  auto out = nets_->head->forward(f).permute({0, 2, 3, 1}).reshape({b, n, -1});
+  StructureParams p;
+  // Logits bounded as in the authors' code (8.8 tanh), keeping the relaxed draws away from 0 and 1.
+  p.pres_logits = 8.8 * torch::tanh(out.select(2, 0));
+  auto offset = torch::tensor({options_.scale_prior_mean, options_.scale_prior_mean, 0.0, 0.0}, out.options());
+  p.where_loc = out.narrow(2, 1, 4) + offset;
+  p.where_scale = positive_scale(out.narrow(2, 5, 4));
+  p.depth_loc = out.narrow(2, 9, 1);
+  p.depth_scale = positive_scale(out.narrow(2, 10, 1));
+  p.what_loc = out.narrow(2, 11, w);
+  p.what_scale = positive_scale(out.narrow(2, 11 + w, w));
+  return p;
+}
+
+std::pair<torch::Tensor, torch::Tensor> Gnm::global_prior(int64_t n, const torch::TensorOptions& opts) {
+  auto draw = [&]() -> std::pair<torch::Tensor, torch::Tensor> {
+    if (options_.global_prior == "structdraw") {
+      auto r = run_draw(nets_->draw, "z_g", options_.draw_steps, n, opts, {});
+      std::vector<torch::Tensor> flat;
+      for (const auto& z : r.z) flat.push_back(z.flatten(1));
+      return {r.f, torch::cat(flat, 1)};
+    }
+    auto z = ppl::sample("z_g", d::Normal(torch::zeros({n, global_size(options_)}, opts), 1.0).to_event(1));
+    const int64_t s = options_.num_cells;
+    return {nets_->g_dec->forward(z).view({n, options_.channels, s, s}), z};
+  };
+  if (beta_g_ == 1.0) return draw();
+  return handlers::scale(draw, beta_g_)();
+}
+
+StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) {
+  auto p = structure_params(f);
+  StructureLatents z;
+  z.z_b = z_b;
+  z.z_pres = (p.pres_logits > 0).to(p.pres_logits.scalar_type());
+  z.z_where = p.where_loc;
+  z.z_depth = p.depth_loc;
+  z.z_what = p.what_loc;
+  return z;
+}
+
+StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mode) {
+  ppl::module("gnm", nets_);
+  auto data = ppl::plate("data", n);
+  auto [f, z_g] = global_prior(n, opts);
+  auto bg = nets_->bg_prior->forward(z_g);
+  const int64_t zb = options_.z_bg_size;
+  auto bg_loc = bg.narrow(1, 0, zb), bg_scale = positive_scale(bg.narrow(1, zb, zb));
+  auto p = structure_params(f);
+  // D.1: generations take the mode of z_s given z_g.
+  if (mode) return mode_of(f, bg_loc);
+  StructureLatents z;
+  z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
+  z.z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1));
+  z.z_where = ppl::sample("z_where", d::Normal(p.where_loc, p.where_scale).to_event(2));
+  z.z_depth = ppl::sample("z_depth", d::Normal(p.depth_loc, p.depth_scale).to_event(2));
+  z.z_what = ppl::sample("z_what", d::Normal(p.what_loc, p.what_scale).to_event(2));
+  return z;
+}
+
+torch::Tensor Gnm::render(const StructureLatents& z) {
+  const int64_t b = z.z_what.size(0), n = z.z_what.size(1), h = options_.image_size;
+  auto patch = torch::sigmoid(nets_->glimpse_dec->forward(z.z_what.reshape({b * n, -1, 1, 1})));
+  auto appearance = patch.narrow(1, 0, 1);
+  // Curriculum (Appendix C): the mask fills the box at a fixed value.
+  auto mask = curriculum_ ? torch::full_like(appearance, options_.mask_curriculum_value) : patch.narrow(1, 1, 1);
+  auto placed = ppl::runtime::stn_place(torch::cat({appearance, mask}, 1),
+                                        where_to_runtime(z.z_where, options_.num_cells), h, h)
+                    .view({b, n, 2, h, h});
+  auto x_i = placed.narrow(2, 0, 1);
+  auto pres = z.z_pres.view({b, n, 1, 1, 1});
+  auto m_i = placed.narrow(2, 1, 1) * pres;
+  // Responsibilities: mask * presence * sigmoid(-depth), normalised over objects.
+  auto gamma = m_i * torch::sigmoid(-z.z_depth).view({b, n, 1, 1, 1});
+  gamma = gamma / (gamma.sum(1, true) + 1e-8);
+  auto colour = (gamma * x_i).sum(1);
+  auto m = m_i.sum(1).clamp_max(1.0);
+  auto background = torch::sigmoid(nets_->bg_dec->forward(z.z_b.view({b, -1, 1, 1})));
+  return m * colour + (1 - m) * background;
+}
+
+torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
+  const int64_t b = x.size(0);
+  auto fx = nets_->encoder->forward(x);
+  auto q = structure_params(fx);
+  // KL(Ber(q) || Ber(rho)) per cell.
+  const auto& l = q.pres_logits;
+  auto p = torch::sigmoid(l);
+  auto kl_pres = (p * (torch::log_sigmoid(l) - std::log(rho_)) +
+                  (1 - p) * (torch::log_sigmoid(-l) - std::log1p(-rho_)))
+                     .sum(1);
+  auto where_loc = torch::tensor({options_.scale_prior_mean, options_.scale_prior_mean, 0.0, 0.0}, x.options());
+  auto where_sd = torch::tensor({options_.scale_prior_sd, options_.scale_prior_sd, options_.shift_prior_sd,
+                                 options_.shift_prior_sd},
+                                x.options());
+  auto kl_where = d::kl(d::Normal(q.where_loc, q.where_scale).to_event(2),
+                        d::Normal(where_loc.expand_as(q.where_loc), where_sd.expand_as(q.where_loc)).to_event(2));
+  auto kl_what = d::kl(d::Normal(q.what_loc, q.what_scale).to_event(2),
+                       d::Normal(torch::zeros_like(q.what_loc), torch::ones_like(q.what_loc)).to_event(2));
+  auto bg = nets_->bg_enc->forward(fx.flatten(1));
+  const int64_t zb = options_.z_bg_size;
+  auto bg_loc = bg.narrow(1, 0, zb);
+  auto kl_b = d::kl(d::Normal(bg_loc, positive_scale(bg.narrow(1, zb, zb))).to_event(1),
+                    d::Normal(torch::zeros_like(bg_loc), torch::ones_like(bg_loc)).to_event(1));
+  return (kl_pres + kl_where + kl_what + beta_b_ * kl_b).view({b});
+}
+
+torch::Tensor Gnm::model(const torch::Tensor& x) {
+  check::min_dim({"GNM model"}, "x", x, 4);
+  const int64_t n = x.size(0);
+  auto mean = render(prior(n, x.options(), false));
+  auto data = ppl::plate("data", n);
+  ppl::observe("x", d::Normal(mean, options_.likelihood_sd).to_event(3), x);
+  if (options_.auxiliary_losses && torch::GradMode::is_enabled()) {
+    auto zero = torch::zeros({n}, x.options());
+    ppl::observe("aux", d::Delta(zero, -auxiliary_kl(x)), zero);
+  }
+  return mean;
+}
+
+torch::Tensor Gnm::guide(const torch::Tensor& x) {
+  check::min_dim({"GNM guide"}, "x", x, 4);
+  ppl::module("gnm", nets_);
+  const int64_t n = x.size(0);
+  auto data = ppl::plate("data", n);
+  auto fx = nets_->encoder->forward(x);
+  auto global = [&] {
+    if (options_.global_prior == "structdraw") {
+      run_draw(nets_->draw, "z_g", options_.draw_steps, n, x.options(), fx);
+      return;
+    }
+    auto out = nets_->g_enc->forward(fx.flatten(1));
+    const int64_t g = global_size(options_);
+    ppl::sample("z_g", d::Normal(out.narrow(1, 0, g), positive_scale(out.narrow(1, g, g))).to_event(1));
+  };
+  if (beta_g_ == 1.0) global();
+  else handlers::scale(global, beta_g_)();
+  auto bg = nets_->bg_enc->forward(fx.flatten(1));
+  const int64_t zb = options_.z_bg_size;
+  ppl::sample("z_b", d::Normal(bg.narrow(1, 0, zb), positive_scale(bg.narrow(1, zb, zb))).to_event(1));
+  auto q = structure_params(fx);
+  auto z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1));
+  ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
+  ppl::sample("z_depth", d::Normal(q.depth_loc, q.depth_scale).to_event(2));
+  ppl::sample("z_what", d::Normal(q.what_loc, q.what_scale).to_event(2));
+  return z_pres;
+}
+
+torch::Tensor Gnm::sample(int64_t n) {
+  torch::NoGradGuard no_grad;
+  auto opts = nets_->parameters().front().options();
+  auto z = handlers::block([&] { return prior(n, opts, true); })();
+  return render(z).clamp(0, 1);
+}
+
+torch::Tensor Gnm::reconstruct(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto guide_trace = ppl::trace([this](const torch::Tensor& img) { return guide(img); }, x);
+  auto model_trace =
+      ppl::trace(handlers::replay([this](const torch::Tensor& img) { return model(img); }, guide_trace), x);
+  return model_trace.result<torch::Tensor>().clamp(0, 1);
+}
+
+torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
+  if (options_.global_prior != "structdraw") return {};
+  torch::NoGradGuard no_grad;
+  const auto& z_b = model_trace.site("z_b").value;
+  const int64_t n = z_b.size(0);
+  auto draw = handlers::block(handlers::replay(
+      [&] {
+        auto data = ppl::plate("data", n);
+        return run_draw(nets_->draw, "z_g", options_.draw_steps, n, z_b.options(), {});
+      },
+      model_trace))();
+  std::vector<torch::Tensor> out;
+  for (const auto& f : draw.f_steps) out.push_back(render(mode_of(f, z_b)).clamp(0, 1));
+  return torch::stack(out);
+}
+
+torch::Tensor Gnm::infer_counts(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return (structure_params(nets_->encoder->forward(x)).pres_logits > 0).sum(1);
+}
+
+nlohmann::json Gnm::evaluate(const torch::Tensor& x, const torch::Tensor& counts) {
+  auto inferred = infer_counts(x).to(torch::kLong).cpu();
+  nlohmann::json j;
+  j["mean_inferred_count"] = inferred.to(torch::kDouble).mean().item<double>();
+  if (counts.defined())
+    j["count_accuracy"] = (inferred == counts.to(torch::kLong).cpu()).to(torch::kDouble).mean().item<double>();
+  return j;
+}
+
+}  // namespace ppl::programs::gnm

@@ -1,0 +1,178 @@
+// Networks shared by GNM, ConvDRAW and the VAE baseline.
+#include <ppl/programs/gnm/layers.hpp>
+
+#include <fmt/format.h>
+
+#include <ppl/ppl.hpp>
+
+namespace ppl::programs::gnm {
+namespace nn = torch::nn;
+namespace d = ppl::dist;
+
+ConvLSTMCellImpl::ConvLSTMCellImpl(int64_t input_channels, int64_t hidden_channels_, int64_t kernel)
+    : hidden_channels(hidden_channels_) {
+  conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(input_channels + hidden_channels, 4 * hidden_channels,
+                                                              kernel)
+                                                .padding(kernel / 2)));
+}
+
+std::tuple<torch::Tensor, torch::Tensor> ConvLSTMCellImpl::forward(const torch::Tensor& x, const torch::Tensor& h,
+                                                                   const torch::Tensor& c) {
+  auto g = conv->forward(torch::cat({x, h}, 1)).chunk(4, 1);
+  auto c_next = torch::sigmoid(g[1]) * c + torch::sigmoid(g[0]) * torch::tanh(g[2]);
+  auto h_next = torch::sigmoid(g[3]) * torch::tanh(c_next);
+  return {h_next, c_next};
+}
+
+std::vector<ConvRow> fit_strides(std::vector<ConvRow> rows, int64_t ratio, const std::string& what) {
+  auto product = [&] {
+    int64_t p = 1;
+    for (const auto& r : rows) p *= r.stride;
+    return p;
+  };
+  for (auto it = rows.rbegin(); it != rows.rend() && product() > ratio; ++it)
+    if (it->stride == 2) it->stride = 1;
+  if (product() != ratio)
+    throw ArgumentError(fmt::format("{}: cannot scale by {} with the rows of its table (at most {}, powers of two)",
+                                    what, ratio, product()));
+  return rows;
+}
+
+torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> rows, int64_t out_channels,
+                                     const std::string& activation) {
+  nn::Sequential seq;
+  int64_t in = in_channels;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const bool last = i + 1 == rows.size();
+    const int64_t ch = last ? out_channels : rows[i].channels;
+    const int64_t u = rows[i].stride;
+    seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, ch * u * u, rows[i].kernel).padding(rows[i].kernel / 2)));
+    if (u > 1) seq->push_back(nn::PixelShuffle(nn::PixelShuffleOptions(u)));
+    if (!last) {
+      seq->push_back(nn::GroupNorm(nn::GroupNormOptions(1, ch)));  // layer norm over (C, H, W)
+      if (activation == "relu") seq->push_back(nn::ReLU());
+      else seq->push_back(nn::CELU());
+    }
+    in = ch;
+  }
+  return seq;
+}
+
+torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels) {
+  // Table 6 (128 x 128 to 4 x 4): kernel, channels, stride.
+  static const std::vector<ConvRow> table = {{4, 16, 2}, {3, 16, 1},  {4, 32, 2},  {3, 32, 1}, {4, 64, 2},
+                                             {3, 64, 1}, {4, 128, 2}, {3, 128, 1}, {4, 128, 2}};
+  int64_t k = 0;
+  while ((cells << k) < image_size) ++k;
+  if ((cells << k) != image_size || k < 1 || k > 5)
+    throw ArgumentError(fmt::format("image encoder: image_size {} must be num_cells {} times 2, 4, 8, 16 or 32",
+                                    image_size, cells));
+  nn::Sequential seq;
+  int64_t in = 1;
+  const size_t first = table.size() - static_cast<size_t>(2 * k - 1);
+  for (size_t i = first; i < table.size(); ++i) {
+    const bool last = i + 1 == table.size();
+    const auto& r = table[i];
+    const int64_t ch = last ? channels : r.channels;
+    seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, ch, r.kernel).stride(r.stride).padding(1)));
+    if (!last) {
+      seq->push_back(nn::GroupNorm(nn::GroupNormOptions(1, ch)));
+      seq->push_back(nn::CELU());
+    }
+    in = ch;
+  }
+  return seq;
+}
+
+torch::nn::Sequential mlp(int64_t in, const std::vector<int64_t>& sizes) {
+  nn::Sequential seq;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    seq->push_back(nn::Linear(in, sizes[i]));
+    if (i + 1 < sizes.size()) {
+      seq->push_back(nn::CELU());
+      seq->push_back(nn::LayerNorm(nn::LayerNormOptions({sizes[i]})));
+    }
+    in = sizes[i];
+  }
+  return seq;
+}
+
+namespace {
+nn::Sequential conv_interaction(int64_t in, int64_t out) {
+  // The 2-layer CNN of ConvDRAW (Appendix D.2): filters [128, 2 z], kernel 3.
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, 128, 3).padding(1)), nn::CELU(),
+                        nn::GroupNorm(nn::GroupNormOptions(1, 128)),
+                        nn::Conv2d(nn::Conv2dOptions(128, out, 3).padding(1)));
+}
+}  // namespace
+
+DrawCoreImpl::DrawCoreImpl(int64_t channels_, int64_t cells_, int64_t z_size_, bool mlp_interaction_,
+                           int64_t interaction_hidden, int64_t kernel)
+    : channels(channels_), cells(cells_), z_size(z_size_), mlp_interaction(mlp_interaction_) {
+  enc = register_module("enc", ConvLSTMCell(3 * channels, channels, kernel));
+  dec = register_module("dec", ConvLSTMCell(2 * channels, channels, kernel));
+  const int64_t flat = channels * cells * cells;
+  if (mlp_interaction) {
+    int_enc = register_module("int_enc", mlp(flat, {interaction_hidden, interaction_hidden, 2 * z_size}));
+    int_dec = register_module("int_dec", mlp(flat, {interaction_hidden, interaction_hidden, 2 * z_size}));
+    z_dec = register_module("z_dec", mlp(z_size, {512, 1024, flat}));
+  } else {
+    int_enc = register_module("int_enc", conv_interaction(channels, 2 * z_size));
+    int_dec = register_module("int_dec", conv_interaction(channels, 2 * z_size));
+    z_dec = register_module("z_dec", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(z_size, channels, 3).padding(1))));
+  }
+  out = register_module("out", nn::Conv2d(nn::Conv2dOptions(channels, channels, 3).padding(1)));
+}
+
+namespace {
+std::tuple<torch::Tensor, torch::Tensor> split_params(const torch::Tensor& raw, int64_t z_size) {
+  return {raw.narrow(1, 0, z_size), positive_scale(raw.narrow(1, z_size, z_size))};
+}
+}  // namespace
+
+std::tuple<torch::Tensor, torch::Tensor> DrawCoreImpl::prior_params(const torch::Tensor& h_dec) {
+  return split_params(int_dec->forward(mlp_interaction ? h_dec.flatten(1) : h_dec), z_size);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> DrawCoreImpl::posterior_params(const torch::Tensor& h_enc) {
+  return split_params(int_enc->forward(mlp_interaction ? h_enc.flatten(1) : h_enc), z_size);
+}
+
+torch::Tensor DrawCoreImpl::decode(const torch::Tensor& z) {
+  return z_dec->forward(z).view({z.size(0), channels, cells, cells});
+}
+
+std::vector<int64_t> DrawCoreImpl::z_shape() const {
+  if (mlp_interaction) return {z_size};
+  return {z_size, cells, cells};
+}
+
+DrawResult run_draw(DrawCore& core, const std::string& site, int64_t steps, int64_t batch,
+                    const torch::TensorOptions& options, const torch::Tensor& fx) {
+  const int64_t c = core->channels, s = core->cells;
+  auto zeros = torch::zeros({batch, c, s, s}, options);
+  torch::Tensor h_enc = zeros, c_enc = zeros, h_dec = zeros, c_dec = zeros, f = zeros;
+  const auto event = static_cast<int64_t>(core->z_shape().size());
+  DrawResult result;
+  for (int64_t l = 0; l < steps; ++l) {
+    torch::Tensor z;
+    if (fx.defined()) {
+      std::tie(h_enc, c_enc) = core->enc->forward(torch::cat({h_dec, fx, fx - f}, 1), h_enc, c_enc);
+      auto [loc, scale] = core->posterior_params(h_enc);
+      z = ppl::sample(addr(site, l), d::Normal(loc, scale).to_event(event));
+    } else {
+      auto [loc, scale] = core->prior_params(h_dec);
+      z = ppl::sample(addr(site, l), d::Normal(loc, scale).to_event(event));
+    }
+    std::tie(h_dec, c_dec) = core->dec->forward(torch::cat({core->decode(z), f}, 1), h_dec, c_dec);
+    f = f + core->out->forward(h_dec);
+    result.z.push_back(z);
+    result.f_steps.push_back(f);
+  }
+  result.f = f;
+  return result;
+}
+
+torch::Tensor positive_scale(const torch::Tensor& raw) { return torch::softplus(raw) + 1e-4; }
+
+}  // namespace ppl::programs::gnm

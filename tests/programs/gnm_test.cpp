@@ -1,0 +1,418 @@
+// GNM, ConvDRAW and the VAE baseline: layers against references, the sites
+// of model and guide, rendering (Algorithm 2), schedules, options, training.
+#include <iostream>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/inference.hpp>
+#include <ppl/programs/gnm/convdraw.hpp>
+#include <ppl/programs/gnm/gnm.hpp>
+#include <ppl/programs/gnm/layers.hpp>
+#include <ppl/programs/gnm/vae.hpp>
+#include <ppl/programs/program.hpp>
+#include <ppl/runtime/stn.hpp>
+
+namespace gnm = ppl::programs::gnm;
+
+namespace {
+gnm::GnmOptions small_gnm() {
+  auto o = gnm::GnmOptions::defaults();
+  o.image_size = 16;
+  o.channels = 16;
+  o.draw_steps = 3;
+  o.z_global_size = 4;
+  o.interaction_hidden = 32;
+  o.z_what_size = 4;
+  o.z_bg_size = 3;
+  o.glimpse_size = 8;
+  return o;
+}
+
+gnm::ConvDrawOptions small_convdraw() {
+  auto o = gnm::ConvDrawOptions::defaults();
+  o.image_size = 16;
+  o.channels = 16;
+  o.draw_steps = 3;
+  o.z_size = 4;
+  o.interaction_hidden = 32;
+  return o;
+}
+
+gnm::VaeOptions small_vae() {
+  auto o = gnm::VaeOptions::defaults();
+  o.image_size = 16;
+  o.channels = 16;
+  o.z_size = 8;
+  return o;
+}
+
+/// Guide then model replayed on it; checks that both visit the same latent
+/// sites with equal values and finite log-densities, and returns the traces.
+std::pair<ppl::Trace, ppl::Trace> check_same_sites(ppl::programs::ImageProgram& program, const torch::Tensor& x) {
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto q = ppl::trace(ppl::handlers::seed(guide, 5), x);
+  auto p = ppl::trace(ppl::handlers::replay(model, q), x);
+  std::vector<std::string> guide_latents, model_latents;
+  for (const auto& s : q)
+    if (s.kind == ppl::SiteKind::sample) guide_latents.push_back(s.name);
+  for (const auto& s : p)
+    if (s.kind == ppl::SiteKind::sample && !s.observed) model_latents.push_back(s.name);
+  std::sort(guide_latents.begin(), guide_latents.end());
+  std::sort(model_latents.begin(), model_latents.end());
+  CHECK(guide_latents == model_latents);
+  for (const auto& name : guide_latents) {
+    INFO(name);
+    CHECK(torch::equal(p.site(name).value, q.site(name).value));
+    CHECK(p.site(name).log_prob().isfinite().all().item<bool>());
+    CHECK(q.site(name).log_prob().isfinite().all().item<bool>());
+    CHECK(q.site(name).reparameterised);
+  }
+  REQUIRE(p.contains("x"));
+  CHECK(p.site("x").observed);
+  return {q, p};
+}
+}  // namespace
+
+TEST_CASE("a ConvLSTM cell with 1x1 kernels is an LSTMCell at every pixel", "[gnm]") {
+  torch::manual_seed(1);
+  gnm::ConvLSTMCell conv(3, 5, 1);
+  torch::nn::LSTMCell cell(3, 5);
+  {
+    torch::NoGradGuard no_grad;
+    auto w = conv->conv->weight.view({20, 8});
+    cell->weight_ih.copy_(w.narrow(1, 0, 3));
+    cell->weight_hh.copy_(w.narrow(1, 3, 5));
+    cell->bias_ih.copy_(conv->conv->bias);
+    cell->bias_hh.zero_();
+  }
+  auto x = torch::randn({2, 3, 4, 6}), h = torch::randn({2, 5, 4, 6}), c = torch::randn({2, 5, 4, 6});
+  auto [h1, c1] = conv->forward(x, h, c);
+  auto per_pixel = [](const torch::Tensor& t) { return t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)}); };
+  auto [rh, rc] = cell->forward(per_pixel(x), std::make_tuple(per_pixel(h), per_pixel(c)));
+  CHECK(torch::allclose(per_pixel(h1), rh, 1e-5, 1e-6));
+  CHECK(torch::allclose(per_pixel(c1), rc, 1e-5, 1e-6));
+  // A 3x3 kernel keeps the size and mixes neighbours: a change at one pixel reaches the next one.
+  gnm::ConvLSTMCell wide(3, 5, 3);
+  auto [a, unused_a] = wide->forward(x, h, c);
+  auto x2 = x.clone();
+  x2.index_put_({0, 0, 1, 1}, 10.0);
+  auto [b, unused_b] = wide->forward(x2, h, c);
+  CHECK(a.sizes() == h.sizes());
+  CHECK_FALSE(torch::allclose(a.index({0, torch::indexing::Slice(), 1, 2}), b.index({0, torch::indexing::Slice(), 1, 2})));
+  CHECK(torch::allclose(a.index({0, torch::indexing::Slice(), 3, 5}), b.index({0, torch::indexing::Slice(), 3, 5})));
+}
+
+TEST_CASE("tables fit smaller images by dropping their last factors of 2", "[gnm]") {
+  std::vector<gnm::ConvRow> rows = {{1, 128, 4}, {1, 64, 2}, {1, 32, 4}, {1, 16, 2}, {1, 8, 2}, {3, 4, 1}};
+  auto fit = gnm::fit_strides(rows, 64, "t");
+  std::vector<int64_t> strides;
+  for (const auto& r : fit) strides.push_back(r.stride);
+  CHECK(strides == std::vector<int64_t>{4, 2, 4, 2, 1, 1});
+  CHECK_THROWS_WITH(gnm::fit_strides(rows, 256, "t"), Catch::Contains("cannot scale by 256"));
+  CHECK_THROWS_WITH(gnm::fit_strides(rows, 2, "t"), Catch::Contains("cannot scale by 2"));
+  // The decoders built from the tables produce the requested sizes.
+  auto dec = gnm::subpixel_stack(10, gnm::fit_strides(rows, 64, "t"), 1, "celu");
+  CHECK(dec->forward(torch::randn({2, 10, 1, 1})).sizes() == c10::IntArrayRef({2, 1, 64, 64}));
+  auto enc = gnm::image_encoder(64, 4, 128);
+  CHECK(enc->forward(torch::rand({2, 1, 64, 64})).sizes() == c10::IntArrayRef({2, 128, 4, 4}));
+  CHECK_THROWS_WITH(gnm::image_encoder(60, 4, 128), Catch::Contains("image_size 60"));
+}
+
+TEST_CASE("GNM z_where places each cell's box at its centre plus a bounded shift", "[gnm]") {
+  auto z = torch::zeros({1, 16, 4});
+  z.index_put_({0, 6, 2}, 100.0);  // cell (1, 2), shift x saturates at one cell width
+  auto a = gnm::where_to_runtime(z, 4);
+  REQUIRE(a.sizes() == c10::IntArrayRef({16, 6}));
+  // cell 0 = (row 0, column 0): centre (-0.75, -0.75), side sigmoid(0) = 0.5.
+  CHECK(a[0][0].item<double>() == Approx(0.5));
+  CHECK(a[0][1].item<double>() == Approx(0.0));
+  CHECK(a[0][2].item<double>() == Approx(-0.75));
+  CHECK(a[0][4].item<double>() == Approx(0.5));
+  CHECK(a[0][5].item<double>() == Approx(-0.75));
+  // cell 6 = (row 1, column 2): centre (0.25, -0.25), shifted by 2 / 4 in x.
+  CHECK(a[6][2].item<double>() == Approx(0.25 + 0.5));
+  CHECK(a[6][5].item<double>() == Approx(-0.25));
+}
+
+TEST_CASE("GNM schedules: beta_b 50 -> 1, beta_g 0 -> 1, the mask curriculum, tau and rho", "[gnm]") {
+  CHECK(gnm::linear_schedule(0, 0, 100, 50, 1) == Approx(50));
+  CHECK(gnm::linear_schedule(50, 0, 100, 50, 1) == Approx(25.5));
+  CHECK(gnm::linear_schedule(500, 0, 100, 50, 1) == Approx(1));
+  CHECK(gnm::linear_schedule(5, 10, 20, 1.0, 0.5) == Approx(1.0));
+  CHECK(gnm::linear_schedule(15, 10, 20, 1.0, 0.5) == Approx(0.75));
+  CHECK(gnm::linear_schedule(0, 0, 0, 1.0, 0.5) == Approx(0.5));
+  ppl::param_store().clear();
+  auto o = small_gnm();
+  gnm::Gnm program(o);
+  CHECK(program.beta_b() == Approx(50));
+  CHECK(program.beta_g() == Approx(0));
+  CHECK(program.mask_curriculum());
+  CHECK(program.temperature() == Approx(1.0));
+  CHECK(program.z_pres_prior() == Approx(0.1));
+  program.set_step(25000);
+  CHECK(program.beta_b() == Approx(25.5));
+  CHECK(program.beta_g() == Approx(0.25));
+  CHECK_FALSE(program.mask_curriculum());
+  CHECK(program.temperature() == Approx(0.5));
+  CHECK(program.z_pres_prior() == Approx(1e-3));
+  program.set_step(200000);
+  CHECK(program.beta_b() == Approx(1));
+  CHECK(program.beta_g() == Approx(1));
+}
+
+TEST_CASE("GNM model and guide visit the same latent sites with the documented shapes", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(2);
+  auto o = small_gnm();
+  gnm::Gnm program(o);
+  program.set_step(50000);  // beta_g = 0.5
+  auto x = torch::rand({3, 1, 16, 16});
+  auto [q, p] = check_same_sites(program, x);
+  for (int l = 0; l < o.draw_steps; ++l) {
+    const auto name = ppl::addr("z_g", l);
+    REQUIRE(q.contains(name));
+    CHECK(q.site(name).value.sizes() == c10::IntArrayRef({3, o.z_global_size}));
+    CHECK(q.site(name).scale == Approx(0.5));
+    CHECK(p.site(name).scale == Approx(0.5));
+  }
+  CHECK_FALSE(q.contains(ppl::addr("z_g", o.draw_steps)));
+  CHECK_FALSE(q.contains("z_g"));
+  CHECK(q.contains("gnm.draw.enc.conv.weight"));  // StructDRAW's parameters are registered
+  CHECK(q.site("z_pres").value.sizes() == c10::IntArrayRef({3, 16}));
+  CHECK(q.site("z_where").value.sizes() == c10::IntArrayRef({3, 16, 4}));
+  CHECK(q.site("z_depth").value.sizes() == c10::IntArrayRef({3, 16, 1}));
+  CHECK(q.site("z_what").value.sizes() == c10::IntArrayRef({3, 16, o.z_what_size}));
+  CHECK(q.site("z_b").value.sizes() == c10::IntArrayRef({3, o.z_bg_size}));
+  CHECK(q.site("z_b").scale == 1.0);
+  // What StructDRAW has drawn after each step, rendered.
+  auto steps = program.step_canvases(p);
+  CHECK(steps.sizes() == c10::IntArrayRef({o.draw_steps, 3, 1, 16, 16}));
+  CHECK(((steps >= 0).logical_and(steps <= 1)).all().item<bool>());
+  // The relaxed z_pres lies strictly inside (0, 1).
+  const auto& pres = q.site("z_pres").value;
+  CHECK(((pres > 0).logical_and(pres < 1)).all().item<bool>());
+  // The auxiliary KL terms: one observed site, -KL <= 0 per image, only while gradients are recorded.
+  REQUIRE(p.contains("aux"));
+  CHECK(p.site("aux").observed);
+  CHECK(p.site("aux").log_prob().sizes() == c10::IntArrayRef({3}));
+  CHECK((p.site("aux").log_prob() <= 0).all().item<bool>());
+  {
+    torch::NoGradGuard no_grad;
+    auto p2 = ppl::trace(ppl::handlers::replay([&](const torch::Tensor& img) { return program.model(img); }, q), x);
+    CHECK_FALSE(p2.contains("aux"));
+  }
+}
+
+TEST_CASE("GNM ablations: Gaussian global prior has one z_g site, NoMLP draws z_g maps", "[gnm]") {
+  ppl::param_store().clear();
+  auto x = torch::rand({2, 1, 16, 16});
+  auto o = small_gnm();
+  o.global_prior = "gaussian";
+  gnm::Gnm gaussian(o);
+  auto [q, p] = check_same_sites(gaussian, x);
+  REQUIRE(q.contains("z_g"));
+  CHECK(q.site("z_g").value.sizes() == c10::IntArrayRef({2, o.draw_steps * o.z_global_size}));
+  for (const auto& s : q) CHECK(s.name.rfind("z_g/", 0) != 0);
+  for (const auto& s : q) CHECK(s.name.find(".draw.") == std::string::npos);
+  CHECK_FALSE(gaussian.step_canvases(p).defined());
+
+  ppl::param_store().clear();
+  auto n = small_gnm();
+  n.mlp_interaction = false;
+  n.draw_steps = 2;
+  gnm::Gnm nomlp(n);
+  auto [q2, p2] = check_same_sites(nomlp, x);
+  CHECK(q2.site("z_g/1").value.sizes() == c10::IntArrayRef({2, n.z_global_size, 4, 4}));
+  CHECK_FALSE(q2.contains("z_g/2"));
+  CHECK_THROWS_WITH(gnm::Gnm([] {
+                      auto bad = small_gnm();
+                      bad.global_prior = "flat";
+                      return bad;
+                    }()),
+                    Catch::Contains("global_prior is \"flat\""));
+}
+
+TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(4);
+  auto o = small_gnm();
+  gnm::Gnm program(o);
+  torch::NoGradGuard no_grad;
+  const int64_t n = 16, w = o.z_what_size;
+  gnm::StructureLatents z;
+  z.z_pres = torch::zeros({1, n});
+  z.z_where = torch::zeros({1, n, 4});
+  z.z_depth = torch::zeros({1, n, 1});
+  z.z_what = torch::randn({1, n, w});
+  z.z_b = torch::randn({1, o.z_bg_size});
+  auto background = torch::sigmoid(program.nets()->bg_dec->forward(z.z_b.view({1, -1, 1, 1})));
+  CHECK(torch::allclose(program.render(z), background));
+
+  // One object in cell 5 under the curriculum mask 0.9: x = M o + (1 - M) bg, M and o placed by the STN.
+  z.z_pres.index_put_({0, 5}, 1.0);
+  auto patch = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, 5).view({1, w, 1, 1})));
+  auto where = gnm::where_to_runtime(z.z_where, 4).narrow(0, 5, 1);
+  auto o_placed = ppl::runtime::stn_place(patch.narrow(1, 0, 1), where, 16, 16);
+  auto m_placed = ppl::runtime::stn_place(torch::full({1, 1, 8, 8}, 0.9), where, 16, 16);
+  auto expected = m_placed * o_placed + (1 - m_placed) * background;
+  CHECK(torch::allclose(program.render(z), expected, 1e-4, 1e-5));
+  CHECK(m_placed.max().item<double>() == Approx(0.9));
+
+  // Two objects on one place with learned masks: colour by depth-weighted
+  // responsibilities, mask min(m5 + m6, 1), computed here object by object.
+  program.set_step(o.mask_curriculum_steps);
+  z.z_pres.index_put_({0, 6}, 1.0);
+  z.z_where.index_put_({0, 6, 2}, -1e4);  // cell 6 shifted one cell left: onto cell 5
+  z.z_what.select(1, 6).copy_(z.z_what.select(1, 5) + 3.0);
+  z.z_depth.index_put_({0, 5, 0}, -1.0);
+  z.z_depth.index_put_({0, 6, 0}, 2.0);
+  auto all = gnm::where_to_runtime(z.z_where, 4);
+  CHECK(all[6][2].item<double>() == Approx(all[5][2].item<double>()));
+  std::vector<torch::Tensor> colour, mask, weight;
+  for (int64_t i : {5, 6}) {
+    auto p = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, i).view({1, w, 1, 1})));
+    auto at = all.narrow(0, i, 1);
+    colour.push_back(ppl::runtime::stn_place(p.narrow(1, 0, 1), at, 16, 16));
+    mask.push_back(ppl::runtime::stn_place(p.narrow(1, 1, 1), at, 16, 16));
+    weight.push_back(mask.back() * torch::sigmoid(-z.z_depth[0][i][0]));
+  }
+  auto c = (weight[0] * colour[0] + weight[1] * colour[1]) / (weight[0] + weight[1] + 1e-8);
+  auto m = (mask[0] + mask[1]).clamp_max(1.0);
+  CHECK(torch::allclose(program.render(z), m * c + (1 - m) * background, 1e-4, 1e-5));
+}
+
+TEST_CASE("GNM, ConvDRAW and VAE: samples, reconstructions, options through JSON", "[gnm]") {
+  ppl::param_store().clear();
+  auto x = torch::rand({2, 1, 16, 16});
+  std::vector<std::unique_ptr<ppl::programs::ImageProgram>> programs;
+  programs.push_back(std::make_unique<gnm::Gnm>(small_gnm()));
+  programs.push_back(std::make_unique<gnm::ConvDraw>(small_convdraw()));
+  programs.push_back(std::make_unique<gnm::Vae>(small_vae()));
+  for (auto& program : programs) {
+    INFO(program->name());
+    CHECK(program->sample(3).sizes() == c10::IntArrayRef({3, 1, 16, 16}));
+    auto r = program->reconstruct(x);
+    CHECK(r.sizes() == x.sizes());
+    CHECK(((r >= 0).logical_and(r <= 1)).all().item<bool>());
+    const auto& info = ppl::programs::find_program(program->name());
+    auto again = info.make(program->options());
+    CHECK(again->options() == program->options());
+    CHECK(info.default_options() != program->options());
+    CHECK_THROWS_WITH(info.make(nlohmann::json{{"draw_stepz", 2}}), Catch::Contains("unknown key \"draw_stepz\""));
+  }
+  auto defaults = ppl::programs::find_program("gnm").default_options();
+  CHECK(defaults.at("image_size") == 64);
+  CHECK(defaults.at("draw_steps") == 4);
+  CHECK(defaults.at("channels") == 128);
+  CHECK(defaults.at("beta_b_start") == 50.0);
+  CHECK(defaults.at("mask_curriculum_value") == 0.9);
+  auto eval = programs[0]->evaluate(x, torch::tensor({1, 2}));
+  CHECK(eval.contains("count_accuracy"));
+  CHECK(eval.at("mean_inferred_count").get<double>() >= 0);
+  CHECK(eval.at("mean_inferred_count").get<double>() <= 16);
+}
+
+TEST_CASE("ConvDRAW and ConvDRAW-MLP visit the same sites, one z_g per step", "[gnm]") {
+  ppl::param_store().clear();
+  auto x = torch::rand({2, 1, 16, 16});
+  auto o = small_convdraw();
+  gnm::ConvDraw conv(o);
+  auto [q, p] = check_same_sites(conv, x);
+  CHECK(q.site("z_g/2").value.sizes() == c10::IntArrayRef({2, o.z_size, 4, 4}));
+  CHECK_FALSE(q.contains("z_g/3"));
+  auto steps = conv.step_canvases(p);
+  CHECK(steps.sizes() == c10::IntArrayRef({3, 2, 1, 16, 16}));
+  CHECK(torch::allclose(steps[2], p.result<torch::Tensor>(), 1e-5, 1e-6));
+  ppl::param_store().clear();
+  o.mlp_interaction = true;
+  gnm::ConvDraw with_mlp(o);
+  auto [q2, p2] = check_same_sites(with_mlp, x);
+  CHECK(q2.site("z_g/0").value.sizes() == c10::IntArrayRef({2, o.z_size}));
+  ppl::param_store().clear();
+  gnm::Vae vae(small_vae());
+  auto [q3, p3] = check_same_sites(vae, x);
+  CHECK(q3.site("z").value.sizes() == c10::IntArrayRef({2, 8}));
+}
+
+TEST_CASE("a few SVI steps on tiny images lower the loss of GNM, ConvDRAW and the VAE", "[gnm][train]") {
+  torch::manual_seed(7);
+  // Four fixed 16 x 16 images: a bright square at a different place in each.
+  auto x = torch::zeros({4, 1, 16, 16});
+  for (int i = 0; i < 4; ++i) x.index_put_({i, 0, torch::indexing::Slice(2 + 3 * i, 6 + 3 * i), torch::indexing::Slice(4, 9)}, 1.0);
+  auto run = [&](ppl::programs::ImageProgram& program, int steps) {
+    auto model = [&](const torch::Tensor& img) { return program.model(img); };
+    auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+    ppl::infer::Svi svi(model, guide, ppl::infer::Elbo(), ppl::infer::Adam(1e-3));
+    std::vector<double> losses;
+    for (int s = 0; s < steps; ++s) {
+      program.set_step(s);
+      losses.push_back(svi.step(x));
+    }
+    const auto mean = [&](int from, int to) {
+      double sum = 0;
+      for (int i = from; i < to; ++i) sum += losses[i];
+      return sum / (to - from);
+    };
+    return std::make_pair(mean(0, 5), mean(steps - 5, steps));
+  };
+  ppl::param_store().clear();
+  gnm::Gnm g(small_gnm());
+  auto [g0, g1] = run(g, 40);
+  CHECK(g1 < g0);
+  ppl::param_store().clear();
+  gnm::ConvDraw c(small_convdraw());
+  auto [c0, c1] = run(c, 40);
+  CHECK(c1 < c0);
+  ppl::param_store().clear();
+  gnm::Vae v(small_vae());
+  auto [v0, v1] = run(v, 40);
+  CHECK(v1 < v0);
+}
+
+TEST_CASE("StructDRAW's parameter count is that of Table 9's layers", "[gnm]") {
+  const int64_t c = 128, s = 4, z = 32, hidden = 512, k = 3, flat = c * s * s;
+  gnm::DrawCore core(c, s, z, true, hidden, k);
+  auto count = [](torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  // ConvLSTM(in, C, k): one convolution [in + C] -> 4C with bias.
+  const int64_t enc = (3 * c + c) * 4 * c * k * k + 4 * c, dec = (2 * c + c) * 4 * c * k * k + 4 * c;
+  // MLP(in, [a, b, o]) with layer norms (scale and shift) after the hidden layers.
+  auto mlp = [](int64_t in, int64_t a, int64_t b, int64_t o) {
+    return in * a + a + 2 * a + a * b + b + 2 * b + b * o + o;
+  };
+  const int64_t interaction = mlp(flat, hidden, hidden, 2 * z), z_dec = mlp(z, 512, 1024, flat);
+  const int64_t out = c * c * k * k + c;
+  CHECK(count(*core->enc) == enc);
+  CHECK(count(*core->dec) == dec);
+  CHECK(count(*core->int_enc) == interaction);
+  CHECK(count(*core->int_dec) == interaction);
+  CHECK(count(*core->z_dec) == z_dec);
+  CHECK(count(*core) == enc + dec + 2 * interaction + z_dec + out);
+}
+
+TEST_CASE("parameter counts of the default programs", "[.report]") {
+  for (const char* name : {"gnm", "convdraw", "vae"}) {
+    const auto& info = ppl::programs::find_program(name);
+    for (bool small_draw : {false, true}) {
+      ppl::param_store().clear();
+      auto options = info.default_options();
+      if (small_draw && options.contains("draw_kernel")) {
+        options["draw_kernel"] = 1;
+        options["channels"] = 64;
+      } else if (small_draw) {
+        continue;
+      }
+      auto program = info.make(options);
+      auto x = torch::rand({1, 1, 64, 64});
+      auto q = ppl::trace([&](const torch::Tensor& img) { return program->guide(img); }, x);
+      auto p = ppl::trace(ppl::handlers::replay([&](const torch::Tensor& img) { return program->model(img); }, q), x);
+      int64_t n = 0;
+      for (const auto& t : ppl::param_store().parameters()) n += t.numel();
+      std::cout << name << (small_draw ? " (channels 64, draw_kernel 1)" : "") << ": " << n << " parameters\n";
+    }
+  }
+}
