@@ -5,6 +5,7 @@
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/programs/air/air.hpp>
+#include <ppl/programs/dood/dood.hpp>
 
 namespace ppl::programs {
 
@@ -14,6 +15,11 @@ const std::vector<ProgramInfo>& registry() {
        [] { return options_to_json(air::AirOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<air::Air>(options_from_json<air::AirOptions>(j, air::AirOptions::defaults()));
+       }},
+      {"dood", "DooD (Liang et al. 2022): strokes drawn one at a time, on/off o / layout l / Bezier stroke s, rendered and composited",
+       [] { return options_to_json(dood::DoodOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<dood::Dood>(options_from_json<dood::DoodOptions>(j, dood::DoodOptions::defaults()));
        }},
   };
   return programs;
