@@ -84,6 +84,11 @@ TEST_CASE("DooD model and guide visit the same latent sites in the same order", 
   CHECK(steps.sizes() == c10::IntArrayRef({3, 5, 1, 12, 12}));
   CHECK(torch::allclose(steps[2], t.model.result<torch::Tensor>(), 1e-5, 1e-6));
   ppl::infer::check_pairing({t.guide, t.model});
+  // The stroke count is the number of steps the guide switched on.
+  auto counts = ppl::handlers::seed([&](const torch::Tensor& img) { return program.infer_strokes(img); }, 3)(x);
+  auto on = t.guide.site("o/0").value + t.guide.site("o/1").value + t.guide.site("o/2").value;
+  CHECK(torch::equal(counts, on));
+  CHECK(program.evaluate(x, {}).at("mean_strokes").get<double>() >= 0.0);
 }
 
 TEST_CASE("DooD: a step that is off draws nothing and its layout and stroke score zero", "[dood]") {

@@ -341,6 +341,15 @@ torch::Tensor Dood::step_canvases(const Trace& tr) {
   return canvases.transpose(0, 1).unsqueeze(2);
 }
 
+torch::Tensor Dood::infer_strokes(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return handlers::block([this](const torch::Tensor& img) { return guide(img); })(x).sum(1);
+}
+
+nlohmann::json Dood::evaluate(const torch::Tensor& x, const torch::Tensor& labels) {
+  return {{"mean_strokes", infer_strokes(x).to(torch::kDouble).mean().item<double>()}};
+}
+
 // ---------------------------------------------------------------- token model
 
 namespace {

@@ -107,8 +107,12 @@ class Dood : public ImageProgram {
   /// every step, so beta applies to training and not to `ppl ll`.
   void set_step(int64_t step) override { training_ = true; }
   int64_t batch_size() const override { return options_.batch_size; }
+  /// {"mean_strokes": ...}: the mean number of steps the guide draws on x.
+  nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) override;
   void to(const torch::Device& device) override;
 
+  /// The number of strokes the guide draws per image (sum of its o_t draws), [B].
+  torch::Tensor infer_strokes(const torch::Tensor& x);
   /// The weight the latent sites carry now: beta after `set_step` or
   /// `set_training(true)`, 1 otherwise (so that log p(x) estimates are exact).
   double kl_weight() const { return training_ ? options_.beta : 1.0; }
