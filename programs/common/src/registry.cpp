@@ -5,6 +5,7 @@
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/programs/air/air.hpp>
+#include <ppl/programs/dood/dood.hpp>
 #include <ppl/programs/gnm/convdraw.hpp>
 #include <ppl/programs/gnm/gnm.hpp>
 #include <ppl/programs/gnm/vae.hpp>
@@ -33,6 +34,11 @@ const std::vector<ProgramInfo>& registry() {
        [] { return options_to_json(gnm::VaeOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<gnm::Vae>(options_from_json<gnm::VaeOptions>(j, gnm::VaeOptions::defaults()));
+       }},
+      {"dood", "DooD (Liang et al. 2022): strokes drawn one at a time, on/off o / layout l / Bezier stroke s, rendered and composited",
+       [] { return options_to_json(dood::DoodOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<dood::Dood>(options_from_json<dood::DoodOptions>(j, dood::DoodOptions::defaults()));
        }},
   };
   return programs;

@@ -1,0 +1,163 @@
+#pragma once
+/// DooD, Drawing out of Distribution (Liang et al. 2022), written with the eDSL.
+///
+/// Model, for steps t = 0..T-1 (seed 000, Appendix B; docs/programs/dood.md):
+///   h^l_t = GRU_l([o_{t-1}, l_{t-1}, s_{t-1}, e(x_{<t})], h^l_{t-1})    layout RNN
+///   o_t  ~ Bernoulli(o_{t-1} * pi(h^l_t))                              on / off (off stays off)
+///   l_t  ~ Normal(mu_l(h^l_t), sd_l(h^l_t))                            layout (s, x, y, r)
+///   h^s_t = GRU_s([l_t, s_{t-1}, e(x_{<t})], h^s_{t-1})                 stroke RNN
+///   s_t  ~ Normal(mu_s(h^s_t), sd_s(h^s_t))                            D+1 control points in the glimpse
+///   x_t   = render(affine(l_t) s_t; sigma_t, omega0_t)                 Eq. 10-13
+///   x_{<=t} = tanh(sum_{t' <= t} o_t' x_t' / omega1)                   Eq. 14-15
+///   x    ~ Laplace(x_{<=T}, b)                                          b learnt per pixel
+/// e(x_{<t}) is the CNN feature of the detached canvas so far (execution
+/// guidance, C.1). sigma_t, omega0_t and omega1 come from a renderer MLP and
+/// are not latent. Sites: "o/t", "l/t", "s/t" (ppl::addr), and "x".
+///
+/// Guide: the same RNNs, read with the target and the residual x - x_{<t}
+/// (detached); o_t is a score-function site with a neural baseline, l_t and
+/// s_t are reparameterised, s_t reads the glimpse of x at l_t.
+///
+/// Ablations: `sequential_prior = false` (DooD-SP) draws o_t, l_t, s_t from
+/// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
+/// canvas so far from the RNN inputs and the canvas and residual from the guide.
+#include <boost/hana.hpp>
+#include <torch/torch.h>
+
+#include <ppl/programs/program.hpp>
+
+namespace ppl::programs::dood {
+
+/// Options of DooD; `defaults()` follows the paper and its supplement.
+struct DoodOptions {
+  BOOST_HANA_DEFINE_STRUCT(DoodOptions,
+                           (int, image_size),            // H = W (50 for every DooD data set, App. A)
+                           (int, steps),                 // T, the most strokes per image
+                           (int, control_points),        // D + 1 per Bezier stroke
+                           (int, glimpse_size),          // side of the glimpse the guide crops
+                           (int, render_samples),        // S curve samples (B.1)
+                           (int, rnn_hidden),            // GRU hidden size (B.3)
+                           (int, mlp_hidden),            // hidden width of every MLP (B.3)
+                           (int, feature_size),          // CNN feature size (B.3)
+                           (bool, sequential_prior),     // false: DooD-SP
+                           (bool, execution_guidance),   // false: DooD-EG
+                           (double, beta),               // KL weight while training (C.1)
+                           (double, presence_init_bias), // initial bias of the o MLPs' last layer (C.1)
+                           (double, learning_rate),      // the rest (C.1)
+                           (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
+                           (int, batch_size));
+
+  /// The defaults (seed 000 and the authors' released configuration).
+  static DoodOptions defaults();
+};
+
+/// The networks of DooD (libtorch module idiom). Submodule names fix the
+/// parameter names: "q_o" (the guide's o head) and "bl_" (the baseline) are
+/// the NVIL-trained parameters.
+struct DoodNetsImpl : torch::nn::Module {
+  explicit DoodNetsImpl(const DoodOptions& o);
+  /// 2 conv 3x3 (1 -> 8 -> 16, no pooling) then a linear layer to `feature_size` (B.3).
+  torch::nn::Sequential image_cnn{nullptr}, glimpse_cnn{nullptr}, residual_cnn{nullptr};
+  torch::nn::GRUCell layout_rnn{nullptr}, stroke_rnn{nullptr};
+  /// Prior heads: o and l from the layout RNN, s from the stroke RNN.
+  torch::nn::Sequential p_o{nullptr}, p_l{nullptr}, p_s{nullptr};
+  /// Guide heads.
+  torch::nn::Sequential q_o{nullptr}, q_l{nullptr}, q_s{nullptr};
+  /// Renderer parameters (sigma_t, omega0_t, omega1) from (l_t, s_t).
+  torch::nn::Sequential renderer{nullptr};
+  /// Neural baseline of o_t.
+  torch::nn::Sequential bl_o{nullptr};
+  /// Unconstrained per-pixel scale of the Laplace likelihood.
+  torch::Tensor obs_scale;
+};
+TORCH_MODULE(DoodNets);
+
+/// The renderer parameters of one step, constrained to the authors' ranges:
+/// sigma in [0.01, 0.04], omega0 and omega1 in [0.1, 0.7].
+struct RenderParams {
+  torch::Tensor sigma, omega0, omega1;  // each [B]
+};
+
+/// Control points of a stroke in its glimpse frame ([B, P, 2] in [0, 1]) as
+/// points of the image ([0, 1], the renderer's frame): the glimpse point
+/// u = 2 p - 1 goes to the STN's image point A u + t of
+/// `ppl::runtime::stn_theta(layout_affine(l))`, then to the renderer's pixel grid.
+torch::Tensor glimpse_to_image(const torch::Tensor& points, const torch::Tensor& l, int64_t image_size);
+
+/// The runtime's [B, 6] affine z_where of a layout l = (s, x, y, r): the
+/// glimpse covers s [-1, 1]^2 rotated by r radians and centred at (x, y);
+/// s is clamped to at least 0.02 so that the window stays invertible.
+torch::Tensor layout_affine(const torch::Tensor& l);
+
+/// DooD as an ImageProgram.
+class Dood : public ImageProgram {
+ public:
+  explicit Dood(DoodOptions options = DoodOptions::defaults());
+
+  std::string name() const override { return "dood"; }
+  nlohmann::json options() const override;
+  int64_t image_size() const override { return options_.image_size; }
+  torch::Tensor model(const torch::Tensor& x) override;
+  torch::Tensor guide(const torch::Tensor& x) override;
+  torch::Tensor sample(int64_t n) override;
+  torch::Tensor reconstruct(const torch::Tensor& x) override;
+  torch::Tensor step_canvases(const Trace& model_trace) override;
+  std::vector<ParamGroupSpec> param_groups() const override;
+  /// Turns the beta weighting on: the `ppl train` loop calls this before
+  /// every step, so beta applies to training and not to `ppl ll`.
+  void set_step(int64_t step) override { training_ = true; }
+  int64_t batch_size() const override { return options_.batch_size; }
+  /// {"mean_strokes": ...}: the mean number of steps the guide draws on x.
+  nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) override;
+  void to(const torch::Device& device) override;
+
+  /// The number of strokes the guide draws per image (sum of its o_t draws), [B].
+  torch::Tensor infer_strokes(const torch::Tensor& x);
+  /// The weight the latent sites carry now: beta after `set_step` or
+  /// `set_training(true)`, 1 otherwise (so that log p(x) estimates are exact).
+  double kl_weight() const { return training_ ? options_.beta : 1.0; }
+  void set_training(bool on) { training_ = on; }
+  const DoodOptions& dood_options() const { return options_; }
+  DoodNets nets() const { return nets_; }
+  /// The renderer parameters predicted from layout l [B, 4] and stroke s [B, P, 2].
+  RenderParams render_params(const torch::Tensor& l, const torch::Tensor& s);
+  /// Per-stroke images [B, T, H, W] of layouts [B, T, 4] and strokes [B, T, P, 2].
+  torch::Tensor render(const torch::Tensor& l, const torch::Tensor& s, const torch::Tensor& sigma,
+                       const torch::Tensor& omega0);
+
+ private:
+  /// Draws the latents from the prior; returns the final canvas [B, 1, H, W].
+  torch::Tensor prior(int64_t n, const torch::TensorOptions& opts);
+  torch::Tensor features(torch::nn::Sequential cnn, const torch::Tensor& images);
+
+  DoodOptions options_;
+  DoodNets nets_;
+  bool training_ = false;
+  torch::Tensor fixed_l_loc_, fixed_l_scale_;
+};
+
+/// The affine part of the token model (B.4) for a batch: shift in x and y in
+/// [-0.2, 0.2], scale in x and y in [0.8, 1.2], rotation and shear in x and y
+/// in [-pi/4, pi/4], each uniform. Tensors are [B, 2], [B, 2], [B], [B, 2].
+struct TokenAffine {
+  torch::Tensor shift, scale, rotation, shear;
+  /// The identity transform for a batch of n.
+  static TokenAffine identity(int64_t n, const torch::TensorOptions& opts = {});
+};
+
+/// Draws a token affine transform uniformly from the ranges above.
+TokenAffine sample_token_affine(int64_t n, const torch::TensorOptions& opts = {});
+/// log p of a token affine under the uniform token prior ([B]; -inf outside).
+torch::Tensor token_affine_log_prob(const TokenAffine& a);
+/// Applies the affine to points [B, ..., 2] in image coordinates [0, 1] about
+/// the image centre c = (0.5, 0.5): p' = R(rotation) H(shear) diag(scale) (p - c) + c + shift,
+/// with H = [[1, tan shear_x], [tan shear_y, 1]].
+torch::Tensor apply_token_affine(const torch::Tensor& points, const TokenAffine& a);
+/// The token model p(s' | s) of B.4: the type's control points [B, ..., 2],
+/// a sampled affine, then motor noise s' ~ Normal(affine(s), motor_sd).
+torch::Tensor token_model(const torch::Tensor& points, double motor_sd = 1e-3);
+/// log p(s' | s, affine) of the motor noise, summed per batch element ([B]).
+torch::Tensor token_log_prob(const torch::Tensor& token, const torch::Tensor& type_points, const TokenAffine& a,
+                             double motor_sd = 1e-3);
+
+}  // namespace ppl::programs::dood

@@ -1,0 +1,407 @@
+// DooD: model, guide, rendering and the token model.
+#include <ppl/programs/dood/dood.hpp>
+
+#include <cmath>
+#include <numbers>
+
+#include <fmt/format.h>
+
+#include <ppl/core/reflect.hpp>
+#include <ppl/runtime/composite.hpp>
+#include <ppl/runtime/render.hpp>
+#include <ppl/runtime/stn.hpp>
+
+namespace ppl::programs::dood {
+namespace d = ppl::dist;
+namespace nn = torch::nn;
+
+DoodOptions DoodOptions::defaults() {
+  DoodOptions o;
+  o.image_size = 50;
+  o.steps = 6;
+  o.control_points = 5;
+  o.glimpse_size = 50;
+  o.render_samples = 100;
+  o.rnn_hidden = 256;
+  o.mlp_hidden = 256;
+  o.feature_size = 256;
+  o.sequential_prior = true;
+  o.execution_guidance = true;
+  o.beta = 4.0;
+  o.presence_init_bias = 8.0;
+  o.learning_rate = 1e-4;
+  o.nvil_learning_rate = 1e-3;
+  o.batch_size = 64;
+  return o;
+}
+
+namespace {
+constexpr int64_t kLayout = 4;  // (s, x, y, r)
+
+nn::Sequential cnn(int64_t size, int64_t features) {
+  const int64_t side = size - 4;  // two 3x3 convolutions, stride 1, no padding
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 8, 3)), nn::ReLU(), nn::Conv2d(nn::Conv2dOptions(8, 16, 3)),
+                        nn::ReLU(), nn::Flatten(), nn::Linear(16 * side * side, features), nn::ReLU());
+}
+
+// Two hidden layers with tanh (B.3).
+nn::Sequential mlp(int64_t in, int64_t hidden, int64_t out) {
+  return nn::Sequential(nn::Linear(in, hidden), nn::Tanh(), nn::Linear(hidden, hidden), nn::Tanh(),
+                        nn::Linear(hidden, out));
+}
+
+// Zero weights and the given bias in the last layer (C.1's initialisations).
+void init_last(nn::Sequential& net, const torch::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  auto last = net->ptr(net->size() - 1)->as<nn::Linear>();
+  last->weight.zero_();
+  last->bias.copy_(bias);
+}
+
+torch::Tensor bounded(const torch::Tensor& raw, double lo, double hi) { return lo + (hi - lo) * torch::sigmoid(raw); }
+
+// The standard deviations of l and s: in [0.005, 0.505].
+torch::Tensor spread(const torch::Tensor& raw) { return bounded(raw, 0.005, 0.505); }
+
+// Layout head output [B, 8] to loc [B, 4] and scale [B, 4].
+std::pair<torch::Tensor, torch::Tensor> layout_params(const torch::Tensor& out) {
+  return {out.narrow(1, 0, kLayout), spread(out.narrow(1, kLayout, kLayout))};
+}
+
+// Stroke head output [B, 4P] to loc [B, P, 2] in [0, 1] and scale [B, P, 2].
+std::pair<torch::Tensor, torch::Tensor> stroke_params(const torch::Tensor& out, int64_t points) {
+  const int64_t n = out.size(0), k = 2 * points;
+  return {torch::sigmoid(out.narrow(1, 0, k)).view({n, points, 2}), spread(out.narrow(1, k, k)).view({n, points, 2})};
+}
+
+torch::Tensor cat_defined(std::initializer_list<torch::Tensor> parts) {
+  std::vector<torch::Tensor> v;
+  for (const auto& p : parts)
+    if (p.defined()) v.push_back(p);
+  return torch::cat(v, 1);
+}
+
+// Runs f with every site's log-probability multiplied by w (beta on the KL
+// terms: the latent sites of both model and guide carry it).
+template <class F>
+auto weighted(double w, F&& f) {
+  if (w == 1.0) return f();
+  handlers::ScaleHandler scale(w);
+  HandlerScope scope(scale);
+  return f();
+}
+}  // namespace
+
+DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
+  const int64_t F = o.feature_size, H = o.rnn_hidden, M = o.mlp_hidden, P = o.control_points;
+  const int64_t guidance = o.execution_guidance ? F : 0;
+  image_cnn = register_module("image_cnn", cnn(o.image_size, F));
+  // The glimpse shares the image extractor when it has the image's size (B.3).
+  glimpse_cnn = o.glimpse_size == o.image_size ? image_cnn : register_module("glimpse_cnn", cnn(o.glimpse_size, F));
+  residual_cnn = register_module("residual_cnn", cnn(o.image_size, F));
+  layout_rnn = register_module("layout_rnn", nn::GRUCell(1 + kLayout + 2 * P + guidance, H));
+  stroke_rnn = register_module("stroke_rnn", nn::GRUCell(kLayout + 2 * P + guidance, H));
+  p_o = register_module("p_o", mlp(H, M, 1));
+  p_l = register_module("p_l", mlp(H, M, 2 * kLayout));
+  p_s = register_module("p_s", mlp(H, M, 4 * P));
+  q_o = register_module("q_o", mlp(H + F + guidance, M, 1));
+  q_l = register_module("q_l", mlp(H + F + guidance, M, 2 * kLayout));
+  q_s = register_module("q_s", mlp(H + F + guidance, M, 4 * P));
+  renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
+  bl_o = register_module("bl_o", mlp(H + F + guidance, M, 1));
+  obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
+  // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
+  auto identity = torch::tensor({1.0, 0.0, 0.0, 0.0, -1.4, -1.4, -1.4, -1.4}, torch::kFloat);
+  init_last(p_l, identity);
+  init_last(q_l, identity);
+  init_last(p_o, torch::full({1}, o.presence_init_bias));
+  init_last(q_o, torch::full({1}, o.presence_init_bias));
+}
+
+torch::Tensor layout_affine(const torch::Tensor& l) {
+  auto s = l.select(1, 0).clamp_min(0.02), x = l.select(1, 1), y = l.select(1, 2), r = l.select(1, 3);
+  auto c = s * torch::cos(r), sn = s * torch::sin(r);
+  return torch::stack({c, -sn, x, sn, c, y}, 1);
+}
+
+torch::Tensor glimpse_to_image(const torch::Tensor& points, const torch::Tensor& l, int64_t image_size) {
+  auto theta = ppl::runtime::stn_theta(layout_affine(l));  // [B, 2, 3]
+  auto u = 2 * points - 1;                                   // [B, P, 2], window frame [-1, 1]
+  auto img = torch::matmul(u, theta.narrow(2, 0, 2).transpose(1, 2)) + theta.select(2, 2).unsqueeze(1);
+  // STN pixel centres sit at (2 i + 1) / n - 1, the renderer's at i / n.
+  return (img + 1) / 2 - 0.5 / static_cast<double>(image_size);
+}
+
+Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) {
+  const auto& o = options_;
+  if (o.steps < 1) throw ArgumentError(fmt::format("DooD: steps is {}, but must be at least 1", o.steps));
+  if (o.control_points < 2)
+    throw ArgumentError(fmt::format("DooD: control_points is {}, but must be at least 2", o.control_points));
+  if (o.image_size < 5 || o.glimpse_size < 5)
+    throw ArgumentError(fmt::format("DooD: image_size is {} and glimpse_size {}, but both must be at least 5",
+                                    o.image_size, o.glimpse_size));
+  if (!(o.beta > 0)) throw ArgumentError(fmt::format("DooD: beta is {}, but must be positive", o.beta));
+  // DooD-SP's fixed priors (the authors' independent prior: points around the
+  // glimpse centre, a glimpse of about half the image anywhere).
+  fixed_l_loc_ = torch::tensor({0.5, 0.0, 0.0, 0.0}, torch::kFloat);
+  fixed_l_scale_ = torch::tensor({0.3, 0.5, 0.5, 0.5}, torch::kFloat);
+}
+
+nlohmann::json Dood::options() const { return options_to_json(options_); }
+
+void Dood::to(const torch::Device& device) {
+  nets_->to(device);
+  fixed_l_loc_ = fixed_l_loc_.to(device);
+  fixed_l_scale_ = fixed_l_scale_.to(device);
+}
+
+std::vector<ParamGroupSpec> Dood::param_groups() const {
+  return {{"dood.q_o", options_.nvil_learning_rate},
+          {"dood.bl_", options_.nvil_learning_rate},
+          {"", options_.learning_rate}};
+}
+
+torch::Tensor Dood::features(nn::Sequential cnn, const torch::Tensor& images) {
+  return cnn->forward(images);
+}
+
+RenderParams Dood::render_params(const torch::Tensor& l, const torch::Tensor& s) {
+  auto out = nets_->renderer->forward(torch::cat({l, s.flatten(1)}, 1));
+  return {bounded(out.select(1, 0), 0.01, 0.04), bounded(out.select(1, 1), 0.1, 0.7), bounded(out.select(1, 2), 0.1, 0.7)};
+}
+
+torch::Tensor Dood::render(const torch::Tensor& l, const torch::Tensor& s, const torch::Tensor& sigma,
+                           const torch::Tensor& omega0) {
+  const int64_t b = s.size(0), t = s.size(1), p = s.size(2);
+  auto points = glimpse_to_image(s.reshape({b * t, p, 2}), l.reshape({b * t, kLayout}), options_.image_size);
+  return ppl::runtime::render_strokes(points.view({b, t, p, 2}), sigma, omega0,
+                                      {.height = options_.image_size,
+                                       .width = options_.image_size,
+                                       .samples = options_.render_samples});
+}
+
+torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
+  const auto& o = options_;
+  const int64_t P = o.control_points, S = o.image_size;
+  ppl::module("dood", nets_);
+  auto data = ppl::plate("data", n);
+  auto h_l = torch::zeros({n, o.rnn_hidden}, opts), h_s = torch::zeros({n, o.rnn_hidden}, opts);
+  auto o_prev = torch::zeros({n, 1}, opts), l_prev = torch::zeros({n, kLayout}, opts);
+  auto s_prev = torch::zeros({n, 2 * P}, opts), alive = torch::ones({n}, opts);
+  auto sum = torch::zeros({n, 1, S, S}, opts);  // detached sum of strokes so far
+  torch::Tensor omega1;
+  std::vector<torch::Tensor> strokes;
+  const double w = kl_weight();
+  for (int t = 0; t < o.steps; ++t) {
+    torch::Tensor o_t, l_t, s_t;
+    if (o.sequential_prior) {
+      torch::Tensor canvas_feat;
+      if (o.execution_guidance) {
+        auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
+        canvas_feat = features(nets_->image_cnn, canvas);
+      }
+      h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
+      auto prob = torch::sigmoid(nets_->p_o->forward(h_l).squeeze(1));
+      auto [l_loc, l_scale] = layout_params(nets_->p_l->forward(h_l));
+      o_t = weighted(w, [&] { return ppl::sample(addr("o", t), d::Bernoulli(alive * prob)); });
+      auto mask = o_t > 0.5;
+      l_t = weighted(w, [&] {
+        return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale).to_event(1), {.mask = mask});
+      });
+      h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
+      auto [s_loc, s_scale] = stroke_params(nets_->p_s->forward(h_s), P);
+      s_t = weighted(w, [&] {
+        return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale).to_event(2), {.mask = mask});
+      });
+    } else {
+      o_t = weighted(w, [&] { return ppl::sample(addr("o", t), d::Bernoulli(alive * 0.5)); });
+      auto mask = o_t > 0.5;
+      l_t = weighted(w, [&] {
+        return ppl::sample(addr("l", t),
+                           d::Normal(fixed_l_loc_.to(opts).expand({n, kLayout}), fixed_l_scale_.to(opts).expand({n, kLayout}))
+                               .to_event(1),
+                           {.mask = mask});
+      });
+      s_t = weighted(w, [&] {
+        return ppl::sample(addr("s", t), d::Normal(torch::full({n, P, 2}, 0.5, opts), 0.2).to_event(2), {.mask = mask});
+      });
+    }
+    auto rp = render_params(l_t, s_t);
+    if (t == 0) omega1 = rp.omega1;
+    auto stroke = render(l_t.unsqueeze(1), s_t.unsqueeze(1), rp.sigma.unsqueeze(1), rp.omega0.unsqueeze(1));
+    stroke = stroke * o_t.view({n, 1, 1, 1});
+    strokes.push_back(stroke);
+    sum = sum + stroke.detach();
+    o_prev = o_t.unsqueeze(1);
+    l_prev = l_t;
+    s_prev = s_t.flatten(1);
+    alive = o_t;
+  }
+  // Only the final canvas carries gradients (C.1).
+  auto canvases = ppl::runtime::composite(torch::cat(strokes, 1), omega1);
+  return canvases.narrow(1, o.steps - 1, 1);
+}
+
+torch::Tensor Dood::model(const torch::Tensor& x) {
+  check::min_dim({"DooD model"}, "x", x, 4);
+  auto canvas = prior(x.size(0), x.options());
+  auto data = ppl::plate("data", x.size(0));
+  auto scale = bounded(nets_->obs_scale, 1e-2, 1.0).unsqueeze(0).expand_as(canvas);
+  ppl::observe("x", d::Laplace(canvas, scale).to_event(3), x);
+  return canvas;
+}
+
+torch::Tensor Dood::guide(const torch::Tensor& x) {
+  check::min_dim({"DooD guide"}, "x", x, 4);
+  const auto& o = options_;
+  const int64_t n = x.size(0), P = o.control_points, S = o.image_size;
+  const auto opts = x.options();
+  ppl::module("dood", nets_);
+  auto data = ppl::plate("data", n);
+  auto target_feat = features(nets_->image_cnn, x);
+  auto h_l = torch::zeros({n, o.rnn_hidden}, opts), h_s = torch::zeros({n, o.rnn_hidden}, opts);
+  auto o_prev = torch::zeros({n, 1}, opts), l_prev = torch::zeros({n, kLayout}, opts);
+  auto s_prev = torch::zeros({n, 2 * P}, opts), alive = torch::ones({n}, opts);
+  auto sum = torch::zeros({n, 1, S, S}, opts);
+  torch::Tensor omega1;
+  std::vector<torch::Tensor> on;
+  const double w = kl_weight();
+  for (int t = 0; t < o.steps; ++t) {
+    torch::Tensor canvas_feat, residual_feat;
+    if (o.execution_guidance) {
+      // Canvas so far and residual are detached (C.1).
+      auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
+      canvas_feat = features(nets_->image_cnn, canvas);
+      residual_feat = features(nets_->residual_cnn, (x - canvas).detach());
+    }
+    h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
+    auto q_in = cat_defined({h_l, target_feat, residual_feat});
+    auto prob = torch::sigmoid(nets_->q_o->forward(q_in).squeeze(1));
+    // The baseline b(z_{<t}, x) reads detached inputs: its loss trains only itself.
+    auto baseline = nets_->bl_o->forward(q_in.detach()).squeeze(1) * alive.detach();
+    auto o_t = weighted(w, [&] {
+      return ppl::sample(addr("o", t), d::Bernoulli(alive * prob), {.baseline = baseline});
+    });
+    auto mask = o_t > 0.5;
+    auto [l_loc, l_scale] = layout_params(nets_->q_l->forward(q_in));
+    auto l_t = weighted(w, [&] {
+      return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale).to_event(1), {.mask = mask});
+    });
+    auto glimpse = ppl::runtime::stn_crop(x, layout_affine(l_t), o.glimpse_size);
+    auto glimpse_feat = features(nets_->glimpse_cnn, glimpse);
+    h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
+    auto [s_loc, s_scale] = stroke_params(nets_->q_s->forward(cat_defined({h_s, glimpse_feat, residual_feat})), P);
+    auto s_t = weighted(w, [&] {
+      return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale).to_event(2), {.mask = mask});
+    });
+    if (o.execution_guidance) {
+      torch::NoGradGuard no_grad;
+      auto rp = render_params(l_t, s_t);
+      if (t == 0) omega1 = rp.omega1;
+      auto stroke = render(l_t.unsqueeze(1), s_t.unsqueeze(1), rp.sigma.unsqueeze(1), rp.omega0.unsqueeze(1));
+      sum = sum + stroke * o_t.view({n, 1, 1, 1});
+    }
+    o_prev = o_t.unsqueeze(1);
+    l_prev = l_t;
+    s_prev = s_t.flatten(1);
+    alive = o_t;
+    on.push_back(o_t);
+  }
+  return torch::stack(on, 1);
+}
+
+torch::Tensor Dood::sample(int64_t n) {
+  torch::NoGradGuard no_grad;
+  auto opts = nets_->obs_scale.options();
+  return handlers::block([&] { return prior(n, opts); })().clamp(0, 1);
+}
+
+torch::Tensor Dood::reconstruct(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto guide_fn = [this](const torch::Tensor& img) { return guide(img); };
+  auto model_fn = [this](const torch::Tensor& img) { return model(img); };
+  auto guide_trace = ppl::trace(guide_fn, x);
+  auto model_trace = ppl::trace(handlers::replay(model_fn, guide_trace), x);
+  return model_trace.result<torch::Tensor>().clamp(0, 1);
+}
+
+torch::Tensor Dood::step_canvases(const Trace& tr) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> os, ls, ss;
+  for (int t = 0; t < options_.steps; ++t) {
+    os.push_back(tr.site(addr("o", t)).value);
+    ls.push_back(tr.site(addr("l", t)).value);
+    ss.push_back(tr.site(addr("s", t)).value);
+  }
+  auto o = torch::stack(os, 1), l = torch::stack(ls, 1), s = torch::stack(ss, 1);  // [B, T], [B, T, 4], [B, T, P, 2]
+  const int64_t b = o.size(0), t = o.size(1);
+  auto rp = render_params(l.flatten(0, 1), s.flatten(0, 1));
+  auto strokes = render(l, s, rp.sigma.view({b, t}), rp.omega0.view({b, t})) * o.view({b, t, 1, 1});
+  auto canvases = ppl::runtime::composite(strokes, rp.omega1.view({b, t}).select(1, 0));
+  return canvases.transpose(0, 1).unsqueeze(2);
+}
+
+torch::Tensor Dood::infer_strokes(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return handlers::block([this](const torch::Tensor& img) { return guide(img); })(x).sum(1);
+}
+
+nlohmann::json Dood::evaluate(const torch::Tensor& x, const torch::Tensor& labels) {
+  return {{"mean_strokes", infer_strokes(x).to(torch::kDouble).mean().item<double>()}};
+}
+
+// ---------------------------------------------------------------- token model
+
+namespace {
+constexpr double kShift = 0.2, kScaleLo = 0.8, kScaleHi = 1.2, kAngle = std::numbers::pi / 4;
+}
+
+TokenAffine TokenAffine::identity(int64_t n, const torch::TensorOptions& opts) {
+  return {torch::zeros({n, 2}, opts), torch::ones({n, 2}, opts), torch::zeros({n}, opts), torch::zeros({n, 2}, opts)};
+}
+
+TokenAffine sample_token_affine(int64_t n, const torch::TensorOptions& opts) {
+  auto u = [&](std::vector<int64_t> shape, double lo, double hi) {
+    return torch::rand(shape, opts) * (hi - lo) + lo;
+  };
+  return {u({n, 2}, -kShift, kShift), u({n, 2}, kScaleLo, kScaleHi), u({n}, -kAngle, kAngle), u({n, 2}, -kAngle, kAngle)};
+}
+
+torch::Tensor token_affine_log_prob(const TokenAffine& a) {
+  auto inside = [](const torch::Tensor& v, double lo, double hi) { return (v >= lo).logical_and(v <= hi); };
+  auto ok = inside(a.shift, -kShift, kShift).all(1)
+                .logical_and(inside(a.scale, kScaleLo, kScaleHi).all(1))
+                .logical_and(inside(a.rotation, -kAngle, kAngle))
+                .logical_and(inside(a.shear, -kAngle, kAngle).all(1));
+  // Seven independent uniforms: 2 shifts, 2 scales, 1 rotation, 2 shears.
+  const double lp = -2 * std::log(2 * kShift) - 2 * std::log(kScaleHi - kScaleLo) - 3 * std::log(2 * kAngle);
+  return torch::where(ok, torch::full_like(a.rotation, lp), torch::full_like(a.rotation, -INFINITY));
+}
+
+torch::Tensor apply_token_affine(const torch::Tensor& points, const TokenAffine& a) {
+  const int64_t n = points.size(0);
+  auto cr = torch::cos(a.rotation), sr = torch::sin(a.rotation);
+  auto rot = torch::stack({cr, -sr, sr, cr}, 1).view({n, 2, 2});
+  auto one = torch::ones_like(a.rotation);
+  auto shear = torch::stack({one, torch::tan(a.shear.select(1, 0)), torch::tan(a.shear.select(1, 1)), one}, 1).view({n, 2, 2});
+  auto m = torch::matmul(torch::matmul(rot, shear), torch::diag_embed(a.scale));  // [B, 2, 2]
+  auto flat = points.reshape({n, -1, 2}) - 0.5;
+  auto out = torch::matmul(flat, m.transpose(1, 2)) + 0.5 + a.shift.unsqueeze(1);
+  return out.view(points.sizes());
+}
+
+torch::Tensor token_model(const torch::Tensor& points, double motor_sd) {
+  auto a = sample_token_affine(points.size(0), points.options());
+  auto mean = apply_token_affine(points, a);
+  return motor_sd > 0 ? mean + motor_sd * torch::randn_like(mean) : mean;
+}
+
+torch::Tensor token_log_prob(const torch::Tensor& token, const torch::Tensor& type_points, const TokenAffine& a,
+                             double motor_sd) {
+  auto mean = apply_token_affine(type_points, a);
+  auto z = (token - mean) / motor_sd;
+  auto lp = -0.5 * z * z - std::log(motor_sd) - 0.5 * std::log(2 * std::numbers::pi);
+  return lp.reshape({token.size(0), -1}).sum(1);
+}
+
+}  // namespace ppl::programs::dood

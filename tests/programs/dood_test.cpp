@@ -1,0 +1,292 @@
+// DooD: sites of model and guide, ablations, rendering frame, token model,
+// options, and a short training smoke run.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <numbers>
+
+#include <ppl/inference.hpp>
+#include <ppl/programs/dood/dood.hpp>
+#include <ppl/programs/program.hpp>
+#include <ppl/runtime/render.hpp>
+
+namespace dood = ppl::programs::dood;
+
+namespace {
+dood::DoodOptions small() {
+  auto o = dood::DoodOptions::defaults();
+  o.image_size = 12;
+  o.glimpse_size = 12;
+  o.steps = 3;
+  o.control_points = 3;
+  o.render_samples = 20;
+  o.rnn_hidden = o.mlp_hidden = o.feature_size = 16;
+  o.batch_size = 8;
+  return o;
+}
+
+struct Traces {
+  ppl::Trace guide, model;
+};
+
+Traces run(dood::Dood& program, const torch::Tensor& x, uint64_t seed = 3) {
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  Traces t;
+  t.guide = ppl::trace(ppl::handlers::seed(guide, seed), x);
+  t.model = ppl::trace(ppl::handlers::replay(model, t.guide), x);
+  return t;
+}
+
+std::vector<std::string> latent_names(const ppl::Trace& tr) {
+  std::vector<std::string> names;
+  for (const auto& s : tr)
+    if (s.kind == ppl::SiteKind::sample && !s.observed) names.push_back(s.name);
+  return names;
+}
+
+// Images of one random diagonal line each, drawn by the runtime renderer.
+torch::Tensor lines(int64_t n, int64_t size) {
+  auto pts = torch::rand({n, 1, 2, 2}) * 0.6 + 0.2;
+  return ppl::runtime::render_strokes(pts, torch::full({n, 1}, 0.05), torch::full({n, 1}, 0.3),
+                                      {.height = size, .width = size, .samples = 30});
+}
+}  // namespace
+
+TEST_CASE("DooD model and guide visit the same latent sites in the same order", "[dood]") {
+  ppl::param_store().clear();
+  dood::Dood program(small());
+  auto x = torch::rand({5, 1, 12, 12});
+  auto t = run(program, x);
+  const std::vector<std::string> expected = {"o/0", "l/0", "s/0", "o/1", "l/1", "s/1", "o/2", "l/2", "s/2"};
+  CHECK(latent_names(t.guide) == expected);
+  CHECK(latent_names(t.model) == expected);
+  for (const auto& name : expected) {
+    INFO(name);
+    CHECK(torch::equal(t.model.site(name).value, t.guide.site(name).value));
+    CHECK(t.model.site(name).log_prob().isfinite().all().item<bool>());
+    CHECK(t.model.site(name).log_prob().sizes() == c10::IntArrayRef({5}));
+  }
+  CHECK(t.guide.site("o/0").value.sizes() == c10::IntArrayRef({5}));
+  CHECK(t.guide.site("l/1").value.sizes() == c10::IntArrayRef({5, 4}));
+  CHECK(t.guide.site("s/2").value.sizes() == c10::IntArrayRef({5, 3, 2}));
+  CHECK(t.guide.site("o/1").options.baseline.defined());
+  CHECK_FALSE(t.guide.site("o/1").reparameterised);
+  CHECK(t.guide.site("l/1").reparameterised);
+  CHECK(t.guide.site("s/1").reparameterised);
+  // Once off, a step stays off.
+  for (int k = 1; k < 3; ++k)
+    CHECK((t.guide.site(ppl::addr("o", k)).value <= t.guide.site(ppl::addr("o", k - 1)).value).all().item<bool>());
+  CHECK(t.model.site("x").log_prob().sizes() == c10::IntArrayRef({5}));
+  CHECK(t.model.result<torch::Tensor>().sizes() == x.sizes());
+  // The step canvases end at the model's canvas.
+  auto steps = program.step_canvases(t.model);
+  CHECK(steps.sizes() == c10::IntArrayRef({3, 5, 1, 12, 12}));
+  CHECK(torch::allclose(steps[2], t.model.result<torch::Tensor>(), 1e-5, 1e-6));
+  ppl::infer::check_pairing({t.guide, t.model});
+  // The stroke count is the number of steps the guide switched on.
+  auto counts = ppl::handlers::seed([&](const torch::Tensor& img) { return program.infer_strokes(img); }, 3)(x);
+  auto on = t.guide.site("o/0").value + t.guide.site("o/1").value + t.guide.site("o/2").value;
+  CHECK(torch::equal(counts, on));
+  CHECK(program.evaluate(x, {}).at("mean_strokes").get<double>() >= 0.0);
+}
+
+TEST_CASE("DooD: a step that is off draws nothing and its layout and stroke score zero", "[dood]") {
+  ppl::param_store().clear();
+  auto o = small();
+  o.presence_init_bias = -8.0;  // almost surely off from the first step
+  dood::Dood program(o);
+  auto x = torch::rand({4, 1, 12, 12});
+  auto t = run(program, x);
+  auto off = t.guide.site("o/0").value < 0.5;
+  REQUIRE(off.all().item<bool>());
+  CHECK((t.model.site("l/0").log_prob() == 0).all().item<bool>());
+  CHECK((t.model.site("s/2").log_prob() == 0).all().item<bool>());
+  CHECK((t.model.result<torch::Tensor>() == 0).all().item<bool>());
+}
+
+TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood or log p(x)", "[dood]") {
+  ppl::param_store().clear();
+  dood::Dood program(small());
+  auto x = torch::rand({2, 1, 12, 12});
+  auto before = run(program, x);
+  CHECK(program.kl_weight() == 1.0);
+  CHECK(before.model.site("l/0").scale == 1.0);
+  program.set_step(1);
+  auto during = run(program, x);
+  CHECK(program.kl_weight() == 4.0);
+  for (const auto* tr : {&during.guide, &during.model})
+    for (const auto& name : latent_names(*tr)) CHECK(tr->site(name).scale == 4.0);
+  CHECK(during.model.site("x").scale == 1.0);
+  CHECK(torch::allclose(during.model.site("l/0").log_prob(), 4.0 * before.model.site("l/0").log_prob(), 1e-5, 1e-5));
+}
+
+TEST_CASE("DooD-EG: without execution guidance the prior of later steps ignores the canvas", "[dood]") {
+  auto x = torch::rand({3, 1, 12, 12});
+  for (bool guidance : {true, false}) {
+    INFO("execution_guidance " << guidance);
+    ppl::param_store().clear();
+    auto o = small();
+    o.execution_guidance = guidance;
+    dood::Dood program(o);
+    auto t = run(program, x);
+    REQUIRE((t.guide.site("o/0").value > 0.5).all().item<bool>());
+    // Changing the renderer changes the canvas after step 0, not the latents.
+    {
+      torch::NoGradGuard no_grad;
+      auto last = program.nets()->renderer->ptr(program.nets()->renderer->size() - 1)->as<torch::nn::Linear>();
+      last->bias.add_(1.5);
+    }
+    auto model = [&](const torch::Tensor& img) { return program.model(img); };
+    auto again = ppl::trace(ppl::handlers::replay(model, t.guide), x);
+    CHECK(torch::equal(again.site("l/0").log_prob(), t.model.site("l/0").log_prob()));
+    const bool same = torch::equal(again.site("l/1").log_prob(), t.model.site("l/1").log_prob()) &&
+                      torch::equal(again.site("s/2").log_prob(), t.model.site("s/2").log_prob());
+    CHECK(same == !guidance);
+  }
+}
+
+TEST_CASE("DooD-SP: without the sequential prior each step has the fixed prior", "[dood]") {
+  ppl::param_store().clear();
+  auto o = small();
+  o.sequential_prior = false;
+  dood::Dood program(o);
+  auto x = torch::rand({4, 1, 12, 12});
+  auto t = run(program, x);
+  const std::vector<double> loc = {0.5, 0.0, 0.0, 0.0}, sd = {0.3, 0.5, 0.5, 0.5};
+  auto normal = [](double v, double m, double s) {
+    return -0.5 * std::pow((v - m) / s, 2) - std::log(s) - 0.5 * std::log(2 * std::numbers::pi);
+  };
+  for (int k = 0; k < 3; ++k) {
+    auto on = t.guide.site(ppl::addr("o", k)).value;
+    auto prev = k == 0 ? torch::ones({4}) : t.guide.site(ppl::addr("o", k - 1)).value;
+    auto l = t.guide.site(ppl::addr("l", k)).value;
+    auto s = t.guide.site(ppl::addr("s", k)).value;
+    for (int64_t b = 0; b < 4; ++b) {
+      const bool alive = prev[b].item<double>() > 0.5, present = on[b].item<double>() > 0.5;
+      const double expected_o = !alive ? 0.0 : std::log(0.5);
+      CHECK(t.model.site(ppl::addr("o", k)).log_prob()[b].item<double>() == Approx(expected_o).margin(1e-5));
+      double lp_l = 0, lp_s = 0;
+      for (int i = 0; i < 4; ++i) lp_l += normal(l[b][i].item<double>(), loc[i], sd[i]);
+      for (int64_t i = 0; i < s.size(1); ++i)
+        for (int j = 0; j < 2; ++j) lp_s += normal(s[b][i][j].item<double>(), 0.5, 0.2);
+      CHECK(t.model.site(ppl::addr("l", k)).log_prob()[b].item<double>() == Approx(present ? lp_l : 0.0).margin(1e-4));
+      CHECK(t.model.site(ppl::addr("s", k)).log_prob()[b].item<double>() == Approx(present ? lp_s : 0.0).margin(1e-4));
+    }
+  }
+}
+
+TEST_CASE("DooD maps glimpse control points to the image through the layout", "[dood]") {
+  auto p = torch::tensor({{{0.0, 0.0}, {0.5, 0.5}, {1.0, 1.0}}});
+  // Identity layout: the glimpse is the image (up to the half-pixel grid shift).
+  auto id = dood::glimpse_to_image(p, torch::tensor({{1.0, 0.0, 0.0, 0.0}}), 50);
+  CHECK(torch::allclose(id, p - 0.01, 1e-6, 1e-6));
+  // s = 0.5 centred at (0.5, 0) in [-1, 1]: glimpse corner (0, 0) is image
+  // point (0, -0.5), i.e. (0.5, 0.25) in [0, 1].
+  auto half = dood::glimpse_to_image(p, torch::tensor({{0.5, 0.5, 0.0, 0.0}}), 50);
+  CHECK(half[0][0][0].item<double>() == Approx(0.49));
+  CHECK(half[0][0][1].item<double>() == Approx(0.24));
+  CHECK(half[0][2][0].item<double>() == Approx(0.99));
+  CHECK(half[0][2][1].item<double>() == Approx(0.74));
+  // A quarter turn maps the glimpse's +x direction onto the image's +y.
+  auto turn = dood::glimpse_to_image(torch::tensor({{{1.0, 0.5}}}), torch::tensor({{1.0, 0.0, 0.0, std::numbers::pi / 2}}), 50);
+  CHECK(turn[0][0][0].item<double>() == Approx(0.49).margin(1e-6));
+  CHECK(turn[0][0][1].item<double>() == Approx(0.99).margin(1e-6));
+}
+
+TEST_CASE("DooD token model: identity at zero noise, ranges, closed forms", "[dood]") {
+  auto pts = torch::rand({6, 3, 5, 2});
+  auto id = dood::TokenAffine::identity(6);
+  CHECK(torch::allclose(dood::apply_token_affine(pts, id), pts, 1e-6, 1e-6));
+  CHECK(torch::allclose(dood::token_log_prob(pts, pts, id, 1e-3),
+                        torch::full({6}, 30 * (-std::log(1e-3) - 0.5 * std::log(2 * std::numbers::pi))), 1e-4, 1e-3));
+  // Hand-computed transforms about the centre (0.5, 0.5).
+  auto one = [](double sx, double sy, double rot, double hx, double hy, double dx, double dy) {
+    return dood::TokenAffine{torch::tensor({{dx, dy}}), torch::tensor({{sx, sy}}), torch::tensor({rot}),
+                             torch::tensor({{hx, hy}})};
+  };
+  auto q = torch::tensor({{{1.0, 0.5}, {0.5, 1.0}, {1.0, 1.0}}});
+  auto rotated = dood::apply_token_affine(q, one(1, 1, std::numbers::pi / 2, 0, 0, 0, 0));
+  CHECK(torch::allclose(rotated[0][0], torch::tensor({0.5, 1.0}), 1e-6, 1e-6));
+  auto scaled = dood::apply_token_affine(q, one(0.8, 1.2, 0, 0, 0, 0.1, -0.1));
+  CHECK(torch::allclose(scaled[0][2], torch::tensor({0.5 + 0.4 + 0.1, 0.5 + 0.6 - 0.1}), 1e-6, 1e-6));
+  auto sheared = dood::apply_token_affine(q, one(1, 1, 0, std::numbers::pi / 4, 0, 0, 0));
+  CHECK(torch::allclose(sheared[0][1], torch::tensor({1.0, 1.0}), 1e-6, 1e-6));
+  // Draws stay in the documented ranges and have the uniform density.
+  auto a = dood::sample_token_affine(2000);
+  CHECK((a.shift.abs() <= 0.2).all().item<bool>());
+  CHECK(((a.scale >= 0.8).logical_and(a.scale <= 1.2)).all().item<bool>());
+  CHECK((a.rotation.abs() <= std::numbers::pi / 4).all().item<bool>());
+  CHECK((a.shear.abs() <= std::numbers::pi / 4).all().item<bool>());
+  CHECK(a.shift.abs().max().item<double>() > 0.19);
+  CHECK(a.scale.min().item<double>() < 0.81);
+  const double lp = -2 * std::log(0.4) - 2 * std::log(0.4) - 3 * std::log(std::numbers::pi / 2);
+  CHECK(dood::token_affine_log_prob(a)[0].item<double>() == Approx(lp));
+  auto out = one(1.3, 1, 0, 0, 0, 0, 0);
+  CHECK(std::isinf(dood::token_affine_log_prob(out)[0].item<double>()));
+  // The centre moves only by the shift (plus motor noise).
+  auto centre = torch::full({500, 1, 2}, 0.5);
+  auto token = dood::token_model(centre, 0.0);
+  CHECK(((token - 0.5).abs() <= 0.2 + 1e-6).all().item<bool>());
+  auto noisy = dood::token_model(centre, 1e-3);
+  CHECK(((noisy - 0.5).abs() <= 0.21).all().item<bool>());
+}
+
+TEST_CASE("DooD samples, reconstructions, parameter groups and options round trip", "[dood]") {
+  ppl::param_store().clear();
+  dood::Dood program(small());
+  CHECK(program.sample(3).sizes() == c10::IntArrayRef({3, 1, 12, 12}));
+  auto x = torch::rand({2, 1, 12, 12});
+  auto r = program.reconstruct(x);
+  CHECK(r.sizes() == x.sizes());
+  CHECK(((r >= 0).logical_and(r <= 1)).all().item<bool>());
+  auto groups = program.param_groups();
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[0].lr == 1e-3);
+  CHECK(groups.back().prefix.empty());
+  CHECK(groups.back().lr == 1e-4);
+  for (const auto& g : groups) {
+    if (g.prefix.empty()) continue;
+    bool found = false;
+    for (const auto& name : ppl::param_store().names()) found = found || name.rfind(g.prefix, 0) == 0;
+    CHECK(found);
+  }
+  const auto& info = ppl::programs::find_program("dood");
+  auto j = program.options();
+  CHECK(j.at("steps") == 3);
+  CHECK(j.at("beta") == 4.0);
+  auto again = info.make(j);
+  CHECK(again->options() == j);
+  auto defaults = info.default_options();
+  CHECK(defaults.at("steps") == 6);
+  CHECK(defaults.at("control_points") == 5);
+  CHECK(defaults.at("sequential_prior") == true);
+  CHECK_THROWS_WITH(info.make(nlohmann::json{{"stepz", 2}}), Catch::Contains("unknown key \"stepz\""));
+  auto bad = small();
+  bad.steps = 0;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("steps is 0"));
+}
+
+TEST_CASE("DooD: a few SVI steps on small line images lower the loss", "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(0);
+  auto o = small();
+  o.steps = 2;
+  dood::Dood program(o);
+  auto x = lines(16, 12);
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  ppl::infer::Svi svi(model, guide, ppl::infer::Elbo(), ppl::infer::Adam(1e-2));
+  std::vector<double> losses;
+  for (int i = 0; i < 60; ++i) {
+    ppl::random::SeedScope seed(i);
+    losses.push_back(svi.step(x));
+  }
+  auto mean = [&](int from, int to) {
+    double s = 0;
+    for (int i = from; i < to; ++i) s += losses[i];
+    return s / (to - from);
+  };
+  INFO("first " << mean(0, 10) << " last " << mean(50, 60));
+  CHECK(mean(50, 60) < mean(0, 10) - 0.1 * std::abs(mean(0, 10)));
+}
