@@ -227,15 +227,6 @@ torch::Tensor Air::step_canvases(const Trace& tr) {
   return torch::stack(out);
 }
 
-torch::Tensor Air::reconstruct(const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto guide_fn = [this](const torch::Tensor& img) { return guide(img); };
-  auto model_fn = [this](const torch::Tensor& img) { return model(img); };
-  auto guide_trace = ppl::trace(guide_fn, x);
-  auto model_trace = ppl::trace(handlers::replay(model_fn, guide_trace), x);
-  return model_trace.result<torch::Tensor>().clamp(0, 1);
-}
-
 torch::Tensor Air::infer_counts(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   return handlers::block([this](const torch::Tensor& img) { return guide(img); })(x).sum(1);

@@ -316,15 +316,6 @@ torch::Tensor Dood::sample(int64_t n) {
   return handlers::block([&] { return prior(n, opts); })().clamp(0, 1);
 }
 
-torch::Tensor Dood::reconstruct(const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto guide_fn = [this](const torch::Tensor& img) { return guide(img); };
-  auto model_fn = [this](const torch::Tensor& img) { return model(img); };
-  auto guide_trace = ppl::trace(guide_fn, x);
-  auto model_trace = ppl::trace(handlers::replay(model_fn, guide_trace), x);
-  return model_trace.result<torch::Tensor>().clamp(0, 1);
-}
-
 torch::Tensor Dood::step_canvases(const Trace& tr) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> os, ls, ss;

@@ -22,13 +22,6 @@ void check_positive(const char* program, const char* what, double v) {
   if (!(v > 0)) throw ArgumentError(fmt::format("{}: {} is {}, but must be positive", program, what, v));
 }
 
-torch::Tensor reconstruct_with(ImageProgram& p, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto guide_trace = ppl::trace([&p](const torch::Tensor& img) { return p.guide(img); }, x);
-  auto model_trace =
-      ppl::trace(handlers::replay([&p](const torch::Tensor& img) { return p.model(img); }, guide_trace), x);
-  return model_trace.result<torch::Tensor>().clamp(0, 1);
-}
 }  // namespace
 
 // ---------------------------------------------------------------- VAE
@@ -91,8 +84,6 @@ torch::Tensor Vae::sample(int64_t n) {
   auto opts = nets_->parameters().front().options();
   return handlers::block([&] { return prior(n, opts); })().clamp(0, 1);
 }
-
-torch::Tensor Vae::reconstruct(const torch::Tensor& x) { return reconstruct_with(*this, x); }
 
 // ---------------------------------------------------------------- ConvDRAW
 
@@ -160,8 +151,6 @@ torch::Tensor ConvDraw::sample(int64_t n) {
   auto f = handlers::block([&] { return prior(n, opts).f; })();
   return torch::sigmoid(nets_->decoder->forward(f)).clamp(0, 1);
 }
-
-torch::Tensor ConvDraw::reconstruct(const torch::Tensor& x) { return reconstruct_with(*this, x); }
 
 torch::Tensor ConvDraw::step_canvases(const Trace& model_trace) {
   torch::NoGradGuard no_grad;

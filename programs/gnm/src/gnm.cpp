@@ -310,14 +310,6 @@ torch::Tensor Gnm::sample(int64_t n) {
   return render(z).clamp(0, 1);
 }
 
-torch::Tensor Gnm::reconstruct(const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  auto guide_trace = ppl::trace([this](const torch::Tensor& img) { return guide(img); }, x);
-  auto model_trace =
-      ppl::trace(handlers::replay([this](const torch::Tensor& img) { return model(img); }, guide_trace), x);
-  return model_trace.result<torch::Tensor>().clamp(0, 1);
-}
-
 torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
   if (options_.global_prior != "structdraw") return {};
   torch::NoGradGuard no_grad;

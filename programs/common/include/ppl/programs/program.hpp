@@ -41,7 +41,15 @@ class ImageProgram {
   /// `n` unconditional samples [n, 1, H, W] (mean images).
   virtual torch::Tensor sample(int64_t n) = 0;
   /// Reconstructions of x [B, 1, H, W]: the model's mean image at the guide's latents.
-  virtual torch::Tensor reconstruct(const torch::Tensor& x) = 0;
+  /// The default runs the guide under trace, replays the model against it
+  /// and returns the model's result (its mean image) clamped to [0, 1].
+  virtual torch::Tensor reconstruct(const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    auto guide_trace = ppl::trace([this](const torch::Tensor& img) { return guide(img); }, x);
+    auto model_trace =
+        ppl::trace(handlers::replay([this](const torch::Tensor& img) { return model(img); }, guide_trace), x);
+    return model_trace.result<torch::Tensor>().clamp(0, 1);
+  }
   /// The canvas after each step of a model trace, [T, B, 1, H, W] (programs
   /// that draw in steps); empty when the program has no steps.
   virtual torch::Tensor step_canvases(const Trace& model_trace) { return {}; }

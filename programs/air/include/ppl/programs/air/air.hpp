@@ -82,7 +82,6 @@ class Air : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
-  torch::Tensor reconstruct(const torch::Tensor& x) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
   infer::ElboOptions elbo_options() const override { return {.analytic_kl = options_.analytic_kl}; }

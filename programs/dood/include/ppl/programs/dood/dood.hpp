@@ -100,7 +100,6 @@ class Dood : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
-  torch::Tensor reconstruct(const torch::Tensor& x) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
   /// Turns the beta weighting on: the `ppl train` loop calls this before

@@ -54,7 +54,6 @@ class ConvDraw : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
-  torch::Tensor reconstruct(const torch::Tensor& x) override;
   /// The mean image decoded from f_l after each step l, [L, B, 1, H, W].
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }

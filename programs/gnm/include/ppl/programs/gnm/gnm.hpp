@@ -131,7 +131,6 @@ class Gnm : public ImageProgram {
   torch::Tensor guide(const torch::Tensor& x) override;
   /// Samples with z_g from its prior and the mode of z_s and z_b given z_g (D.1).
   torch::Tensor sample(int64_t n) override;
-  torch::Tensor reconstruct(const torch::Tensor& x) override;
   /// What StructDRAW has drawn after each step l of a model trace: the image
   /// rendered from the mode of z_s given f_l (and the trace's z_b),
   /// [L, B, 1, H, W]; empty for GNM-Gaussian.

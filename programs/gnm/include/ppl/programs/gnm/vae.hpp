@@ -43,7 +43,6 @@ class Vae : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
-  torch::Tensor reconstruct(const torch::Tensor& x) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   int64_t batch_size() const override { return options_.batch_size; }
   void to(const torch::Device& device) override { nets_->to(device); }
