@@ -30,6 +30,7 @@ infer::Adam adam_for(const programs::ImageProgram& program) {
   infer::Adam adam(base);
   for (const auto& g : groups)
     if (!g.prefix.empty()) adam.group(g.prefix, g.lr);
+  adam.clip(program.clip_norm());
   return adam;
 }
 

@@ -77,7 +77,8 @@ void bind_checkpoint(programs::ImageProgram& program, const torch::Device& devic
 /// The device named by `name` ("cpu" or "cuda"); UsageError when CUDA is not available.
 torch::Device parse_device(const std::string& name);
 
-/// The optimiser spec of a program: its learning rates by parameter prefix.
+/// The optimiser spec of a program: its learning rates by parameter prefix
+/// and its gradient-norm bound.
 infer::Adam adam_for(const programs::ImageProgram& program);
 
 

@@ -77,6 +77,7 @@ GnmOptions GnmOptions::defaults() {
   o.beta_g_warmup_steps = 100000;
   o.auxiliary_losses = true;
   o.learning_rate = 1e-4;
+  o.clip_norm = 1.0;
   o.batch_size = 32;
   return o;
 }

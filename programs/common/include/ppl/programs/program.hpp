@@ -59,6 +59,8 @@ class ImageProgram {
   virtual std::vector<ParamGroupSpec> param_groups() const = 0;
   /// The objective `ppl train` optimises (particles, KL weights, analytic KL).
   virtual infer::ElboOptions elbo_options() const { return {}; }
+  /// The global gradient-norm bound `ppl train` clips to (0: no clipping).
+  virtual double clip_norm() const { return 0.0; }
   /// Called before each optimisation step (annealing schedules).
   virtual void set_step(int64_t step) {}
   /// Batch size the program was tuned for.

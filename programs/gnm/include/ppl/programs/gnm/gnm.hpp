@@ -76,6 +76,7 @@ struct GnmOptions {
                            (int, beta_g_warmup_steps),
                            (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
                            (double, learning_rate),
+                           (double, clip_norm),               // global gradient-norm bound (0: none)
                            (int, batch_size));
 
   static GnmOptions defaults();
@@ -136,6 +137,7 @@ class Gnm : public ImageProgram {
   /// [L, B, 1, H, W]; empty for GNM-Gaussian.
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
+  double clip_norm() const override { return options_.clip_norm; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
   void set_step(int64_t step) override;
   int64_t batch_size() const override { return options_.batch_size; }
