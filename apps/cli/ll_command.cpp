@@ -1,7 +1,9 @@
-// `ppl ll RUN --data NAME --particles K`: importance-sampling log-likelihood
-// of a test split, mean and standard error, as JSON.
+// `ppl ll RUN... --data NAME... --particles K`: importance-sampling
+// log-likelihood of test splits, mean and standard error, as JSON; for
+// several runs or data sets also a table (JSON, HTML) and a heat-map PNG.
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -15,11 +17,12 @@ namespace ppl::cli {
 namespace {
 
 struct LlArgs {
-  std::string run;
-  std::string data;
+  std::vector<std::string> runs;
+  std::vector<std::string> data;
   std::string split = "test";
   std::string device;
   std::string data_dir;
+  std::string out = "ll-table";
   int64_t particles = 100;
   int64_t chunk = 25;
   int64_t n = 1000;
@@ -27,21 +30,21 @@ struct LlArgs {
   uint64_t seed = 0;
 };
 
-void log_likelihood(const LlArgs& a) {
-  auto run = open_run(a.run, a.device);
-  const auto name = a.data.empty() ? run.train.data : a.data;
+/// The estimate of one run on one data set; also written as
+/// RUN/ll_DATA_SPLIT_KK.json.
+nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::string& name, const LlArgs& a) {
   auto data = load_image_data(name, a.split, a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
                               run.program->image_size());
   auto& program = *run.program;
   if (data.images.size(-1) != program.image_size())
-    throw UsageError(fmt::format("ll: {} has {}x{} images but the run's program expects {}x{}", name,
-                                 data.images.size(-2), data.images.size(-1), program.image_size(), program.image_size()));
-  if (a.particles < 1 || a.chunk < 1 || a.batch < 1) throw UsageError("ll: --particles, --chunk and --batch must be positive");
+    throw UsageError(fmt::format("ll: {} has {}x{} images but the program of {} expects {}x{}", name,
+                                 data.images.size(-2), data.images.size(-1), run_name, program.image_size(),
+                                 program.image_size()));
   auto model = [&](const torch::Tensor& x) { return program.model(x); };
   auto guide = [&](const torch::Tensor& x) { return program.guide(x); };
   std::vector<torch::Tensor> lls, esss;
   const int64_t n = data.images.size(0);
-  ProgressBar bar(fmt::format("ll K={}", a.particles), n);
+  ProgressBar bar(fmt::format("ll {} on {} K={}", run_name, name, a.particles), n);
   random::SeedScope seed(a.seed);
   for (int64_t i = 0; i < n; i += a.batch) {
     auto x = data.images.narrow(0, i, std::min(a.batch, n - i)).to(run.device);
@@ -54,18 +57,128 @@ void log_likelihood(const LlArgs& a) {
   auto ll = torch::cat(lls).to(torch::kDouble);
   const double mean = ll.mean().item<double>();
   const double se = n > 1 ? ll.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0;
-  nlohmann::json out = {{"run", a.run},       {"data", name},     {"split", a.split},
-                        {"particles", a.particles}, {"n", n},     {"log_likelihood", mean},
+  nlohmann::json out = {{"run", run_name},       {"data", name},     {"split", a.split},
+                        {"particles", a.particles}, {"n", n},        {"log_likelihood", mean},
                         {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()}};
-  std::printf("%s\n", out.dump(2).c_str());
   write_atomic(run.dir / fmt::format("ll_{}_{}_K{}.json", name, a.split, a.particles), out.dump(2));
+  return out;
+}
+
+/// A colour from white (t = 0) to deep blue (t = 1).
+std::array<double, 3> heat(double t) {
+  t = std::clamp(t, 0.0, 1.0);
+  return {1.0 - 0.85 * t, 1.0 - 0.6 * t, 1.0 - 0.2 * t};
+}
+
+/// Where each value of a column lies between the column's lowest (0) and
+/// highest (1): the data sets' log-likelihoods have different scales, so the
+/// heat-map compares programs within each column.
+std::vector<std::vector<double>> column_ranks(const std::vector<std::vector<double>>& v) {
+  auto out = v;
+  if (v.empty()) return out;
+  for (size_t c = 0; c < v[0].size(); ++c) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (const auto& row : v) lo = std::min(lo, row[c]), hi = std::max(hi, row[c]);
+    for (size_t r = 0; r < v.size(); ++r) out[r][c] = hi > lo ? (v[r][c] - lo) / (hi - lo) : 1.0;
+  }
+  return out;
+}
+
+void write_table(const LlArgs& a, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
+                 const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se) {
+  namespace fs = std::filesystem;
+  const fs::path dir = a.out;
+  fs::create_directories(dir);
+  const nlohmann::json table = {{"runs", rows},        {"data", cols},     {"split", a.split},
+                                {"particles", a.particles}, {"n", a.n},  {"log_likelihood", ll},
+                                {"standard_error", se}};
+  write_atomic(dir / "ll_table.json", table.dump(2));
+
+  const auto t = column_ranks(ll);
+  std::string html = fmt::format(
+      "<!doctype html><meta charset=utf-8><title>log-likelihood</title><style>body{{font-family:sans-serif;margin:2em}}"
+      "td,th{{padding:6px 12px;text-align:right;border:1px solid #ccc}}th{{background:#f4f4f4}}</style>"
+      "<h1>Importance-sampling log-likelihood</h1><p>{} split, K = {} particles, up to {} images per data set; "
+      "mean &plusmn; standard error in nats per image. Colour: rank within each column (darker is higher).</p>"
+      "<table><tr><th>run</th>",
+      a.split, a.particles, a.n);
+  for (const auto& c : cols) html += fmt::format("<th>{}</th>", c);
+  html += "</tr>";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    html += fmt::format("<tr><th>{}</th>", rows[r]);
+    for (size_t c = 0; c < cols.size(); ++c) {
+      const auto rgb = heat(t[r][c]);
+      html += fmt::format("<td style=\"background:rgb({},{},{});color:{}\">{:.1f} &plusmn; {:.1f}</td>",
+                          std::lround(255 * rgb[0]), std::lround(255 * rgb[1]), std::lround(255 * rgb[2]),
+                          t[r][c] > 0.6 ? "#fff" : "#000", ll[r][c], se[r][c]);
+    }
+    html += "</tr>";
+  }
+  html += "</table>";
+  write_atomic(dir / "ll_table.html", html);
+
+  // The heat-map: one 48 x 48 cell per (run, data set), rows as in the table.
+  const int64_t cell = 48;
+  auto img = torch::ones({3, static_cast<int64_t>(rows.size()) * cell, static_cast<int64_t>(cols.size()) * cell});
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (size_t c = 0; c < cols.size(); ++c) {
+      const auto rgb = heat(t[r][c]);
+      for (int k = 0; k < 3; ++k)
+        img[k].narrow(0, static_cast<int64_t>(r) * cell + 1, cell - 2)
+            .narrow(1, static_cast<int64_t>(c) * cell + 1, cell - 2)
+            .fill_(rgb[k]);
+    }
+  save_png(dir / "ll_table.png", img);
+}
+
+void run_ll(const LlArgs& a) {
+  if (a.particles < 1 || a.chunk < 1 || a.batch < 1)
+    throw UsageError(fmt::format("ll: --particles, --chunk and --batch must be positive (got {}, {}, {})", a.particles,
+                                 a.chunk, a.batch));
+  std::vector<std::vector<double>> ll, se;
+  std::vector<std::string> cols;
+  std::vector<nlohmann::json> cells;
+  for (const auto& name : a.runs) {
+    auto run = open_run(name, a.device);
+    const std::vector<std::string> sets = a.data.empty() ? std::vector<std::string>{run.train.data} : a.data;
+    if (cols.empty()) cols = sets;
+    if (sets != cols)
+      throw UsageError(fmt::format("ll: without --data each run is measured on its own training set, but {} was "
+                                   "trained on {} and {} on {}; pass --data to compare them",
+                                   a.runs.front(), cols.front(), name, sets.front()));
+    ll.emplace_back();
+    se.emplace_back();
+    for (const auto& set : sets) {
+      auto cell = log_likelihood(run, name, set, a);
+      ll.back().push_back(cell.at("log_likelihood"));
+      se.back().push_back(cell.at("standard_error"));
+      cells.push_back(std::move(cell));
+    }
+  }
+  if (cells.size() == 1) {
+    std::printf("%s\n", cells.front().dump(2).c_str());
+    return;
+  }
+  std::printf("%s\n", nlohmann::json(cells).dump(2).c_str());
+  std::printf("\n%-24s", "run");
+  for (const auto& c : cols) std::printf(" %22s", c.c_str());
+  std::printf("\n");
+  for (size_t r = 0; r < a.runs.size(); ++r) {
+    std::printf("%-24s", a.runs[r].c_str());
+    for (size_t c = 0; c < cols.size(); ++c)
+      std::printf(" %22s", fmt::format("{:.1f} +- {:.1f}", ll[r][c], se[r][c]).c_str());
+    std::printf("\n");
+  }
+  write_table(a, a.runs, cols, ll, se);
+  std::printf("\ntable in %s (ll_table.json, ll_table.html, ll_table.png)\n", a.out.c_str());
 }
 
 RegisterCommand reg{"ll", [](CLI::App& app) {
   auto a = std::make_shared<LlArgs>();
-  auto* cmd = app.add_subcommand("ll", "Importance-sampling log-likelihood of a trained run on a test split");
-  cmd->add_option("run", a->run, "run directory")->required();
-  cmd->add_option("--data", a->data, "dataset (default: the run's)");
+  auto* cmd = app.add_subcommand(
+      "ll", "Importance-sampling log-likelihood of trained runs on test splits (a table for several)");
+  cmd->add_option("runs", a->runs, "run directories")->required();
+  cmd->add_option("--data", a->data, "data sets, repeatable or comma-separated (default: each run's)")->delimiter(',');
   cmd->add_option("--split", a->split, "train or test")->capture_default_str();
   cmd->add_option("--particles", a->particles, "importance samples K per image")->capture_default_str();
   cmd->add_option("--chunk", a->chunk, "particles held in memory at once")->capture_default_str();
@@ -74,7 +187,8 @@ RegisterCommand reg{"ll", [](CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
   cmd->add_option("--data-dir", a->data_dir, "data root");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
-  cmd->callback([a] { log_likelihood(*a); });
+  cmd->add_option("--out", a->out, "folder of the table, for several runs or data sets")->capture_default_str();
+  cmd->callback([a] { run_ll(*a); });
 }};
 
 }  // namespace

@@ -23,6 +23,12 @@ done
 
 "$ppl" ll "$work/straight" --particles 4 --n 8 --batch 4 > "$work/ll.json" 2> /dev/null
 grep -q '"log_likelihood"' "$work/ll.json"
+# Two runs on two data sets: the table, with one row per run and one column per set.
+"$ppl" ll "$work/straight" "$work/resumed" --data multi-mnist,fashion-mnist --particles 2 --n 4 --batch 4 \
+  --out "$work/table" > /dev/null 2>&1
+tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"data":\["multi-mnist","fashion-mnist"\]'
+tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"log_likelihood":\[\[[^],]+,[^],]+\],\[[^],]+,[^],]+\]\]'
+test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 "$ppl" sample "$work/straight" --n 4 --out "$work/s.png" > /dev/null
 [ -s "$work/s.png" ]
 "$ppl" trace "$work/straight" --index 1 --json "$work/t.json" --html "$work/t.html" > /dev/null
