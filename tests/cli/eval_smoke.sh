@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Smoke test of `ppl eval scenes`: the judge on real and broken MNIST-4
+# scenes, the evaluation of a (barely trained) VAE run on mnist-4, and the
+# one-line errors for a missing run and a data set without structure rules.
+# Exits 77 (skipped) where the MNIST digits are absent.
+set -euo pipefail
+ppl=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if ! "$ppl" data list | grep -qE '^mnist +yes'; then echo "eval smoke: skipped (no mnist digits)"; exit 77; fi
+
+"$ppl" eval scenes --real --data mnist-4 --n 30 --d-steps-cap 0 --out "$work/real" > "$work/real.json" 2> /dev/null
+# nlohmann::json sorts keys: the "broken" block's s_acc comes before the "real" one's.
+grep '"s_acc":' "$work/real.json" | awk -F': ' '{ sub(",", "", $2); v[NR] = $2 + 0 }
+  END { if (NR != 2 || v[1] > 0.1 || v[2] < 0.9) { print "broken S-Acc " v[1] ", real S-Acc " v[2]; exit 1 } }'
+[ -s "$work/real/eval_scenes_real.png" ] && [ -s "$work/real/eval_scenes_broken.png" ] && [ -s "$work/real/eval_scenes.json" ]
+
+echo '{"channels": 8, "z_size": 8}' > "$work/small.json"
+"$ppl" train vae --data mnist-4 --n-train 32 --steps 2 --config "$work/small.json" --eval-every 0 \
+  --checkpoint-every 2 --out "$work/vae" > /dev/null 2>&1
+"$ppl" eval scenes "$work/vae" --n 20 --d-steps-cap 20 > "$work/vae.json" 2> /dev/null
+grep -q '"s_acc"' "$work/vae.json" && grep -q '"d_steps"' "$work/vae.json"
+[ -s "$work/vae/eval_scenes.json" ] && [ -s "$work/vae/eval_scenes.png" ]
+
+set +e
+"$ppl" eval scenes "$work/none" 2> "$work/err1"; rc1=$?
+"$ppl" eval scenes "$work/vae" --data multi-mnist 2> "$work/err2"; rc2=$?
+"$ppl" eval scenes 2> "$work/err3"; rc3=$?
+set -e
+[ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err1" && [ "$(wc -l < "$work/err1")" -eq 1 ]
+[ $rc2 -eq 2 ] && grep -q 'multi-mnist' "$work/err2" && [ "$(wc -l < "$work/err2")" -eq 1 ]
+[ $rc3 -eq 2 ] && grep -q 'RUN is required' "$work/err3"
+echo "eval smoke: ok"
