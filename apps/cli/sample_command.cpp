@@ -16,6 +16,7 @@ struct SampleArgs {
   std::string out;
   std::string device;
   uint64_t seed = 0;
+  double temperature = 1.0;
 };
 
 RegisterCommand reg{"sample", [](CLI::App& app) {
@@ -26,11 +27,21 @@ RegisterCommand reg{"sample", [](CLI::App& app) {
   cmd->add_option("--out", a->out, "PNG file (default: RUN/samples_N.png)");
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature,
+                  "scale of the prior's spread (below 1: more typical samples; programs that support it)")
+      ->capture_default_str();
   cmd->callback([a] {
     if (a->n < 1) throw UsageError("sample: --n must be at least 1");
+    if (!(a->temperature > 0))
+      throw UsageError(fmt::format("sample: --temperature must be positive, got {}", a->temperature));
     auto run = open_run(a->run, a->device);
     random::SeedScope seed(a->seed);
-    auto images = run.program->sample(a->n).cpu();
+    torch::Tensor images;
+    try {
+      images = run.program->sample_tempered(a->n, a->temperature).cpu();
+    } catch (const ArgumentError& e) {
+      throw UsageError(fmt::format("sample: {}", e.what()));
+    }
     const auto out = a->out.empty() ? run.dir / fmt::format("samples_{}.png", a->n) : std::filesystem::path(a->out);
     save_image_grid(out, images, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(a->n)))));
     std::printf("wrote %lld samples to %s\n", static_cast<long long>(a->n), out.string().c_str());

@@ -63,4 +63,9 @@ grep -q '"z_what_size": 9' "$work/other/config.json"
 [ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err"
 [ $rc2 -eq 2 ]
 [ $rc3 -eq 2 ] && grep -q "cannot load the checkpoint" "$work/err2"
+# AIR has no sampling temperature: a one-line error naming the program.
+set +e
+"$ppl" sample "$work/straight" --temperature 0.5 --out "$work/t.png" 2> "$work/err5"; rc6=$?
+set -e
+[ $rc6 -eq 2 ] && grep -q 'program "air" has no sampling temperature' "$work/err5" && [ ! -e "$work/t.png" ]
 echo "air smoke: ok"

@@ -176,6 +176,32 @@ TEST_CASE("DooD-SP: without the sequential prior each step has the fixed prior",
   }
 }
 
+TEST_CASE("DooD: a low sampling temperature narrows the prior's layouts and strokes", "[dood]") {
+  ppl::param_store().clear();
+  auto o = small();
+  o.sequential_prior = false;  // fixed priors: at temperature ~0 every stroke is the prior mean
+  dood::Dood program(o);
+  auto spread = [&](double temperature) {
+    ppl::random::SeedScope seed(11);
+    auto images = program.sample_tempered(64, temperature);
+    return images.std(0).mean().item<double>();
+  };
+  const double cold = spread(1e-6), warm = spread(1.0);
+  CHECK(cold < 0.5 * warm);
+  // Temperature 1 is plain sampling, draw for draw.
+  torch::Tensor a, b;
+  {
+    ppl::random::SeedScope seed(5);
+    a = program.sample_tempered(4, 1.0);
+  }
+  {
+    ppl::random::SeedScope seed(5);
+    b = program.sample(4);
+  }
+  CHECK(torch::equal(a, b));
+  CHECK_THROWS_WITH(program.sample_tempered(2, 0.0), Catch::Contains("temperature must be positive, got 0"));
+}
+
 TEST_CASE("DooD maps glimpse control points to the image through the layout", "[dood]") {
   auto p = torch::tensor({{{0.0, 0.0}, {0.5, 0.5}, {1.0, 1.0}}});
   // Identity layout: the glimpse is the image (up to the half-pixel grid shift).

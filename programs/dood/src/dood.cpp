@@ -206,24 +206,24 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
       o_t = weighted(w, [&] { return ppl::sample(addr("o", t), d::Bernoulli(alive * prob)); });
       auto mask = o_t > 0.5;
       l_t = weighted(w, [&] {
-        return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale).to_event(1), {.mask = mask});
+        return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale * temperature_).to_event(1), {.mask = mask});
       });
       h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
       auto [s_loc, s_scale] = stroke_params(nets_->p_s->forward(h_s), P);
       s_t = weighted(w, [&] {
-        return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale).to_event(2), {.mask = mask});
+        return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale * temperature_).to_event(2), {.mask = mask});
       });
     } else {
       o_t = weighted(w, [&] { return ppl::sample(addr("o", t), d::Bernoulli(alive * 0.5)); });
       auto mask = o_t > 0.5;
       l_t = weighted(w, [&] {
         return ppl::sample(addr("l", t),
-                           d::Normal(fixed_l_loc_.to(opts).expand({n, kLayout}), fixed_l_scale_.to(opts).expand({n, kLayout}))
+                           d::Normal(fixed_l_loc_.to(opts).expand({n, kLayout}), (fixed_l_scale_ * temperature_).to(opts).expand({n, kLayout}))
                                .to_event(1),
                            {.mask = mask});
       });
       s_t = weighted(w, [&] {
-        return ppl::sample(addr("s", t), d::Normal(torch::full({n, P, 2}, 0.5, opts), 0.2).to_event(2), {.mask = mask});
+        return ppl::sample(addr("s", t), d::Normal(torch::full({n, P, 2}, 0.5, opts), 0.2 * temperature_).to_event(2), {.mask = mask});
       });
     }
     auto rp = render_params(l_t, s_t);
@@ -314,6 +314,17 @@ torch::Tensor Dood::sample(int64_t n) {
   torch::NoGradGuard no_grad;
   auto opts = nets_->obs_scale.options();
   return handlers::block([&] { return prior(n, opts); })().clamp(0, 1);
+}
+
+torch::Tensor Dood::sample_tempered(int64_t n, double temperature) {
+  if (!(temperature > 0))
+    throw ArgumentError(fmt::format("dood: sampling temperature must be positive, got {}", temperature));
+  struct Restore {
+    double& t;
+    ~Restore() { t = 1.0; }
+  } restore{temperature_};
+  temperature_ = temperature;
+  return sample(n);
 }
 
 torch::Tensor Dood::step_canvases(const Trace& tr) {

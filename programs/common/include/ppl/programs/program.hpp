@@ -40,6 +40,15 @@ class ImageProgram {
 
   /// `n` unconditional samples [n, 1, H, W] (mean images).
   virtual torch::Tensor sample(int64_t n) = 0;
+  /// Samples with the spread of the prior's continuous latents multiplied by
+  /// `temperature` (below 1: more typical samples). The default supports
+  /// only temperature 1; other values throw ArgumentError naming the program.
+  virtual torch::Tensor sample_tempered(int64_t n, double temperature) {
+    if (temperature != 1.0)
+      throw ArgumentError("program \"" + name() + "\" has no sampling temperature; got " +
+                          std::to_string(temperature) + ", only 1 is possible");
+    return sample(n);
+  }
   /// Reconstructions of x [B, 1, H, W]: the model's mean image at the guide's latents.
   /// The default runs the guide under trace, replays the model against it
   /// and returns the model's result (its mean image) clamped to [0, 1].

@@ -100,6 +100,9 @@ class Dood : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
+  /// Samples with the scales of the prior's layout and stroke Normals
+  /// multiplied by `temperature` (> 0); the on/off draws are unchanged.
+  torch::Tensor sample_tempered(int64_t n, double temperature) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
   /// Turns the beta weighting on: the `ppl train` loop calls this before
@@ -132,6 +135,7 @@ class Dood : public ImageProgram {
   DoodOptions options_;
   DoodNets nets_;
   bool training_ = false;
+  double temperature_ = 1.0;  ///< multiplies the prior's l and s scales (sample_tempered)
   torch::Tensor fixed_l_loc_, fixed_l_scale_;
 };
 
