@@ -1,4 +1,4 @@
-// DooD one-shot classification (Eq. 18-21).
+// DooD one-shot classification (Eq. 18-21) and stroke fidelity helpers.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -6,6 +6,7 @@
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/programs/dood/one_shot.hpp>
+#include <ppl/programs/dood/stroke_fidelity.hpp>
 #include <ppl/runtime/composite.hpp>
 #include <ppl/runtime/render.hpp>
 
@@ -174,4 +175,29 @@ TEST_CASE("DooD one-shot: bad arguments raise errors naming them", "[dood][one-s
   auto j = ppl::options_to_json(fast());
   CHECK(j.at("particles") == 2);
   CHECK(ppl::options_from_json<dood::OneShotOptions>(j, dood::OneShotOptions::defaults()).steps == 8);
+}
+
+TEST_CASE("DooD strokes: Bezier curves, control points in pixels, Chamfer distance by hand", "[dood][strokes]") {
+  // A quadratic curve: b(0.5) = (p0 + 2 p1 + p2) / 4.
+  auto cp = torch::tensor({{0.0, 0.0}, {2.0, 4.0}, {4.0, 0.0}});
+  auto curve = dood::bezier_curve(cp, 3);
+  CHECK(torch::allclose(curve, torch::tensor({{0.0, 0.0}, {2.0, 2.0}, {4.0, 0.0}})));
+  CHECK_THROWS_WITH(dood::bezier_curve(cp, 1), Catch::Contains("samples is 1"));
+  // Chamfer: a = {(0,0), (4,0)}, b = {(0,3)}: a to b: 3 and 5 (mean 4); b to a: 3; (4 + 3) / 2 = 3.5.
+  CHECK(dood::chamfer_distance(torch::tensor({{0.0, 0.0}, {4.0, 0.0}}), torch::tensor({{0.0, 3.0}})) == Approx(3.5));
+  CHECK(dood::chamfer_distance(cp, cp) == Approx(0.0));
+  CHECK_THROWS_WITH(dood::chamfer_distance(torch::zeros({0, 2}), cp), Catch::Contains("a has shape [0, 2]"));
+  // A polyline (0,0) -> (2,0) -> (2,1) at spacing 0.5: 4 + 2 pieces, 7 points.
+  auto dense = dood::densify_polyline(torch::tensor({{0.0, 0.0}, {2.0, 0.0}, {2.0, 1.0}}), 0.5);
+  CHECK(torch::allclose(dense, torch::tensor({{0.0, 0.0}, {0.5, 0.0}, {1.0, 0.0}, {1.5, 0.0}, {2.0, 0.0}, {2.0, 0.5},
+                                              {2.0, 1.0}})));
+  CHECK(dood::densify_polyline(torch::tensor({{3.0, 4.0}}), 0.5).sizes() == c10::IntArrayRef({1, 2}));
+  CHECK_THROWS_WITH(dood::densify_polyline(cp, 0), Catch::Contains("spacing is 0"));
+  // Inferred strokes: one [P, 2] tensor per drawn step, in pixels.
+  ppl::param_store().clear();
+  dood::Dood program(small());
+  auto strokes = dood::infer_control_points(program, torch::rand({3, 1, kSize, kSize}));
+  REQUIRE(strokes.size() == 3);
+  for (const auto& image : strokes)
+    for (const auto& s : image) CHECK(s.sizes() == c10::IntArrayRef({3, 2}));
 }
