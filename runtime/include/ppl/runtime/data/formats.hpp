@@ -122,4 +122,20 @@ struct OneShotRun {
 /// for a missing path, no runs, a missing image or a malformed label line.
 std::vector<OneShotRun> read_one_shot_runs(const std::filesystem::path& folder_or_zip);
 
+/// One human drawing of the Omniglot strokes set.
+struct OmniglotDrawing {
+  std::string key;                     ///< "alphabet/character/id", the image set's path without ".png"
+  std::vector<torch::Tensor> strokes;  ///< each [M, 2] float32: (x, y) points in the 105 x 105 image frame
+};
+
+/// Reads the Omniglot strokes (a folder or a zip of
+/// [<set>/]<alphabet>/<character>/<id>.txt, each a drawing: "START", then per
+/// stroke its lines "x,y,t" ended by "BREAK"), sorted by key. Points are
+/// turned into the image frame: (x, y) = (column, row) in pixels, pixel
+/// centres at 0, 1, ..., 104 (the files store -y; the ink of the images is
+/// centred on these points). Hidden files and `__MACOSX` folders are
+/// skipped. Throws DataError for a missing path, no drawings found, or a
+/// malformed line (naming the file and the line number).
+std::vector<OmniglotDrawing> read_omniglot_strokes(const std::filesystem::path& folder_or_zip);
+
 }  // namespace ppl::runtime::data

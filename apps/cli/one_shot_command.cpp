@@ -1,0 +1,252 @@
+// `ppl one-shot RUN`: DooD's one-shot classification (seed 000, Eq. 18-21)
+// on the Omniglot 20-way 1-shot runs, or on tasks drawn from a labelled
+// dataset; accuracy as JSON and a picture of one task.
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+
+#include <ppl/core/atomic_file.hpp>
+#include <ppl/core/reflect.hpp>
+#include <ppl/programs/dood/one_shot.hpp>
+#include <ppl/runtime/data/registry.hpp>
+
+#include "commands.hpp"
+#include "progress.hpp"
+#include "run.hpp"
+
+namespace ppl::cli {
+namespace {
+namespace rd = ppl::runtime::data;
+namespace dood = ppl::programs::dood;
+
+struct OneShotArgs {
+  std::string run;
+  std::string runs;       // zip or folder of the one-shot runs
+  std::string from_data;  // a labelled dataset instead
+  std::string split = "test";
+  int64_t episodes = 10;
+  int64_t ways = 20;
+  int64_t max_tasks = 0;
+  int particles = dood::OneShotOptions::defaults().particles;
+  int steps = dood::OneShotOptions::defaults().steps;
+  double learning_rate = dood::OneShotOptions::defaults().learning_rate;
+  int batch = dood::OneShotOptions::defaults().batch;
+  int64_t png_task = 0;
+  std::string device;
+  std::string data_dir;
+  uint64_t seed = 0;
+};
+
+/// One C-way task: a support per class and queries with their classes.
+struct Task {
+  std::string name;
+  torch::Tensor support;  // [C, H, W]
+  torch::Tensor queries;  // [Q, H, W]
+  torch::Tensor answers;  // [Q] int64, index into support
+};
+
+std::vector<Task> omniglot_tasks(const OneShotArgs& a, int64_t size, std::string& source) {
+  std::filesystem::path path = a.runs;
+  if (path.empty()) {
+    try {
+      path = rd::find_one_shot_runs(
+          rd::DataRoots::resolve(a.data_dir.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.data_dir)));
+    } catch (const rd::DataError& e) {
+      throw UsageError(fmt::format("one-shot: {}; pass --runs FILE.zip or set PPL_DATA", e.what()));
+    }
+  } else if (!std::filesystem::exists(path)) {
+    throw UsageError(fmt::format("one-shot: --runs {} does not exist", path.string()));
+  }
+  source = path.string();
+  std::vector<Task> tasks;
+  try {
+    for (auto& r : rd::read_one_shot_runs(path))
+      tasks.push_back({r.name, rd::resize_images(r.support, size, size).clamp(0, 1),
+                       rd::resize_images(r.queries, size, size).clamp(0, 1), r.answers});
+  } catch (const rd::DataError& e) {
+    throw UsageError(fmt::format("one-shot: {}", e.what()));
+  }
+  return tasks;
+}
+
+/// `episodes` tasks of min(ways, classes) classes from a labelled dataset:
+/// per class one support and one other image as the query.
+std::vector<Task> data_tasks(const OneShotArgs& a, const Run& run, std::string& source) {
+  const auto size = run.program->image_size();
+  auto data = load_image_data(a.from_data, a.split, a.data_dir.empty() ? run.train.data_dir : a.data_dir, 0, size);
+  if (!data.labels.defined())
+    throw UsageError(fmt::format("one-shot: --from-data {} has no labels", a.from_data));
+  if (data.images.size(-1) != size)
+    throw UsageError(fmt::format("one-shot: --from-data {} has {}x{} images, but the run's program expects {}x{}",
+                                 a.from_data, data.images.size(-2), data.images.size(-1), size, size));
+  source = data.name;
+  std::map<int64_t, std::vector<int64_t>> by_class;
+  auto labels = data.labels.cpu();
+  for (int64_t i = 0; i < labels.size(0); ++i) by_class[labels[i].item<int64_t>()].push_back(i);
+  std::vector<int64_t> classes;
+  for (const auto& [label, items] : by_class)
+    if (items.size() >= 2) classes.push_back(label);
+  if (classes.size() < 2)
+    throw UsageError(fmt::format("one-shot: --from-data {} has {} classes with two or more images, but a task needs 2",
+                                 a.from_data, classes.size()));
+  const auto ways = std::min<int64_t>(a.ways, static_cast<int64_t>(classes.size()));
+  std::mt19937_64 rng(a.seed);
+  std::vector<Task> tasks;
+  for (int64_t e = 0; e < a.episodes; ++e) {
+    std::shuffle(classes.begin(), classes.end(), rng);
+    std::vector<int64_t> support, query;
+    for (int64_t c = 0; c < ways; ++c) {
+      auto items = by_class[classes[c]];
+      std::shuffle(items.begin(), items.end(), rng);
+      support.push_back(items[0]);
+      query.push_back(items[1]);
+    }
+    auto pick = [&](const std::vector<int64_t>& idx) {
+      return data.images.index_select(0, torch::tensor(idx, torch::kLong)).squeeze(1);
+    };
+    tasks.push_back({fmt::format("episode{:02d}", e + 1), pick(support), pick(query), torch::arange(ways, torch::kLong)});
+  }
+  return tasks;
+}
+
+/// A picture of one task, one column per class: the support (row 1), the
+/// query of that class (row 2) and the support it was given, framed green
+/// when right and red when wrong (row 3).
+void save_task_png(const std::filesystem::path& path, const Task& task, const torch::Tensor& predictions) {
+  const int64_t c = task.support.size(0);
+  auto rgb = [](const torch::Tensor& gray) { return gray.unsqueeze(0).expand({3, -1, -1}).clone(); };
+  std::vector<torch::Tensor> rows[3];
+  for (int64_t j = 0; j < c; ++j) {
+    rows[0].push_back(rgb(task.support[j].cpu()));
+    auto blank = torch::zeros_like(rows[0].back());
+    const auto hits = (task.answers == j).nonzero();
+    if (hits.size(0) == 0) {
+      rows[1].push_back(blank);
+      rows[2].push_back(blank);
+      continue;
+    }
+    const auto q = hits[0][0].item<int64_t>();
+    const auto chosen = predictions[q].item<int64_t>();
+    rows[1].push_back(rgb(task.queries[q].cpu()));
+    auto framed = rgb(task.support[chosen].cpu());
+    auto colour = chosen == j ? torch::tensor({0.1f, 0.9f, 0.1f}) : torch::tensor({0.95f, 0.1f, 0.1f});
+    const int64_t h = framed.size(1), w = framed.size(2), b = std::max<int64_t>(1, h / 25);
+    auto paint = [&](torch::Tensor region) { region.copy_(colour.view({3, 1, 1}).expand_as(region)); };
+    paint(framed.narrow(1, 0, b));
+    paint(framed.narrow(1, h - b, b));
+    paint(framed.narrow(2, 0, b));
+    paint(framed.narrow(2, w - b, b));
+    rows[2].push_back(framed);
+  }
+  std::vector<torch::Tensor> all;
+  for (auto& row : rows) all.insert(all.end(), row.begin(), row.end());
+  save_image_grid(path, torch::stack(all), c);
+}
+
+void one_shot(const OneShotArgs& a) {
+  auto run = open_run(a.run, a.device);
+  auto* program = dynamic_cast<dood::Dood*>(run.program.get());
+  if (!program)
+    throw UsageError(fmt::format("one-shot: {} is a run of {}, but one-shot classification needs a dood run", a.run,
+                                 run.program->name()));
+  const auto options = dood::OneShotOptions::defaults()
+                           .with_particles(a.particles)
+                           .with_steps(a.steps)
+                           .with_learning_rate(a.learning_rate)
+                           .with_batch(a.batch);
+  try {
+    options.check();
+  } catch (const ArgumentError& e) {
+    throw UsageError(fmt::format("one-shot: {} (--k, --steps, --lr, --batch)", e.what()));
+  }
+  std::string source;
+  auto tasks = a.from_data.empty() ? omniglot_tasks(a, program->image_size(), source) : data_tasks(a, run, source);
+  if (a.max_tasks > 0 && static_cast<int64_t>(tasks.size()) > a.max_tasks) tasks.resize(a.max_tasks);
+  if (a.png_task < 0 || a.png_task >= static_cast<int64_t>(tasks.size()))
+    throw UsageError(fmt::format("one-shot: --png-task {} is outside the {} tasks", a.png_task, tasks.size()));
+
+  int64_t total = 0;
+  for (const auto& t : tasks) total += t.queries.size(0) * t.support.size(0) * options.particles;
+  ProgressBar bar(fmt::format("one-shot K={} steps={}", options.particles, options.steps), total);
+  random::SeedScope seed(a.seed);
+  const auto begin = std::chrono::steady_clock::now();
+  nlohmann::json per_task = nlohmann::json::array();
+  int64_t done = 0, correct = 0, count = 0;
+  torch::Tensor png_predictions;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    const auto& task = tasks[i];
+    const auto status = fmt::format("{} ({}/{}), accuracy so far {}/{}", task.name, i + 1, tasks.size(), correct, count);
+    auto scores = dood::one_shot_scores(*program, task.support.to(run.device), task.queries.to(run.device), options,
+                                        [&](int64_t n, int64_t) { bar.update(done + n, status); });
+    done += task.queries.size(0) * task.support.size(0) * options.particles;
+    auto predictions = dood::classify(scores).cpu();
+    const auto right = (predictions == task.answers).sum().item<int64_t>();
+    correct += right;
+    count += task.queries.size(0);
+    if (static_cast<int64_t>(i) == a.png_task) png_predictions = predictions;
+    const auto as_vector = [](const torch::Tensor& t) {
+      auto c = t.contiguous();
+      return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+    };
+    per_task.push_back({{"name", task.name},
+                        {"ways", task.support.size(0)},
+                        {"queries", task.queries.size(0)},
+                        {"correct", right},
+                        {"accuracy", static_cast<double>(right) / task.queries.size(0)},
+                        {"predictions", as_vector(predictions)},
+                        {"answers", as_vector(task.answers)}});
+  }
+  bar.finish(fmt::format("accuracy {}/{}", correct, count));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  const auto stem = a.from_data.empty() ? std::string("one_shot") : fmt::format("one_shot_{}", a.from_data);
+  const auto png = run.dir / (stem + ".png");
+  save_task_png(png, tasks[a.png_task], png_predictions);
+  nlohmann::json out = {{"run", a.run},
+                        {"source", source},
+                        {"task", a.from_data.empty() ? "omniglot one-shot runs" : "generated from a labelled dataset"},
+                        {"options", options_to_json(options)},
+                        {"seed", a.seed},
+                        {"tasks", per_task},
+                        {"correct", correct},
+                        {"queries", count},
+                        {"accuracy", count > 0 ? static_cast<double>(correct) / count : 0.0},
+                        {"seconds", seconds},
+                        {"png", png.filename().string()}};
+  write_atomic(run.dir / (stem + ".json"), out.dump(2));
+  // On the terminal: accuracies only (the file also has every prediction).
+  for (auto& t : out["tasks"]) {
+    t.erase("predictions");
+    t.erase("answers");
+  }
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+RegisterCommand reg{"one-shot", [](CLI::App& app) {
+  auto a = std::make_shared<OneShotArgs>();
+  auto* cmd = app.add_subcommand(
+      "one-shot", "One-shot classification with a trained DooD run (Eq. 18-21): accuracy on the Omniglot 20-way runs");
+  cmd->add_option("run", a->run, "run directory of a trained dood")->required();
+  cmd->add_option("--runs", a->runs, "zip or folder of the one-shot runs (default: found under the data roots, "
+                                     "e.g. ../shared/data/omniglot/one_shot_runs_01-10.zip, or $PPL_DATA)");
+  cmd->add_option("--from-data", a->from_data, "draw tasks from this labelled dataset instead (see `ppl data list`)");
+  cmd->add_option("--split", a->split, "split of --from-data")->capture_default_str();
+  cmd->add_option("--episodes", a->episodes, "tasks drawn with --from-data")->capture_default_str();
+  cmd->add_option("--ways", a->ways, "classes per task drawn with --from-data (at most the classes it has)")
+      ->capture_default_str();
+  cmd->add_option("--max-tasks", a->max_tasks, "evaluate only the first N tasks (0: all)")->capture_default_str();
+  cmd->add_option("--k", a->particles, "guide samples psi_k per support (K of Eq. 20)")->capture_default_str();
+  cmd->add_option("--steps", a->steps, "gradient steps of the max over the token")->capture_default_str();
+  cmd->add_option("--lr", a->learning_rate, "learning rate of that maximisation (Adam)")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "(query, psi_k) pairs optimised at once")->capture_default_str();
+  cmd->add_option("--png-task", a->png_task, "index of the task drawn in RUN/one_shot.png")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
+  cmd->add_option("--data-dir", a->data_dir, "data root searched first");
+  cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->callback([a] { one_shot(*a); });
+}};
+
+}  // namespace
+}  // namespace ppl::cli
