@@ -1,7 +1,8 @@
 // `ppl eval scenes RUN`: the scene-structure evaluations of GNM's Table 1 on
-// a trained run's samples (S-Acc with its failure counts, D-Steps), and
+// a trained run's samples (S-Acc with its failure counts, D-Steps),
 // `ppl eval scenes --real`: the same judge on real and deliberately broken
-// scenes, to validate it without a run.
+// scenes, to validate it without a run, and `ppl eval boxes RUN`: the
+// average precision of GNM's inferred boxes (Table 4).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -296,6 +297,77 @@ void evaluate_run(const EvalScenesArgs& a) {
   write_json(run.dir / "eval_scenes.json", summary, full);
 }
 
+struct EvalBoxesArgs {
+  std::string run;
+  int64_t n = 500;
+  std::string device;
+  std::string data_dir;
+};
+
+/// Draws a box outline in pixels of an RGB image [3, H, W] scaled by `scale`.
+void draw_box(torch::Tensor& rgb, const gnm::ScoredBox& b, std::array<float, 3> colour, int64_t scale) {
+  auto px = rgb.accessor<float, 3>();
+  const auto h = rgb.size(1), w = rgb.size(2);
+  auto clampx = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, w - 1); };
+  auto clampy = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, h - 1); };
+  const auto x0 = clampx(b.x), x1 = clampx(b.x + b.width) , y0 = clampy(b.y), y1 = clampy(b.y + b.height);
+  for (int k = 0; k < 3; ++k) {
+    for (auto x = x0; x <= x1; ++x) px[k][y0][x] = colour[static_cast<size_t>(k)], px[k][y1][x] = colour[static_cast<size_t>(k)];
+    for (auto y = y0; y <= y1; ++y) px[k][y][x0] = colour[static_cast<size_t>(k)], px[k][y][x1] = colour[static_cast<size_t>(k)];
+  }
+}
+
+/// RUN (a GNM trained on a scene set): AP of its inferred boxes against the
+/// generator's boxes on the test scenes, and a PNG of both.
+void evaluate_boxes(const EvalBoxesArgs& a) {
+  if (a.n < 1) throw UsageError(fmt::format("eval boxes: --n is {}, but must be at least 1", a.n));
+  auto run = open_run(a.run, a.device);
+  auto* program = dynamic_cast<gnm::Gnm*>(run.program.get());
+  if (!program)
+    throw UsageError(fmt::format("eval boxes: run {} holds a \"{}\" program, but boxes come from GNM's structure map "
+                                 "(program \"gnm\")", a.run, run.program->name()));
+  const auto& name = run.train.data;
+  const auto scenes = load_scenes(name, "test", a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
+                                  program->image_size());
+  const auto images = stack_scenes(scenes);
+  std::vector<std::vector<gnm::ScoredBox>> detections;
+  ProgressBar bar("boxes", images.size(0));
+  for (int64_t i = 0; i < images.size(0); i += 50) {
+    auto part = gnm::gnm_boxes(*program, images.narrow(0, i, std::min<int64_t>(50, images.size(0) - i)).to(run.device));
+    detections.insert(detections.end(), part.begin(), part.end());
+    bar.update(static_cast<int64_t>(detections.size()));
+  }
+  bar.finish();
+  const auto truth = gnm::scene_boxes(scenes);
+  int64_t right = 0, inferred = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    const auto count = std::count_if(detections[i].begin(), detections[i].end(), [](const auto& b) { return b.score > 0.5; });
+    inferred += count;
+    right += count == static_cast<int64_t>(truth[i].size());
+  }
+  const double n = static_cast<double>(truth.size());
+  const nlohmann::json summary = {{"run", a.run},
+                                  {"data", name},
+                                  {"n", truth.size()},
+                                  {"ap_50", gnm::average_precision(detections, truth, 0.5)},
+                                  {"ap_50_95", gnm::average_precision_coco(detections, truth)},
+                                  {"count_accuracy", static_cast<double>(right) / n},
+                                  {"mean_inferred_count", static_cast<double>(inferred) / n}};
+  // The first scenes: ground truth in green, inferred boxes (q(z_pres) > 1/2) in yellow.
+  const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < shown; ++i) {
+    auto rgb = images[i][0].repeat_interleave(scale, 0).repeat_interleave(scale, 1).unsqueeze(0).repeat({3, 1, 1}).contiguous();
+    for (const auto& b : truth[static_cast<size_t>(i)]) draw_box(rgb, b, {0.0f, 0.85f, 0.0f}, scale);
+    for (const auto& b : detections[static_cast<size_t>(i)])
+      if (b.score > 0.5) draw_box(rgb, b, {1.0f, 0.8f, 0.0f}, scale);
+    tiles.push_back(rgb);
+  }
+  save_image_grid(run.dir / "eval_boxes.png", torch::stack(tiles), 6);
+  std::printf("%s\n", summary.dump(2).c_str());
+  write_atomic(run.dir / "eval_boxes.json", summary.dump(2));
+}
+
 RegisterCommand reg{"eval", [](CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Evaluations of trained runs");
   cmd->require_subcommand(1);
@@ -329,6 +401,13 @@ RegisterCommand reg{"eval", [](CLI::App& app) {
       evaluate_run(*a);
     }
   });
+  auto b = std::make_shared<EvalBoxesArgs>();
+  auto* bx = cmd->add_subcommand("boxes", "Average precision of GNM's inferred boxes on the test scenes (Table 4)");
+  bx->add_option("run", b->run, "run directory of a GNM trained on a scene set")->required();
+  bx->add_option("--n", b->n, "number of test scenes")->capture_default_str();
+  bx->add_option("--device", b->device, "cpu or cuda (default: the run's)");
+  bx->add_option("--data-dir", b->data_dir, "data root");
+  bx->callback([b] { evaluate_boxes(*b); });
 }};
 
 }  // namespace

@@ -30,31 +30,45 @@ std::optional<rd::SceneKind> scene_kind(const std::string& name) {
 }
 }  // namespace
 
-ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
-                          int64_t limit, int64_t scene_size) {
+std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& split_name, const std::string& data_dir,
+                                   int64_t limit, int64_t scene_size) {
+  const auto kind = scene_kind(name);
+  if (!kind)
+    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
   const auto split = rd::parse_split(split_name);
   auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
                                                        : std::optional<std::filesystem::path>(data_dir));
+  try {
+    // Scenes are drawn from the digits of the same split, with a seed per split.
+    auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
+    const auto seed = split == rd::Split::train ? 1 : 2;
+    rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
+    const int64_t n = limit > 0 ? limit : (split == rd::Split::train ? kSceneTrain : kSceneTest);
+    return gen.scenes(0, n);
+  } catch (const rd::DataError& e) {
+    throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
+  }
+}
+
+ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
+                          int64_t limit, int64_t scene_size) {
   ImageData out;
   out.name = fmt::format("{}/{}", name, split_name);
-  try {
-    if (auto kind = scene_kind(name)) {
-      // Scenes are drawn from the digits of the same split, with a seed per split.
-      auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
-      const auto seed = split == rd::Split::train ? 1 : 2;
-      rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
-      const int64_t n = limit > 0 ? limit : (split == rd::Split::train ? kSceneTrain : kSceneTest);
-      auto scenes = gen.scenes(0, n);
-      std::vector<torch::Tensor> images;
-      std::vector<int64_t> counts;
-      for (const auto& s : scenes) {
-        images.push_back(s.image);
-        counts.push_back(static_cast<int64_t>(s.objects.size()));
-      }
-      out.images = torch::stack(images).unsqueeze(1).to(torch::kFloat);
-      out.labels = torch::tensor(counts, torch::kLong);
-      return out;
+  if (scene_kind(name)) {
+    std::vector<torch::Tensor> images;
+    std::vector<int64_t> counts;
+    for (const auto& s : load_scenes(name, split_name, data_dir, limit, scene_size)) {
+      images.push_back(s.image);
+      counts.push_back(static_cast<int64_t>(s.objects.size()));
     }
+    out.images = torch::stack(images).unsqueeze(1).to(torch::kFloat);
+    out.labels = torch::tensor(counts, torch::kLong);
+    return out;
+  }
+  const auto split = rd::parse_split(split_name);
+  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
+                                                       : std::optional<std::filesystem::path>(data_dir));
+  try {
     auto d = rd::load_dataset(name, roots, rd::LoadOptions{}.with_split(split).with_limit(limit > 0 ? limit : -1));
     out.images = d.images.unsqueeze(1).to(torch::kFloat);
     out.labels = d.labels;

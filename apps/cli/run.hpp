@@ -15,6 +15,7 @@
 
 #include <ppl/inference.hpp>
 #include <ppl/programs/program.hpp>
+#include <ppl/runtime/data/scenes.hpp>
 
 namespace ppl::cli {
 
@@ -31,6 +32,12 @@ struct ImageData {
 /// default); other sets ignore it. Throws UsageError naming the dataset.
 ImageData load_image_data(const std::string& name, const std::string& split, const std::string& data_dir,
                           int64_t limit, int64_t scene_size = 0);
+
+/// The scenes, with their ground truth, that load_image_data draws for the
+/// scene data set `name` (same digits, seeds and sizes). Throws UsageError
+/// for a data set that is not a scene set, or missing digits.
+std::vector<runtime::data::Scene> load_scenes(const std::string& name, const std::string& split,
+                                              const std::string& data_dir, int64_t limit, int64_t scene_size = 0);
 
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);

@@ -22,7 +22,15 @@ echo '{"channels": 8, "z_size": 8}' > "$work/small.json"
 grep -q '"s_acc"' "$work/vae.json" && grep -q '"d_steps"' "$work/vae.json"
 [ -s "$work/vae/eval_scenes.json" ] && [ -s "$work/vae/eval_scenes.png" ]
 
+# Boxes: a tiny GNM on mnist-4, AP against the generator's boxes.
+echo '{"channels": 8, "draw_steps": 1, "z_global_size": 2, "interaction_hidden": 8, "z_what_size": 2, "z_bg_size": 2, "glimpse_size": 8}' > "$work/gnm.json"
+"$ppl" train gnm --data mnist-4 --n-train 32 --steps 1 --batch-size 4 --config "$work/gnm.json" --eval-every 0 \
+  --checkpoint-every 1 --out "$work/gnm" > /dev/null 2>&1
+"$ppl" eval boxes "$work/gnm" --n 8 > "$work/boxes.json" 2> /dev/null
+grep -q '"ap_50"' "$work/boxes.json" && grep -q '"ap_50_95"' "$work/boxes.json" && [ -s "$work/gnm/eval_boxes.png" ]
+
 set +e
+"$ppl" eval boxes "$work/vae" 2> "$work/err4"; rc4=$?
 "$ppl" eval scenes "$work/none" 2> "$work/err1"; rc1=$?
 "$ppl" eval scenes "$work/vae" --data multi-mnist 2> "$work/err2"; rc2=$?
 "$ppl" eval scenes 2> "$work/err3"; rc3=$?
@@ -30,4 +38,5 @@ set -e
 [ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err1" && [ "$(wc -l < "$work/err1")" -eq 1 ]
 [ $rc2 -eq 2 ] && grep -q 'multi-mnist' "$work/err2" && [ "$(wc -l < "$work/err2")" -eq 1 ]
 [ $rc3 -eq 2 ] && grep -q 'RUN is required' "$work/err3"
+[ $rc4 -eq 2 ] && grep -q 'holds a "vae" program' "$work/err4" && [ "$(wc -l < "$work/err4")" -eq 1 ]
 echo "eval smoke: ok"

@@ -146,3 +146,65 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
 }
 
+
+TEST_CASE("box IoU and average precision agree with hand-computed values", "[gnm][eval]") {
+  const gnm::ScoredBox a{0, 0, 2, 2}, b{1, 1, 2, 2}, far{5, 5, 1, 1};
+  CHECK(gnm::box_iou(a, b) == Approx(1.0 / 7.0));
+  CHECK(gnm::box_iou(a, far) == 0.0);
+  CHECK(gnm::box_iou(a, a) == Approx(1.0));
+
+  // One image, two objects; detections: a hit (0.9), a miss (0.8), a hit (0.7).
+  // Precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1; monotone envelope 1, 2/3, 2/3;
+  // AP = 1/2 * 1 + 1/2 * 2/3.
+  const std::vector<std::vector<gnm::ScoredBox>> truth = {{{0, 0, 10, 10}, {20, 20, 10, 10}}};
+  const std::vector<std::vector<gnm::ScoredBox>> dets = {
+      {{0, 0, 10, 10, 0.9}, {50, 50, 10, 10, 0.8}, {20, 20, 10, 10, 0.7}}};
+  CHECK(gnm::average_precision(dets, truth, 0.5) == Approx(0.5 + 0.5 * 2.0 / 3.0));
+  // The same hit twice: the second is a false positive, recall still reaches 1 first.
+  const std::vector<std::vector<gnm::ScoredBox>> twice = {{{0, 0, 10, 10, 0.9}, {0, 0, 10, 10, 0.8}}};
+  CHECK(gnm::average_precision(twice, {{{0, 0, 10, 10}}}, 0.5) == Approx(1.0));
+  // A box shifted by 2.3 pixels has IoU 7.7 / 12.3 = 0.626: a hit at 0.5, 0.55
+  // and 0.6 of COCO's ten thresholds.
+  const std::vector<std::vector<gnm::ScoredBox>> shifted = {{{2.3, 0, 10, 10, 0.9}}};
+  CHECK(gnm::average_precision(shifted, {{{0, 0, 10, 10}}}, 0.5) == Approx(1.0));
+  CHECK(gnm::average_precision(shifted, {{{0, 0, 10, 10}}}, 0.65) == 0.0);
+  CHECK(gnm::average_precision_coco(shifted, {{{0, 0, 10, 10}}}) == Approx(0.3));
+  // Objects in a second image that nothing detects halve the recall.
+  CHECK(gnm::average_precision({{{0, 0, 10, 10, 0.9}}, {}}, {{{0, 0, 10, 10}}, {{0, 0, 5, 5}}}, 0.5) == Approx(0.5));
+  CHECK_THROWS_WITH(gnm::average_precision(dets, {}, 0.5), Catch::Contains("1 images of detections but 0"));
+  CHECK_THROWS_WITH(gnm::average_precision(dets, truth, 0.0), Catch::Contains("iou is 0"));
+}
+
+TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)", "[gnm][eval]") {
+  ppl::param_store().clear();
+  auto o = gnm::GnmOptions::defaults();
+  o.image_size = 16;
+  o.channels = 16;
+  o.draw_steps = 2;
+  o.z_global_size = 4;
+  o.interaction_hidden = 32;
+  o.z_what_size = 4;
+  o.z_bg_size = 3;
+  o.glimpse_size = 8;
+  gnm::Gnm program(o);
+  auto x = torch::rand({3, 1, 16, 16});
+  const auto boxes = gnm::gnm_boxes(program, x);
+  REQUIRE(boxes.size() == 3);
+  const auto p = program.structure_params(program.nets()->encoder->forward(x));
+  const auto prob = torch::sigmoid(p.pres_logits);
+  for (size_t i = 0; i < 3; ++i) {
+    REQUIRE(boxes[i].size() == 16);
+    for (size_t k = 0; k < 16; ++k) {
+      const auto& b = boxes[i][k];
+      CHECK(b.score == Approx(prob[static_cast<int64_t>(i)][static_cast<int64_t>(k)].item<double>()));
+      // Cell (row, col) = (k / 4, k % 4) has its centre at 4 col + 2, 4 row + 2 pixels;
+      // the box centre moves at most one cell (4 pixels) away.
+      const double cx = 4.0 * static_cast<double>(k % 4) + 2, cy = 4.0 * static_cast<double>(k / 4) + 2;
+      CHECK(std::abs(b.x + b.width / 2 - cx) <= 4.0 + 1e-9);
+      CHECK(std::abs(b.y + b.height / 2 - cy) <= 4.0 + 1e-9);
+      CHECK(b.width > 0);
+      CHECK(b.width <= 16.0);
+    }
+  }
+  CHECK_THROWS_WITH(gnm::gnm_boxes(program, torch::rand({1, 1, 8, 8})), Catch::Contains("must be [B, 1, 16, 16]"));
+}

@@ -508,4 +508,107 @@ Discriminability discriminability_steps(const torch::Tensor& real, const torch::
   return out;
 }
 
+// ---------------------------------------------------------------------------
+// Boxes and average precision
+
+double box_iou(const ScoredBox& a, const ScoredBox& b) {
+  const double w = std::min(a.x + a.width, b.x + b.width) - std::max(a.x, b.x);
+  const double h = std::min(a.y + a.height, b.y + b.height) - std::max(a.y, b.y);
+  const double inter = std::max(w, 0.0) * std::max(h, 0.0);
+  const double uni = a.width * a.height + b.width * b.height - inter;
+  return uni > 0 ? inter / uni : 0.0;
+}
+
+double average_precision(const std::vector<std::vector<ScoredBox>>& detections,
+                         const std::vector<std::vector<ScoredBox>>& truth, double iou) {
+  if (detections.size() != truth.size())
+    throw std::invalid_argument(fmt::format("average_precision: {} images of detections but {} of ground truth",
+                                            detections.size(), truth.size()));
+  if (!(iou > 0 && iou <= 1))
+    throw std::invalid_argument(fmt::format("average_precision: iou is {}, but must be in (0, 1]", iou));
+  struct Ranked {
+    double score;
+    size_t image, index;
+  };
+  std::vector<Ranked> ranked;
+  size_t positives = 0;
+  for (size_t i = 0; i < detections.size(); ++i) {
+    positives += truth[i].size();
+    for (size_t k = 0; k < detections[i].size(); ++k) ranked.push_back({detections[i][k].score, i, k});
+  }
+  if (positives == 0) return 0.0;
+  // Stable: equal scores keep the order of images and cells.
+  std::stable_sort(ranked.begin(), ranked.end(), [](const Ranked& a, const Ranked& b) { return a.score > b.score; });
+  std::vector<std::vector<bool>> used(truth.size());
+  for (size_t i = 0; i < truth.size(); ++i) used[i].assign(truth[i].size(), false);
+  std::vector<double> precision, recall;
+  size_t tp = 0, fp = 0;
+  for (const auto& r : ranked) {
+    const auto& det = detections[r.image][r.index];
+    double best = 0;
+    size_t match = truth[r.image].size();
+    for (size_t t = 0; t < truth[r.image].size(); ++t) {
+      if (used[r.image][t]) continue;
+      const double v = box_iou(det, truth[r.image][t]);
+      if (v > best) best = v, match = t;
+    }
+    if (match < truth[r.image].size() && best >= iou) {
+      used[r.image][match] = true;
+      ++tp;
+    } else {
+      ++fp;
+    }
+    precision.push_back(static_cast<double>(tp) / static_cast<double>(tp + fp));
+    recall.push_back(static_cast<double>(tp) / static_cast<double>(positives));
+  }
+  // Monotone precision envelope, then the area under the step curve.
+  for (size_t k = precision.size(); k-- > 1;) precision[k - 1] = std::max(precision[k - 1], precision[k]);
+  double ap = 0, last_recall = 0;
+  for (size_t k = 0; k < precision.size(); ++k) {
+    ap += (recall[k] - last_recall) * precision[k];
+    last_recall = recall[k];
+  }
+  return ap;
+}
+
+double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detections,
+                              const std::vector<std::vector<ScoredBox>>& truth) {
+  double sum = 0;
+  for (int k = 0; k < 10; ++k) sum += average_precision(detections, truth, 0.5 + 0.05 * k);
+  return sum / 10;
+}
+
+std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const auto& o = program.gnm_options();
+  if (x.dim() != 4 || x.size(1) != 1 || x.size(2) != o.image_size || x.size(3) != o.image_size)
+    throw std::invalid_argument(fmt::format("gnm_boxes: images are [{}], but must be [B, 1, {}, {}]",
+                                            fmt::join(x.sizes(), ", "), o.image_size, o.image_size));
+  const auto p = program.structure_params(program.nets()->encoder->forward(x));
+  const int64_t b = x.size(0), n = int64_t{o.num_cells} * o.num_cells;
+  const auto affine = where_to_runtime(p.where_loc, o.num_cells).view({b, n, 6}).to(torch::kDouble).cpu();
+  const auto score = torch::sigmoid(p.pres_logits).to(torch::kDouble).cpu();
+  const auto a = affine.accessor<double, 3>();
+  const auto sc = score.accessor<double, 2>();
+  const double side = o.image_size;
+  std::vector<std::vector<ScoredBox>> out(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i)
+    for (int64_t k = 0; k < n; ++k) {
+      // The window covers centre +- scale in [-1, 1] coordinates: a side of scale * image side.
+      const double w = a[i][k][0] * side, h = a[i][k][4] * side;
+      const double cx = (a[i][k][2] + 1) / 2 * side, cy = (a[i][k][5] + 1) / 2 * side;
+      out[static_cast<size_t>(i)].push_back({cx - w / 2, cy - h / 2, w, h, sc[i][k]});
+    }
+  return out;
+}
+
+std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes) {
+  std::vector<std::vector<ScoredBox>> out;
+  for (const auto& s : scenes) {
+    out.emplace_back();
+    for (const auto& o : s.objects) out.back().push_back({o.x, o.y, o.width, o.height, 1.0});
+  }
+  return out;
+}
+
 }  // namespace ppl::programs::gnm

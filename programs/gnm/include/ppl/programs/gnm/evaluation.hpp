@@ -22,6 +22,7 @@
 
 #include <torch/torch.h>
 
+#include <ppl/programs/gnm/gnm.hpp>
 #include <ppl/runtime/data/dataset.hpp>
 #include <ppl/runtime/data/scenes.hpp>
 
@@ -208,5 +209,42 @@ struct Discriminability {
 Discriminability discriminability_steps(const torch::Tensor& real, const torch::Tensor& generated,
                                         const DiscriminabilityOptions& options = {},
                                         const std::function<void(int64_t, double)>& progress = {});
+
+// ---------------------------------------------------------------------------
+// Boxes and average precision (Table 4)
+
+/// An axis-aligned box in pixels (x across, y down) with a detection score.
+struct ScoredBox {
+  double x = 0, y = 0, width = 0, height = 0;  ///< top-left corner and size
+  double score = 1;
+};
+
+/// Intersection over union of two boxes (0 when either is empty).
+double box_iou(const ScoredBox& a, const ScoredBox& b);
+
+/// Average precision of detections against ground truth at one IoU
+/// threshold, over all images together (the PASCAL VOC / COCO definition):
+/// detections sorted by score, each matched greedily to the unmatched truth
+/// box of highest IoU in its image when that IoU is at least `iou`, then the
+/// area under the precision-recall curve with precision made monotone
+/// (all-point interpolation). 0 when there are no truth boxes. Throws
+/// std::invalid_argument when the two lists differ in length or iou is
+/// outside (0, 1].
+double average_precision(const std::vector<std::vector<ScoredBox>>& detections,
+                         const std::vector<std::vector<ScoredBox>>& truth, double iou);
+
+/// The mean of average_precision over IoU thresholds 0.50, 0.55, ..., 0.95
+/// (COCO's AP 0.5:0.95).
+double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detections,
+                              const std::vector<std::vector<ScoredBox>>& truth);
+
+/// The boxes GNM's guide infers for images x [B, 1, H, W]: for every cell of
+/// the structure map, the box of the mean of q(z_where | x) (where_to_runtime
+/// in pixels) scored by q(z_pres = 1 | x). All S x S cells per image; the
+/// score ranks them for average_precision.
+std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x);
+
+/// The ground-truth boxes of generated scenes.
+std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes);
 
 }  // namespace ppl::programs::gnm
