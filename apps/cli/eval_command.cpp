@@ -331,13 +331,26 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
                                   program->image_size());
   const auto images = stack_scenes(scenes);
   std::vector<std::vector<gnm::ScoredBox>> detections;
+  std::vector<torch::Tensor> features, labels;
+  int64_t objects = 0;
   ProgressBar bar("boxes", images.size(0));
   for (int64_t i = 0; i < images.size(0); i += 50) {
-    auto part = gnm::gnm_boxes(*program, images.narrow(0, i, std::min<int64_t>(50, images.size(0) - i)).to(run.device));
+    const auto count = std::min<int64_t>(50, images.size(0) - i);
+    const auto x = images.narrow(0, i, count).to(run.device);
+    auto part = gnm::gnm_boxes(*program, x);
     detections.insert(detections.end(), part.begin(), part.end());
+    const std::vector<rd::Scene> batch(scenes.begin() + i, scenes.begin() + i + count);
+    auto what = gnm::gnm_what_features(*program, x, batch);
+    features.push_back(what.features);
+    labels.push_back(what.labels);
+    objects += what.objects;
     bar.update(static_cast<int64_t>(detections.size()));
   }
   bar.finish();
+  const auto what_x = torch::cat(features), what_y = torch::cat(labels);
+  // z_what accuracy needs matched objects in both halves; NaN when too few matched.
+  const double what_accuracy =
+      what_x.size(0) >= 20 ? gnm::what_classification_accuracy(what_x, what_y) : std::nan("");
   const auto truth = gnm::scene_boxes(scenes);
   int64_t right = 0, inferred = 0;
   for (size_t i = 0; i < truth.size(); ++i) {
@@ -352,7 +365,11 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
                                   {"ap_50", gnm::average_precision(detections, truth, 0.5)},
                                   {"ap_50_95", gnm::average_precision_coco(detections, truth)},
                                   {"count_accuracy", static_cast<double>(right) / n},
-                                  {"mean_inferred_count", static_cast<double>(inferred) / n}};
+                                  {"mean_inferred_count", static_cast<double>(inferred) / n},
+                                  {"z_what_accuracy", std::isnan(what_accuracy) ? nlohmann::json(nullptr)
+                                                                                : nlohmann::json(what_accuracy)},
+                                  {"z_what_matched", static_cast<double>(what_x.size(0)) /
+                                                         static_cast<double>(std::max<int64_t>(objects, 1))}};
   // The first scenes: ground truth in green, inferred boxes (q(z_pres) > 1/2) in yellow.
   const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
   std::vector<torch::Tensor> tiles;

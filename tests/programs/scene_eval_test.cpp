@@ -207,4 +207,38 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
     }
   }
   CHECK_THROWS_WITH(gnm::gnm_boxes(program, torch::rand({1, 1, 8, 8})), Catch::Contains("must be [B, 1, 16, 16]"));
+
+  // z_what features: an object whose box is exactly a present cell's box is
+  // matched to that cell; one far outside every box is not. The head's last
+  // bias on channel 0 (the z_pres logit) turns every cell on.
+  {
+    torch::NoGradGuard no_grad;
+    auto params = program.nets()->head->parameters();
+    params.back()[0].fill_(5.0);
+  }
+  const auto on = gnm::gnm_boxes(program, x.narrow(0, 0, 1));
+  const auto& cell = on[0][5];
+  REQUIRE(cell.score > 0.5);
+  const auto p_on = program.structure_params(program.nets()->encoder->forward(x.narrow(0, 0, 1)));
+  ppl::runtime::data::Scene scene;
+  scene.objects.push_back({7, cell.x, cell.y, cell.width, cell.height});
+  scene.objects.push_back({2, 100, 100, 4, 4});
+  const auto what = gnm::gnm_what_features(program, x.narrow(0, 0, 1), {scene});
+  CHECK(what.objects == 2);
+  REQUIRE(what.features.size(0) == 1);
+  CHECK(what.labels[0].item<int64_t>() == 7);
+  CHECK(torch::allclose(what.features[0], p_on.what_loc[0][5].detach()));
+  CHECK_THROWS_WITH(gnm::gnm_what_features(program, x, {scene}), Catch::Contains("3 images but 1 scenes"));
+}
+
+TEST_CASE("z_what accuracy: separable features are classified, noise is not", "[gnm][eval]") {
+  torch::manual_seed(3);
+  auto labels = torch::randint(0, 10, {400}, torch::kLong);
+  auto separable = torch::one_hot(labels, 10).to(torch::kFloat32) * 3 + 0.3 * torch::randn({400, 10});
+  CHECK(gnm::what_classification_accuracy(separable, labels) > 0.95);
+  auto noise = torch::randn({400, 10});
+  CHECK(gnm::what_classification_accuracy(noise, labels) < 0.3);
+  CHECK_THROWS_WITH(gnm::what_classification_accuracy(noise.narrow(0, 0, 3), labels.narrow(0, 0, 3)),
+                    Catch::Contains("at least 4"));
+  CHECK_THROWS_WITH(gnm::what_classification_accuracy(noise, labels.narrow(0, 0, 5)), Catch::Contains("[M, D] and [M]"));
 }

@@ -578,14 +578,20 @@ double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detecti
   return sum / 10;
 }
 
-std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
+namespace {
+/// q(z_s | x) for images x, checked against the program's image size.
+StructureParams guide_structure(Gnm& program, const torch::Tensor& x) {
   const auto& o = program.gnm_options();
   if (x.dim() != 4 || x.size(1) != 1 || x.size(2) != o.image_size || x.size(3) != o.image_size)
     throw std::invalid_argument(fmt::format("gnm_boxes: images are [{}], but must be [B, 1, {}, {}]",
                                             fmt::join(x.sizes(), ", "), o.image_size, o.image_size));
-  const auto p = program.structure_params(program.nets()->encoder->forward(x));
-  const int64_t b = x.size(0), n = int64_t{o.num_cells} * o.num_cells;
+  return program.structure_params(program.nets()->encoder->forward(x));
+}
+
+/// The boxes of structure parameters `p` of a batch of b images.
+std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const StructureParams& p, int64_t b) {
+  const auto& o = program.gnm_options();
+  const int64_t n = int64_t{o.num_cells} * o.num_cells;
   const auto affine = where_to_runtime(p.where_loc, o.num_cells).view({b, n, 6}).to(torch::kDouble).cpu();
   const auto score = torch::sigmoid(p.pres_logits).to(torch::kDouble).cpu();
   const auto a = affine.accessor<double, 3>();
@@ -600,6 +606,72 @@ std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor&
       out[static_cast<size_t>(i)].push_back({cx - w / 2, cy - h / 2, w, h, sc[i][k]});
     }
   return out;
+}
+}  // namespace
+
+std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return boxes_of(program, guide_structure(program, x), x.size(0));
+}
+
+WhatFeatures gnm_what_features(Gnm& program, const torch::Tensor& x, const std::vector<runtime::data::Scene>& scenes,
+                               double iou) {
+  torch::NoGradGuard no_grad;
+  if (x.size(0) != static_cast<int64_t>(scenes.size()))
+    throw std::invalid_argument(
+        fmt::format("gnm_what_features: {} images but {} scenes", x.size(0), scenes.size()));
+  const auto p = guide_structure(program, x);
+  const auto boxes = boxes_of(program, p, x.size(0));
+  const auto what = p.what_loc.detach().to(torch::kFloat32).cpu();
+  std::vector<torch::Tensor> rows;
+  std::vector<int64_t> labels;
+  WhatFeatures out;
+  for (size_t i = 0; i < scenes.size(); ++i)
+    for (const auto& obj : scenes[i].objects) {
+      ++out.objects;
+      const ScoredBox truth{obj.x, obj.y, obj.width, obj.height};
+      double best = 0;
+      int64_t cell = -1;
+      for (size_t k = 0; k < boxes[i].size(); ++k) {
+        if (boxes[i][k].score <= 0.5) continue;
+        const double v = box_iou(boxes[i][k], truth);
+        if (v > best) best = v, cell = static_cast<int64_t>(k);
+      }
+      if (cell < 0 || best < iou) continue;
+      rows.push_back(what[static_cast<int64_t>(i)][cell]);
+      labels.push_back(obj.label);
+    }
+  out.features = rows.empty() ? torch::zeros({0, what.size(2)}) : torch::stack(rows);
+  out.labels = torch::tensor(labels, torch::kLong);
+  return out;
+}
+
+double what_classification_accuracy(const torch::Tensor& features, const torch::Tensor& labels) {
+  if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0))
+    throw std::invalid_argument(fmt::format("what_classification_accuracy: features [{}] and labels [{}] must be "
+                                            "[M, D] and [M]", fmt::join(features.sizes(), ", "),
+                                            fmt::join(labels.sizes(), ", ")));
+  const int64_t m = features.size(0);
+  if (m < 4)
+    throw std::invalid_argument(fmt::format("what_classification_accuracy: {} rows, but at least 4 are needed", m));
+  const auto x = features.to(torch::kFloat32), y = labels.to(torch::kLong);
+  // Standardised with the training half's statistics.
+  const int64_t half = m / 2;
+  const auto mean = x.narrow(0, 0, half).mean(0), sd = x.narrow(0, 0, half).std(0).clamp_min(1e-6);
+  const auto z = (x - mean) / sd;
+  DefaultGeneratorScope seed(0);  // the MLP's initialisation
+  torch::nn::Sequential mlp(torch::nn::Linear(x.size(1), 64), torch::nn::ReLU(), torch::nn::Linear(64, 10));
+  torch::optim::Adam opt(mlp->parameters(), torch::optim::AdamOptions(1e-2));
+  const auto train_x = z.narrow(0, 0, half), train_y = y.narrow(0, 0, half);
+  for (int step = 0; step < 300; ++step) {
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(mlp->forward(train_x), train_y);
+    loss.backward();
+    opt.step();
+  }
+  torch::NoGradGuard no_grad;
+  const auto predicted = mlp->forward(z.narrow(0, half, m - half)).argmax(1);
+  return (predicted == y.narrow(0, half, m - half)).to(torch::kDouble).mean().item<double>();
 }
 
 std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes) {

@@ -244,6 +244,28 @@ double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detecti
 /// score ranks them for average_precision.
 std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x);
 
+/// The z_what of GNM's objects matched to ground truth, for Table 4's
+/// classification accuracy: for every object of `scenes`, the cell with
+/// q(z_pres | x) > 1/2 whose box (as gnm_boxes) has the highest IoU with the
+/// object's box, if that IoU is at least `iou`; its mean of q(z_what | x) is
+/// a feature row and the object's class its label.
+struct WhatFeatures {
+  torch::Tensor features;  ///< [M, z_what_size] float
+  torch::Tensor labels;    ///< [M] int64
+  int64_t objects = 0;     ///< ground-truth objects seen (M of them matched)
+};
+/// `x` [B, 1, H, W] are the images of `scenes` (same order). Throws
+/// std::invalid_argument when their numbers differ or as gnm_boxes does.
+WhatFeatures gnm_what_features(Gnm& program, const torch::Tensor& x,
+                               const std::vector<runtime::data::Scene>& scenes, double iou = 0.5);
+
+/// Table 4's z_what accuracy: a 2-layer MLP (linear to 64, ReLU, linear to
+/// 10 classes; Adam lr 1e-2, 300 full-batch steps, fixed seed) trained on
+/// the first half of the rows and tested on the second. Returns the test
+/// accuracy. Throws std::invalid_argument for fewer than 4 rows or
+/// mismatched features and labels.
+double what_classification_accuracy(const torch::Tensor& features, const torch::Tensor& labels);
+
 /// The ground-truth boxes of generated scenes.
 std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes);
 
