@@ -54,7 +54,8 @@ std::pair<std::string, std::vector<torch::Tensor>> first_failure(const torch::Te
                                                                  std::vector<torch::Tensor> values) {
   for (auto& v : values) v = v.expand(ok.sizes());
   if (ok.dim() == 0) return {std::string{}, values};
-  const auto where = ok.logical_not().nonzero()[0].cpu();
+  // nonzero() may return a transposed layout: make the row contiguous before reading it.
+  const auto where = ok.logical_not().nonzero()[0].cpu().contiguous();
   std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
   for (auto& v : values)
     for (auto i : idx) v = v[i];

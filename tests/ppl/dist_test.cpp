@@ -84,6 +84,13 @@ TEST_CASE("invalid parameters throw a message naming the distribution, argument 
       {[] { d::Bernoulli(0.5).rsample(); }, "Bernoulli: rsample is not available"},
       {[] { d::Normal(torch::zeros({3}), 1.0).to_event(2); }, "to_event(2) needs 2 batch dimensions"},
       {[] { d::Normal(torch::zeros({3}), torch::ones({4})); }, "do not broadcast"},
+      // A multi-dimensional index (torch's nonzero can return a transposed layout).
+      {[] {
+         auto loc = torch::zeros({16, 1, 3, 3});
+         loc[8][0][2][1] = NAN;
+         d::Laplace(loc, torch::ones({1, 3, 3})).sample();
+       },
+       "Laplace: loc[8, 0, 2, 1] is nan, but must be finite"},
   };
   for (const auto& row : rows) {
     INFO(row.message);
