@@ -132,6 +132,34 @@ TEST_CASE("a straight stroke is brightest on its line and dark far from it", "[r
   CHECK(img[2][2].item<double>() < 1e-3);  // beyond the end point (0.2, 0.2)
 }
 
+TEST_CASE("a stroke whose splats nearly underflow renders empty, not NaN", "[runtime][render]") {
+  // Vertical strokes just right of the raster (last column at x = 0.98) with
+  // sigma 0.01: in float32 the largest splat exp(-d^2 / (2 sigma^2)) passes
+  // from normal numbers through denormals (d ~ 0.13-0.144) to zero. 1 / (m omega0)
+  // overflows in between, which once made 0 * inf = NaN pixels.
+  const int64_t n = 51;
+  auto d = torch::linspace(0.125, 0.15, n, torch::kFloat32);
+  auto x = (0.98 + d).view({n, 1, 1}).expand({n, 2, 1});
+  auto y = torch::tensor({0.2f, 0.8f}).view({1, 2, 1}).expand({n, 2, 1});
+  auto points = torch::cat({x, y}, 2).view({n, 1, 2, 2}).clone().requires_grad_(true);
+  auto sigma = torch::full({n, 1}, 0.01f).requires_grad_(true);
+  auto omega0 = torch::full({n, 1}, 0.1f).requires_grad_(true);
+  auto img = render_strokes(points, sigma, omega0, {.height = 50, .width = 50, .samples = 20});
+  REQUIRE(torch::isfinite(img).all().item<bool>());
+  // Each stroke is empty or normalised: its brightest pixel is tanh(1 / omega0).
+  auto peak = img.amax({1, 2, 3});
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = peak[i].item<double>();
+    CHECK((v == 0.0 || v == Approx(std::tanh(10.0)).epsilon(1e-4)));
+  }
+  CHECK(peak[0].item<double>() > 0.99);   // near: visible
+  CHECK(peak[n - 1].item<double>() == 0);  // far: empty
+  img.sum().backward();
+  CHECK(torch::isfinite(points.grad()).all().item<bool>());
+  CHECK(torch::isfinite(sigma.grad()).all().item<bool>());
+  CHECK(torch::isfinite(omega0.grad()).all().item<bool>());
+}
+
 TEST_CASE("render_strokes output is differentiable and runs on float32 batches", "[runtime][render]") {
   torch::manual_seed(6);
   const auto s = random_strokes(4, 3, 4, torch::kFloat32);

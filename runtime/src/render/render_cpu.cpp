@@ -107,7 +107,7 @@ torch::Tensor render_forward_cpu(const torch::Tensor& points, const torch::Tenso
         const auto arg = splat_stroke(s, pts + i * K * 2, sig[i], bern, K, S, H, W);
         const scalar_t m = s.raw[arg];
         scalar_t* o = dst + i * H * W;
-        if (!(m > 0)) {  // every splat underflowed: an empty stroke
+        if (!normalisable(m, om0[i])) {  // every splat (nearly) underflowed: an empty stroke
           std::fill(o, o + H * W, scalar_t(0));
           continue;
         }
@@ -143,7 +143,7 @@ RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tens
       for (std::int64_t i = begin; i < end; ++i) {
         const auto arg = splat_stroke(s, pts + i * K * 2, sig[i], bern, K, S, H, W);
         const scalar_t m = s.raw[arg];
-        if (!(m > 0)) continue;  // constant zero output: zero gradients
+        if (!normalisable(m, om0[i])) continue;  // constant zero output: zero gradients
         const scalar_t w0 = om0[i];
         const scalar_t scale = scalar_t(1) / (m * w0);
         const scalar_t* g = gout + i * H * W;

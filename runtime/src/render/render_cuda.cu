@@ -101,7 +101,7 @@ __global__ void render_forward_kernel(const scalar_t* __restrict__ points, const
     if (r > m) m = r, arg = p;
   }
   block_argmax(m, arg, vbuf, ibuf);
-  const scalar_t scale = m > 0 ? scalar_t(1) / (m * omega0[i]) : scalar_t(0);
+  const scalar_t scale = normalisable(m, omega0[i]) ? scalar_t(1) / (m * omega0[i]) : scalar_t(0);
   for (int p = threadIdx.x; p < P; p += blockDim.x) o[p] = tanh(o[p] * scale);
 }
 
@@ -131,7 +131,7 @@ __global__ void render_backward_kernel(const scalar_t* __restrict__ grad_out, co
     if (r > m) m = r, arg = p;
   }
   block_argmax(m, arg, vbuf, ibuf);
-  if (!(m > 0)) {  // an empty stroke: constant output, zero gradients
+  if (!normalisable(m, omega0[i])) {  // an empty stroke: constant output, zero gradients
     for (int t = threadIdx.x; t < 2 * K; t += blockDim.x) g_points[static_cast<long>(i) * 2 * K + t] = 0;
     if (threadIdx.x == 0) g_sigma[i] = 0, g_omega0[i] = 0;
     return;

@@ -31,6 +31,19 @@ RenderGrads render_backward_cuda(const torch::Tensor& grad_out, const torch::Ten
                                  std::int64_t height, std::int64_t width, std::int64_t samples);
 #endif
 
+/// Whether a stroke whose largest splat value is `m` can be normalised by
+/// Eq. 12-13: 1 / (m omega0) must be finite. A stroke whose splats all
+/// underflowed (m = 0), or nearly so (m omega0 below the smallest normal
+/// number, where 1 / (m omega0) overflows and 0 * inf gives NaN), renders as
+/// an empty stroke with zero gradients, on CPU and CUDA alike.
+template <typename T>
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+inline bool normalisable(T m, T omega0) {
+  return m * omega0 > (sizeof(T) == 4 ? T(1.17549435e-38f) : T(2.2250738585072014e-308));
+}
+
 /// Bernstein weights C(K-1, k) (1 - u_n)^(K-1-k) u_n^k for u_n = n / (S - 1), as [S, K] doubles.
 std::vector<double> bernstein_weights(std::int64_t samples, std::int64_t control_points);
 
