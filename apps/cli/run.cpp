@@ -61,11 +61,17 @@ Run open_run(const std::filesystem::path& dir, const std::string& device_overrid
   run.program->to(run.device);
   infer::Elbo elbo;
   infer::Optimiser optimiser(adam_for(*run.program));
+  int64_t step = 0;
   try {
-    infer::load_checkpoint(checkpoint, elbo, optimiser);
+    step = infer::load_checkpoint(checkpoint, elbo, optimiser);
   } catch (const Error& e) {
     throw UsageError(fmt::format("cannot load the checkpoint of {}: {}", dir.string(), e.what()));
   }
+  // Schedules and warm-ups as training left them (e.g. GNM's temperature and
+  // beta_g, AIR's z_pres warm-up), the training-only objective off.
+  run.program->set_step(step);
+  run.program->set_training(false);
+  run.step = step;
   bind_checkpoint(*run.program, run.device, param_store().names(), checkpoint);
   return run;
 }

@@ -66,10 +66,12 @@ struct Run {
   std::unique_ptr<programs::ImageProgram> program;
   TrainOptions train;
   torch::Device device{torch::kCPU};
+  int64_t step = 0;  ///< optimisation steps of the checkpoint (the program's set_step)
 };
 
 /// Opens `dir` for reading (ll, sample, trace): reads config.json, builds the
-/// program and loads the checkpoint. Throws UsageError with what to do when
+/// program, loads the checkpoint and moves the program's schedules to the
+/// checkpoint's step (`set_step`). Throws UsageError with what to do when
 /// the directory, config or checkpoint is missing or corrupt.
 Run open_run(const std::filesystem::path& dir, const std::string& device_override = {});
 

@@ -140,6 +140,7 @@ void train(const TrainArgs& args) {
     std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
   }
 
+  program->set_training(true);
   install_interrupt_handler();
   std::vector<std::string> pending_metrics;
   std::vector<std::pair<int64_t, double>> curve;

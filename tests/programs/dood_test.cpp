@@ -112,7 +112,9 @@ TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood 
   auto before = run(program, x);
   CHECK(program.kl_weight() == 1.0);
   CHECK(before.model.site("l/0").scale == 1.0);
-  program.set_step(1);
+  program.set_step(1);  // schedules only: no weighting yet
+  CHECK(program.kl_weight() == 1.0);
+  program.set_training(true);
   auto during = run(program, x);
   CHECK(program.kl_weight() == 4.0);
   for (const auto* tr : {&during.guide, &during.model})

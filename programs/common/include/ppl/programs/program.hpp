@@ -70,8 +70,15 @@ class ImageProgram {
   virtual infer::ElboOptions elbo_options() const { return {}; }
   /// The global gradient-norm bound `ppl train` clips to (0: no clipping).
   virtual double clip_norm() const { return 0.0; }
-  /// Called before each optimisation step (annealing schedules).
+  /// Moves the step-dependent state (annealing schedules, warm-ups) to
+  /// `step`: `ppl train` calls it before each optimisation step, and the
+  /// commands that open a run (ll, sample, trace, eval) call it with the
+  /// checkpoint's step, so a loaded program is the one training left.
   virtual void set_step(int64_t step) {}
+  /// Switches the training-only objective on or off (e.g. DooD's beta
+  /// weighting of the latent sites): `ppl train` turns it on before its
+  /// first step; programs opened for evaluation leave it off.
+  virtual void set_training(bool on) {}
   /// Batch size the program was tuned for.
   virtual int64_t batch_size() const { return 64; }
   /// Program-specific evaluation on a labelled batch (e.g. count accuracy);

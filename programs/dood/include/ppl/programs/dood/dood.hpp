@@ -105,9 +105,10 @@ class Dood : public ImageProgram {
   torch::Tensor sample_tempered(int64_t n, double temperature) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
-  /// Turns the beta weighting on: the `ppl train` loop calls this before
-  /// every step, so beta applies to training and not to `ppl ll`.
-  void set_step(int64_t step) override { training_ = true; }
+  /// Turns the beta weighting on or off: `ppl train` turns it on, so beta
+  /// applies to training and not to `ppl ll` (DooD has no schedules, so
+  /// `set_step` changes nothing).
+  void set_training(bool on) override { training_ = on; }
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"mean_strokes": ...}: the mean number of steps the guide draws on x.
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) override;
@@ -115,10 +116,9 @@ class Dood : public ImageProgram {
 
   /// The number of strokes the guide draws per image (sum of its o_t draws), [B].
   torch::Tensor infer_strokes(const torch::Tensor& x);
-  /// The weight the latent sites carry now: beta after `set_step` or
-  /// `set_training(true)`, 1 otherwise (so that log p(x) estimates are exact).
+  /// The weight the latent sites carry now: beta after `set_training(true)`,
+  /// 1 otherwise (so that log p(x) estimates are exact).
   double kl_weight() const { return training_ ? options_.beta : 1.0; }
-  void set_training(bool on) { training_ = on; }
   const DoodOptions& dood_options() const { return options_; }
   DoodNets nets() const { return nets_; }
   /// The renderer parameters predicted from layout l [B, 4] and stroke s [B, P, 2].
