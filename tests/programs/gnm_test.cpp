@@ -416,3 +416,23 @@ TEST_CASE("parameter counts of the default programs", "[.report]") {
     }
   }
 }
+
+TEST_CASE("GNM sample_given generates from the given global latent", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(2);
+  gnm::Gnm program(small_gnm());
+  auto x = torch::rand({2, 1, 16, 16});
+  torch::NoGradGuard no_grad;
+  auto guide = ppl::trace([&] { return program.guide(x); });
+  std::map<std::string, torch::Tensor> z_g;
+  for (int l = 0; l < 3; ++l) z_g[ppl::addr("z_g", l)] = guide.site(ppl::addr("z_g", l)).value;
+  // Generation given z_g is deterministic (mode of z_s and z_b, D.1) and depends on z_g.
+  auto a = program.sample_given(z_g), b = program.sample_given(z_g);
+  CHECK(a.sizes() == c10::IntArrayRef({2, 1, 16, 16}));
+  CHECK(torch::equal(a, b));
+  auto moved = z_g;
+  moved["z_g/0"] = moved["z_g/0"] + 3.0;
+  CHECK(!torch::allclose(program.sample_given(moved), a));
+  z_g.erase("z_g/2");
+  CHECK_THROWS_WITH(program.sample_given(z_g), Catch::Contains("no value for the global site \"z_g/2\""));
+}

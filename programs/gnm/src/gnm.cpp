@@ -311,6 +311,21 @@ torch::Tensor Gnm::sample(int64_t n) {
   return render(z).clamp(0, 1);
 }
 
+torch::Tensor Gnm::sample_given(const std::map<std::string, torch::Tensor>& z_g) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> names;
+  if (options_.global_prior == "structdraw")
+    for (int l = 0; l < options_.draw_steps; ++l) names.push_back(addr("z_g", l));
+  else
+    names.push_back("z_g");
+  for (const auto& name : names)
+    if (!z_g.count(name))
+      throw ArgumentError(fmt::format("GNM sample_given: no value for the global site \"{}\"", name));
+  const auto& first = z_g.at(names.front());
+  auto z = handlers::block(handlers::condition([&] { return prior(first.size(0), first.options(), true); }, z_g))();
+  return render(z).clamp(0, 1);
+}
+
 torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
   if (options_.global_prior != "structdraw") return {};
   torch::NoGradGuard no_grad;

@@ -31,6 +31,8 @@
 /// sigmoid(z_where[0 or 1]) (fraction of the image side) centred at the cell
 /// centre plus (2 / S) tanh(z_where[2 or 3]) in the runtime's [-1, 1]
 /// coordinates (see where_to_runtime).
+#include <map>
+
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
@@ -132,6 +134,11 @@ class Gnm : public ImageProgram {
   torch::Tensor guide(const torch::Tensor& x) override;
   /// Samples with z_g from its prior and the mode of z_s and z_b given z_g (D.1).
   torch::Tensor sample(int64_t n) override;
+  /// The same generation with the global latent fixed: `z_g` maps the sites
+  /// "z_g/0" .. "z_g/L-1" (or "z_g" for GNM-Gaussian) to values [n, ...],
+  /// e.g. a guide trace's, edited (Fig. 5's z_g traversals). Throws
+  /// ArgumentError naming a missing site.
+  torch::Tensor sample_given(const std::map<std::string, torch::Tensor>& z_g);
   /// What StructDRAW has drawn after each step l of a model trace: the image
   /// rendered from the mode of z_s given f_l (and the trace's z_b),
   /// [L, B, 1, H, W]; empty for GNM-Gaussian.
