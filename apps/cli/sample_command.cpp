@@ -1,4 +1,5 @@
-// `ppl sample RUN --n N --out FILE.png`: unconditional samples as a PNG grid.
+// `ppl sample RUN --n N --out FILE.png`: unconditional samples as a PNG grid;
+// with --reconstruct, test images and their reconstructions.
 #include <cmath>
 #include <cstdio>
 
@@ -17,6 +18,8 @@ struct SampleArgs {
   std::string device;
   uint64_t seed = 0;
   double temperature = 1.0;
+  bool reconstruct = false;
+  std::string data;
 };
 
 RegisterCommand reg{"sample", [](CLI::App& app) {
@@ -30,8 +33,25 @@ RegisterCommand reg{"sample", [](CLI::App& app) {
   cmd->add_option("--temperature", a->temperature,
                   "scale of the prior's spread (below 1: more typical samples; programs that support it)")
       ->capture_default_str();
+  cmd->add_flag("--reconstruct", a->reconstruct,
+                "reconstruct N test images instead (each followed by its reconstruction, 8 per row)");
+  cmd->add_option("--data", a->data, "with --reconstruct: data set (default: the run's)");
   cmd->callback([a] {
     if (a->n < 1) throw UsageError("sample: --n must be at least 1");
+    if (a->reconstruct) {
+      auto run = open_run(a->run, a->device);
+      const auto name = a->data.empty() ? run.train.data : a->data;
+      auto test = load_image_data(name, "test", run.train.data_dir, a->n, run.program->image_size());
+      random::SeedScope seed(a->seed);
+      auto x = test.images.to(run.device);
+      auto recon = run.program->reconstruct(x).cpu();
+      const auto out = a->out.empty() ? run.dir / fmt::format("reconstructions_{}_{}.png", name, a->n)
+                                      : std::filesystem::path(a->out);
+      save_image_grid(out, torch::stack({x.cpu(), recon}, 1).flatten(0, 1), 8);
+      std::printf("wrote %lld test images of %s, each followed by its reconstruction, to %s\n",
+                  static_cast<long long>(x.size(0)), name.c_str(), out.string().c_str());
+      return;
+    }
     if (!(a->temperature > 0))
       throw UsageError(fmt::format("sample: --temperature must be positive, got {}", a->temperature));
     auto run = open_run(a->run, a->device);

@@ -31,6 +31,8 @@ tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"log_likelihood":\[\[[^],]
 test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 "$ppl" sample "$work/straight" --n 4 --out "$work/s.png" > /dev/null
 [ -s "$work/s.png" ]
+"$ppl" sample "$work/straight" --reconstruct --n 4 --out "$work/r.png" > /dev/null
+[ -s "$work/r.png" ]
 "$ppl" trace "$work/straight" --index 1 --json "$work/t.json" --html "$work/t.html" > /dev/null
 grep -q '"format":"ppl.trace"' "$work/t.json"
 grep -q 'z_pres/0' "$work/t.html"
