@@ -338,10 +338,10 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
   for (int64_t i = 0; i < images.size(0); i += 50) {
     const auto count = std::min<int64_t>(50, images.size(0) - i);
     const auto x = images.narrow(0, i, count).to(run.device);
-    auto part = gnm::gnm_boxes(*program, x);
-    detections.insert(detections.end(), part.begin(), part.end());
+    const auto inferred = gnm::gnm_objects(*program, x);
+    detections.insert(detections.end(), inferred.boxes.begin(), inferred.boxes.end());
     const std::vector<rd::Scene> batch(scenes.begin() + i, scenes.begin() + i + count);
-    auto what = gnm::gnm_what_features(*program, x, batch);
+    auto what = gnm::gnm_what_features(inferred, batch);
     features.push_back(what.features);
     labels.push_back(what.labels);
     objects += what.objects;

@@ -223,12 +223,12 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
   ppl::runtime::data::Scene scene;
   scene.objects.push_back({7, cell.x, cell.y, cell.width, cell.height});
   scene.objects.push_back({2, 100, 100, 4, 4});
-  const auto what = gnm::gnm_what_features(program, x.narrow(0, 0, 1), {scene});
+  const auto what = gnm::gnm_what_features(gnm::gnm_objects(program, x.narrow(0, 0, 1)), {scene});
   CHECK(what.objects == 2);
   REQUIRE(what.features.size(0) == 1);
   CHECK(what.labels[0].item<int64_t>() == 7);
   CHECK(torch::allclose(what.features[0], p_on.what_loc[0][5].detach()));
-  CHECK_THROWS_WITH(gnm::gnm_what_features(program, x, {scene}), Catch::Contains("3 images but 1 scenes"));
+  CHECK_THROWS_WITH(gnm::gnm_what_features(gnm::gnm_objects(program, x), {scene}), Catch::Contains("3 images but 1 scenes"));
 }
 
 TEST_CASE("z_what accuracy: separable features are classified, noise is not", "[gnm][eval]") {

@@ -609,20 +609,23 @@ std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const Structure
 }
 }  // namespace
 
-std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {
+GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  return boxes_of(program, guide_structure(program, x), x.size(0));
+  const auto p = guide_structure(program, x);
+  return {boxes_of(program, p, x.size(0)), p.what_loc.detach().to(torch::kFloat32).cpu()};
 }
 
-WhatFeatures gnm_what_features(Gnm& program, const torch::Tensor& x, const std::vector<runtime::data::Scene>& scenes,
+std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {
+  return gnm_objects(program, x).boxes;
+}
+
+WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runtime::data::Scene>& scenes,
                                double iou) {
-  torch::NoGradGuard no_grad;
-  if (x.size(0) != static_cast<int64_t>(scenes.size()))
+  const auto& boxes = objects.boxes;
+  const auto& what = objects.what;
+  if (boxes.size() != scenes.size())
     throw std::invalid_argument(
-        fmt::format("gnm_what_features: {} images but {} scenes", x.size(0), scenes.size()));
-  const auto p = guide_structure(program, x);
-  const auto boxes = boxes_of(program, p, x.size(0));
-  const auto what = p.what_loc.detach().to(torch::kFloat32).cpu();
+        fmt::format("gnm_what_features: {} images but {} scenes", boxes.size(), scenes.size()));
   std::vector<torch::Tensor> rows;
   std::vector<int64_t> labels;
   WhatFeatures out;

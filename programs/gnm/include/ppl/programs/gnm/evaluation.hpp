@@ -238,15 +238,22 @@ double average_precision(const std::vector<std::vector<ScoredBox>>& detections,
 double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detections,
                               const std::vector<std::vector<ScoredBox>>& truth);
 
-/// The boxes GNM's guide infers for images x [B, 1, H, W]: for every cell of
-/// the structure map, the box of the mean of q(z_where | x) (where_to_runtime
-/// in pixels) scored by q(z_pres = 1 | x). All S x S cells per image; the
-/// score ranks them for average_precision.
+/// What GNM's guide infers per cell for images x [B, 1, H, W], from one
+/// pass of the encoder: for every cell of the structure map, the box of the
+/// mean of q(z_where | x) (where_to_runtime in pixels) scored by
+/// q(z_pres = 1 | x), and the mean of q(z_what | x).
+struct GnmObjects {
+  std::vector<std::vector<ScoredBox>> boxes;  ///< [B][S * S]; the score ranks them for average_precision
+  torch::Tensor what;                         ///< [B, S * S, z_what_size] float, on the CPU
+};
+GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x);
+
+/// The boxes of gnm_objects alone.
 std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x);
 
 /// The z_what of GNM's objects matched to ground truth, for Table 4's
 /// classification accuracy: for every object of `scenes`, the cell with
-/// q(z_pres | x) > 1/2 whose box (as gnm_boxes) has the highest IoU with the
+/// q(z_pres | x) > 1/2 whose box (in `objects`) has the highest IoU with the
 /// object's box, if that IoU is at least `iou`; its mean of q(z_what | x) is
 /// a feature row and the object's class its label.
 struct WhatFeatures {
@@ -254,10 +261,10 @@ struct WhatFeatures {
   torch::Tensor labels;    ///< [M] int64
   int64_t objects = 0;     ///< ground-truth objects seen (M of them matched)
 };
-/// `x` [B, 1, H, W] are the images of `scenes` (same order). Throws
-/// std::invalid_argument when their numbers differ or as gnm_boxes does.
-WhatFeatures gnm_what_features(Gnm& program, const torch::Tensor& x,
-                               const std::vector<runtime::data::Scene>& scenes, double iou = 0.5);
+/// `objects` are gnm_objects of the images of `scenes` (same order). Throws
+/// std::invalid_argument when their numbers differ.
+WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runtime::data::Scene>& scenes,
+                               double iou = 0.5);
 
 /// Table 4's z_what accuracy: a 2-layer MLP (linear to 64, ReLU, linear to
 /// 10 classes; Adam lr 1e-2, 300 full-batch steps, fixed seed) trained on
