@@ -83,6 +83,10 @@ void save_image_grid(const std::filesystem::path& path, const torch::Tensor& ima
   runtime::write_png_grid(path, images.detach().cpu().clamp(0, 1), columns);
 }
 
+void save_reconstructions(const std::filesystem::path& path, const torch::Tensor& x, const torch::Tensor& recon) {
+  save_image_grid(path, torch::stack({x.detach().cpu(), recon.detach().cpu()}, 1).flatten(0, 1), 8);
+}
+
 void save_png(const std::filesystem::path& path, const torch::Tensor& image) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   runtime::write_png(path, image.detach().cpu().clamp(0, 1));

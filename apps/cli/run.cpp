@@ -71,7 +71,6 @@ Run open_run(const std::filesystem::path& dir, const std::string& device_overrid
   // beta_g, AIR's z_pres warm-up), the training-only objective off.
   run.program->set_step(step);
   run.program->set_training(false);
-  run.step = step;
   bind_checkpoint(*run.program, run.device, param_store().names(), checkpoint);
   return run;
 }

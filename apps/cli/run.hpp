@@ -41,6 +41,9 @@ std::vector<runtime::data::Scene> load_scenes(const std::string& name, const std
 
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);
+/// Writes images x [N, 1, H, W] and their reconstructions as one PNG grid,
+/// each image followed by its reconstruction, 8 to a row.
+void save_reconstructions(const std::filesystem::path& path, const torch::Tensor& x, const torch::Tensor& recon);
 /// Writes one image [C, H, W] (C = 1 or 3) in [0, 1] as PNG.
 void save_png(const std::filesystem::path& path, const torch::Tensor& image);
 /// One image [1, H, W] or [H, W] as PNG bytes encoded in base64 (for HTML).
@@ -66,7 +69,6 @@ struct Run {
   std::unique_ptr<programs::ImageProgram> program;
   TrainOptions train;
   torch::Device device{torch::kCPU};
-  int64_t step = 0;  ///< optimisation steps of the checkpoint (the program's set_step)
 };
 
 /// Opens `dir` for reading (ll, sample, trace): reads config.json, builds the

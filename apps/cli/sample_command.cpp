@@ -44,10 +44,9 @@ RegisterCommand reg{"sample", [](CLI::App& app) {
       auto test = load_image_data(name, "test", run.train.data_dir, a->n, run.program->image_size());
       random::SeedScope seed(a->seed);
       auto x = test.images.to(run.device);
-      auto recon = run.program->reconstruct(x).cpu();
       const auto out = a->out.empty() ? run.dir / fmt::format("reconstructions_{}_{}.png", name, a->n)
                                       : std::filesystem::path(a->out);
-      save_image_grid(out, torch::stack({x.cpu(), recon}, 1).flatten(0, 1), 8);
+      save_reconstructions(out, x, run.program->reconstruct(x));
       std::printf("wrote %lld test images of %s, each followed by its reconstruction, to %s\n",
                   static_cast<long long>(x.size(0)), name.c_str(), out.string().c_str());
       return;

@@ -205,8 +205,7 @@ void train(const TrainArgs& args) {
     torch::NoGradGuard no_grad;
     save_image_grid(dir / "samples.png", program->sample(64).cpu(), 8);
     auto x = test.images.narrow(0, 0, std::min<int64_t>(32, test.images.size(0))).to(device);
-    auto recon = program->reconstruct(x).cpu();
-    save_image_grid(dir / "reconstructions.png", torch::stack({x.cpu(), recon}, 1).flatten(0, 1), 8);
+    save_reconstructions(dir / "reconstructions.png", x, program->reconstruct(x));
     std::vector<std::pair<int64_t, double>> smooth;
     double ema = NAN;
     for (auto& [s, v] : curve) {
