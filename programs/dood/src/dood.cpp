@@ -355,7 +355,8 @@ nlohmann::json Dood::evaluate(const torch::Tensor& x, const torch::Tensor& label
 // ---------------------------------------------------------------- token model
 
 namespace {
-constexpr double kShift = 0.2, kScaleLo = 0.8, kScaleHi = 1.2, kAngle = std::numbers::pi / 4;
+constexpr double kShift = TokenAffine::kShift, kScaleLo = TokenAffine::kScaleLow, kScaleHi = TokenAffine::kScaleHigh,
+                 kAngle = TokenAffine::kAngle;
 }
 
 TokenAffine TokenAffine::identity(int64_t n, const torch::TensorOptions& opts) {

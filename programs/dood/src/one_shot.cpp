@@ -2,7 +2,6 @@
 #include <ppl/programs/dood/one_shot.hpp>
 
 #include <cmath>
-#include <numbers>
 
 #include <fmt/format.h>
 
@@ -34,8 +33,9 @@ void OneShotOptions::check() const {
 }
 
 namespace {
-// The ranges of B.4's uniform affine (the same as `sample_token_affine`).
-constexpr double kShift = 0.2, kScaleLo = 0.8, kScaleHi = 1.2, kAngle = std::numbers::pi / 4;
+// The ranges of B.4's uniform affine.
+constexpr double kShift = TokenAffine::kShift, kScaleLo = TokenAffine::kScaleLow, kScaleHi = TokenAffine::kScaleHigh,
+                 kAngle = TokenAffine::kAngle;
 
 torch::Tensor in_range(const torch::Tensor& raw, double lo, double hi) { return lo + (hi - lo) * torch::sigmoid(raw); }
 
@@ -65,7 +65,7 @@ CharacterTypes sample_types(Dood& program, const torch::Tensor& supports, int pa
   auto x = as_images(program, supports, "supports").repeat_interleave(particles, 0);  // row c * K + k
   torch::NoGradGuard no_grad;
   // Eq. 21's p(psi, x_c) is the model's joint, not its beta-weighted training objective.
-  const bool training = program.kl_weight() != 1.0;
+  const bool training = program.training();
   program.set_training(false);
   auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
   auto model = [&](const torch::Tensor& img) { return program.model(img); };

@@ -21,6 +21,8 @@
 /// Ablations: `sequential_prior = false` (DooD-SP) draws o_t, l_t, s_t from
 /// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
 /// canvas so far from the RNN inputs and the canvas and residual from the guide.
+#include <numbers>
+
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
@@ -119,6 +121,8 @@ class Dood : public ImageProgram {
   /// The weight the latent sites carry now: beta after `set_training(true)`,
   /// 1 otherwise (so that log p(x) estimates are exact).
   double kl_weight() const { return training_ ? options_.beta : 1.0; }
+  /// Whether the training-only objective (beta) is on.
+  bool training() const { return training_; }
   const DoodOptions& dood_options() const { return options_; }
   DoodNets nets() const { return nets_; }
   /// The renderer parameters predicted from layout l [B, 4] and stroke s [B, P, 2].
@@ -143,6 +147,10 @@ class Dood : public ImageProgram {
 /// [-0.2, 0.2], scale in x and y in [0.8, 1.2], rotation and shear in x and y
 /// in [-pi/4, pi/4], each uniform. Tensors are [B, 2], [B, 2], [B], [B, 2].
 struct TokenAffine {
+  /// B.4's ranges: |shift| <= kShift, kScaleLow <= scale <= kScaleHigh,
+  /// |rotation|, |shear| <= kAngle.
+  static constexpr double kShift = 0.2, kScaleLow = 0.8, kScaleHigh = 1.2, kAngle = std::numbers::pi / 4;
+
   torch::Tensor shift, scale, rotation, shear;
   /// The identity transform for a batch of n.
   static TokenAffine identity(int64_t n, const torch::TensorOptions& opts = {});
