@@ -303,13 +303,15 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
     const auto& q = traces.guide;
     const auto& p = traces.model;
 
-    // Guide positions of the sample sites.
-    std::unordered_map<std::string, int64_t> position;
+    // Guide positions of the sample sites, by their index in the guide trace
+    // (check_pairing has made sure that every latent has one).
+    std::vector<int64_t> position(q.size(), -1);
     std::vector<const Site*> guide_sites;
-    for (const auto& s : q) {
-      if (s.kind != SiteKind::sample) continue;
-      position.emplace(s.name, static_cast<int64_t>(guide_sites.size()));
-      guide_sites.push_back(&s);
+    guide_sites.reserve(q.size());
+    for (size_t i = 0; i < q.size(); ++i) {
+      if (q.sites()[i].kind != SiteKind::sample) continue;
+      position[i] = static_cast<int64_t>(guide_sites.size());
+      guide_sites.push_back(&q.sites()[i]);
     }
     std::vector<char> analytic(guide_sites.size(), 0);
     std::vector<Cost> costs;
@@ -324,7 +326,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         costs.push_back({s.log_prob(), &s.plates, upto});
         continue;
       }
-      const int64_t t = position.at(s.name);
+      const int64_t t = position[static_cast<size_t>(q.find(s.name) - q.sites().data())];
       const Site& g = *guide_sites[static_cast<size_t>(t)];
       const double w = weight(s.name);
       if (options_.analytic_kl && dist::has_kl(*g.dist, *s.dist)) {

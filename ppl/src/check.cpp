@@ -14,12 +14,25 @@
 namespace ppl {
 
 SourceLocation SourceLocation::from(const std::source_location& loc) {
-  return {loc.file_name(), static_cast<int>(loc.line()), loc.function_name()};
+  SourceLocation out;
+  out.file_ = loc.file_name();
+  out.line_ = static_cast<int>(loc.line());
+  out.function_ = loc.function_name();
+  return out;
+}
+
+SourceLocation SourceLocation::owning(std::string file, int line, std::string function) {
+  SourceLocation out;
+  out.storage_ = std::make_shared<const std::pair<std::string, std::string>>(std::move(file), std::move(function));
+  out.file_ = out.storage_->first;
+  out.function_ = out.storage_->second;
+  out.line_ = line;
+  return out;
 }
 
 std::string SourceLocation::short_string() const {
-  if (file.empty()) return {};
-  return fmt::format("{}:{}", std::filesystem::path(file).filename().string(), line);
+  if (file_.empty()) return {};
+  return fmt::format("{}:{}", std::filesystem::path(file_).filename().string(), line_);
 }
 
 std::string CheckContext::suffix() const {

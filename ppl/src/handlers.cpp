@@ -201,10 +201,7 @@ void Plate::process(Message& msg) {
 namespace handlers {
 
 void TraceHandler::postprocess(Message& msg) {
-  if (const Site* previous = trace_.find(msg.name)) {
-    throw SiteError(fmt::format("trace: site \"{}\" is used twice in one execution ({} and {})", msg.name,
-                                previous->location.short_string(), msg.location.short_string()));
-  }
+  // Trace::add throws SiteError on a duplicate name, naming both locations.
   Site s;
   s.name = msg.name;
   s.kind = msg.kind;
@@ -225,7 +222,7 @@ void ReplayHandler::process(Message& msg) {
   const Site* s = trace_.find(msg.name);
   if (!s) return;
   const auto expected = msg.dist->shape();
-  if (s->value.sizes().vec() != expected)
+  if (s->value.sizes() != c10::IntArrayRef(expected))
     throw ShapeError(fmt::format("replay: {} has shape {} in the replayed trace, but the program's "
                                  "distribution there has shape {} (batch {}, event {})",
                                  where(msg), shape_string(s->value.sizes()), shape_string(expected),

@@ -144,10 +144,10 @@ torch::Tensor Site::log_prob_sum() const {
 // ------------------------------------------------------------------ Trace
 
 void Trace::add(Site site) {
-  if (index_.count(site.name))
+  const auto [it, inserted] = index_.try_emplace(site.name, sites_.size());
+  if (!inserted)
     throw SiteError(fmt::format("trace: site \"{}\" is used twice in one execution ({} and {})", site.name,
-                                sites_[index_.at(site.name)].location.short_string(), site.location.short_string()));
-  index_.emplace(site.name, sites_.size());
+                                sites_[it->second].location.short_string(), site.location.short_string()));
   sites_.push_back(std::move(site));
 }
 
@@ -193,7 +193,9 @@ nlohmann::json Trace::to_json() const {
     j["plates"] = std::move(plates);
     j["scale"] = s.scale;
     j["mask"] = tensor_to_json(s.mask);
-    j["location"] = {{"file", s.location.file}, {"line", s.location.line}, {"function", s.location.function}};
+    j["location"] = {{"file", std::string(s.location.file())},
+                         {"line", s.location.line()},
+                         {"function", std::string(s.location.function())}};
     sites.push_back(std::move(j));
   }
   return {{"format", "ppl.trace"}, {"version", 1}, {"sites", std::move(sites)}};
@@ -222,7 +224,7 @@ Trace Trace::from_json(const nlohmann::json& j) {
       if (js.contains("mask")) s.mask = tensor_from_json(js.at("mask"));
       if (js.contains("location")) {
         const auto& l = js.at("location");
-        s.location = {l.value("file", ""), l.value("line", 0), l.value("function", "")};
+        s.location = SourceLocation::owning(l.value("file", ""), l.value("line", 0), l.value("function", ""));
       }
       if (js.contains("log_prob") && !js.at("log_prob").is_null()) s.set_log_prob(tensor_from_json(js.at("log_prob")));
     } catch (const nlohmann::json::exception& e) {

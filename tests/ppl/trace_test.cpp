@@ -46,7 +46,9 @@ TEST_CASE("a trace saved as JSON and loaded gives the same values and log-probs 
     if (torch::isFloatingType(av.scalar_type())) CHECK(torch::equal(av.nan_to_num(7.0), bv.nan_to_num(7.0)));
     else CHECK(torch::equal(av, bv));
     CHECK(torch::equal(a.log_prob().detach(), b.log_prob()));
-    CHECK(a.location.line == b.location.line);
+    CHECK(a.location.line() == b.location.line());
+    CHECK(a.location.file() == b.location.file());
+    CHECK(a.location.function() == b.location.function());
     CHECK(a.plates.size() == b.plates.size());
     if (a.dist) {
       CHECK(a.dist->type_name() == b.dist->type_name());

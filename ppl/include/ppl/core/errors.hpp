@@ -1,9 +1,11 @@
 #pragma once
 /// Exceptions thrown by the eDSL, and the source location of a site.
+#include <memory>
 #include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace ppl {
 
@@ -32,16 +34,28 @@ class SiteError : public Error {
   using Error::Error;
 };
 
-/// Where a site was declared in the user's program.
-struct SourceLocation {
-  std::string file;      ///< as the compiler spelled it
-  int line = 0;
-  std::string function;
-
+/// Where a site was declared in the user's program. The strings are views of
+/// the compiler's static strings, or of storage the location shares when it
+/// was read back from JSON, so that copying a location (every recorded site
+/// does) allocates nothing.
+class SourceLocation {
+ public:
+  SourceLocation() = default;
   /// From the `std::source_location` captured by `ppl::sample` and friends.
   static SourceLocation from(const std::source_location& loc);
+  /// A location that owns copies of its strings (for traces read from JSON).
+  static SourceLocation owning(std::string file, int line, std::string function);
+
+  std::string_view file() const { return file_; }  ///< as the compiler spelled it
+  int line() const { return line_; }
+  std::string_view function() const { return function_; }
   /// "model.cpp:41" (file name without directories), or "" when unknown.
   std::string short_string() const;
+
+ private:
+  std::string_view file_, function_;
+  int line_ = 0;
+  std::shared_ptr<const std::pair<std::string, std::string>> storage_;  ///< set by `owning`
 };
 
 /// What a check reports on: the function or distribution doing the check and,
