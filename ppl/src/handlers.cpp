@@ -200,6 +200,8 @@ void Plate::process(Message& msg) {
 
 namespace handlers {
 
+TraceHandler::TraceHandler(bool score_sites) : score_sites_(score_sites), grad_mode_(torch::GradMode::is_enabled()) {}
+
 void TraceHandler::postprocess(Message& msg) {
   // Trace::add throws SiteError on a duplicate name, naming both locations.
   Site s;
@@ -215,6 +217,10 @@ void TraceHandler::postprocess(Message& msg) {
   s.options = msg.options;
   s.location = msg.location;
   trace_.add(std::move(s));
+  if (score_sites_ && trace_.sites().back().is_random()) {
+    torch::AutoGradMode mode(grad_mode_);
+    trace_.sites().back().log_prob();
+  }
 }
 
 void ReplayHandler::process(Message& msg) {

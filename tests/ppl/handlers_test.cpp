@@ -94,6 +94,38 @@ TEST_CASE("plate subsampling scales log-probabilities by size / subsample size",
   CHECK(z.log_prob_sum().item<double>() == Approx(10.0 * z.dist->log_prob(z.value).sum().item<double>()));
 }
 
+TEST_CASE("a scoring trace handler records the log-probs a lazy one computes, in its own grad mode",
+          "[handlers]") {
+  auto loc = torch::tensor({0.3, -1.2}).requires_grad_(true);
+  auto prog = [&] {
+    auto data = ppl::plate("data", 100, {.subsample_size = 2});
+    auto z = ppl::sample("z", d::Normal(loc, 2.0));
+    // Gradients off inside the program: the score follows the handler's mode.
+    torch::NoGradGuard off;
+    ppl::observe("x", d::Normal(loc, 0.5), torch::tensor({0.0, 1.0}));
+  };
+  auto run = [&](ppl::handlers::TraceHandler& handler) {
+    ppl::HandlerScope scope(handler);
+    prog();
+    return handler.trace();
+  };
+  ppl::handlers::TraceHandler scoring(/*score_sites=*/true);
+  const auto tr = run(scoring);
+  for (const auto& s : tr) {
+    INFO(s.name);
+    CHECK(s.log_prob().requires_grad());
+    CHECK(torch::allclose(s.log_prob().detach(), s.dist->log_prob(s.value).detach() * 50.0));
+  }
+  std::optional<ppl::handlers::TraceHandler> quiet;
+  {
+    torch::NoGradGuard off;
+    quiet.emplace(true);
+  }
+  const auto q = run(*quiet);
+  CHECK_FALSE(q.site("z").log_prob().requires_grad());
+  CHECK(torch::allclose(q.site("z").log_prob(), q.site("z").dist->log_prob(q.site("z").value).detach() * 50.0));
+}
+
 TEST_CASE("replay supplies values, a replayed value of another shape is an error", "[handlers][replay]") {
   auto x = torch::tensor({0.1f, -0.3f});
   auto guide_tr = ppl::trace([] { return ppl::sample("mu", d::Normal(3.0, 0.1)); });

@@ -34,12 +34,14 @@ struct TracePair {
 using Runner = std::function<TracePair()>;
 
 namespace detail {
+/// `score_guide`: compute each guide site's log_prob as it is drawn (see
+/// handlers::TraceHandler); off where the guide's log-densities go unused.
 template <class M, class G, class... Args>
-Runner make_runner(M& model, G& guide, Args&... args) {
-  return [&model, &guide, &args...]() {
+Runner make_runner(bool score_guide, M& model, G& guide, Args&... args) {
+  return [score_guide, &model, &guide, &args...]() {
     TracePair out;
     {
-      handlers::TraceHandler record;
+      handlers::TraceHandler record(score_guide);
       HandlerScope scope(record);
       guide(args...);
       out.guide = std::move(record.trace());
@@ -139,13 +141,13 @@ class Elbo {
   /// not broadcast to its site, NonFiniteError when the objective is NaN.
   template <class M, class G, class... Args>
   torch::Tensor loss(M&& model, G&& guide, Args&&... args) {
-    return evaluate(detail::make_runner(model, guide, args...)).loss;
+    return evaluate(detail::make_runner(!options_.analytic_kl, model, guide, args...)).loss;
   }
   /// The plain ELBO estimate (no beta, no analytic KL), averaged over
   /// `particles` draws, without gradient.
   template <class M, class G, class... Args>
   double estimate(M&& model, G&& guide, Args&&... args) {
-    return estimate_impl(detail::make_runner(model, guide, args...));
+    return estimate_impl(detail::make_runner(true, model, guide, args...));
   }
 
   /// One evaluation from traced executions (used by `loss` and `Svi`);

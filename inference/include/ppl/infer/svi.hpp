@@ -29,7 +29,7 @@ class Svi {
   /// the loss (negative ELBO estimate, beta-weighted).
   template <class... Args>
   double step(Args&&... args) {
-    const double loss = svi_step(elbo_, optimiser_, detail::make_runner(model_, guide_, args...));
+    const double loss = svi_step(elbo_, optimiser_, detail::make_runner(!elbo_.options().analytic_kl, model_, guide_, args...));
     ++steps_;
     return loss;
   }
@@ -37,7 +37,7 @@ class Svi {
   /// The ELBO estimate without gradient (no step taken).
   template <class... Args>
   double evaluate(Args&&... args) {
-    return elbo_.estimate_impl(detail::make_runner(model_, guide_, args...));
+    return elbo_.estimate_impl(detail::make_runner(true, model_, guide_, args...));
   }
 
   /// The objective, with its running baseline statistics.
