@@ -68,7 +68,7 @@ VectorisedRunner make_vectorised_runner(M& model, G& guide, const ImportanceOpti
   return [&model, &guide, dim, &args...](int64_t n) {
     TracePair out;
     {
-      handlers::TraceHandler record;
+      handlers::TraceHandler record(/*score_sites=*/true);
       HandlerScope scope(record);
       Plate particles(kParticlePlate, n, {.dim = dim});
       guide(args...);
