@@ -1,5 +1,4 @@
 // Distribution base class, the JSON factory and analytic KL divergences.
-#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -105,11 +104,6 @@ std::vector<torch::Tensor> Distribution::broadcast_args(std::string_view who, st
                                                                       : a.tensor.to(opts.dtype()));
     }
   }
-  // Parameters of one shape and no event rank (the common case) need nothing.
-  const bool no_event_ranks = std::all_of(event_ranks.begin(), event_ranks.end(), [](int r) { return r == 0; });
-  if (no_event_ranks && std::all_of(tensors.begin(), tensors.end(),
-                                    [&](const torch::Tensor& t) { return t.sizes() == tensors[0].sizes(); }))
-    return tensors;
   // Broadcast the batch parts; parameters with an event rank keep their tail.
   std::vector<int64_t> batch;
   for (size_t i = 0; i < tensors.size(); ++i) {

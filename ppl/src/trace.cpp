@@ -194,8 +194,8 @@ nlohmann::json Trace::to_json() const {
     j["scale"] = s.scale;
     j["mask"] = tensor_to_json(s.mask);
     j["location"] = {{"file", std::string(s.location.file())},
-                         {"line", s.location.line()},
-                         {"function", std::string(s.location.function())}};
+                     {"line", s.location.line()},
+                     {"function", std::string(s.location.function())}};
     sites.push_back(std::move(j));
   }
   return {{"format", "ppl.trace"}, {"version", 1}, {"sites", std::move(sites)}};

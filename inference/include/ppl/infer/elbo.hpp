@@ -141,7 +141,14 @@ class Elbo {
   /// not broadcast to its site, NonFiniteError when the objective is NaN.
   template <class M, class G, class... Args>
   torch::Tensor loss(M&& model, G&& guide, Args&&... args) {
-    return evaluate(detail::make_runner(!options_.analytic_kl, model, guide, args...)).loss;
+    return evaluate(loss_runner(model, guide, args...)).loss;
+  }
+  /// The runner `loss` evaluates (and `Svi` steps on): guide sites are scored
+  /// as they are drawn, except with `analytic_kl`, which leaves most of their
+  /// log q unused.
+  template <class M, class G, class... Args>
+  Runner loss_runner(M& model, G& guide, Args&... args) const {
+    return detail::make_runner(!options_.analytic_kl, model, guide, args...);
   }
   /// The plain ELBO estimate (no beta, no analytic KL), averaged over
   /// `particles` draws, without gradient.

@@ -29,7 +29,7 @@ class Svi {
   /// the loss (negative ELBO estimate, beta-weighted).
   template <class... Args>
   double step(Args&&... args) {
-    const double loss = svi_step(elbo_, optimiser_, detail::make_runner(!elbo_.options().analytic_kl, model_, guide_, args...));
+    const double loss = svi_step(elbo_, optimiser_, elbo_.loss_runner(model_, guide_, args...));
     ++steps_;
     return loss;
   }
