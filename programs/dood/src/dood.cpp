@@ -354,11 +354,6 @@ nlohmann::json Dood::evaluate(const torch::Tensor& x, const torch::Tensor& label
 
 // ---------------------------------------------------------------- token model
 
-namespace {
-constexpr double kShift = TokenAffine::kShift, kScaleLo = TokenAffine::kScaleLow, kScaleHi = TokenAffine::kScaleHigh,
-                 kAngle = TokenAffine::kAngle;
-}
-
 TokenAffine TokenAffine::identity(int64_t n, const torch::TensorOptions& opts) {
   return {torch::zeros({n, 2}, opts), torch::ones({n, 2}, opts), torch::zeros({n}, opts), torch::zeros({n, 2}, opts)};
 }
@@ -367,17 +362,21 @@ TokenAffine sample_token_affine(int64_t n, const torch::TensorOptions& opts) {
   auto u = [&](std::vector<int64_t> shape, double lo, double hi) {
     return torch::rand(shape, opts) * (hi - lo) + lo;
   };
-  return {u({n, 2}, -kShift, kShift), u({n, 2}, kScaleLo, kScaleHi), u({n}, -kAngle, kAngle), u({n, 2}, -kAngle, kAngle)};
+  using A = TokenAffine;
+  return {u({n, 2}, -A::kShift, A::kShift), u({n, 2}, A::kScaleLow, A::kScaleHigh), u({n}, -A::kAngle, A::kAngle),
+          u({n, 2}, -A::kAngle, A::kAngle)};
 }
 
 torch::Tensor token_affine_log_prob(const TokenAffine& a) {
+  using A = TokenAffine;
   auto inside = [](const torch::Tensor& v, double lo, double hi) { return (v >= lo).logical_and(v <= hi); };
-  auto ok = inside(a.shift, -kShift, kShift).all(1)
-                .logical_and(inside(a.scale, kScaleLo, kScaleHi).all(1))
-                .logical_and(inside(a.rotation, -kAngle, kAngle))
-                .logical_and(inside(a.shear, -kAngle, kAngle).all(1));
+  auto ok = inside(a.shift, -A::kShift, A::kShift).all(1)
+                .logical_and(inside(a.scale, A::kScaleLow, A::kScaleHigh).all(1))
+                .logical_and(inside(a.rotation, -A::kAngle, A::kAngle))
+                .logical_and(inside(a.shear, -A::kAngle, A::kAngle).all(1));
   // Seven independent uniforms: 2 shifts, 2 scales, 1 rotation, 2 shears.
-  const double lp = -2 * std::log(2 * kShift) - 2 * std::log(kScaleHi - kScaleLo) - 3 * std::log(2 * kAngle);
+  const double lp =
+      -2 * std::log(2 * A::kShift) - 2 * std::log(A::kScaleHigh - A::kScaleLow) - 3 * std::log(2 * A::kAngle);
   return torch::where(ok, torch::full_like(a.rotation, lp), torch::full_like(a.rotation, -INFINITY));
 }
 

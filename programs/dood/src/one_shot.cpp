@@ -33,10 +33,6 @@ void OneShotOptions::check() const {
 }
 
 namespace {
-// The ranges of B.4's uniform affine.
-constexpr double kShift = TokenAffine::kShift, kScaleLo = TokenAffine::kScaleLow, kScaleHi = TokenAffine::kScaleHigh,
-                 kAngle = TokenAffine::kAngle;
-
 torch::Tensor in_range(const torch::Tensor& raw, double lo, double hi) { return lo + (hi - lo) * torch::sigmoid(raw); }
 
 // Images [N, H, W] or [N, 1, H, W] of the program's size as [N, 1, H, W] on its device.
@@ -98,8 +94,11 @@ TokenVariables TokenVariables::identity(const CharacterTypes& types) {
 }
 
 TokenAffine TokenVariables::affine() const {
-  return {in_range(raw.narrow(1, 0, 2), -kShift, kShift), in_range(raw.narrow(1, 2, 2), kScaleLo, kScaleHi),
-          in_range(raw.select(1, 4), -kAngle, kAngle), in_range(raw.narrow(1, 5, 2), -kAngle, kAngle)};
+  // B.4's ranges.
+  using A = TokenAffine;
+  return {in_range(raw.narrow(1, 0, 2), -A::kShift, A::kShift),
+          in_range(raw.narrow(1, 2, 2), A::kScaleLow, A::kScaleHigh),
+          in_range(raw.select(1, 4), -A::kAngle, A::kAngle), in_range(raw.narrow(1, 5, 2), -A::kAngle, A::kAngle)};
 }
 
 torch::Tensor image_to_glimpse(const torch::Tensor& points, const torch::Tensor& l, int64_t image_size) {
