@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <ppl/config.hpp>
+#include <ppl/runtime/device.hpp>
 
 #include "commands.hpp"
 
@@ -46,9 +47,9 @@ int main(int argc, char** argv) {
          "--threads",
          [](int n) {
            if (n < 1) throw CLI::ValidationError("--threads", fmt::format("is {}, but must be at least 1", n));
-           torch::set_num_threads(n);
+           ppl::runtime::set_cpu_threads(n);
          },
-         "threads for libtorch's CPU kernels (before the subcommand; default: libtorch's choice)")
+         "threads for libtorch's CPU kernels and its BLAS (before the subcommand; default: libtorch's choice)")
       ->trigger_on_parse();
   auto& all = ppl::cli::commands();
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

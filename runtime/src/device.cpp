@@ -2,7 +2,13 @@
 
 #include <stdexcept>
 
+#if defined(__unix__)
+#include <dlfcn.h>
+#endif
+
 #include <fmt/format.h>
+
+#include <torch/torch.h>
 
 #include <ppl/config.hpp>
 
@@ -23,6 +29,30 @@ bool use_cuda_kernel(std::string_view op, std::string_view arg, const torch::Ten
   }
   throw std::invalid_argument(fmt::format("{}: {} is on device {}, but only cpu and cuda are supported",
                                           op, arg, tensor.device().str()));
+}
+
+namespace {
+/// A function of the BLAS library loaded with libtorch, or null. Looked up
+/// by name so that the build does not depend on which BLAS libtorch uses.
+template <class Fn>
+Fn* blas_function([[maybe_unused]] const char* name) {
+#if defined(__unix__)
+  return reinterpret_cast<Fn*>(dlsym(RTLD_DEFAULT, name));
+#else
+  return nullptr;
+#endif
+}
+}  // namespace
+
+void set_cpu_threads(int n) {
+  if (n < 1) throw std::invalid_argument(fmt::format("set_cpu_threads: n is {}, but must be at least 1", n));
+  torch::set_num_threads(n);
+  if (auto* set = blas_function<void(int)>("openblas_set_num_threads")) set(n);
+}
+
+int blas_threads() {
+  if (auto* get = blas_function<int()>("openblas_get_num_threads")) return get();
+  return 0;
 }
 
 }  // namespace ppl::runtime
