@@ -428,6 +428,7 @@ void evaluate_traverse(const EvalTraverseArgs& a) {
   for (const auto& site : guide)
     if (site.name == "z_g" || site.name.rfind("z_g/", 0) == 0) z_g[site.name] = site.value;
   auto batched = [&](const torch::Tensor& v) {
+    if (!v.defined()) return v;
     auto sizes = v.sizes().vec();
     sizes[0] = cols;
     return v.expand(sizes).contiguous();
@@ -449,7 +450,7 @@ void evaluate_traverse(const EvalTraverseArgs& a) {
   z.z_where = guide.site("z_where").value;
   z.z_depth = guide.site("z_depth").value;
   z.z_what = guide.site("z_what").value;
-  z.z_b = guide.site("z_b").value;
+  if (guide.contains("z_b")) z.z_b = guide.site("z_b").value;  // "overlap" composition only
   const auto cell = z.z_pres[0].argmax().item<int64_t>();
   auto traverse = [&](bool what, int64_t dim, const std::string& label) {
     gnm::StructureLatents zs{batched(z.z_pres), batched(z.z_where), batched(z.z_depth), batched(z.z_what),

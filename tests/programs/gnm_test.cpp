@@ -183,8 +183,9 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   CHECK(q.site("z_where").value.sizes() == c10::IntArrayRef({3, 16, 4}));
   CHECK(q.site("z_depth").value.sizes() == c10::IntArrayRef({3, 16, 1}));
   CHECK(q.site("z_what").value.sizes() == c10::IntArrayRef({3, 16, o.z_what_size}));
-  CHECK(q.site("z_b").value.sizes() == c10::IntArrayRef({3, o.z_bg_size}));
-  CHECK(q.site("z_b").scale == 1.0);
+  // The default (additive, the authors' MNIST renderer) has no background.
+  CHECK_FALSE(q.contains("z_b"));
+  CHECK_FALSE(p.contains("z_b"));
   // What StructDRAW has drawn after each step, rendered.
   auto steps = program.step_canvases(p);
   CHECK(steps.sizes() == c10::IntArrayRef({o.draw_steps, 3, 1, 16, 16}));
@@ -233,10 +234,60 @@ TEST_CASE("GNM ablations: Gaussian global prior has one z_g site, NoMLP draws z_
                     Catch::Contains("global_prior is \"flat\""));
 }
 
+TEST_CASE("GNM with the overlap composition has a background site z_b", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(3);
+  auto o = small_gnm();
+  o.composition = "overlap";
+  gnm::Gnm program(o);
+  auto x = torch::rand({3, 1, 16, 16});
+  auto [q, p] = check_same_sites(program, x);
+  CHECK(q.site("z_b").value.sizes() == c10::IntArrayRef({3, o.z_bg_size}));
+  CHECK(q.site("z_b").scale == 1.0);
+  CHECK(p.contains("z_b"));
+  auto steps = program.step_canvases(p);
+  CHECK(steps.sizes() == c10::IntArrayRef({o.draw_steps, 3, 1, 16, 16}));
+  auto bad = small_gnm();
+  bad.composition = "alpha";
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("composition is \"alpha\""));
+}
+
+TEST_CASE("GNM's additive composition sums the present objects on a black canvas", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(5);
+  auto o = small_gnm();
+  REQUIRE(o.composition == "additive");
+  gnm::Gnm program(o);
+  torch::NoGradGuard no_grad;
+  const int64_t n = 16, w = o.z_what_size;
+  gnm::StructureLatents z;
+  z.z_pres = torch::zeros({1, n});
+  z.z_where = torch::zeros({1, n, 4});
+  z.z_depth = torch::randn({1, n, 1});
+  z.z_what = torch::randn({1, n, w});
+  CHECK(program.render(z).abs().max().item<double>() == 0.0);
+  // Objects in cells 5 (fully present) and 6 (0.4, shifted onto cell 5):
+  // x = 1.0 o_5 + 0.4 o_6, each patch placed by the STN, depth ignored.
+  z.z_pres.index_put_({0, 5}, 1.0);
+  z.z_pres.index_put_({0, 6}, 0.4);
+  z.z_where.index_put_({0, 6, 2}, -1e4);
+  auto all = gnm::where_to_runtime(z.z_where, 4);
+  auto expected = torch::zeros({1, 1, 16, 16});
+  for (auto [i, pres] : {std::pair<int64_t, double>{5, 1.0}, {6, 0.4}}) {
+    auto patch = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, i).view({1, w, 1, 1})));
+    REQUIRE(patch.size(1) == 1);
+    expected += pres * ppl::runtime::stn_place(patch, all.narrow(0, i, 1), 16, 16);
+  }
+  CHECK(torch::allclose(program.render(z), expected, 1e-4, 1e-5));
+  z.z_depth.neg_();
+  CHECK(torch::allclose(program.render(z), expected, 1e-4, 1e-5));
+}
+
 TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it", "[gnm]") {
   ppl::param_store().clear();
   torch::manual_seed(4);
   auto o = small_gnm();
+  o.composition = "overlap";
   gnm::Gnm program(o);
   torch::NoGradGuard no_grad;
   const int64_t n = 16, w = o.z_what_size;

@@ -19,7 +19,7 @@ const std::vector<ProgramInfo>& registry() {
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<air::Air>(options_from_json<air::AirOptions>(j, air::AirOptions::defaults()));
        }},
-      {"gnm", "Generative Neurosymbolic Machines (Jiang & Ahn 2020): StructDRAW global prior over a 4 x 4 map of z_pres / z_where / z_depth / z_what, and a background",
+      {"gnm", "Generative Neurosymbolic Machines (Jiang & Ahn 2020): StructDRAW global prior over a 4 x 4 map of z_pres / z_where / z_depth / z_what, objects summed (authors' MNIST renderer) or composited over a background (Algorithm 2)",
        [] { return options_to_json(gnm::GnmOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<gnm::Gnm>(options_from_json<gnm::GnmOptions>(j, gnm::GnmOptions::defaults()));

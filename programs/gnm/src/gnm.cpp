@@ -56,6 +56,7 @@ GnmOptions GnmOptions::defaults() {
   o.z_what_size = 20;
   o.z_bg_size = 10;
   o.glimpse_size = 32;
+  o.composition = "additive";
   o.likelihood_sd = 0.2;
   o.z_pres_temperature = 1.0;
   o.z_pres_temperature_end = 0.5;
@@ -114,11 +115,14 @@ GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
     g_dec = register_module("g_dec", mlp(g, {512, 1024, flat}));
   }
   head = register_module("head", structure_head(c, head_channels(o)));
-  bg_enc = register_module("bg_enc", mlp(flat, {512, 256, 2 * int64_t{o.z_bg_size}}));
-  bg_prior = register_module("bg_prior", mlp(global_size(o), {128, 64, 2 * int64_t{o.z_bg_size}}));
+  // Two output channels (appearance, mask) for Algorithm 2; one for the sum.
+  const int64_t patch_channels = o.composition == "overlap" ? 2 : 1;
   glimpse_dec = register_module(
       "glimpse_dec", subpixel_stack(o.z_what_size, fit_strides(kGlimpseDecoder, o.glimpse_size, "GNM glimpse decoder"),
-                                    2, "celu"));
+                                    patch_channels, "celu"));
+  if (o.composition != "overlap") return;
+  bg_enc = register_module("bg_enc", mlp(flat, {512, 256, 2 * int64_t{o.z_bg_size}}));
+  bg_prior = register_module("bg_prior", mlp(global_size(o), {128, 64, 2 * int64_t{o.z_bg_size}}));
   bg_dec = register_module(
       "bg_dec",
       subpixel_stack(o.z_bg_size, fit_strides(kBackgroundDecoder, o.image_size, "GNM background decoder"), 1, "celu"));
@@ -131,6 +135,8 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.draw_steps >= 1, fmt::format("draw_steps is {}, but must be at least 1", o.draw_steps));
   require(o.draw_kernel >= 1 && o.draw_kernel % 2 == 1,
           fmt::format("draw_kernel is {}, but must be odd and positive", o.draw_kernel));
+  require(o.composition == "additive" || o.composition == "overlap",
+          fmt::format("composition is \"{}\", but must be \"additive\" or \"overlap\"", o.composition));
   require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
   require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");
@@ -201,14 +207,18 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
   ppl::module("gnm", nets_);
   auto data = ppl::plate("data", n);
   auto [f, z_g] = global_prior(n, opts);
-  auto bg = nets_->bg_prior->forward(z_g);
-  const int64_t zb = options_.z_bg_size;
-  auto bg_loc = bg.narrow(1, 0, zb), bg_scale = positive_scale(bg.narrow(1, zb, zb));
-  auto p = structure_params(f);
+  torch::Tensor bg_loc, bg_scale;
+  if (has_background()) {
+    auto bg = nets_->bg_prior->forward(z_g);
+    const int64_t zb = options_.z_bg_size;
+    bg_loc = bg.narrow(1, 0, zb);
+    bg_scale = positive_scale(bg.narrow(1, zb, zb));
+  }
   // D.1: generations take the mode of z_s given z_g.
   if (mode) return mode_of(f, bg_loc);
+  auto p = structure_params(f);
   StructureLatents z;
-  z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
+  if (has_background()) z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
   z.z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1));
   z.z_where = ppl::sample("z_where", d::Normal(p.where_loc, p.where_scale).to_event(2));
   z.z_depth = ppl::sample("z_depth", d::Normal(p.depth_loc, p.depth_scale).to_event(2));
@@ -219,6 +229,12 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
 torch::Tensor Gnm::render(const StructureLatents& z) {
   const int64_t b = z.z_what.size(0), n = z.z_what.size(1), h = options_.image_size;
   auto patch = torch::sigmoid(nets_->glimpse_dec->forward(z.z_what.reshape({b * n, -1, 1, 1})));
+  if (!has_background()) {
+    // The authors' MNIST renderer: present objects summed on a black canvas.
+    auto placed = ppl::runtime::stn_place(patch, where_to_runtime(z.z_where, options_.num_cells), h, h)
+                      .view({b, n, 1, h, h});
+    return (placed * z.z_pres.view({b, n, 1, 1, 1})).sum(1);
+  }
   auto appearance = patch.narrow(1, 0, 1);
   // Curriculum (Appendix C): the mask fills the box at a fixed value.
   auto mask = curriculum_ ? torch::full_like(appearance, options_.mask_curriculum_value) : patch.narrow(1, 1, 1);
@@ -251,10 +267,16 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
   auto where_sd = torch::tensor({options_.scale_prior_sd, options_.scale_prior_sd, options_.shift_prior_sd,
                                  options_.shift_prior_sd},
                                 x.options());
-  auto kl_where = d::kl(d::Normal(q.where_loc, q.where_scale).to_event(2),
-                        d::Normal(where_loc.expand_as(q.where_loc), where_sd.expand_as(q.where_loc)).to_event(2));
-  auto kl_what = d::kl(d::Normal(q.what_loc, q.what_scale).to_event(2),
-                       d::Normal(torch::zeros_like(q.what_loc), torch::ones_like(q.what_loc)).to_event(2));
+  // Per cell, weighted by the cell's presence probability.
+  auto kl_where = (d::kl(d::Normal(q.where_loc, q.where_scale).to_event(1),
+                         d::Normal(where_loc.expand_as(q.where_loc), where_sd.expand_as(q.where_loc)).to_event(1)) *
+                   p)
+                      .sum(1);
+  auto kl_what = (d::kl(d::Normal(q.what_loc, q.what_scale).to_event(1),
+                        d::Normal(torch::zeros_like(q.what_loc), torch::ones_like(q.what_loc)).to_event(1)) *
+                  p)
+                     .sum(1);
+  if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
   auto bg = nets_->bg_enc->forward(fx.flatten(1));
   const int64_t zb = options_.z_bg_size;
   auto bg_loc = bg.narrow(1, 0, zb);
@@ -293,9 +315,11 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
   };
   if (beta_g_ == 1.0) global();
   else handlers::scale(global, beta_g_)();
-  auto bg = nets_->bg_enc->forward(fx.flatten(1));
-  const int64_t zb = options_.z_bg_size;
-  ppl::sample("z_b", d::Normal(bg.narrow(1, 0, zb), positive_scale(bg.narrow(1, zb, zb))).to_event(1));
+  if (has_background()) {
+    auto bg = nets_->bg_enc->forward(fx.flatten(1));
+    const int64_t zb = options_.z_bg_size;
+    ppl::sample("z_b", d::Normal(bg.narrow(1, 0, zb), positive_scale(bg.narrow(1, zb, zb))).to_event(1));
+  }
   auto q = structure_params(fx);
   auto z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1));
   ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
@@ -329,12 +353,13 @@ torch::Tensor Gnm::sample_given(const std::map<std::string, torch::Tensor>& z_g)
 torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
   if (options_.global_prior != "structdraw") return {};
   torch::NoGradGuard no_grad;
-  const auto& z_b = model_trace.site("z_b").value;
-  const int64_t n = z_b.size(0);
+  const auto z_b = has_background() ? model_trace.site("z_b").value : torch::Tensor();
+  const auto& first = model_trace.site(addr("z_g", 0)).value;
+  const int64_t n = first.size(0);
   auto draw = handlers::block(handlers::replay(
       [&] {
         auto data = ppl::plate("data", n);
-        return run_draw(nets_->draw, "z_g", options_.draw_steps, n, z_b.options(), {});
+        return run_draw(nets_->draw, "z_g", options_.draw_steps, n, first.options(), {});
       },
       model_trace))();
   std::vector<torch::Tensor> out;

@@ -5,13 +5,20 @@
 /// Model (Eq. 1-2, Algorithms 1-2), for an S x S grid of cells (S = num_cells):
 ///   z_g = (z_g/0 .. z_g/L-1) ~ StructDRAW prior, drawing the feature map f
 ///                                  (or, GNM-Gaussian, z_g ~ N(0, I), f = MLP(z_g))
-///   z_b     ~ N(MLP(z_g))                         background, p(z_b | z_g)
+///   z_b     ~ N(MLP(z_g))                         background, p(z_b | z_g) ("overlap" only)
 ///   z_pres  ~ RelaxedBernoulli(tau, logits(f))    [B, S*S]       per cell
 ///   z_where ~ N(.(f))                             [B, S*S, 4]    (scale x, scale y, shift x, shift y)
 ///   z_depth ~ N(.(f))                             [B, S*S, 1]
 ///   z_what  ~ N(.(f))                             [B, S*S, z_what_size]
 ///   x       ~ N(render(z_pres, z_where, z_depth, z_what, z_b), likelihood_sd)
 /// The networks giving p(z_s | f) are those of q(z_s | f_x) (shared, D.1).
+///
+/// `composition` chooses the renderer. "overlap" is Algorithm 2: object
+/// masks, depth-weighted responsibilities and a background z_b. "additive"
+/// is the authors' configuration for MNIST-4 / MNIST-10 (their
+/// phase_overlap and phase_background off): x = sum_i z_pres_i o_i on a
+/// black canvas, no masks, no background site, z_depth drawn but unused.
+/// Without a background, ink can only be explained by objects.
 ///
 /// Guide (Eq. 3): the image encoder (Table 6) gives f_x [B, 128, S, S];
 /// q(z_g | x) is StructDRAW's inference pass over f_x (or an MLP for
@@ -23,7 +30,9 @@
 /// `auxiliary_losses` is on, an observed site "aux" whose log-density is
 ///   -KL(q(z_pres|x) || Ber(rho)) - KL(q(z_where|x) || N(mu_where, sd_where))
 ///   -KL(q(z_what|x) || N(0, I)) - beta_b KL(q(z_b|x) || N(0, I))
-/// with beta_b annealed 50 -> 1 (Eq. 7-9). The auxiliary terms are training
+/// with beta_b annealed 50 -> 1 (Eq. 7-9); the z_where and z_what terms of
+/// each cell are weighted by its q(z_pres = 1 | x), as the authors weight
+/// them by z_pres, so that absent cells are not pulled to the prior. The auxiliary terms are training
 /// regularisers, not part of p(x), so they are left out when no gradient is
 /// recorded (log-likelihood estimates, sampling).
 ///
@@ -57,6 +66,7 @@ struct GnmOptions {
                            (int, z_what_size),
                            (int, z_bg_size),
                            (int, glimpse_size),               // side of the decoded object patch
+                           (std::string, composition),        // "additive" (authors' MNIST) or "overlap" (Algorithm 2)
                            (double, likelihood_sd),
                            (double, z_pres_temperature),      // tau of the relaxed z_pres, start
                            (double, z_pres_temperature_end),  // ... and end of its linear anneal
@@ -146,6 +156,8 @@ class Gnm : public ImageProgram {
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
+  /// True when the program has a background (composition "overlap").
+  bool has_background() const { return options_.composition == "overlap"; }
   void set_step(int64_t step) override;
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"mean_inferred_count", "count_accuracy"}: cells with q(z_pres) > 1/2
@@ -153,7 +165,8 @@ class Gnm : public ImageProgram {
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& counts) override;
   void to(const torch::Device& device) override { nets_->to(device); }
 
-  /// The mean image of Algorithm 2, [B, 1, H, W].
+  /// The mean image, [B, 1, H, W]: Algorithm 2 ("overlap") or the sum of
+  /// the present objects ("additive", z.z_b unused and may be undefined).
   torch::Tensor render(const StructureLatents& z);
   /// The head's parameters for a feature map f [B, channels, S, S].
   StructureParams structure_params(const torch::Tensor& f);
