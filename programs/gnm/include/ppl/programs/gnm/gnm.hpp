@@ -32,9 +32,10 @@
 ///   -KL(q(z_what|x) || N(0, I)) - beta_b KL(q(z_b|x) || N(0, I))
 /// with beta_b annealed 50 -> 1 (Eq. 7-9); the z_where and z_what terms of
 /// each cell are weighted by its q(z_pres = 1 | x), as the authors weight
-/// them by z_pres, so that absent cells are not pulled to the prior. The auxiliary terms are training
-/// regularisers, not part of p(x), so they are left out when no gradient is
-/// recorded (log-likelihood estimates, sampling).
+/// them by z_pres, so that absent cells are not pulled to the prior. The
+/// auxiliary terms are training regularisers, not part of p(x), so they are
+/// left out when no gradient is recorded (log-likelihood estimates,
+/// sampling).
 ///
 /// z_where of cell (i, j) (row i, column j) places a window of side
 /// sigmoid(z_where[0 or 1]) (fraction of the image side) centred at the cell
@@ -156,9 +157,9 @@ class Gnm : public ImageProgram {
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
+  void set_step(int64_t step) override;
   /// True when the program has a background (composition "overlap").
   bool has_background() const { return options_.composition == "overlap"; }
-  void set_step(int64_t step) override;
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"mean_inferred_count", "count_accuracy"}: cells with q(z_pres) > 1/2
   /// against the true object counts (when given).
