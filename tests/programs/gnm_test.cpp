@@ -28,6 +28,23 @@ gnm::GnmOptions small_gnm() {
   return o;
 }
 
+/// A 16-cell structure map with no object present: every z_pres, z_where
+/// and z_depth 0, z_what drawn from N(0, I).
+gnm::StructureLatents no_objects(const gnm::GnmOptions& o) {
+  const int64_t n = 16;
+  gnm::StructureLatents z;
+  z.z_pres = torch::zeros({1, n});
+  z.z_where = torch::zeros({1, n, 4});
+  z.z_depth = torch::zeros({1, n, 1});
+  z.z_what = torch::randn({1, n, o.z_what_size});
+  return z;
+}
+
+/// The glimpse decoder's patch of cell i, [1, C, G, G], as render sees it.
+torch::Tensor decoded_patch(gnm::Gnm& program, const gnm::StructureLatents& z, int64_t i) {
+  return torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, i).view({1, -1, 1, 1})));
+}
+
 gnm::ConvDrawOptions small_convdraw() {
   auto o = gnm::ConvDrawOptions::defaults();
   o.image_size = 16;
@@ -259,12 +276,8 @@ TEST_CASE("GNM's additive composition sums the present objects on a black canvas
   REQUIRE(o.composition == "additive");
   gnm::Gnm program(o);
   torch::NoGradGuard no_grad;
-  const int64_t n = 16, w = o.z_what_size;
-  gnm::StructureLatents z;
-  z.z_pres = torch::zeros({1, n});
-  z.z_where = torch::zeros({1, n, 4});
-  z.z_depth = torch::randn({1, n, 1});
-  z.z_what = torch::randn({1, n, w});
+  auto z = no_objects(o);
+  z.z_depth = torch::randn_like(z.z_depth);
   CHECK(program.render(z).abs().max().item<double>() == 0.0);
   // Objects in cells 5 (fully present) and 6 (0.4, shifted onto cell 5):
   // x = 1.0 o_5 + 0.4 o_6, each patch placed by the STN, depth ignored.
@@ -274,7 +287,7 @@ TEST_CASE("GNM's additive composition sums the present objects on a black canvas
   auto all = gnm::where_to_runtime(z.z_where, 4);
   auto expected = torch::zeros({1, 1, 16, 16});
   for (auto [i, pres] : {std::pair<int64_t, double>{5, 1.0}, {6, 0.4}}) {
-    auto patch = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, i).view({1, w, 1, 1})));
+    auto patch = decoded_patch(program, z, i);
     REQUIRE(patch.size(1) == 1);
     expected += pres * ppl::runtime::stn_place(patch, all.narrow(0, i, 1), 16, 16);
   }
@@ -290,19 +303,14 @@ TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it
   o.composition = "overlap";
   gnm::Gnm program(o);
   torch::NoGradGuard no_grad;
-  const int64_t n = 16, w = o.z_what_size;
-  gnm::StructureLatents z;
-  z.z_pres = torch::zeros({1, n});
-  z.z_where = torch::zeros({1, n, 4});
-  z.z_depth = torch::zeros({1, n, 1});
-  z.z_what = torch::randn({1, n, w});
+  auto z = no_objects(o);
   z.z_b = torch::randn({1, o.z_bg_size});
   auto background = torch::sigmoid(program.nets()->bg_dec->forward(z.z_b.view({1, -1, 1, 1})));
   CHECK(torch::allclose(program.render(z), background));
 
   // One object in cell 5 under the curriculum mask 0.9: x = M o + (1 - M) bg, M and o placed by the STN.
   z.z_pres.index_put_({0, 5}, 1.0);
-  auto patch = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, 5).view({1, w, 1, 1})));
+  auto patch = decoded_patch(program, z, 5);
   auto where = gnm::where_to_runtime(z.z_where, 4).narrow(0, 5, 1);
   auto o_placed = ppl::runtime::stn_place(patch.narrow(1, 0, 1), where, 16, 16);
   auto m_placed = ppl::runtime::stn_place(torch::full({1, 1, 8, 8}, 0.9), where, 16, 16);
@@ -322,7 +330,7 @@ TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it
   CHECK(all[6][2].item<double>() == Approx(all[5][2].item<double>()));
   std::vector<torch::Tensor> colour, mask, weight;
   for (int64_t i : {5, 6}) {
-    auto p = torch::sigmoid(program.nets()->glimpse_dec->forward(z.z_what.select(1, i).view({1, w, 1, 1})));
+    auto p = decoded_patch(program, z, i);
     auto at = all.narrow(0, i, 1);
     colour.push_back(ppl::runtime::stn_place(p.narrow(1, 0, 1), at, 16, 16));
     mask.push_back(ppl::runtime::stn_place(p.narrow(1, 1, 1), at, 16, 16));

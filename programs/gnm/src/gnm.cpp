@@ -267,15 +267,15 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
   auto where_sd = torch::tensor({options_.scale_prior_sd, options_.scale_prior_sd, options_.shift_prior_sd,
                                  options_.shift_prior_sd},
                                 x.options());
-  // Per cell, weighted by the cell's presence probability.
-  auto kl_where = (d::kl(d::Normal(q.where_loc, q.where_scale).to_event(1),
-                         d::Normal(where_loc.expand_as(q.where_loc), where_sd.expand_as(q.where_loc)).to_event(1)) *
-                   p)
-                      .sum(1);
-  auto kl_what = (d::kl(d::Normal(q.what_loc, q.what_scale).to_event(1),
-                        d::Normal(torch::zeros_like(q.what_loc), torch::ones_like(q.what_loc)).to_event(1)) *
-                  p)
-                     .sum(1);
+  // KL(q || N(loc, sd)) per cell, weighted by the cell's presence probability.
+  auto per_cell_kl = [&](const torch::Tensor& q_loc, const torch::Tensor& q_scale, const torch::Tensor& loc,
+                         const torch::Tensor& sd) {
+    auto kl = d::kl(d::Normal(q_loc, q_scale).to_event(1),
+                    d::Normal(loc.expand_as(q_loc), sd.expand_as(q_loc)).to_event(1));
+    return (kl * p).sum(1);
+  };
+  auto kl_where = per_cell_kl(q.where_loc, q.where_scale, where_loc, where_sd);
+  auto kl_what = per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()), torch::ones({1}, x.options()));
   if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
   auto bg = nets_->bg_enc->forward(fx.flatten(1));
   const int64_t zb = options_.z_bg_size;
