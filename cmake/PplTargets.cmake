@@ -4,7 +4,7 @@
 # reused by every library, test and tool: torch's headers dominate build time.
 
 add_library(ppl_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
-target_link_libraries(ppl_pch PUBLIC ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json fmt::fmt)
+target_link_libraries(ppl_pch PUBLIC ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json ${PPL_FMT})
 target_precompile_headers(ppl_pch PRIVATE
   <torch/torch.h> <nlohmann/json.hpp> <fmt/format.h> <fmt/ranges.h>
   <vector> <string> <memory> <optional> <functional> <map> <unordered_map>
@@ -13,7 +13,8 @@ target_compile_options(ppl_pch PRIVATE -Winvalid-pch)
 
 # ppl_target_defaults(TARGET): warnings, the shared PCH and the config header.
 function(ppl_target_defaults target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter -Winvalid-pch)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter -Winvalid-pch>)
   target_precompile_headers(${target} REUSE_FROM ppl_pch)
   target_include_directories(${target} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>)

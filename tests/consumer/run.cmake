@@ -1,7 +1,8 @@
 # Configures, builds and runs the consumer project against the build tree.
 file(REMOVE_RECURSE ${BINARY})
+string(REPLACE "|" ";" prefix_path "${PREFIX_PATH}")
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${BINARY} -G ${GENERATOR} -Dppl_DIR=${PPL_DIR}
-                        -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
+                        "-DCMAKE_PREFIX_PATH=${prefix_path}" -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "consumer: configure failed")
 endif()
