@@ -111,8 +111,8 @@ TEST_CASE("composite CUDA kernel matches its CPU twin", "[runtime][composite][cu
     const auto omega1 = torch::rand({8}, opts) + 0.3;
     const auto weights = torch::randn({8, 6, 50, 50}, opts);
     auto run = [&](torch::Device device) {
-      auto s = strokes.to(device).set_requires_grad(true);
-      auto o = omega1.to(device).set_requires_grad(true);
+      auto s = ppl_test::leaf_on(strokes, device);
+      auto o = ppl_test::leaf_on(omega1, device);
       auto c = composite(s, o);
       (c * weights.to(device)).sum().backward();
       return std::vector<torch::Tensor>{c.cpu(), s.grad().cpu(), o.grad().cpu()};

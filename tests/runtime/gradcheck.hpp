@@ -13,6 +13,13 @@ namespace ppl_test {
 
 using TensorFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
 
+/// A fresh leaf copy of `x` on `device` that records its gradient. `x` itself
+/// is left alone, also when it is already on `device` (where `to` would hand
+/// back `x` itself), so one input can feed a CPU run and then a CUDA run.
+inline torch::Tensor leaf_on(const torch::Tensor& x, const torch::Device& device) {
+  return x.detach().to(device).clone().set_requires_grad(true);
+}
+
 /// Checks d sum(f(x) * r) / d x[i] of every element of every input named in
 /// `names` against central differences with step `eps`.
 inline void check_gradients(const TensorFn& f, std::vector<torch::Tensor> inputs,

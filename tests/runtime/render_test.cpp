@@ -204,9 +204,9 @@ TEST_CASE("render_strokes CUDA kernel matches its CPU twin", "[runtime][render][
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const auto s = random_strokes(8, 6, 4, dtype);
     auto run = [&](torch::Device device) {
-      auto p = s.points.to(device).set_requires_grad(true);
-      auto g = s.sigma.to(device).set_requires_grad(true);
-      auto o = s.omega0.to(device).set_requires_grad(true);
+      auto p = ppl_test::leaf_on(s.points, device);
+      auto g = ppl_test::leaf_on(s.sigma, device);
+      auto o = ppl_test::leaf_on(s.omega0, device);
       auto out = render_strokes(p, g, o, {.height = 50, .width = 40, .samples = 100});
       torch::manual_seed(8);
       const auto w = torch::randn(out.sizes(), out.options().device(torch::kCPU)).to(device);
