@@ -5,6 +5,10 @@
 
 #include <torch/torch.h>
 
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
 #include <ppl/runtime/render.hpp>
 
 #include "gradcheck.hpp"
@@ -193,6 +197,23 @@ TEST_CASE("render_strokes rejects bad arguments", "[runtime][render]") {
   CHECK_THROWS_WITH(render_strokes(s.points, s.sigma, s.omega0, {.height = 0}),
                     "render_strokes: options.height is 0, but must be positive");
   CHECK_THROWS_AS(render_strokes(s.points.to(torch::kInt32), s.sigma, s.omega0), std::invalid_argument);
+}
+
+TEST_CASE("render_strokes leaves the calling thread's subnormal modes as they were", "[runtime][render]") {
+#if defined(__SSE2__)
+  // The CPU kernels flush subnormals while they run, on every thread they run
+  // on, the caller's included; the caller's own arithmetic must not change.
+  const auto s = random_strokes(4, 3, 4, torch::kFloat32);
+  const unsigned before = _mm_getcsr();
+  auto p = s.points.clone().set_requires_grad(true);
+  render_strokes(p, s.sigma, s.omega0).sum().backward();
+  CHECK(_mm_getcsr() == before);
+  volatile float tiny = 1e-39f;  // subnormal in float32
+  volatile float half = tiny * 0.5f;
+  CHECK(half != 0.0f);
+#else
+  WARN("no SSE control register on this target: skipped");
+#endif
 }
 
 TEST_CASE("render_strokes CUDA kernel matches its CPU twin", "[runtime][render][cuda]") {
