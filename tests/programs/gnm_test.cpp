@@ -222,6 +222,32 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   }
 }
 
+TEST_CASE("GNM z_what KL warm-up weights z_what in model and guide and in the auxiliary KL", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(4);
+  auto o = small_gnm();
+  CHECK(o.z_what_kl_warmup_steps == 0);  // off by default: weight 1 from the first step
+  CHECK(gnm::Gnm(o).z_what_kl_weight() == 1.0);
+  ppl::param_store().clear();
+  o.z_what_kl_warmup_steps = 100;
+  o.z_pres_prior_anneal_steps = 0;  // the auxiliary KL's other terms stay fixed
+  gnm::Gnm program(o);
+  const auto x = torch::rand({3, 1, 16, 16});
+  auto aux_at = [&](int64_t step) {
+    program.set_step(step);
+    auto [q, p] = check_same_sites(program, x);
+    CHECK(q.site("z_what").scale == Approx(program.z_what_kl_weight()));
+    CHECK(p.site("z_what").scale == Approx(program.z_what_kl_weight()));
+    return p.site("aux").log_prob().detach().clone();
+  };
+  const auto a0 = aux_at(0), a25 = aux_at(25), a100 = aux_at(100);
+  CHECK(program.z_what_kl_weight() == 1.0);
+  // aux = -(the other KLs) - w KL(q(z_what | x) || N(0, I)): linear in w.
+  const auto kl_what = a0 - a100;
+  CHECK((kl_what > 0).all().item<bool>());
+  CHECK(torch::allclose(a25 - a100, 0.75 * kl_what, 1e-4, 1e-4));
+}
+
 TEST_CASE("GNM ablations: Gaussian global prior has one z_g site, NoMLP draws z_g maps", "[gnm]") {
   ppl::param_store().clear();
   auto x = torch::rand({2, 1, 16, 16});

@@ -76,6 +76,7 @@ GnmOptions GnmOptions::defaults() {
   o.beta_g_start = 0.0;
   o.beta_g_end = 1.0;
   o.beta_g_warmup_steps = 100000;
+  o.z_what_kl_warmup_steps = 0;
   o.auxiliary_losses = true;
   o.learning_rate = 1e-4;
   o.clip_norm = 1.0;
@@ -157,6 +158,7 @@ void Gnm::set_step(int64_t step) {
   rho_ = linear_schedule(step, 0, o.z_pres_prior_anneal_steps, o.z_pres_prior, o.z_pres_prior_end);
   beta_b_ = linear_schedule(step, 0, o.beta_b_anneal_steps, o.beta_b_start, o.beta_b_end);
   beta_g_ = linear_schedule(step, 0, o.beta_g_warmup_steps, o.beta_g_start, o.beta_g_end);
+  what_kl_ = o.z_what_kl_warmup_steps > 0 ? linear_schedule(step, 0, o.z_what_kl_warmup_steps, 0.0, 1.0) : 1.0;
   curriculum_ = step < o.mask_curriculum_steps;
 }
 
@@ -192,6 +194,13 @@ std::pair<torch::Tensor, torch::Tensor> Gnm::global_prior(int64_t n, const torch
   return handlers::scale(draw, beta_g_)();
 }
 
+torch::Tensor Gnm::sample_what(const d::Normal& dist) {
+  // In model and guide alike, so that z_what's log p - log q is weighted.
+  auto draw = [&] { return ppl::sample("z_what", dist); };
+  if (what_kl_ == 1.0) return draw();
+  return handlers::scale(draw, what_kl_)();
+}
+
 StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) {
   auto p = structure_params(f);
   StructureLatents z;
@@ -222,7 +231,7 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
   z.z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1));
   z.z_where = ppl::sample("z_where", d::Normal(p.where_loc, p.where_scale).to_event(2));
   z.z_depth = ppl::sample("z_depth", d::Normal(p.depth_loc, p.depth_scale).to_event(2));
-  z.z_what = ppl::sample("z_what", d::Normal(p.what_loc, p.what_scale).to_event(2));
+  z.z_what = sample_what(d::Normal(p.what_loc, p.what_scale).to_event(2));
   return z;
 }
 
@@ -275,7 +284,8 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
     return (kl * p).sum(1);
   };
   auto kl_where = per_cell_kl(q.where_loc, q.where_scale, where_loc, where_sd);
-  auto kl_what = per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()), torch::ones({1}, x.options()));
+  auto kl_what = what_kl_ * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()),
+                                        torch::ones({1}, x.options()));
   if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
   auto bg = nets_->bg_enc->forward(fx.flatten(1));
   const int64_t zb = options_.z_bg_size;
@@ -324,7 +334,7 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
   auto z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1));
   ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
   ppl::sample("z_depth", d::Normal(q.depth_loc, q.depth_scale).to_event(2));
-  ppl::sample("z_what", d::Normal(q.what_loc, q.what_scale).to_event(2));
+  sample_what(d::Normal(q.what_loc, q.what_scale).to_event(2));
   return z_pres;
 }
 

@@ -46,6 +46,7 @@
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
+#include <ppl/dist/normal.hpp>
 #include <ppl/programs/gnm/layers.hpp>
 #include <ppl/programs/program.hpp>
 
@@ -87,6 +88,7 @@ struct GnmOptions {
                            (double, beta_g_start),            // beta_g warmed from 0 ...
                            (double, beta_g_end),              // ... to 1
                            (int, beta_g_warmup_steps),
+                           (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
                            (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
                            (double, learning_rate),
                            (double, clip_norm),               // global gradient-norm bound (0: none)
@@ -176,6 +178,8 @@ class Gnm : public ImageProgram {
 
   double beta_b() const { return beta_b_; }
   double beta_g() const { return beta_g_; }
+  /// The weight of z_what's KL terms at the current step.
+  double z_what_kl_weight() const { return what_kl_; }
   double temperature() const { return tau_; }
   double z_pres_prior() const { return rho_; }
   bool mask_curriculum() const { return curriculum_; }
@@ -183,6 +187,8 @@ class Gnm : public ImageProgram {
   GnmNets nets() const { return nets_; }
 
  private:
+  /// The z_what site, its log-density weighted by the z_what KL warm-up.
+  torch::Tensor sample_what(const dist::Normal& dist);
   /// The mode of z_s given a feature map f, with background z_b.
   StructureLatents mode_of(const torch::Tensor& f, const torch::Tensor& z_b);
   /// The model's latents: z_g, then z_b and z_s given it (sites unless `mode`).
@@ -194,7 +200,7 @@ class Gnm : public ImageProgram {
 
   GnmOptions options_;
   GnmNets nets_;
-  double tau_ = 1.0, rho_ = 0.1, beta_b_ = 50.0, beta_g_ = 0.0;
+  double tau_ = 1.0, rho_ = 0.1, beta_b_ = 50.0, beta_g_ = 0.0, what_kl_ = 1.0;
   bool curriculum_ = true;
 };
 
