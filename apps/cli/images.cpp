@@ -78,6 +78,13 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
   }
 }
 
+torch::Tensor spread_rows(const torch::Tensor& t, int64_t n) {
+  const int64_t size = t.size(0);
+  if (size <= n) return t;
+  auto idx = torch::arange(n, torch::kLong).mul(size).div(n, "floor");
+  return t.index_select(0, idx.to(t.device()));
+}
+
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   runtime::write_png_grid(path, images.detach().cpu().clamp(0, 1), columns);

@@ -34,16 +34,17 @@ RegisterCommand reg{"sample", [](CLI::App& app) {
                   "scale of the prior's spread (below 1: more typical samples; programs that support it)")
       ->capture_default_str();
   cmd->add_flag("--reconstruct", a->reconstruct,
-                "reconstruct N test images instead (each followed by its reconstruction, 8 per row)");
+                "reconstruct N test images spread over the test split instead (each followed by its "
+                "reconstruction, 8 per row)");
   cmd->add_option("--data", a->data, "with --reconstruct: data set (default: the run's)");
   cmd->callback([a] {
     if (a->n < 1) throw UsageError("sample: --n must be at least 1");
     if (a->reconstruct) {
       auto run = open_run(a->run, a->device);
       const auto name = a->data.empty() ? run.train.data : a->data;
-      auto test = load_image_data(name, "test", run.train.data_dir, a->n, run.program->image_size());
+      auto test = load_image_data(name, "test", run.train.data_dir, 0, run.program->image_size());
       random::SeedScope seed(a->seed);
-      auto x = test.images.to(run.device);
+      auto x = spread_rows(test.images, a->n).to(run.device);
       const auto out = a->out.empty() ? run.dir / fmt::format("reconstructions_{}_{}.png", name, a->n)
                                       : std::filesystem::path(a->out);
       save_reconstructions(out, x, run.program->reconstruct(x));

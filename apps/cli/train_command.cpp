@@ -204,7 +204,7 @@ void train(const TrainArgs& args) {
   {
     torch::NoGradGuard no_grad;
     save_image_grid(dir / "samples.png", program->sample(64).cpu(), 8);
-    auto x = test.images.narrow(0, 0, std::min<int64_t>(32, test.images.size(0))).to(device);
+    auto x = spread_rows(test.images, 32).to(device);
     save_reconstructions(dir / "reconstructions.png", x, program->reconstruct(x));
     std::vector<std::pair<int64_t, double>> smooth;
     double ema = NAN;
