@@ -25,7 +25,7 @@ inline torch::Tensor leaf_on(const torch::Tensor& x, const torch::Device& device
 inline void check_gradients(const TensorFn& f, std::vector<torch::Tensor> inputs,
                             const std::vector<std::string>& names, double eps = 1e-6,
                             double rtol = 1e-4, double atol = 1e-6) {
-  for (auto& x : inputs) x = x.detach().clone().set_requires_grad(true);
+  for (auto& x : inputs) x = leaf_on(x, x.device());
   const auto out = f(inputs);
   const auto weights = torch::randn_like(out);
   (out * weights).sum().backward();

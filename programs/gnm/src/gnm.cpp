@@ -23,6 +23,14 @@ const std::vector<ConvRow> kBackgroundDecoder = {{1, 128, 4}, {1, 64, 2}, {1, 32
 /// (4 + 4), depth loc and scale (1 + 1), what loc and scale.
 int64_t head_channels(const GnmOptions& o) { return 1 + 8 + 2 + 2 * int64_t{o.z_what_size}; }
 
+/// fn() with its sites' log-densities weighted by `weight`, in model and
+/// guide alike (for beta_g and the z_what warm-up); unwrapped at weight 1.
+template <class F>
+auto weighted(F fn, double weight) {
+  if (weight == 1.0) return fn();
+  return handlers::scale(fn, weight)();
+}
+
 int64_t global_size(const GnmOptions& o) {
   // StructDRAW: z_g = CAT[z_g/l]; the Gaussian ablation gets the same total size.
   if (o.global_prior == "gaussian" || o.mlp_interaction) return int64_t{o.draw_steps} * o.z_global_size;
@@ -190,15 +198,11 @@ std::pair<torch::Tensor, torch::Tensor> Gnm::global_prior(int64_t n, const torch
     const int64_t s = options_.num_cells;
     return {nets_->g_dec->forward(z).view({n, options_.channels, s, s}), z};
   };
-  if (beta_g_ == 1.0) return draw();
-  return handlers::scale(draw, beta_g_)();
+  return weighted(draw, beta_g_);
 }
 
 torch::Tensor Gnm::sample_what(const d::Normal& dist) {
-  // In model and guide alike, so that z_what's log p - log q is weighted.
-  auto draw = [&] { return ppl::sample("z_what", dist); };
-  if (what_kl_ == 1.0) return draw();
-  return handlers::scale(draw, what_kl_)();
+  return weighted([&] { return ppl::sample("z_what", dist); }, what_kl_);
 }
 
 StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) {
@@ -323,8 +327,7 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
     const int64_t g = global_size(options_);
     ppl::sample("z_g", d::Normal(out.narrow(1, 0, g), positive_scale(out.narrow(1, g, g))).to_event(1));
   };
-  if (beta_g_ == 1.0) global();
-  else handlers::scale(global, beta_g_)();
+  weighted(global, beta_g_);
   if (has_background()) {
     auto bg = nets_->bg_enc->forward(fx.flatten(1));
     const int64_t zb = options_.z_bg_size;
