@@ -28,18 +28,70 @@ struct LlArgs {
   int64_t n = 1000;
   int64_t batch = 50;
   uint64_t seed = 0;
+  std::string likelihood_scale = "learnt";
 };
 
+/// "learnt", "dataset", or the fixed scale given, checked.
+void check_scale_mode(const std::string& mode) {
+  if (mode == "learnt" || mode == "dataset") return;
+  double v = 0;
+  size_t used = 0;
+  try {
+    v = std::stod(mode, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != mode.size() || !(v > 0) || !std::isfinite(v))
+    throw UsageError(fmt::format(
+        "ll: --likelihood-scale is \"{}\", but must be learnt, dataset or a positive number", mode));
+}
+
+/// The per-pixel likelihood scale [1, H, W] that --likelihood-scale asks for
+/// on a data set whose whole split is `images` [N, 1, H, W]; undefined for
+/// "learnt". "dataset" is the DooD authors' evaluation: the per-pixel standard
+/// deviation of the split is written into the unconstrained parameter of the
+/// scale, whose bound makes it 0.01 + 0.99 sigmoid(std) (0.505 to 0.63).
+torch::Tensor evaluation_scale(const std::string& mode, const torch::Tensor& images) {
+  if (mode == "learnt") return {};
+  const auto shape = std::vector<int64_t>{1, images.size(-2), images.size(-1)};
+  if (mode == "dataset") return (0.01 + 0.99 * torch::sigmoid(images.to(torch::kFloat).std(0))).reshape(shape);
+  return torch::full(shape, std::stod(mode));
+}
+
+/// "ll_DATA_SPLIT_KK.json", with "_scale-MODE" before ".json" unless the
+/// scale is the learnt one.
+std::string cell_file(const std::string& name, const LlArgs& a) {
+  const auto suffix = a.likelihood_scale == "learnt" ? std::string() : "_scale-" + a.likelihood_scale;
+  return fmt::format("ll_{}_{}_K{}{}.json", name, a.split, a.particles, suffix);
+}
+
 /// The estimate of one run on one data set; also written as
-/// RUN/ll_DATA_SPLIT_KK.json.
+/// RUN/ll_DATA_SPLIT_KK.json (see cell_file).
 nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::string& name, const LlArgs& a) {
-  auto data = load_image_data(name, a.split, a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
-                              run.program->image_size());
   auto& program = *run.program;
+  if (a.likelihood_scale != "learnt" && !program.has_likelihood_scale())
+    throw UsageError(fmt::format("ll: --likelihood-scale {} replaces a learnt per-pixel likelihood scale, but {} "
+                                 "(program {}) has none",
+                                 a.likelihood_scale, run_name, program.name()));
+  const auto data_dir = a.data_dir.empty() ? run.train.data_dir : a.data_dir;
+  auto data = load_image_data(name, a.split, data_dir, a.likelihood_scale == "dataset" ? 0 : a.n,
+                              program.image_size());
   if (data.images.size(-1) != program.image_size())
     throw UsageError(fmt::format("ll: {} has {}x{} images but the program of {} expects {}x{}", name,
                                  data.images.size(-2), data.images.size(-1), run_name, program.image_size(),
                                  program.image_size()));
+  if (a.likelihood_scale != "learnt") {
+    program.set_likelihood_scale(evaluation_scale(a.likelihood_scale, data.images));
+    if (a.n > 0 && data.images.size(0) > a.n) data.images = data.images.narrow(0, 0, a.n);
+  }
+  // ll measures one run on several data sets: the next one starts from the learnt scale.
+  struct Restore {
+    programs::ImageProgram& p;
+    bool active;
+    ~Restore() {
+      if (active) p.set_likelihood_scale({});
+    }
+  } restore{program, a.likelihood_scale != "learnt"};
   auto model = [&](const torch::Tensor& x) { return program.model(x); };
   auto guide = [&](const torch::Tensor& x) { return program.guide(x); };
   std::vector<torch::Tensor> lls, esss;
@@ -59,8 +111,9 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
   const double se = n > 1 ? ll.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0;
   nlohmann::json out = {{"run", run_name},       {"data", name},     {"split", a.split},
                         {"particles", a.particles}, {"n", n},        {"log_likelihood", mean},
-                        {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()}};
-  write_atomic(run.dir / fmt::format("ll_{}_{}_K{}.json", name, a.split, a.particles), out.dump(2));
+                        {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()},
+                        {"likelihood_scale", a.likelihood_scale}};
+  write_atomic(run.dir / cell_file(name, a), out.dump(2));
   return out;
 }
 
@@ -91,17 +144,17 @@ void write_table(const LlArgs& a, const std::vector<std::string>& rows, const st
   fs::create_directories(dir);
   const nlohmann::json table = {{"runs", rows},        {"data", cols},     {"split", a.split},
                                 {"particles", a.particles}, {"n", a.n},  {"log_likelihood", ll},
-                                {"standard_error", se}};
+                                {"standard_error", se},     {"likelihood_scale", a.likelihood_scale}};
   write_atomic(dir / "ll_table.json", table.dump(2));
 
   const auto t = column_ranks(ll);
   std::string html = fmt::format(
       "<!doctype html><meta charset=utf-8><title>log-likelihood</title><style>body{{font-family:sans-serif;margin:2em}}"
       "td,th{{padding:6px 12px;text-align:right;border:1px solid #ccc}}th{{background:#f4f4f4}}</style>"
-      "<h1>Importance-sampling log-likelihood</h1><p>{} split, K = {} particles, up to {} images per data set; "
-      "mean &plusmn; standard error in nats per image. Colour: rank within each column (darker is higher).</p>"
-      "<table><tr><th>run</th>",
-      a.split, a.particles, a.n);
+      "<h1>Importance-sampling log-likelihood</h1><p>{} split, K = {} particles, up to {} images per data set, "
+      "likelihood scale: {}; mean &plusmn; standard error in nats per image. Colour: rank within each column "
+      "(darker is higher).</p><table><tr><th>run</th>",
+      a.split, a.particles, a.n, a.likelihood_scale);
   for (const auto& c : cols) html += fmt::format("<th>{}</th>", c);
   html += "</tr>";
   for (size_t r = 0; r < rows.size(); ++r) {
@@ -135,6 +188,7 @@ void run_ll(const LlArgs& a) {
   if (a.particles < 1 || a.chunk < 1 || a.batch < 1)
     throw UsageError(fmt::format("ll: --particles, --chunk and --batch must be positive (got {}, {}, {})", a.particles,
                                  a.chunk, a.batch));
+  check_scale_mode(a.likelihood_scale);
   std::vector<std::vector<double>> ll, se;
   std::vector<std::string> cols;
   std::vector<nlohmann::json> cells;
@@ -187,6 +241,10 @@ RegisterCommand reg{"ll", [](CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
   cmd->add_option("--data-dir", a->data_dir, "data root");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->add_option("--likelihood-scale", a->likelihood_scale,
+                  "learnt (the run's own per-pixel scale), dataset (the DooD authors' evaluation: from the per-pixel "
+                  "standard deviation of each data set) or a fixed positive scale; for programs with a learnt scale")
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "folder of the table, for several runs or data sets")->capture_default_str();
   cmd->callback([a] { run_ll(*a); });
 }};

@@ -70,4 +70,19 @@ set +e
 "$ppl" sample "$work/straight" --temperature 0.5 --out "$work/t.png" 2> "$work/err5"; rc6=$?
 set -e
 [ $rc6 -eq 2 ] && grep -q 'program "air" has no sampling temperature' "$work/err5" && [ ! -e "$work/t.png" ]
+# The Laplace likelihood's learnt scale, and ll with the scale replaced by
+# the data set's (the DooD authors' evaluation) or by a fixed one.
+sed 's/"batch_size": 16}/"batch_size": 16, "likelihood": "laplace"}/' "$work/small.json" > "$work/laplace.json"
+"$ppl" train air --data multi-mnist --n-train 32 --config "$work/laplace.json" --steps 2 --eval-every 0 \
+  --out "$work/lap" > /dev/null 2>&1
+"$ppl" ll "$work/lap" --particles 2 --n 4 --batch 4 --likelihood-scale dataset > /dev/null 2>&1
+grep -q '"likelihood_scale": "dataset"' "$work/lap/ll_multi-mnist_test_K2_scale-dataset.json"
+"$ppl" ll "$work/lap" --particles 2 --n 4 --batch 4 --likelihood-scale 0.5 > /dev/null 2>&1
+grep -q '"likelihood_scale": "0.5"' "$work/lap/ll_multi-mnist_test_K2_scale-0.5.json"
+set +e
+"$ppl" ll "$work/straight" --likelihood-scale dataset --n 2 2> "$work/err6"; rc7=$?
+"$ppl" ll "$work/lap" --likelihood-scale=abc --n 2 2> "$work/err7"; rc8=$?
+set -e
+[ $rc7 -eq 2 ] && grep -q "has none" "$work/err6" && grep -q "straight" "$work/err6"
+[ $rc8 -eq 2 ] && grep -q 'likelihood-scale is "abc"' "$work/err7"
 echo "air smoke: ok"

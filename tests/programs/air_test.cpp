@@ -112,3 +112,40 @@ TEST_CASE("AIR z_pres warm-up holds the guide's presence at one half, then hands
   // Annealing is independent of the warm-up: the prior is unchanged without it.
   CHECK(program.prior_trials() == air::count_prior_trials(o.z_pres_prior, o.max_steps));
 }
+
+TEST_CASE("AIR with the Laplace likelihood: a learnt per-pixel scale that evaluation can replace", "[air]") {
+  ppl::param_store().clear();
+  auto o = small();
+  o.likelihood = "laplace";
+  air::Air program(o);
+  REQUIRE(program.has_likelihood_scale());
+  auto x = torch::rand({3, 1, 20, 20});
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto q = ppl::trace(ppl::handlers::seed(guide, 5), x);
+  auto replayed = [&] { return ppl::trace(ppl::handlers::replay(model, q), x); };
+  // The Laplace density in closed form, summed over the pixels of each image.
+  auto laplace = [&](const torch::Tensor& mean, const torch::Tensor& b) {
+    return (-(x - mean).abs() / b - torch::log(2 * b)).flatten(1).sum(1);
+  };
+  auto p = replayed();
+  auto mean = p.result<torch::Tensor>();
+  // Initially b = 0.01 + 0.99 sigmoid(0) everywhere.
+  CHECK(torch::allclose(p.site("x").log_prob(), laplace(mean, torch::full({1, 20, 20}, 0.505)), 1e-4, 1e-3));
+
+  auto b = torch::full({1, 20, 20}, 0.25);
+  b[0][3][4] = 0.9;
+  program.set_likelihood_scale(b);
+  CHECK(torch::allclose(replayed().site("x").log_prob(), laplace(mean, b), 1e-4, 1e-3));
+  program.set_likelihood_scale({});
+  CHECK(torch::allclose(replayed().site("x").log_prob(), p.site("x").log_prob()));
+
+  CHECK_THROWS_WITH(program.set_likelihood_scale(torch::zeros({1, 20, 20})), Catch::Contains("must be positive"));
+  CHECK_THROWS_WITH(program.set_likelihood_scale(torch::ones({1, 10, 10})), Catch::Contains("[1, 20, 20]"));
+  // The Normal likelihood has a fixed scale: nothing to replace.
+  air::Air normal(small());
+  CHECK_FALSE(normal.has_likelihood_scale());
+  CHECK_THROWS_WITH(normal.set_likelihood_scale(torch::ones({1, 20, 20})), Catch::Contains("no learnt scale"));
+  o.likelihood = "bernoulli";
+  CHECK_THROWS_WITH(air::Air(o), Catch::Contains("likelihood is \"bernoulli\""));
+}

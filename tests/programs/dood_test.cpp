@@ -123,6 +123,26 @@ TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood 
   CHECK(torch::allclose(during.model.site("l/0").log_prob(), 4.0 * before.model.site("l/0").log_prob(), 1e-5, 1e-5));
 }
 
+TEST_CASE("DooD: evaluation can replace the learnt per-pixel likelihood scale", "[dood]") {
+  ppl::param_store().clear();
+  dood::Dood program(small());
+  REQUIRE(program.has_likelihood_scale());
+  auto x = torch::rand({2, 1, 12, 12});
+  auto learnt = run(program, x);
+  auto mean = learnt.model.result<torch::Tensor>();
+  auto laplace = [&](const torch::Tensor& b) {
+    return (-(x - mean).abs() / b - torch::log(2 * b)).flatten(1).sum(1);
+  };
+  // Initially b = 0.01 + 0.99 sigmoid(0) everywhere.
+  CHECK(torch::allclose(learnt.model.site("x").log_prob(), laplace(torch::full({1, 12, 12}, 0.505)), 1e-4, 1e-3));
+  auto b = torch::linspace(0.1, 0.8, 144).view({12, 12});  // [H, W] is accepted too
+  program.set_likelihood_scale(b);
+  CHECK(torch::allclose(run(program, x).model.site("x").log_prob(), laplace(b.unsqueeze(0)), 1e-4, 1e-3));
+  program.set_likelihood_scale({});
+  CHECK(torch::allclose(run(program, x).model.site("x").log_prob(), learnt.model.site("x").log_prob()));
+  CHECK_THROWS_WITH(program.set_likelihood_scale(torch::full({1, 12, 12}, NAN)), Catch::Contains("dood"));
+}
+
 TEST_CASE("DooD-EG: without execution guidance the prior of later steps ignores the canvas", "[dood]") {
   auto x = torch::rand({3, 1, 12, 12});
   for (bool guidance : {true, false}) {

@@ -32,6 +32,7 @@ AirOptions AirOptions::defaults() {
   o.scale_prior_sd = 0.2;
   o.pos_prior_mean = 0.0;
   o.pos_prior_sd = 1.0;
+  o.likelihood = "normal";
   o.likelihood_sd = 0.3;
   o.decoder_output_bias = -2.0;
   o.use_baselines = true;
@@ -84,12 +85,21 @@ AirNetsImpl::AirNetsImpl(const AirOptions& o) {
   bl_c_init = register_parameter("bl_c_init", torch::zeros({1, o.rnn_hidden}));
   z_where_init = register_parameter("z_where_init", torch::zeros({1, 3}));
   z_what_init = register_parameter("z_what_init", torch::zeros({1, o.z_what_size}));
+  // Registered only for the Laplace likelihood, so runs with the Normal one
+  // keep their checkpoints. Starts at b = 0.01 + 0.99 sigmoid(0), about 0.5.
+  if (o.likelihood == "laplace")
+    obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
 }
 
 Air::Air(AirOptions options) : options_(std::move(options)), nets_(options_) {
   if (options_.max_steps < 1) throw ArgumentError(fmt::format("AIR: max_steps is {}, but must be at least 1", options_.max_steps));
   if (options_.window_size < 2 || options_.image_size < 2)
     throw ArgumentError("AIR: window_size and image_size must be at least 2");
+  if (options_.likelihood != "normal" && options_.likelihood != "laplace")
+    throw ArgumentError(
+        fmt::format("AIR: likelihood is \"{}\", but must be \"normal\" or \"laplace\"", options_.likelihood));
+  if (options_.likelihood == "normal" && !(options_.likelihood_sd > 0))
+    throw ArgumentError(fmt::format("AIR: likelihood_sd is {}, but must be positive", options_.likelihood_sd));
   if (options_.anneal_prior != "none" && options_.anneal_prior != "exp")
     throw ArgumentError(fmt::format("AIR: anneal_prior is \"{}\", but must be \"none\" or \"exp\"", options_.anneal_prior));
   if (options_.anneal_prior == "exp") {
@@ -110,6 +120,14 @@ void Air::to(const torch::Device& device) {
   nets_->to(device);
   where_loc_ = where_loc_.to(device);
   where_scale_ = where_scale_.to(device);
+  if (scale_override_.defined()) scale_override_ = scale_override_.to(device);
+}
+
+void Air::set_likelihood_scale(const torch::Tensor& scale) {
+  if (!has_likelihood_scale())
+    throw ArgumentError(fmt::format("AIR: likelihood is \"{}\", which has no learnt scale to replace", options_.likelihood));
+  scale_override_ =
+      scale.defined() ? check_likelihood_scale("AIR", scale, options_.image_size).to(where_loc_.device()) : scale;
 }
 
 void Air::set_step(int64_t step) {
@@ -157,7 +175,12 @@ torch::Tensor Air::model(const torch::Tensor& x) {
   check::min_dim({"AIR model"}, "x", x, 4);
   auto canvas = prior(x.size(0), x.options());
   auto data = ppl::plate("data", x.size(0));
-  ppl::observe("x", d::Normal(canvas, options_.likelihood_sd).to_event(3), x);
+  if (options_.likelihood == "laplace") {
+    auto scale = scale_override_.defined() ? scale_override_ : 1e-2 + 0.99 * torch::sigmoid(nets_->obs_scale);
+    ppl::observe("x", d::Laplace(canvas, scale.unsqueeze(0).expand_as(canvas)).to_event(3), x);
+  } else {
+    ppl::observe("x", d::Normal(canvas, options_.likelihood_sd).to_event(3), x);
+  }
   return canvas;
 }
 

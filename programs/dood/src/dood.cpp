@@ -153,6 +153,12 @@ void Dood::to(const torch::Device& device) {
   nets_->to(device);
   fixed_l_loc_ = fixed_l_loc_.to(device);
   fixed_l_scale_ = fixed_l_scale_.to(device);
+  if (scale_override_.defined()) scale_override_ = scale_override_.to(device);
+}
+
+void Dood::set_likelihood_scale(const torch::Tensor& scale) {
+  scale_override_ =
+      scale.defined() ? check_likelihood_scale("dood", scale, options_.image_size).to(fixed_l_loc_.device()) : scale;
 }
 
 std::vector<ParamGroupSpec> Dood::param_groups() const {
@@ -246,7 +252,8 @@ torch::Tensor Dood::model(const torch::Tensor& x) {
   check::min_dim({"DooD model"}, "x", x, 4);
   auto canvas = prior(x.size(0), x.options());
   auto data = ppl::plate("data", x.size(0));
-  auto scale = bounded(nets_->obs_scale, 1e-2, 1.0).unsqueeze(0).expand_as(canvas);
+  auto per_pixel = scale_override_.defined() ? scale_override_ : bounded(nets_->obs_scale, 1e-2, 1.0);
+  auto scale = per_pixel.unsqueeze(0).expand_as(canvas);
   ppl::observe("x", d::Laplace(canvas, scale).to_event(3), x);
   return canvas;
 }

@@ -85,9 +85,35 @@ class ImageProgram {
   /// `labels` may be undefined. Returns named figures.
   virtual nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) { return nlohmann::json::object(); }
 
+  /// Evaluation only: whether the likelihood has a learnt per-pixel scale
+  /// that `set_likelihood_scale` can replace.
+  virtual bool has_likelihood_scale() const { return false; }
+  /// Evaluation only: observe x with `scale` ([1, H, W], positive) in place of
+  /// the learnt per-pixel scale; an undefined tensor restores the learnt one.
+  /// Programs without such a scale throw ArgumentError naming themselves.
+  virtual void set_likelihood_scale(const torch::Tensor& scale) {
+    throw ArgumentError("program \"" + name() + "\" has no learnt likelihood scale to replace");
+  }
+
   /// Moves the program's networks to `device`.
   virtual void to(const torch::Device& device) = 0;
 };
+
+/// A replacement likelihood scale for `set_likelihood_scale`, checked: a
+/// finite, positive float tensor of shape [1, H, W] or [H, W] with H = W =
+/// `image_size`; returned as [1, H, W]. Throws ShapeError or ArgumentError naming `program`.
+inline torch::Tensor check_likelihood_scale(const std::string& program, const torch::Tensor& scale,
+                                            int64_t image_size) {
+  auto s = scale.dim() == 2 ? scale.unsqueeze(0) : scale;
+  if (s.dim() != 3 || s.size(0) != 1 || s.size(1) != image_size || s.size(2) != image_size)
+    throw ShapeError(program + ": a likelihood scale must have shape [1, " + std::to_string(image_size) + ", " +
+                     std::to_string(image_size) + "], got " + shape_string(scale.sizes()));
+  s = s.to(torch::kFloat);
+  const std::string ctx = program + " likelihood scale";
+  check::finite({ctx}, "scale", s);
+  check::positive({ctx}, "scale", s);
+  return s;
+}
 
 /// A registered program: its name, a one-line description, its default
 /// options and a factory from options (unknown keys are errors).

@@ -7,7 +7,9 @@
 ///                      [scale_prior_sd, pos_prior_sd, pos_prior_sd])
 ///   z_what_t  ~ Normal(0, I)
 ///   canvas   += z_pres_t * place(decode(z_what_t), z_where_t)
-///   x         ~ Normal(canvas, likelihood_sd)
+///   x         ~ Normal(canvas, likelihood_sd)            (likelihood "normal", the default)
+///   x         ~ Laplace(canvas, b), b in [0.01, 1]        (likelihood "laplace": a learnt
+///                                                          per-pixel scale, as DooD's)
 /// z_where = (s, x, y) maps image coordinates u in [-1, 1]^2 to window
 /// coordinates s u + (x, y) (as the AIR paper and Pyro's example), so the
 /// object covers 1/s of the image centred at -(x, y)/s.
@@ -45,6 +47,7 @@ struct AirOptions {
                            (double, scale_prior_sd),
                            (double, pos_prior_mean),
                            (double, pos_prior_sd),
+                           (std::string, likelihood),    // "normal" (fixed likelihood_sd) or "laplace"
                            (double, likelihood_sd),
                            (double, decoder_output_bias),
                            (bool, use_baselines),
@@ -68,6 +71,8 @@ struct AirNetsImpl : torch::nn::Module {
   SplitLSTMCell rnn{nullptr}, bl_rnn{nullptr};
   torch::nn::Sequential predict{nullptr}, encode{nullptr}, decode{nullptr}, bl_predict{nullptr};
   torch::Tensor h_init, c_init, bl_h_init, bl_c_init, z_where_init, z_what_init;
+  /// Unconstrained per-pixel Laplace scale [1, H, W]; defined only for likelihood "laplace".
+  torch::Tensor obs_scale;
 };
 TORCH_MODULE(AirNets);
 
@@ -90,6 +95,8 @@ class Air : public ImageProgram {
   /// {"count_accuracy": ..., "confusion": [[...]]} against true counts.
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& counts) override;
   void to(const torch::Device& device) override;
+  bool has_likelihood_scale() const override { return options_.likelihood == "laplace"; }
+  void set_likelihood_scale(const torch::Tensor& scale) override;
 
   /// Inferred number of objects per image (guide draws), [B].
   torch::Tensor infer_counts(const torch::Tensor& x);
@@ -109,6 +116,7 @@ class Air : public ImageProgram {
   std::vector<double> trials_;
   int64_t step_ = 0;
   torch::Tensor where_loc_, where_scale_;
+  torch::Tensor scale_override_;  // set_likelihood_scale; undefined: the learnt scale
 };
 
 /// Converts AIR's z_where (s, x, y) to the runtime's (scale, shift x, shift y)

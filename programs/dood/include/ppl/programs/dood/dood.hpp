@@ -115,6 +115,8 @@ class Dood : public ImageProgram {
   /// {"mean_strokes": ...}: the mean number of steps the guide draws on x.
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) override;
   void to(const torch::Device& device) override;
+  bool has_likelihood_scale() const override { return true; }
+  void set_likelihood_scale(const torch::Tensor& scale) override;
 
   /// The number of strokes the guide draws per image (sum of its o_t draws), [B].
   torch::Tensor infer_strokes(const torch::Tensor& x);
@@ -141,6 +143,7 @@ class Dood : public ImageProgram {
   bool training_ = false;
   double temperature_ = 1.0;  ///< multiplies the prior's l and s scales (sample_tempered)
   torch::Tensor fixed_l_loc_, fixed_l_scale_;
+  torch::Tensor scale_override_;  ///< set_likelihood_scale; undefined: the learnt scale
 };
 
 /// The affine part of the token model (B.4) for a batch: shift in x and y in
