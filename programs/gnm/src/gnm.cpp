@@ -86,6 +86,7 @@ GnmOptions GnmOptions::defaults() {
   o.beta_g_warmup_steps = 100000;
   o.z_what_kl_warmup_steps = 0;
   o.auxiliary_losses = true;
+  o.analytic_kl = false;
   o.learning_rate = 1e-4;
   o.clip_norm = 1.0;
   o.batch_size = 32;

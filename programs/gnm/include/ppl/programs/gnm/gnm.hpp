@@ -90,6 +90,7 @@ struct GnmOptions {
                            (int, beta_g_warmup_steps),
                            (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
                            (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
+                           (bool, analytic_kl),               // closed-form Normal KLs in training
                            (double, learning_rate),
                            (double, clip_norm),               // global gradient-norm bound (0: none)
                            (int, batch_size));
@@ -158,6 +159,10 @@ class Gnm : public ImageProgram {
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
+  /// With `analytic_kl`, the Normal sites (z_g, z_where, z_depth, z_what,
+  /// z_b) enter training as -KL(q || p) in closed form, given the sampled
+  /// upstream latents, as in the authors' code; z_pres stays a sampled term.
+  infer::ElboOptions elbo_options() const override { return {.analytic_kl = options_.analytic_kl}; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
   void set_step(int64_t step) override;
   /// True when the program has a background (composition "overlap").
