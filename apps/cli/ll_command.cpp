@@ -50,11 +50,11 @@ void check_scale_mode(const std::string& mode) {
 /// on a data set whose whole split is `images` [N, 1, H, W]; undefined for
 /// "learnt". "dataset" is the DooD authors' evaluation: the per-pixel standard
 /// deviation of the split is written into the unconstrained parameter of the
-/// scale, whose bound makes it 0.01 + 0.99 sigmoid(std) (0.505 to 0.63).
+/// scale, whose bound (bounded_likelihood_scale) makes it 0.505 to 0.63.
 torch::Tensor evaluation_scale(const std::string& mode, const torch::Tensor& images) {
   if (mode == "learnt") return {};
   const auto shape = std::vector<int64_t>{1, images.size(-2), images.size(-1)};
-  if (mode == "dataset") return (0.01 + 0.99 * torch::sigmoid(images.to(torch::kFloat).std(0))).reshape(shape);
+  if (mode == "dataset") return programs::bounded_likelihood_scale(images.to(torch::kFloat).std(0)).reshape(shape);
   return torch::full(shape, std::stod(mode));
 }
 

@@ -176,7 +176,7 @@ torch::Tensor Air::model(const torch::Tensor& x) {
   auto canvas = prior(x.size(0), x.options());
   auto data = ppl::plate("data", x.size(0));
   if (options_.likelihood == "laplace") {
-    auto scale = scale_override_.defined() ? scale_override_ : 1e-2 + 0.99 * torch::sigmoid(nets_->obs_scale);
+    auto scale = scale_override_.defined() ? scale_override_ : bounded_likelihood_scale(nets_->obs_scale);
     ppl::observe("x", d::Laplace(canvas, scale.unsqueeze(0).expand_as(canvas)).to_event(3), x);
   } else {
     ppl::observe("x", d::Normal(canvas, options_.likelihood_sd).to_event(3), x);

@@ -252,7 +252,7 @@ torch::Tensor Dood::model(const torch::Tensor& x) {
   check::min_dim({"DooD model"}, "x", x, 4);
   auto canvas = prior(x.size(0), x.options());
   auto data = ppl::plate("data", x.size(0));
-  auto per_pixel = scale_override_.defined() ? scale_override_ : bounded(nets_->obs_scale, 1e-2, 1.0);
+  auto per_pixel = scale_override_.defined() ? scale_override_ : bounded_likelihood_scale(nets_->obs_scale);
   auto scale = per_pixel.unsqueeze(0).expand_as(canvas);
   ppl::observe("x", d::Laplace(canvas, scale).to_event(3), x);
   return canvas;

@@ -99,6 +99,11 @@ class ImageProgram {
   virtual void to(const torch::Device& device) = 0;
 };
 
+/// A learnt per-pixel likelihood scale (DooD's, AIR-Laplace's) from its
+/// unconstrained parameter `raw`: 0.01 + 0.99 sigmoid(raw), in [0.01, 1], the
+/// DooD authors' bound.
+inline torch::Tensor bounded_likelihood_scale(const torch::Tensor& raw) { return 0.01 + 0.99 * torch::sigmoid(raw); }
+
 /// A replacement likelihood scale for `set_likelihood_scale`, checked: a
 /// finite, positive float tensor of shape [1, H, W] or [H, W] with H = W =
 /// `image_size`; returned as [1, H, W]. Throws ShapeError or ArgumentError naming `program`.
