@@ -184,6 +184,7 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   auto o = small_gnm();
   gnm::Gnm program(o);
   program.set_step(50000);  // beta_g = 0.5
+  program.set_training(true);
   auto x = torch::rand({3, 1, 16, 16});
   auto [q, p] = check_same_sites(program, x);
   for (int l = 0; l < o.draw_steps; ++l) {
@@ -222,6 +223,44 @@ TEST_CASE("GNM model and guide visit the same latent sites with the documented s
   }
 }
 
+TEST_CASE("GNM's annealing weights and auxiliary KLs apply only while training", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(3);
+  auto o = small_gnm();
+  o.z_what_kl_warmup_steps = 100;
+  gnm::Gnm program(o);
+  program.set_step(50);  // beta_g = 5e-4, z_what weight 0.5: both far from 1
+  const auto x = torch::rand({3, 1, 16, 16});
+  auto log_weight = [](const ppl::Trace& p, const ppl::Trace& q) {
+    return (p.log_prob_sum() - q.log_prob_sum()).item<double>();
+  };
+  program.set_training(true);
+  auto [q1, p1] = check_same_sites(program, x);
+  REQUIRE(p1.contains("aux"));
+  CHECK(q1.site("z_g/0").scale == Approx(5e-4));
+  CHECK(q1.site("z_what").scale == Approx(0.5));
+  // Off (as `ppl ll` opens a run): the same draws carry weight 1 and there is no auxiliary site,
+  // even with gradients on, so the importance weight is log p(x, z) - log q(z).
+  program.set_training(false);
+  auto [q0, p0] = check_same_sites(program, x);
+  CHECK_FALSE(p0.contains("aux"));
+  double unweighted = 0;
+  for (const auto& s : p1) {
+    if (s.name == "aux" || !s.is_random()) continue;
+    unweighted += (s.log_prob().sum() / s.scale).item<double>();
+    CHECK(p0.site(s.name).scale == 1.0);
+  }
+  for (const auto& s : q1) {
+    if (s.kind != ppl::SiteKind::sample) continue;
+    unweighted -= (s.log_prob().sum() / s.scale).item<double>();
+    CHECK(q0.site(s.name).scale == 1.0);
+  }
+  CHECK(log_weight(p0, q0) == Approx(unweighted).epsilon(1e-5));
+  CHECK(program.beta_g() == Approx(5e-4));  // the schedule itself is unchanged
+  CHECK(program.global_kl_weight() == 1.0);
+  CHECK(program.z_what_kl_weight() == 1.0);
+}
+
 TEST_CASE("GNM z_what KL warm-up weights z_what in model and guide and in the auxiliary KL", "[gnm]") {
   ppl::param_store().clear();
   torch::manual_seed(4);
@@ -232,6 +271,7 @@ TEST_CASE("GNM z_what KL warm-up weights z_what in model and guide and in the au
   o.z_what_kl_warmup_steps = 100;
   o.z_pres_prior_anneal_steps = 0;  // the auxiliary KL's other terms stay fixed
   gnm::Gnm program(o);
+  program.set_training(true);
   const auto x = torch::rand({3, 1, 16, 16});
   auto aux_at = [&](int64_t step) {
     program.set_step(step);
@@ -443,6 +483,7 @@ TEST_CASE("a few SVI steps on tiny images lower the loss of GNM, ConvDRAW and th
   };
   ppl::param_store().clear();
   gnm::Gnm g(small_gnm());
+  g.set_training(true);
   auto [g0, g1] = run(g, 40);
   CHECK(g1 < g0);
   // The authors' objective: closed-form KLs for the Normal sites.
@@ -450,6 +491,7 @@ TEST_CASE("a few SVI steps on tiny images lower the loss of GNM, ConvDRAW and th
   auto analytic = small_gnm();
   analytic.analytic_kl = true;
   gnm::Gnm ga(analytic);
+  ga.set_training(true);
   REQUIRE(ga.elbo_options().analytic_kl);
   REQUIRE_FALSE(g.elbo_options().analytic_kl);
   auto [a0, a1] = run(ga, 40);

@@ -199,11 +199,11 @@ std::pair<torch::Tensor, torch::Tensor> Gnm::global_prior(int64_t n, const torch
     const int64_t s = options_.num_cells;
     return {nets_->g_dec->forward(z).view({n, options_.channels, s, s}), z};
   };
-  return weighted(draw, beta_g_);
+  return weighted(draw, global_kl_weight());
 }
 
 torch::Tensor Gnm::sample_what(const d::Normal& dist) {
-  return weighted([&] { return ppl::sample("z_what", dist); }, what_kl_);
+  return weighted([&] { return ppl::sample("z_what", dist); }, z_what_kl_weight());
 }
 
 StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) {
@@ -289,7 +289,7 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
     return (kl * p).sum(1);
   };
   auto kl_where = per_cell_kl(q.where_loc, q.where_scale, where_loc, where_sd);
-  auto kl_what = what_kl_ * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()),
+  auto kl_what = z_what_kl_weight() * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()),
                                         torch::ones({1}, x.options()));
   if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
   auto bg = nets_->bg_enc->forward(fx.flatten(1));
@@ -306,7 +306,7 @@ torch::Tensor Gnm::model(const torch::Tensor& x) {
   auto mean = render(prior(n, x.options(), false));
   auto data = ppl::plate("data", n);
   ppl::observe("x", d::Normal(mean, options_.likelihood_sd).to_event(3), x);
-  if (options_.auxiliary_losses && torch::GradMode::is_enabled()) {
+  if (options_.auxiliary_losses && training_ && torch::GradMode::is_enabled()) {
     auto zero = torch::zeros({n}, x.options());
     ppl::observe("aux", d::Delta(zero, -auxiliary_kl(x)), zero);
   }
@@ -328,7 +328,7 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
     const int64_t g = global_size(options_);
     ppl::sample("z_g", d::Normal(out.narrow(1, 0, g), positive_scale(out.narrow(1, g, g))).to_event(1));
   };
-  weighted(global, beta_g_);
+  weighted(global, global_kl_weight());
   if (has_background()) {
     auto bg = nets_->bg_enc->forward(fx.flatten(1));
     const int64_t zb = options_.z_bg_size;

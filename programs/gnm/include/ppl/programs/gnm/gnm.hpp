@@ -165,6 +165,12 @@ class Gnm : public ImageProgram {
   infer::ElboOptions elbo_options() const override { return {.analytic_kl = options_.analytic_kl}; }
   /// Moves the schedules: tau, rho, beta_b, beta_g and the mask curriculum.
   void set_step(int64_t step) override;
+  /// Turns the training-only objective on or off: beta_g and the z_what
+  /// warm-up weights on the latent sites, and the auxiliary KL site. `ppl
+  /// train` turns it on; off (the default), model and guide are the plain
+  /// joint and posterior, so `ppl ll` estimates log p(x) at any step.
+  void set_training(bool on) override { training_ = on; }
+  bool training() const { return training_; }
   /// True when the program has a background (composition "overlap").
   bool has_background() const { return options_.composition == "overlap"; }
   int64_t batch_size() const override { return options_.batch_size; }
@@ -182,9 +188,12 @@ class Gnm : public ImageProgram {
   torch::Tensor infer_counts(const torch::Tensor& x);
 
   double beta_b() const { return beta_b_; }
+  /// beta_g of the schedule at the current step.
   double beta_g() const { return beta_g_; }
-  /// The weight of z_what's KL terms at the current step.
-  double z_what_kl_weight() const { return what_kl_; }
+  /// The weight the z_g sites carry now: beta_g while training, 1 otherwise.
+  double global_kl_weight() const { return training_ ? beta_g_ : 1.0; }
+  /// The weight of z_what's KL terms now: the warm-up's while training, 1 otherwise.
+  double z_what_kl_weight() const { return training_ ? what_kl_ : 1.0; }
   double temperature() const { return tau_; }
   double z_pres_prior() const { return rho_; }
   bool mask_curriculum() const { return curriculum_; }
@@ -207,6 +216,7 @@ class Gnm : public ImageProgram {
   GnmNets nets_;
   double tau_ = 1.0, rho_ = 0.1, beta_b_ = 50.0, beta_g_ = 0.0, what_kl_ = 1.0;
   bool curriculum_ = true;
+  bool training_ = false;
 };
 
 }  // namespace ppl::programs::gnm
