@@ -352,7 +352,7 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
   // z_what accuracy needs matched objects in both halves; NaN when too few matched.
   const double what_accuracy =
       what_x.size(0) >= 20 ? gnm::what_classification_accuracy(what_x, what_y) : std::nan("");
-  const auto truth = gnm::scene_boxes(scenes);
+  const auto truth = gnm::scene_boxes(scenes), frames = gnm::scene_boxes(scenes, gnm::SceneBox::frame);
   int64_t right = 0, inferred = 0;
   for (size_t i = 0; i < truth.size(); ++i) {
     const auto count = std::count_if(detections[i].begin(), detections[i].end(), [](const auto& b) { return b.score > 0.5; });
@@ -365,6 +365,8 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
                                   {"n", truth.size()},
                                   {"ap_50", gnm::average_precision(detections, truth, 0.5)},
                                   {"ap_50_95", gnm::average_precision_coco(detections, truth)},
+                                  {"frame_ap_50", gnm::average_precision(detections, frames, 0.5)},
+                                  {"frame_ap_50_95", gnm::average_precision_coco(detections, frames)},
                                   {"count_accuracy", static_cast<double>(right) / n},
                                   {"mean_inferred_count", static_cast<double>(inferred) / n},
                                   {"z_what_accuracy", std::isnan(what_accuracy) ? nlohmann::json(nullptr)

@@ -75,6 +75,18 @@ const std::array<std::vector<std::int64_t>, 4> kMnist10Sets = {
 
 SceneCheck fail(const char* rule, std::string detail) { return {false, rule, std::move(detail)}; }
 
+/// The tight box of the pixels of `glyph` [h, w] of at least kInkLevel, in
+/// the scene's pixels (the glyph's top-left corner at (x, y)); width 0 when
+/// the glyph has no ink.
+PixelBox ink_extent(const torch::Tensor& glyph, double x, double y) {
+  const auto ink = glyph >= kInkLevel;
+  const auto rows = torch::nonzero(ink.any(1)), cols = torch::nonzero(ink.any(0));
+  if (rows.numel() == 0) return {};
+  const auto top = rows.min().item<std::int64_t>(), bottom = rows.max().item<std::int64_t>();
+  const auto left = cols.min().item<std::int64_t>(), right = cols.max().item<std::int64_t>();
+  return {x + double(left), y + double(top), double(right - left + 1), double(bottom - top + 1)};
+}
+
 }  // namespace
 
 std::string to_string(SceneKind kind) {
@@ -154,7 +166,9 @@ Scene SceneGenerator::scene(std::int64_t index) const {
     auto region = s.image.narrow(0, y, h).narrow(1, x, w);
     region.copy_(torch::maximum(region, glyph.narrow(0, 0, h).narrow(1, 0, w)));
     const auto label = digits_.labels[item].item<std::int64_t>();
-    s.objects.push_back({label, double(x), double(y), double(d), double(d)});
+    SceneObject object{label, double(x), double(y), double(d), double(d)};
+    object.ink_box = ink_extent(glyph.narrow(0, 0, h).narrow(1, 0, w), double(x), double(y));
+    s.objects.push_back(object);
   };
   auto pick = [&](std::int64_t c) {
     const auto& pool = by_class_[c];
@@ -216,7 +230,9 @@ void write_scenes(const fs::path& dir, const std::vector<Scene>& scenes, const S
     write_png(dir / file, scenes[i].image);
     nlohmann::json objects = nlohmann::json::array();
     for (const auto& o : scenes[i].objects)
-      objects.push_back({{"class", o.label}, {"box", {o.x, o.y, o.width, o.height}}});
+      objects.push_back({{"class", o.label},
+                         {"box", {o.x, o.y, o.width, o.height}},
+                         {"ink_box", {o.ink().x, o.ink().y, o.ink().width, o.ink().height}}});
     list.push_back({{"file", file}, {"kind", to_string(scenes[i].kind)}, {"objects", objects}});
   }
   // One scene per line: readable and diff-friendly for large sets.

@@ -27,7 +27,8 @@ echo '{"channels": 8, "draw_steps": 1, "z_global_size": 2, "interaction_hidden":
 "$ppl" train gnm --data mnist-4 --n-train 32 --steps 1 --batch-size 4 --config "$work/gnm.json" --eval-every 0 \
   --checkpoint-every 1 --out "$work/gnm" > /dev/null 2>&1
 "$ppl" eval boxes "$work/gnm" --n 8 > "$work/boxes.json" 2> /dev/null
-grep -q '"ap_50"' "$work/boxes.json" && grep -q '"ap_50_95"' "$work/boxes.json" && [ -s "$work/gnm/eval_boxes.png" ]
+grep -q '"ap_50"' "$work/boxes.json" && grep -q '"ap_50_95"' "$work/boxes.json" &&
+  grep -q '"frame_ap_50"' "$work/boxes.json" && [ -s "$work/gnm/eval_boxes.png" ]
 "$ppl" eval traverse "$work/gnm" --index 1 --dims 1 --columns 3 > /dev/null 2>&1
 grep -q '"z_g/0\[0\]"' "$work/gnm/traverse.json" && [ -s "$work/gnm/traverse.png" ]
 

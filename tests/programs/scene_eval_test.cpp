@@ -223,11 +223,32 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
   ppl::runtime::data::Scene scene;
   scene.objects.push_back({7, cell.x, cell.y, cell.width, cell.height});
   scene.objects.push_back({2, 100, 100, 4, 4});
+  // Matching reads the ink box: a glyph square far larger than the cell's box
+  // whose ink is exactly that box is matched.
+  ppl::runtime::data::SceneObject padded{4, cell.x - 20, cell.y - 20, cell.width + 40, cell.height + 40};
+  padded.ink_box = {cell.x, cell.y, cell.width, cell.height};
+  scene.objects.push_back(padded);
   const auto what = gnm::gnm_what_features(gnm::gnm_objects(program, x.narrow(0, 0, 1)), {scene});
-  CHECK(what.objects == 2);
-  REQUIRE(what.features.size(0) == 1);
+  CHECK(what.objects == 3);
+  REQUIRE(what.features.size(0) == 2);
   CHECK(what.labels[0].item<int64_t>() == 7);
+  CHECK(what.labels[1].item<int64_t>() == 4);
   CHECK(torch::allclose(what.features[0], p_on.what_loc[0][5].detach()));
+  CHECK(torch::allclose(what.features[1], p_on.what_loc[0][5].detach()));
+  const auto truth = gnm::scene_boxes({scene});
+  REQUIRE(truth[0].size() == 3);
+  CHECK(truth[0][2].x == cell.x);
+  CHECK(truth[0][2].width == cell.width);
+  const auto frames = gnm::scene_boxes({scene}, gnm::SceneBox::frame);
+  CHECK(frames[0][2].x == cell.x - 20);
+  CHECK(frames[0][2].width == cell.width + 40);
+  // A frame that is exactly the cell's box matches too, whatever its ink box.
+  ppl::runtime::data::Scene framed;
+  framed.objects.push_back({5, cell.x, cell.y, cell.width, cell.height});
+  framed.objects.back().ink_box = {cell.x + 1, cell.y + 1, 1, 1};
+  const auto by_frame = gnm::gnm_what_features(gnm::gnm_objects(program, x.narrow(0, 0, 1)), {framed});
+  REQUIRE(by_frame.features.size(0) == 1);
+  CHECK(by_frame.labels[0].item<int64_t>() == 5);
   CHECK_THROWS_WITH(gnm::gnm_what_features(gnm::gnm_objects(program, x), {scene}), Catch::Contains("3 images but 1 scenes"));
 }
 

@@ -632,12 +632,13 @@ WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runt
   for (size_t i = 0; i < scenes.size(); ++i)
     for (const auto& obj : scenes[i].objects) {
       ++out.objects;
-      const ScoredBox truth{obj.x, obj.y, obj.width, obj.height};
+      const auto ink = obj.ink();
+      const ScoredBox tight{ink.x, ink.y, ink.width, ink.height}, frame{obj.x, obj.y, obj.width, obj.height};
       double best = 0;
       int64_t cell = -1;
       for (size_t k = 0; k < boxes[i].size(); ++k) {
         if (boxes[i][k].score <= 0.5) continue;
-        const double v = box_iou(boxes[i][k], truth);
+        const double v = std::max(box_iou(boxes[i][k], tight), box_iou(boxes[i][k], frame));
         if (v > best) best = v, cell = static_cast<int64_t>(k);
       }
       if (cell < 0 || best < iou) continue;
@@ -677,11 +678,14 @@ double what_classification_accuracy(const torch::Tensor& features, const torch::
   return (predicted == y.narrow(0, half, m - half)).to(torch::kDouble).mean().item<double>();
 }
 
-std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes) {
+std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes, SceneBox which) {
   std::vector<std::vector<ScoredBox>> out;
   for (const auto& s : scenes) {
     out.emplace_back();
-    for (const auto& o : s.objects) out.back().push_back({o.x, o.y, o.width, o.height, 1.0});
+    for (const auto& o : s.objects) {
+      const auto b = which == SceneBox::ink ? o.ink() : runtime::data::PixelBox{o.x, o.y, o.width, o.height};
+      out.back().push_back({b.x, b.y, b.width, b.height, 1.0});
+    }
   }
   return out;
 }

@@ -57,6 +57,38 @@ TEST_CASE("scenes: MNIST-4 scenes satisfy the structure rules at 128 and 64", "[
   }
 }
 
+TEST_CASE("scenes: each object's ink box is the tight box of its pixels of at least kInkLevel", "[runtime][data][scenes]") {
+  for (std::int64_t size : {128, 64}) {
+    auto gen = generator(rd::SceneKind::mnist4, size, 5);
+    for (const auto& s : gen.scenes(0, 10)) {
+      const auto img = s.image.accessor<float, 2>();
+      for (const auto& o : s.objects) {
+        // MNIST-4's digits sit in different quadrants: the glyph's square holds its ink alone.
+        std::int64_t left = size, right = -1, top = size, bottom = -1;
+        for (auto y = std::int64_t(o.y); y < std::int64_t(o.y + o.height); ++y)
+          for (auto x = std::int64_t(o.x); x < std::int64_t(o.x + o.width); ++x)
+            if (img[y][x] >= rd::kInkLevel) {
+              left = std::min(left, x), right = std::max(right, x);
+              top = std::min(top, y), bottom = std::max(bottom, y);
+            }
+        REQUIRE(right >= 0);
+        const auto ink = o.ink();
+        CHECK(ink.x == double(left));
+        CHECK(ink.y == double(top));
+        CHECK(ink.width == double(right - left + 1));
+        CHECK(ink.height == double(bottom - top + 1));
+        // The synthetic digits are bars: 18 of 28 columns wide, 3 rows tall.
+        CHECK(ink.width < o.width);
+        CHECK(ink.height < o.height / 2);
+      }
+    }
+  }
+  // Without a known ink box, ink() is the glyph's square.
+  const rd::SceneObject bare{3, 1, 2, 10, 12};
+  CHECK(bare.ink().x == 1);
+  CHECK(bare.ink().height == 12);
+}
+
 TEST_CASE("scenes: MNIST-10 scenes satisfy the structure rules and both swaps occur", "[runtime][data][scenes]") {
   for (std::int64_t size : {128, 64}) {
     auto gen = generator(rd::SceneKind::mnist10, size, 4);
@@ -198,6 +230,7 @@ TEST_CASE("scenes: written as PNG images plus JSON ground truth", "[runtime][dat
   CHECK(first["objects"].size() == 4);
   CHECK(first["objects"][1]["class"] == scenes[0].objects[1].label);
   CHECK(first["objects"][1]["box"][0].get<double>() == scenes[0].objects[1].x);
+  CHECK(first["objects"][1]["ink_box"][3].get<double>() == scenes[0].objects[1].ink().height);
   auto image = ppl::runtime::read_png(dir / first["file"].get<std::string>());
   CHECK(torch::allclose(image, scenes[0].image, 0.0, 0.5 / 255 + 1e-6));
   fs::remove_all(dir);

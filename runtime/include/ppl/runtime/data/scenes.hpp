@@ -48,13 +48,26 @@ SceneKind parse_scene_kind(const std::string& text);
 /// The default canvas side of a kind: 50 for multi-MNIST, 128 for the GNM sets.
 std::int64_t default_scene_size(SceneKind kind);
 
+/// A box in pixels: top-left corner (x across, y down) and size.
+struct PixelBox {
+  double x = 0, y = 0, width = 0, height = 0;
+};
+
 /// One object of a scene: its class and its box in pixels (x across, y down).
 struct SceneObject {
   std::int64_t label = 0;
-  double x = 0, y = 0, width = 0, height = 0;  ///< top-left corner and size
+  double x = 0, y = 0, width = 0, height = 0;  ///< the square the glyph was drawn into
+  /// The tight box of the glyph's ink (pixels of at least kInkLevel) inside
+  /// that square; a width of 0 means unknown, and ink() falls back to the square.
+  PixelBox ink_box;
   double cx() const { return x + width / 2; }   ///< box centre, x
   double cy() const { return y + height / 2; }  ///< box centre, y
+  /// The object's extent for detection metrics: the ink box when known.
+  PixelBox ink() const { return ink_box.width > 0 ? ink_box : PixelBox{x, y, width, height}; }
 };
+
+/// The intensity from which a glyph's pixel counts as ink for SceneObject::ink_box.
+inline constexpr double kInkLevel = 0.1;
 
 /// A generated scene: the image [size, size] in [0, 1] and its ground truth.
 struct Scene {

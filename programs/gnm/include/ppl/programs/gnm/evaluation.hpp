@@ -253,8 +253,10 @@ std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor&
 
 /// The z_what of GNM's objects matched to ground truth, for Table 4's
 /// classification accuracy: for every object of `scenes`, the cell with
-/// q(z_pres | x) > 1/2 whose box (in `objects`) has the highest IoU with the
-/// object's box, if that IoU is at least `iou`; its mean of q(z_what | x) is
+/// q(z_pres | x) > 1/2 whose box (in `objects`) overlaps the object most, if
+/// that IoU is at least `iou`; the overlap is the larger IoU with the
+/// object's ink box (SceneObject::ink) and with its frame (the square its
+/// glyph was drawn into), so a box of either convention identifies the cell; its mean of q(z_what | x) is
 /// a feature row and the object's class its label.
 struct WhatFeatures {
   torch::Tensor features;  ///< [M, z_what_size] float
@@ -273,7 +275,11 @@ WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runt
 /// mismatched features and labels.
 double what_classification_accuracy(const torch::Tensor& features, const torch::Tensor& labels);
 
-/// The ground-truth boxes of generated scenes.
-std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes);
+/// Which ground-truth box of a scene object: its ink box (SceneObject::ink)
+/// or its frame, the square its whole 28 x 28 glyph was scaled into.
+enum class SceneBox { ink, frame };
+/// The ground-truth boxes of generated scenes, one convention for all.
+std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data::Scene>& scenes,
+                                                SceneBox which = SceneBox::ink);
 
 }  // namespace ppl::programs::gnm
