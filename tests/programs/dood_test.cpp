@@ -105,6 +105,26 @@ TEST_CASE("DooD: a step that is off draws nothing and its layout and stroke scor
   CHECK((t.model.result<torch::Tensor>() == 0).all().item<bool>());
 }
 
+TEST_CASE("DooD's on/off heads start at the authors' biases: guide 2, prior 1", "[dood]") {
+  ppl::param_store().clear();
+  auto o = dood::DoodOptions::defaults();
+  CHECK(o.presence_init_bias == 2.0);
+  CHECK(o.prior_presence_init_bias == 1.0);
+  dood::Dood program(small());
+  auto x = torch::rand({64, 1, 12, 12});
+  auto t = run(program, x);
+  // Step 0 is alive for every image: log q(o) and log p(o) are those of Bernoulli(sigmoid(bias)).
+  auto expect = [](const torch::Tensor& on, double bias) {
+    const double p = 1.0 / (1.0 + std::exp(-bias));
+    return torch::where(on > 0.5, torch::full_like(on, std::log(p)), torch::full_like(on, std::log1p(-p)));
+  };
+  const auto& on = t.guide.site("o/0").value;
+  CHECK(torch::allclose(t.guide.site("o/0").log_prob(), expect(on, 2.0), 1e-5, 1e-5));
+  CHECK(torch::allclose(t.model.site("o/0").log_prob(), expect(on, 1.0), 1e-5, 1e-5));
+  // sigmoid(2) = 0.88: most of the 64 steps are on (a bias of 8 would put all on).
+  CHECK(on.sum().item<double>() > 40);
+}
+
 TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood or log p(x)", "[dood]") {
   ppl::param_store().clear();
   dood::Dood program(small());

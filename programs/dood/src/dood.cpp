@@ -28,7 +28,10 @@ DoodOptions DoodOptions::defaults() {
   o.sequential_prior = true;
   o.execution_guidance = true;
   o.beta = 4.0;
-  o.presence_init_bias = 8.0;
+  // The authors' code: the guide's on/off logit starts at 2 (10 for
+  // Omniglot, the supplement's "e.g. 8"), the prior's at 1.
+  o.presence_init_bias = 2.0;
+  o.prior_presence_init_bias = 1.0;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -114,7 +117,7 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   auto identity = torch::tensor({1.0, 0.0, 0.0, 0.0, -1.4, -1.4, -1.4, -1.4}, torch::kFloat);
   init_last(p_l, identity);
   init_last(q_l, identity);
-  init_last(p_o, torch::full({1}, o.presence_init_bias));
+  init_last(p_o, torch::full({1}, o.prior_presence_init_bias));
   init_last(q_o, torch::full({1}, o.presence_init_bias));
 }
 

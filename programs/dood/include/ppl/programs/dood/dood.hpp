@@ -44,7 +44,8 @@ struct DoodOptions {
                            (bool, sequential_prior),     // false: DooD-SP
                            (bool, execution_guidance),   // false: DooD-EG
                            (double, beta),               // KL weight while training (C.1)
-                           (double, presence_init_bias), // initial bias of the o MLPs' last layer (C.1)
+                           (double, presence_init_bias), // initial bias of the guide's o MLP's last layer (C.1)
+                           (double, prior_presence_init_bias), // the same for the prior's o MLP
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
