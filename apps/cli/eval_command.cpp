@@ -255,6 +255,41 @@ void evaluate_real(const EvalScenesArgs& a) {
   write_json(dir / "eval_scenes.json", summary, full);
 }
 
+/// Draws a box outline in pixels of an RGB image [3, H, W] scaled by `scale`.
+void draw_box(torch::Tensor& rgb, const gnm::ScoredBox& b, std::array<float, 3> colour, int64_t scale) {
+  auto px = rgb.accessor<float, 3>();
+  const auto h = rgb.size(1), w = rgb.size(2);
+  auto clampx = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, w - 1); };
+  auto clampy = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, h - 1); };
+  const auto x0 = clampx(b.x), x1 = clampx(b.x + b.width) , y0 = clampy(b.y), y1 = clampy(b.y + b.height);
+  for (int k = 0; k < 3; ++k) {
+    for (auto x = x0; x <= x1; ++x) px[k][y0][x] = colour[static_cast<size_t>(k)], px[k][y1][x] = colour[static_cast<size_t>(k)];
+    for (auto y = y0; y <= y1; ++y) px[k][y][x0] = colour[static_cast<size_t>(k)], px[k][y][x1] = colour[static_cast<size_t>(k)];
+  }
+}
+
+/// A set of boxes per image and the colour to draw them in.
+struct BoxLayer {
+  const std::vector<std::vector<gnm::ScoredBox>>* boxes;
+  std::array<float, 3> colour;
+};
+
+/// The first (up to) 36 images [N, 1, H, W] as a 6-column grid of RGB tiles
+/// scaled up to about 128 pixels, with each layer's boxes of score > 1/2.
+void save_boxed_grid(const fs::path& path, const torch::Tensor& images, const std::vector<BoxLayer>& layers) {
+  const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < shown; ++i) {
+    auto rgb = images[i][0].to(torch::kFloat32).repeat_interleave(scale, 0).repeat_interleave(scale, 1).unsqueeze(0)
+                   .repeat({3, 1, 1}).contiguous();
+    for (const auto& layer : layers)
+      for (const auto& b : (*layer.boxes)[static_cast<size_t>(i)])
+        if (b.score > 0.5) draw_box(rgb, b, layer.colour, scale);
+    tiles.push_back(rgb);
+  }
+  save_image_grid(path, torch::stack(tiles), 6);
+}
+
 /// RUN: the judge on the run's samples, and D-Steps against real scenes.
 void evaluate_run(const EvalScenesArgs& a) {
   auto run = open_run(a.run, a.device);
@@ -264,13 +299,26 @@ void evaluate_run(const EvalScenesArgs& a) {
   auto judge = make_judge(a.data_dir.empty() ? run.train.data_dir : a.data_dir);
   auto& program = *run.program;
   const auto size = program.image_size();
+  // GNM's samples come with the structure they were rendered from (Fig. 3's boxes).
+  auto* structured = dynamic_cast<gnm::Gnm*>(run.program.get());
   std::vector<torch::Tensor> samples;
+  std::vector<std::vector<gnm::ScoredBox>> own_boxes;
   {
     torch::NoGradGuard no_grad;
     random::SeedScope seed(a.seed);
     ProgressBar bar("sampling", a.n);
     for (int64_t i = 0; i < a.n; i += 50) {
-      samples.push_back(program.sample(std::min<int64_t>(50, a.n - i)).detach().cpu().to(torch::kFloat32).clamp(0, 1));
+      const auto count = std::min<int64_t>(50, a.n - i);
+      torch::Tensor batch;
+      if (structured) {
+        auto [images, z] = structured->sample_structured(count);
+        batch = images;
+        const auto boxes = gnm::latent_boxes(*structured, z);
+        own_boxes.insert(own_boxes.end(), boxes.begin(), boxes.end());
+      } else {
+        batch = program.sample(count);
+      }
+      samples.push_back(batch.detach().cpu().to(torch::kFloat32).clamp(0, 1));
       bar.update(i + samples.back().size(0));
     }
     bar.finish();
@@ -295,6 +343,7 @@ void evaluate_run(const EvalScenesArgs& a) {
   auto full = summary;
   full["scenes"] = scenes_json(s);
   save_annotated(run.dir / "eval_scenes.png", generated, s);
+  if (structured) save_boxed_grid(run.dir / "eval_scenes_boxes.png", generated, {{&own_boxes, {1.0f, 0.8f, 0.0f}}});
   write_json(run.dir / "eval_scenes.json", summary, full);
 }
 
@@ -305,18 +354,6 @@ struct EvalBoxesArgs {
   std::string data_dir;
 };
 
-/// Draws a box outline in pixels of an RGB image [3, H, W] scaled by `scale`.
-void draw_box(torch::Tensor& rgb, const gnm::ScoredBox& b, std::array<float, 3> colour, int64_t scale) {
-  auto px = rgb.accessor<float, 3>();
-  const auto h = rgb.size(1), w = rgb.size(2);
-  auto clampx = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, w - 1); };
-  auto clampy = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, h - 1); };
-  const auto x0 = clampx(b.x), x1 = clampx(b.x + b.width) , y0 = clampy(b.y), y1 = clampy(b.y + b.height);
-  for (int k = 0; k < 3; ++k) {
-    for (auto x = x0; x <= x1; ++x) px[k][y0][x] = colour[static_cast<size_t>(k)], px[k][y1][x] = colour[static_cast<size_t>(k)];
-    for (auto y = y0; y <= y1; ++y) px[k][y][x0] = colour[static_cast<size_t>(k)], px[k][y][x1] = colour[static_cast<size_t>(k)];
-  }
-}
 
 /// RUN (a GNM trained on a scene set): AP of its inferred boxes against the
 /// generator's boxes on the test scenes, and a PNG of both.
@@ -373,17 +410,8 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
                                                                                 : nlohmann::json(what_accuracy)},
                                   {"z_what_matched", static_cast<double>(what_x.size(0)) /
                                                          static_cast<double>(std::max<int64_t>(objects, 1))}};
-  // The first scenes: ground truth in green, inferred boxes (q(z_pres) > 1/2) in yellow.
-  const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
-  std::vector<torch::Tensor> tiles;
-  for (int64_t i = 0; i < shown; ++i) {
-    auto rgb = images[i][0].repeat_interleave(scale, 0).repeat_interleave(scale, 1).unsqueeze(0).repeat({3, 1, 1}).contiguous();
-    for (const auto& b : truth[static_cast<size_t>(i)]) draw_box(rgb, b, {0.0f, 0.85f, 0.0f}, scale);
-    for (const auto& b : detections[static_cast<size_t>(i)])
-      if (b.score > 0.5) draw_box(rgb, b, {1.0f, 0.8f, 0.0f}, scale);
-    tiles.push_back(rgb);
-  }
-  save_image_grid(run.dir / "eval_boxes.png", torch::stack(tiles), 6);
+  // The first scenes: ground truth (ink boxes) in green, inferred boxes (q(z_pres) > 1/2) in yellow.
+  save_boxed_grid(run.dir / "eval_boxes.png", images, {{&truth, {0.0f, 0.85f, 0.0f}}, {&detections, {1.0f, 0.8f, 0.0f}}});
   std::printf("%s\n", summary.dump(2).c_str());
   write_atomic(run.dir / "eval_boxes.json", summary.dump(2));
 }

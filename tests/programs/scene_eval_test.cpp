@@ -49,6 +49,20 @@ torch::Tensor stack_images(const std::vector<rd::Scene>& scenes) {
   return torch::stack(images).unsqueeze(1);
 }
 
+/// A GNM on 16 x 16 images with a 4 x 4 structure map, small enough for unit tests.
+gnm::GnmOptions tiny_gnm() {
+  auto o = gnm::GnmOptions::defaults();
+  o.image_size = 16;
+  o.channels = 16;
+  o.draw_steps = 2;
+  o.z_global_size = 4;
+  o.interaction_hidden = 32;
+  o.z_what_size = 4;
+  o.z_bg_size = 3;
+  o.glimpse_size = 8;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("connected components join diagonal neighbours and the reader drops small ones", "[gnm][eval]") {
@@ -177,16 +191,7 @@ TEST_CASE("box IoU and average precision agree with hand-computed values", "[gnm
 
 TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)", "[gnm][eval]") {
   ppl::param_store().clear();
-  auto o = gnm::GnmOptions::defaults();
-  o.image_size = 16;
-  o.channels = 16;
-  o.draw_steps = 2;
-  o.z_global_size = 4;
-  o.interaction_hidden = 32;
-  o.z_what_size = 4;
-  o.z_bg_size = 3;
-  o.glimpse_size = 8;
-  gnm::Gnm program(o);
+  gnm::Gnm program(tiny_gnm());
   auto x = torch::rand({3, 1, 16, 16});
   const auto boxes = gnm::gnm_boxes(program, x);
   REQUIRE(boxes.size() == 3);
@@ -250,6 +255,37 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
   REQUIRE(by_frame.features.size(0) == 1);
   CHECK(by_frame.labels[0].item<int64_t>() == 5);
   CHECK_THROWS_WITH(gnm::gnm_what_features(gnm::gnm_objects(program, x), {scene}), Catch::Contains("3 images but 1 scenes"));
+}
+
+TEST_CASE("latent_boxes draws the present objects of structure latents where render places them", "[gnm][eval]") {
+  ppl::param_store().clear();
+  gnm::Gnm program(tiny_gnm());
+  // Two images; z_where 0 everywhere: side sigmoid(0) = 1/2 of 16 pixels, at the cell's centre.
+  gnm::StructureLatents z;
+  z.z_where = torch::zeros({2, 16, 4});
+  z.z_pres = torch::zeros({2, 16});
+  z.z_pres[0][5] = 1.0;   // row 1, column 1: centre (6, 6)
+  z.z_pres[0][14] = 1.0;  // row 3, column 2: centre (10, 14)
+  const auto boxes = gnm::latent_boxes(program, z);
+  REQUIRE(boxes.size() == 2);
+  CHECK(boxes[1].empty());
+  REQUIRE(boxes[0].size() == 2);
+  CHECK(boxes[0][0].x == Approx(6 - 4));
+  CHECK(boxes[0][0].y == Approx(6 - 4));
+  CHECK(boxes[0][0].width == Approx(8));
+  CHECK(boxes[0][1].x == Approx(10 - 4));
+  CHECK(boxes[0][1].y == Approx(14 - 4));
+  // The object rendered from a white glyph fills that box and nothing else.
+  z.z_what = torch::zeros({2, 16, 4});
+  z.z_depth = torch::zeros({2, 16, 1});
+  const auto image = program.render(z)[0][0];
+  CHECK(image.narrow(0, 3, 6).narrow(1, 3, 6).mean().item<double>() > image.narrow(0, 10, 6).narrow(1, 0, 2).mean().item<double>());
+  CHECK_THROWS_WITH(gnm::latent_boxes(program, {torch::zeros({2, 16}), torch::zeros({2, 15, 4})}),
+                    Catch::Contains("z_where must be [B, 16, 4]"));
+  // Samples and their structure agree: the boxes are those of the rendered latents.
+  auto [images, latents] = program.sample_structured(3);
+  CHECK(images.sizes() == c10::IntArrayRef({3, 1, 16, 16}));
+  CHECK(gnm::latent_boxes(program, latents).size() == 3);
 }
 
 TEST_CASE("z_what accuracy: separable features are classified, noise is not", "[gnm][eval]") {

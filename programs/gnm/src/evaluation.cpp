@@ -588,12 +588,13 @@ StructureParams guide_structure(Gnm& program, const torch::Tensor& x) {
   return program.structure_params(program.nets()->encoder->forward(x));
 }
 
-/// The boxes of structure parameters `p` of a batch of b images.
-std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const StructureParams& p, int64_t b) {
+/// The boxes of z_where [b, n, 4] of a batch of b images, scored by `presence` [b, n].
+std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const torch::Tensor& z_where,
+                                             const torch::Tensor& presence, int64_t b) {
   const auto& o = program.gnm_options();
   const int64_t n = int64_t{o.num_cells} * o.num_cells;
-  const auto affine = where_to_runtime(p.where_loc, o.num_cells).view({b, n, 6}).to(torch::kDouble).cpu();
-  const auto score = torch::sigmoid(p.pres_logits).to(torch::kDouble).cpu();
+  const auto affine = where_to_runtime(z_where, o.num_cells).view({b, n, 6}).to(torch::kDouble).cpu();
+  const auto score = presence.to(torch::kDouble).cpu();
   const auto a = affine.accessor<double, 3>();
   const auto sc = score.accessor<double, 2>();
   const double side = o.image_size;
@@ -612,7 +613,24 @@ std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const Structure
 GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   const auto p = guide_structure(program, x);
-  return {boxes_of(program, p, x.size(0)), p.what_loc.detach().to(torch::kFloat32).cpu()};
+  return {boxes_of(program, p.where_loc, torch::sigmoid(p.pres_logits), x.size(0)),
+          p.what_loc.detach().to(torch::kFloat32).cpu()};
+}
+
+std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const StructureLatents& z) {
+  const auto& o = program.gnm_options();
+  const int64_t n = int64_t{o.num_cells} * o.num_cells;
+  if (!z.z_where.defined() || !z.z_pres.defined() || z.z_where.dim() != 3 || z.z_where.size(1) != n ||
+      z.z_where.size(2) != 4 || z.z_pres.sizes() != z.z_where.sizes().slice(0, 2))
+    throw std::invalid_argument(fmt::format("latent_boxes: z_where must be [B, {}, 4] and z_pres [B, {}]", n, n));
+  const auto all = boxes_of(program, z.z_where.detach(), z.z_pres.detach(), z.z_where.size(0));
+  std::vector<std::vector<ScoredBox>> out;
+  for (const auto& image : all) {
+    out.emplace_back();
+    for (const auto& b : image)
+      if (b.score > 0.5) out.back().push_back(b);
+  }
+  return out;
 }
 
 std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x) {

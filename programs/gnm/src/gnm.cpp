@@ -342,11 +342,13 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
   return z_pres;
 }
 
-torch::Tensor Gnm::sample(int64_t n) {
+torch::Tensor Gnm::sample(int64_t n) { return sample_structured(n).first; }
+
+std::pair<torch::Tensor, StructureLatents> Gnm::sample_structured(int64_t n) {
   torch::NoGradGuard no_grad;
   auto opts = nets_->parameters().front().options();
   auto z = handlers::block([&] { return prior(n, opts, true); })();
-  return render(z).clamp(0, 1);
+  return {render(z).clamp(0, 1), z};
 }
 
 torch::Tensor Gnm::sample_given(const std::map<std::string, torch::Tensor>& z_g) {

@@ -248,6 +248,11 @@ struct GnmObjects {
 };
 GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x);
 
+/// The boxes of structure latents z (e.g. of Gnm::sample_structured): for
+/// each image, one box per cell with z_pres > 1/2, placed by its z_where as
+/// `render` places the object, scored by z_pres (Fig. 3's boxes).
+std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const StructureLatents& z);
+
 /// The boxes of gnm_objects alone.
 std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x);
 

@@ -148,6 +148,9 @@ class Gnm : public ImageProgram {
   torch::Tensor guide(const torch::Tensor& x) override;
   /// Samples with z_g from its prior and the mode of z_s and z_b given z_g (D.1).
   torch::Tensor sample(int64_t n) override;
+  /// The same samples with the structure they were rendered from: the mode
+  /// of z_s (z_pres 0 or 1, the z_where each object was placed at).
+  std::pair<torch::Tensor, StructureLatents> sample_structured(int64_t n);
   /// The same generation with the global latent fixed: `z_g` maps the sites
   /// "z_g/0" .. "z_g/L-1" (or "z_g" for GNM-Gaussian) to values [n, ...],
   /// e.g. a guide trace's, edited (Fig. 5's z_g traversals). Throws
