@@ -105,12 +105,15 @@ TEST_CASE("DooD: a step that is off draws nothing and its layout and stroke scor
   CHECK((t.model.result<torch::Tensor>() == 0).all().item<bool>());
 }
 
-TEST_CASE("DooD's on/off heads start at the authors' biases: guide 2, prior 1", "[dood]") {
+TEST_CASE("DooD's on/off heads start at their own initial biases, guide and prior", "[dood]") {
   ppl::param_store().clear();
-  auto o = dood::DoodOptions::defaults();
-  CHECK(o.presence_init_bias == 2.0);
-  CHECK(o.prior_presence_init_bias == 1.0);
-  dood::Dood program(small());
+  const auto defaults = dood::DoodOptions::defaults();
+  CHECK(defaults.presence_init_bias == 8.0);
+  CHECK(defaults.prior_presence_init_bias == 8.0);
+  auto o = small();
+  o.presence_init_bias = 2.0;  // the authors' MNIST values
+  o.prior_presence_init_bias = 1.0;
+  dood::Dood program(o);
   auto x = torch::rand({64, 1, 12, 12});
   auto t = run(program, x);
   // Step 0 is alive for every image: log q(o) and log p(o) are those of Bernoulli(sigmoid(bias)).
@@ -121,8 +124,9 @@ TEST_CASE("DooD's on/off heads start at the authors' biases: guide 2, prior 1", 
   const auto& on = t.guide.site("o/0").value;
   CHECK(torch::allclose(t.guide.site("o/0").log_prob(), expect(on, 2.0), 1e-5, 1e-5));
   CHECK(torch::allclose(t.model.site("o/0").log_prob(), expect(on, 1.0), 1e-5, 1e-5));
-  // sigmoid(2) = 0.88: most of the 64 steps are on (a bias of 8 would put all on).
+  // sigmoid(2) = 0.88: most of the 64 steps are on, not all.
   CHECK(on.sum().item<double>() > 40);
+  CHECK(on.sum().item<double>() < 64);
 }
 
 TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood or log p(x)", "[dood]") {
