@@ -229,10 +229,12 @@ void write_scenes(const fs::path& dir, const std::vector<Scene>& scenes, const S
     const auto file = fmt::format("images/{:06d}.png", i);
     write_png(dir / file, scenes[i].image);
     nlohmann::json objects = nlohmann::json::array();
-    for (const auto& o : scenes[i].objects)
+    for (const auto& o : scenes[i].objects) {
+      const auto ink = o.ink();
       objects.push_back({{"class", o.label},
                          {"box", {o.x, o.y, o.width, o.height}},
-                         {"ink_box", {o.ink().x, o.ink().y, o.ink().width, o.ink().height}}});
+                         {"ink_box", {ink.x, ink.y, ink.width, ink.height}}});
+    }
     list.push_back({{"file", file}, {"kind", to_string(scenes[i].kind)}, {"objects", objects}});
   }
   // One scene per line: readable and diff-friendly for large sets.

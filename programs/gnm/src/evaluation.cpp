@@ -588,6 +588,9 @@ StructureParams guide_structure(Gnm& program, const torch::Tensor& x) {
   return program.structure_params(program.nets()->encoder->forward(x));
 }
 
+/// A ground-truth box as a ScoredBox of score 1.
+ScoredBox scored(const runtime::data::PixelBox& b) { return {b.x, b.y, b.width, b.height, 1.0}; }
+
 /// The boxes of z_where [b, n, 4] of a batch of b images, scored by `presence` [b, n].
 std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const torch::Tensor& z_where,
                                              const torch::Tensor& presence, int64_t b) {
@@ -650,8 +653,7 @@ WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runt
   for (size_t i = 0; i < scenes.size(); ++i)
     for (const auto& obj : scenes[i].objects) {
       ++out.objects;
-      const auto ink = obj.ink();
-      const ScoredBox tight{ink.x, ink.y, ink.width, ink.height}, frame{obj.x, obj.y, obj.width, obj.height};
+      const auto tight = scored(obj.ink()), frame = scored(obj.frame());
       double best = 0;
       int64_t cell = -1;
       for (size_t k = 0; k < boxes[i].size(); ++k) {
@@ -700,10 +702,7 @@ std::vector<std::vector<ScoredBox>> scene_boxes(const std::vector<runtime::data:
   std::vector<std::vector<ScoredBox>> out;
   for (const auto& s : scenes) {
     out.emplace_back();
-    for (const auto& o : s.objects) {
-      const auto b = which == SceneBox::ink ? o.ink() : runtime::data::PixelBox{o.x, o.y, o.width, o.height};
-      out.back().push_back({b.x, b.y, b.width, b.height, 1.0});
-    }
+    for (const auto& o : s.objects) out.back().push_back(scored(which == SceneBox::ink ? o.ink() : o.frame()));
   }
   return out;
 }

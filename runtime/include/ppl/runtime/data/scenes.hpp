@@ -62,8 +62,10 @@ struct SceneObject {
   PixelBox ink_box;
   double cx() const { return x + width / 2; }   ///< box centre, x
   double cy() const { return y + height / 2; }  ///< box centre, y
+  /// The square the glyph was drawn into, as a PixelBox.
+  PixelBox frame() const { return {x, y, width, height}; }
   /// The object's extent for detection metrics: the ink box when known.
-  PixelBox ink() const { return ink_box.width > 0 ? ink_box : PixelBox{x, y, width, height}; }
+  PixelBox ink() const { return ink_box.width > 0 ? ink_box : frame(); }
 };
 
 /// The intensity from which a glyph's pixel counts as ink for SceneObject::ink_box.
