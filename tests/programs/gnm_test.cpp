@@ -12,21 +12,12 @@
 #include <ppl/programs/program.hpp>
 #include <ppl/runtime/stn.hpp>
 
+#include "small_gnm.hpp"
+
 namespace gnm = ppl::programs::gnm;
 
 namespace {
-gnm::GnmOptions small_gnm() {
-  auto o = gnm::GnmOptions::defaults();
-  o.image_size = 16;
-  o.channels = 16;
-  o.draw_steps = 3;
-  o.z_global_size = 4;
-  o.interaction_hidden = 32;
-  o.z_what_size = 4;
-  o.z_bg_size = 3;
-  o.glimpse_size = 8;
-  return o;
-}
+using ppl::test::small_gnm;
 
 /// A 16-cell structure map with no object present: every z_pres, z_where
 /// and z_depth 0, z_what drawn from N(0, I).

@@ -10,6 +10,8 @@
 #include <ppl/programs/gnm/evaluation.hpp>
 #include <ppl/runtime/data/registry.hpp>
 
+#include "small_gnm.hpp"
+
 namespace gnm = ppl::programs::gnm;
 namespace rd = ppl::runtime::data;
 
@@ -47,20 +49,6 @@ torch::Tensor stack_images(const std::vector<rd::Scene>& scenes) {
   std::vector<torch::Tensor> images;
   for (const auto& s : scenes) images.push_back(s.image);
   return torch::stack(images).unsqueeze(1);
-}
-
-/// A GNM on 16 x 16 images with a 4 x 4 structure map, small enough for unit tests.
-gnm::GnmOptions tiny_gnm() {
-  auto o = gnm::GnmOptions::defaults();
-  o.image_size = 16;
-  o.channels = 16;
-  o.draw_steps = 2;
-  o.z_global_size = 4;
-  o.interaction_hidden = 32;
-  o.z_what_size = 4;
-  o.z_bg_size = 3;
-  o.glimpse_size = 8;
-  return o;
 }
 
 }  // namespace
@@ -191,7 +179,7 @@ TEST_CASE("box IoU and average precision agree with hand-computed values", "[gnm
 
 TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)", "[gnm][eval]") {
   ppl::param_store().clear();
-  gnm::Gnm program(tiny_gnm());
+  gnm::Gnm program(ppl::test::small_gnm());
   auto x = torch::rand({3, 1, 16, 16});
   const auto boxes = gnm::gnm_boxes(program, x);
   REQUIRE(boxes.size() == 3);
@@ -259,7 +247,7 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
 
 TEST_CASE("latent_boxes draws the present objects of structure latents where render places them", "[gnm][eval]") {
   ppl::param_store().clear();
-  gnm::Gnm program(tiny_gnm());
+  gnm::Gnm program(ppl::test::small_gnm());
   // Two images; z_where 0 everywhere: side sigmoid(0) = 1/2 of 16 pixels, at the cell's centre.
   gnm::StructureLatents z;
   z.z_where = torch::zeros({2, 16, 4});
