@@ -101,13 +101,17 @@ nlohmann::json classifier_json(const gnm::TrainedClassifier& c) {
           {"held_out_digits", c.held_out_digits}};
 }
 
-/// S-Acc figures: accuracy, passed, n, failure counts by rule, digits per scene.
+/// S-Acc figures: accuracy, passed, n, scenes by first rule broken
+/// (`failures`) and by every rule broken (`broken_rules`), digits per scene.
 nlohmann::json accuracy_json(const gnm::StructureAccuracy& s) {
-  nlohmann::json failures = nlohmann::json::object();
-  for (const auto* rule : {"count", "quadrant", "class", "position"}) failures[rule] = 0;
-  for (const auto& [rule, count] : s.failures) failures[rule] = count;
-  return {{"s_acc", s.accuracy}, {"passed", s.passed}, {"n", s.n}, {"failures", failures},
-          {"mean_digits_read", s.mean_digits}};
+  auto by_rule = [](const std::map<std::string, int64_t>& counts) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto* rule : {"count", "quadrant", "class", "position"}) out[rule] = 0;
+    for (const auto& [rule, count] : counts) out[rule] = count;
+    return out;
+  };
+  return {{"s_acc", s.accuracy}, {"passed", s.passed}, {"n", s.n}, {"failures", by_rule(s.failures)},
+          {"broken_rules", by_rule(s.broken)}, {"mean_digits_read", s.mean_digits}};
 }
 
 /// Per scene: verdict and the digits read.
@@ -121,7 +125,7 @@ nlohmann::json scenes_json(const gnm::StructureAccuracy& s) {
                         {"centre", {std::round(d.x * 10) / 10, std::round(d.y * 10) / 10}},
                         {"box", {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0}}});
     out.push_back({{"ok", s.checks[i].ok}, {"rule", s.checks[i].rule}, {"detail", s.checks[i].detail},
-                   {"digits", digits}});
+                   {"broken_rules", s.checks[i].broken}, {"digits", digits}});
   }
   return out;
 }

@@ -73,7 +73,13 @@ std::vector<std::array<std::int64_t, 2>> spread(Rng& rng, int k, std::int64_t q,
 const std::array<std::vector<std::int64_t>, 4> kMnist10Sets = {
     std::vector<std::int64_t>{0, 1}, {2, 3, 4}, {8, 9}, {5, 6, 7}};
 
-SceneCheck fail(const char* rule, std::string detail) { return {false, rule, std::move(detail)}; }
+SceneCheck fail(const char* rule, std::string detail) { return {false, rule, std::move(detail), {rule}}; }
+
+/// Records one more broken rule; the first one stays the verdict's rule.
+void also_broken(SceneCheck& check, const char* rule, std::string detail) {
+  if (check.ok) check = fail(rule, std::move(detail));
+  else check.broken.push_back(rule);
+}
 
 /// The tight box of the pixels of `glyph` [h, w] of at least kInkLevel, in
 /// the scene's pixels (the glyph's top-left corner at (x, y)); width 0 when
@@ -261,20 +267,24 @@ SceneCheck check_mnist4(const std::vector<DigitPlacement>& digits, double size, 
     if (at[q]) return fail("quadrant", fmt::format("two digits in quadrant {} (clockwise from top-left)", q));
     at[q] = &d;
   }
+  SceneCheck check;
   const auto c = at[kTopLeft]->label;
-  if (c < 0 || c > 6) return fail("class", fmt::format("top-left class is {}, but must be 0-6", c));
-  for (int q = 1; q < 4; ++q)
+  if (c < 0 || c > 6) also_broken(check, "class", fmt::format("top-left class is {}, but must be 0-6", c));
+  for (int q = 1; q < 4 && check.ok; ++q)
     if (at[q]->label != c + q)
-      return fail("class", fmt::format("quadrant {} holds class {}, but must hold {} (top-left {} plus {})", q,
-                                       at[q]->label, c + q, c, q));
+      also_broken(check, "class", fmt::format("quadrant {} holds class {}, but must hold {} (top-left {} plus {})", q,
+                                              at[q]->label, c + q, c, q));
   const double x = at[kTopLeft]->x, y = at[kTopLeft]->y;
   const std::array<std::array<double, 2>, 4> expect = {
       std::array<double, 2>{x, y}, {size - x, y}, {size - x, size - y}, {x, size - y}};
   for (int q = 1; q < 4; ++q)
-    if (std::abs(at[q]->x - expect[q][0]) > tolerance || std::abs(at[q]->y - expect[q][1]) > tolerance)
-      return fail("position", fmt::format("quadrant {} digit at ({:.1f}, {:.1f}), but the mirror of the top-left one "
-                                          "is at ({:.1f}, {:.1f})", q, at[q]->x, at[q]->y, expect[q][0], expect[q][1]));
-  return {};
+    if (std::abs(at[q]->x - expect[q][0]) > tolerance || std::abs(at[q]->y - expect[q][1]) > tolerance) {
+      also_broken(check, "position",
+                  fmt::format("quadrant {} digit at ({:.1f}, {:.1f}), but the mirror of the top-left one is at "
+                              "({:.1f}, {:.1f})", q, at[q]->x, at[q]->y, expect[q][0], expect[q][1]));
+      break;
+    }
+  return check;
 }
 
 SceneCheck check_mnist10(const std::vector<DigitPlacement>& digits, double size, double tolerance) {
@@ -297,22 +307,28 @@ SceneCheck check_mnist10(const std::vector<DigitPlacement>& digits, double size,
   };
   const bool diag_a = (is(kTopLeft, 0) && is(kBottomRight, 2)) || (is(kTopLeft, 2) && is(kBottomRight, 0));
   const bool diag_b = (is(kTopRight, 1) && is(kBottomLeft, 3)) || (is(kTopRight, 3) && is(kBottomLeft, 1));
+  SceneCheck check;
   if (!diag_a || !diag_b)
-    return fail("class", fmt::format("quadrant classes {{{}}}, {{{}}}, {{{}}}, {{{}}} clockwise from top-left, but "
-                                     "must be {{0,1}} / {{8,9}} on one diagonal and {{2,3,4}} / {{5,6,7}} on the other",
-                                     fmt::join(classes[0], ","), fmt::join(classes[1], ","),
-                                     fmt::join(classes[2], ","), fmt::join(classes[3], ",")));
+    also_broken(check, "class",
+                fmt::format("quadrant classes {{{}}}, {{{}}}, {{{}}}, {{{}}} clockwise from top-left, but must be "
+                            "{{0,1}} / {{8,9}} on one diagonal and {{2,3,4}} / {{5,6,7}} on the other",
+                            fmt::join(classes[0], ","), fmt::join(classes[1], ","), fmt::join(classes[2], ","),
+                            fmt::join(classes[3], ",")));
   for (auto [a, b] : {std::pair<std::int64_t, std::int64_t>{0, 8}, {1, 9}}) {
+    // Without both digits of the pair (a class failure) there is no position to compare.
+    if (!by_class.count(a) || !by_class.count(b)) continue;
     const auto* p = by_class.at(a);
     const auto* r = by_class.at(b);
     const auto op = quadrant_origin(quadrant_of(p->x, p->y, size), size);
     const auto orr = quadrant_origin(quadrant_of(r->x, r->y, size), size);
     const double dx = (p->x - op[0]) - (r->x - orr[0]), dy = (p->y - op[1]) - (r->y - orr[1]);
-    if (std::abs(dx) > tolerance || std::abs(dy) > tolerance)
-      return fail("position", fmt::format("digits {} and {} differ by ({:.1f}, {:.1f}) within their quadrants, but "
-                                          "must share a position", a, b, dx, dy));
+    if (std::abs(dx) > tolerance || std::abs(dy) > tolerance) {
+      also_broken(check, "position", fmt::format("digits {} and {} differ by ({:.1f}, {:.1f}) within their quadrants, "
+                                                 "but must share a position", a, b, dx, dy));
+      break;
+    }
   }
-  return {};
+  return check;
 }
 
 SceneCheck check_mnist4_10(const std::vector<DigitPlacement>& digits, double size, double tolerance) {

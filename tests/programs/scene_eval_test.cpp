@@ -143,6 +143,8 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
     INFO(rd::to_string(c.kind) << ": real S-Acc " << real.accuracy << ", broken S-Acc " << bad.accuracy);
     CHECK(real.accuracy >= c.real_at_least);
     CHECK(bad.accuracy < 0.1);
+    // Every scene counted under its first broken rule is also counted under that rule in `broken`.
+    for (const auto& [rule, count] : bad.failures) CHECK(bad.broken.at(rule) >= count);
   }
   std::cout << "scene eval: classifier " << (judge.from_cache ? "from cache" : "trained") << ", judge checks took "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
@@ -214,11 +216,11 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
   REQUIRE(cell.score > 0.5);
   const auto p_on = program.structure_params(program.nets()->encoder->forward(x.narrow(0, 0, 1)));
   ppl::runtime::data::Scene scene;
-  scene.objects.push_back({7, cell.x, cell.y, cell.width, cell.height});
-  scene.objects.push_back({2, 100, 100, 4, 4});
+  scene.objects.push_back({7, cell.x, cell.y, cell.width, cell.height, {}});
+  scene.objects.push_back({2, 100, 100, 4, 4, {}});
   // Matching reads the ink box: a glyph square far larger than the cell's box
   // whose ink is exactly that box is matched.
-  ppl::runtime::data::SceneObject padded{4, cell.x - 20, cell.y - 20, cell.width + 40, cell.height + 40};
+  ppl::runtime::data::SceneObject padded{4, cell.x - 20, cell.y - 20, cell.width + 40, cell.height + 40, {}};
   padded.ink_box = {cell.x, cell.y, cell.width, cell.height};
   scene.objects.push_back(padded);
   const auto what = gnm::gnm_what_features(gnm::gnm_objects(program, x.narrow(0, 0, 1)), {scene});
@@ -237,7 +239,7 @@ TEST_CASE("gnm_boxes gives every cell a box near its cell, scored by q(z_pres)",
   CHECK(frames[0][2].width == cell.width + 40);
   // A frame that is exactly the cell's box matches too, whatever its ink box.
   ppl::runtime::data::Scene framed;
-  framed.objects.push_back({5, cell.x, cell.y, cell.width, cell.height});
+  framed.objects.push_back({5, cell.x, cell.y, cell.width, cell.height, {}});
   framed.objects.back().ink_box = {cell.x + 1, cell.y + 1, 1, 1};
   const auto by_frame = gnm::gnm_what_features(gnm::gnm_objects(program, x.narrow(0, 0, 1)), {framed});
   REQUIRE(by_frame.features.size(0) == 1);
@@ -268,7 +270,7 @@ TEST_CASE("latent_boxes draws the present objects of structure latents where ren
   z.z_depth = torch::zeros({2, 16, 1});
   const auto image = program.render(z)[0][0];
   CHECK(image.narrow(0, 3, 6).narrow(1, 3, 6).mean().item<double>() > image.narrow(0, 10, 6).narrow(1, 0, 2).mean().item<double>());
-  CHECK_THROWS_WITH(gnm::latent_boxes(program, {torch::zeros({2, 16}), torch::zeros({2, 15, 4})}),
+  CHECK_THROWS_WITH(gnm::latent_boxes(program, {torch::zeros({2, 16}), torch::zeros({2, 15, 4}), {}, {}, {}}),
                     Catch::Contains("z_where must be [B, 16, 4]"));
   // Samples and their structure agree: the boxes are those of the rendered latents.
   auto [images, latents] = program.sample_structured(3);

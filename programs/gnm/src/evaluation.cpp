@@ -373,6 +373,7 @@ StructureAccuracy structure_accuracy(const torch::Tensor& images, rd::SceneKind 
     auto check = check_scene(kind, digits, size, tolerance);
     if (check.ok) ++out.passed;
     else ++out.failures[check.rule];
+    for (const auto& rule : check.broken) ++out.broken[rule];
     total += static_cast<int64_t>(digits.size());
     out.checks.push_back(std::move(check));
   }

@@ -181,6 +181,19 @@ TEST_CASE("scenes: the checker rejects scenes that break each MNIST-4 rule", "[r
   pos[3].x += (pos[3].x < 32 ? 10 : -10);  // still in its quadrant, no longer mirrored
   CHECK(quadrant(pos[3], size) == 2);
   CHECK(rd::check_mnist4(pos, size).rule == "position");
+  // Every rule that can still be checked is listed; the first names the verdict.
+  using Rules = std::vector<std::string>;
+  CHECK(rd::check_mnist4(count, size).broken == Rules{"count"});
+  CHECK(rd::check_mnist4(quad, size).broken == Rules{"quadrant"});
+  CHECK(rd::check_mnist4(cls, size).broken == Rules{"class"});
+  CHECK(rd::check_mnist4(pos, size).broken == Rules{"position"});
+  auto both = pos;
+  both[2].label = (both[2].label + 5) % 10;
+  const auto verdict = rd::check_mnist4(both, size);
+  CHECK_FALSE(verdict.ok);
+  CHECK(verdict.rule == "class");
+  CHECK(verdict.broken == Rules{"class", "position"});
+  CHECK(rd::check_mnist4(good, size).broken.empty());
 }
 
 TEST_CASE("scenes: the checker rejects scenes that break each MNIST-10 rule", "[runtime][data][scenes]") {
@@ -209,6 +222,16 @@ TEST_CASE("scenes: the checker rejects scenes that break each MNIST-10 rule", "[
   const double within = std::fmod(eight.x, size / 2);
   eight.x += within < size / 4 ? 12 : -12;  // stays in its quadrant
   CHECK(rd::check_mnist10(pos, size).rule == "position");
+  using Rules = std::vector<std::string>;
+  CHECK(rd::check_mnist10(cls, size).broken == Rules{"class"});
+  CHECK(rd::check_mnist10(pos, size).broken == Rules{"position"});
+  auto both = pos;
+  std::swap(find(both, 2).label, find(both, 5).label);
+  CHECK(rd::check_mnist10(both, size).broken == Rules{"class", "position"});
+  // A class failure that loses digit 8 leaves no pair to compare: only "class".
+  auto lost = good;
+  find(lost, 8).label = 4;
+  CHECK(rd::check_mnist10(lost, size).broken == Rules{"class"});
   // The tolerance accepts small deviations.
   auto near = good;
   find(near, 9).y += 1.0;

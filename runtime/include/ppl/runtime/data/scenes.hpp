@@ -131,11 +131,16 @@ struct DigitPlacement {
   double x = 0, y = 0;
 };
 
-/// The verdict of a structure check: ok, or the first rule broken.
+/// The verdict of a structure check: ok, or the rules broken. `rule` and
+/// `detail` name the first one; `broken` lists every rule that could be
+/// checked and failed, in the order count, quadrant, class, position. A
+/// wrong count or quadrant split stops the check (the later rules have no
+/// digits to compare); a class failure does not hide a position failure.
 struct SceneCheck {
   bool ok = true;
-  std::string rule;    ///< "count", "quadrant", "class" or "position" when broken
-  std::string detail;  ///< readable explanation
+  std::string rule;                 ///< "count", "quadrant", "class" or "position" when broken
+  std::string detail;               ///< readable explanation of `rule`
+  std::vector<std::string> broken;  ///< every rule found broken, `rule` first
 };
 
 /// Checks the MNIST-4 rules on a size x size canvas: 4 digits, one per

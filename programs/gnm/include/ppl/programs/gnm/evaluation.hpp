@@ -142,7 +142,8 @@ runtime::data::SceneCheck check_scene(runtime::data::SceneKind kind, const std::
 struct StructureAccuracy {
   int64_t n = 0, passed = 0;
   double accuracy = 0;                      ///< passed / n
-  std::map<std::string, int64_t> failures;  ///< count by rule ("count", "quadrant", "class", "position")
+  std::map<std::string, int64_t> failures;  ///< scenes by first rule broken ("count", "quadrant", "class", "position")
+  std::map<std::string, int64_t> broken;    ///< scenes breaking each rule, a scene counted under every rule it breaks
   std::vector<runtime::data::SceneCheck> checks;          ///< per scene
   std::vector<std::vector<DetectedDigit>> digits;         ///< per scene
   double mean_digits = 0;                   ///< digits read per scene
