@@ -102,7 +102,9 @@ nlohmann::json classifier_json(const gnm::TrainedClassifier& c) {
 }
 
 /// S-Acc figures: accuracy, passed, n, scenes by first rule broken
-/// (`failures`) and by every rule broken (`broken_rules`), digits per scene.
+/// (`failures`) and by every rule broken (`broken_rules`), digits per scene,
+/// and MNIST-4's clockwise neighbour pairs that step up by one class
+/// (`consecutive_pairs`; fraction null when no scene has one digit per quadrant).
 nlohmann::json accuracy_json(const gnm::StructureAccuracy& s) {
   auto by_rule = [](const std::map<std::string, int64_t>& counts) {
     nlohmann::json out = nlohmann::json::object();
@@ -110,8 +112,16 @@ nlohmann::json accuracy_json(const gnm::StructureAccuracy& s) {
     for (const auto& [rule, count] : counts) out[rule] = count;
     return out;
   };
-  return {{"s_acc", s.accuracy}, {"passed", s.passed}, {"n", s.n}, {"failures", by_rule(s.failures)},
-          {"broken_rules", by_rule(s.broken)}, {"mean_digits_read", s.mean_digits}};
+  nlohmann::json pairs = {{"pairs", s.neighbour_pairs}, {"consecutive", s.consecutive_pairs}, {"fraction", nullptr}};
+  if (s.neighbour_pairs > 0)
+    pairs["fraction"] = static_cast<double>(s.consecutive_pairs) / static_cast<double>(s.neighbour_pairs);
+  return {{"s_acc", s.accuracy},
+          {"passed", s.passed},
+          {"n", s.n},
+          {"failures", by_rule(s.failures)},
+          {"broken_rules", by_rule(s.broken)},
+          {"mean_digits_read", s.mean_digits},
+          {"consecutive_pairs", pairs}};
 }
 
 /// Per scene: verdict and the digits read.

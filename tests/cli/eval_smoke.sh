@@ -19,7 +19,8 @@ echo '{"channels": 8, "z_size": 8}' > "$work/small.json"
 "$ppl" train vae --data mnist-4 --n-train 32 --steps 2 --config "$work/small.json" --eval-every 0 \
   --checkpoint-every 2 --out "$work/vae" > /dev/null 2>&1
 "$ppl" eval scenes "$work/vae" --n 20 --d-steps-cap 20 > "$work/vae.json" 2> /dev/null
-grep -q '"s_acc"' "$work/vae.json" && grep -q '"d_steps"' "$work/vae.json" && grep -q '"broken_rules"' "$work/vae.json"
+grep -q '"s_acc"' "$work/vae.json" && grep -q '"d_steps"' "$work/vae.json" && grep -q '"broken_rules"' "$work/vae.json" &&
+  grep -q '"consecutive_pairs"' "$work/vae.json"
 [ -s "$work/vae/eval_scenes.json" ] && [ -s "$work/vae/eval_scenes.png" ]
 
 # Boxes: a tiny GNM on mnist-4, AP against the generator's boxes.

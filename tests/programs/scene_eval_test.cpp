@@ -143,6 +143,13 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
     INFO(rd::to_string(c.kind) << ": real S-Acc " << real.accuracy << ", broken S-Acc " << bad.accuracy);
     CHECK(real.accuracy >= c.real_at_least);
     CHECK(bad.accuracy < 0.1);
+    // Consecutive clockwise pairs: nearly all of real MNIST-4's, none counted for MNIST-10.
+    if (c.kind == rd::SceneKind::mnist4) {
+      REQUIRE(real.neighbour_pairs > 0);
+      CHECK(static_cast<double>(real.consecutive_pairs) / static_cast<double>(real.neighbour_pairs) > 0.9);
+    } else {
+      CHECK(real.neighbour_pairs == 0);
+    }
     // Every scene counted under its first broken rule is also counted under that rule in `broken`.
     for (const auto& [rule, count] : bad.failures) CHECK(bad.broken.at(rule) >= count);
   }
@@ -150,6 +157,27 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
 }
 
+
+TEST_CASE("clockwise_classes reads one class per quadrant, clockwise from top-left", "[gnm][eval]") {
+  auto digit = [](int64_t label, double x, double y) {
+    gnm::DetectedDigit d;
+    d.label = label;
+    d.x = x;
+    d.y = y;
+    return d;
+  };
+  // Given in scrambled order: bottom-left 7, top-right 3, top-left 2, bottom-right 9.
+  const auto classes = gnm::clockwise_classes({digit(7, 10, 50), digit(3, 40, 12), digit(2, 12, 10), digit(9, 50, 40)}, 64);
+  REQUIRE(classes.has_value());
+  CHECK(*classes == std::array<int64_t, 4>{2, 3, 9, 7});
+  // A centre on the midline belongs to the right / bottom half.
+  const auto edge = gnm::clockwise_classes({digit(1, 32, 10), digit(0, 10, 10), digit(2, 40, 32), digit(3, 10, 40)}, 64);
+  REQUIRE(edge.has_value());
+  CHECK(*edge == std::array<int64_t, 4>{0, 1, 2, 3});
+  // Two digits in one quadrant, or not four digits: no reading.
+  CHECK_FALSE(gnm::clockwise_classes({digit(0, 10, 10), digit(1, 20, 20), digit(2, 50, 50), digit(3, 10, 50)}, 64));
+  CHECK_FALSE(gnm::clockwise_classes({digit(0, 10, 10), digit(1, 50, 10), digit(2, 50, 50)}, 64));
+}
 
 TEST_CASE("box IoU and average precision agree with hand-computed values", "[gnm][eval]") {
   const gnm::ScoredBox a{0, 0, 2, 2}, b{1, 1, 2, 2}, far{5, 5, 1, 1};

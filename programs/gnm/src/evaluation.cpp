@@ -363,6 +363,20 @@ rd::SceneCheck check_scene(rd::SceneKind kind, const std::vector<DetectedDigit>&
   }
 }
 
+std::optional<std::array<int64_t, 4>> clockwise_classes(const std::vector<DetectedDigit>& digits, double size) {
+  if (digits.size() != 4) return std::nullopt;
+  std::array<int64_t, 4> classes{};
+  std::array<bool, 4> seen{};
+  for (const auto& d : digits) {
+    const bool right = d.x >= size / 2, bottom = d.y >= size / 2;
+    const int q = bottom ? (right ? 2 : 3) : (right ? 1 : 0);  // clockwise from top-left
+    if (seen[q]) return std::nullopt;
+    seen[q] = true;
+    classes[q] = d.label;
+  }
+  return classes;
+}
+
 StructureAccuracy structure_accuracy(const torch::Tensor& images, rd::SceneKind kind, DigitClassifier& classifier,
                                      const SceneReaderOptions& options, double tolerance) {
   StructureAccuracy out;
@@ -374,6 +388,12 @@ StructureAccuracy structure_accuracy(const torch::Tensor& images, rd::SceneKind 
     if (check.ok) ++out.passed;
     else ++out.failures[check.rule];
     for (const auto& rule : check.broken) ++out.broken[rule];
+    if (kind != rd::SceneKind::mnist10) {
+      if (const auto classes = clockwise_classes(digits, size)) {
+        out.neighbour_pairs += 3;
+        for (size_t q = 1; q < 4; ++q) out.consecutive_pairs += (*classes)[q] == (*classes)[q - 1] + 1 ? 1 : 0;
+      }
+    }
     total += static_cast<int64_t>(digits.size());
     out.checks.push_back(std::move(check));
   }
