@@ -39,12 +39,6 @@ struct Rng {
 // Quadrants clockwise from top-left.
 enum Quadrant { kTopLeft = 0, kTopRight = 1, kBottomRight = 2, kBottomLeft = 3 };
 
-int quadrant_of(double x, double y, double size) {
-  const bool right = x >= size / 2, bottom = y >= size / 2;
-  if (!bottom) return right ? kTopRight : kTopLeft;
-  return right ? kBottomRight : kBottomLeft;
-}
-
 std::array<double, 2> quadrant_origin(int q, double size) {
   const double h = size / 2;
   switch (q) {
@@ -94,6 +88,12 @@ PixelBox ink_extent(const torch::Tensor& glyph, double x, double y) {
 }
 
 }  // namespace
+
+int quadrant_of(double x, double y, double size) {
+  const bool right = x >= size / 2, bottom = y >= size / 2;
+  if (!bottom) return right ? kTopRight : kTopLeft;
+  return right ? kBottomRight : kBottomLeft;
+}
 
 std::string to_string(SceneKind kind) {
   switch (kind) {

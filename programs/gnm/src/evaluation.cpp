@@ -368,8 +368,7 @@ std::optional<std::array<int64_t, 4>> clockwise_classes(const std::vector<Detect
   std::array<int64_t, 4> classes{};
   std::array<bool, 4> seen{};
   for (const auto& d : digits) {
-    const bool right = d.x >= size / 2, bottom = d.y >= size / 2;
-    const int q = bottom ? (right ? 2 : 3) : (right ? 1 : 0);  // clockwise from top-left
+    const int q = rd::quadrant_of(d.x, d.y, size);
     if (seen[q]) return std::nullopt;
     seen[q] = true;
     classes[q] = d.label;

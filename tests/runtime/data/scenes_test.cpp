@@ -160,6 +160,24 @@ TEST_CASE("scenes: multi-MNIST has 0-2 (0-3) digits inside a 50 x 50 canvas", "[
   }
 }
 
+TEST_CASE("scenes: quadrant_of numbers quadrants clockwise from top-left", "[runtime][data][scenes]") {
+  const double size = 64;
+  CHECK(rd::quadrant_of(10, 10, size) == 0);
+  CHECK(rd::quadrant_of(50, 10, size) == 1);
+  CHECK(rd::quadrant_of(50, 50, size) == 2);
+  CHECK(rd::quadrant_of(10, 50, size) == 3);
+  // The centre lines belong to the right and bottom quadrants.
+  CHECK(rd::quadrant_of(32, 31.9, size) == 1);
+  CHECK(rd::quadrant_of(31.9, 32, size) == 3);
+  CHECK(rd::quadrant_of(32, 32, size) == 2);
+  // Each generated MNIST-4 object (top-left, top-right, bottom-right, bottom-left) in its own quadrant.
+  const auto scene = generator(rd::SceneKind::mnist4, 64, 3).scene(0);
+  for (int q = 0; q < 4; ++q) {
+    const auto& o = scene.objects[static_cast<std::size_t>(q)];
+    CHECK(rd::quadrant_of(o.cx(), o.cy(), size) == q);
+  }
+}
+
 TEST_CASE("scenes: the checker rejects scenes that break each MNIST-4 rule", "[runtime][data][scenes]") {
   const double size = 128;
   const auto good = rd::placements(generator(rd::SceneKind::mnist4, 128, 9).scene(0));

@@ -131,6 +131,12 @@ struct DigitPlacement {
   double x = 0, y = 0;
 };
 
+/// The quadrant of a size x size canvas that holds the point (x, y): 0
+/// top-left, 1 top-right, 2 bottom-right, 3 bottom-left (clockwise from
+/// top-left, the order the checks below use). A point on a centre line
+/// belongs to the right / bottom quadrant.
+int quadrant_of(double x, double y, double size);
+
 /// The verdict of a structure check: ok, or the rules broken. `rule` and
 /// `detail` name the first one; `broken` lists every rule that could be
 /// checked and failed, in the order count, quadrant, class, position. A
