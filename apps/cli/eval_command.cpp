@@ -350,6 +350,12 @@ void evaluate_run(const EvalScenesArgs& a) {
                             {"reader", reader_json(reader, a.tolerance, static_cast<double>(size))},
                             {"classifier", classifier_json(judge.classifier)}};
   summary.update(accuracy_json(s));
+  if (structured) {
+    // The second reader: each digit read inside the box GNM drew it in.
+    const auto own = gnm::structure_accuracy(gnm::read_boxes(generated, own_boxes, judge.classifier.net, reader), kind,
+                                             static_cast<double>(size), a.tolerance);
+    summary["own_boxes"] = accuracy_json(own);
+  }
   if (a.d_steps_cap > 0) {
     const auto real = load_image_data(name, "test", a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n, size);
     summary["d_steps"] = d_steps(real.images, generated, a);

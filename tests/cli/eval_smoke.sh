@@ -33,8 +33,10 @@ grep -q '"ap_50"' "$work/boxes.json" && grep -q '"ap_50_95"' "$work/boxes.json" 
 "$ppl" eval traverse "$work/gnm" --index 1 --dims 1 --columns 3 > /dev/null 2>&1
 grep -q '"z_g/0\[0\]"' "$work/gnm/traverse.json" && [ -s "$work/gnm/traverse.png" ]
 # GNM's samples also come with their own boxes (Fig. 3).
-"$ppl" eval scenes "$work/gnm" --n 10 --d-steps-cap 0 > /dev/null 2>&1
+"$ppl" eval scenes "$work/gnm" --n 10 --d-steps-cap 0 > "$work/gnm-scenes.json" 2> /dev/null
 [ -s "$work/gnm/eval_scenes.json" ] && [ -s "$work/gnm/eval_scenes_boxes.png" ]
+# ... and are judged a second time, reading each digit inside its own box.
+grep -q '"own_boxes"' "$work/gnm-scenes.json" && ! grep -q '"own_boxes"' "$work/vae.json"
 
 set +e
 "$ppl" eval boxes "$work/vae" 2> "$work/err4"; rc4=$?

@@ -51,6 +51,17 @@ torch::Tensor stack_images(const std::vector<rd::Scene>& scenes) {
   return torch::stack(images).unsqueeze(1);
 }
 
+/// The digit read from the 6 x 6 blob at rows 10-15, columns 20-25.
+void check_blob(const gnm::DetectedDigit& d) {
+  CHECK(d.area == 36);
+  CHECK(d.x == Approx(23.0));
+  CHECK(d.y == Approx(13.0));
+  CHECK(d.x0 == 20);
+  CHECK(d.x1 == 26);
+  CHECK(d.y0 == 10);
+  CHECK(d.y1 == 16);
+}
+
 }  // namespace
 
 TEST_CASE("connected components join diagonal neighbours and the reader drops small ones", "[gnm][eval]") {
@@ -73,11 +84,29 @@ TEST_CASE("connected components join diagonal neighbours and the reader drops sm
   const auto read = gnm::read_scenes(image, net);
   REQUIRE(read.size() == 1);
   REQUIRE(read[0].size() == 1);
-  CHECK(read[0][0].area == 36);
-  CHECK(read[0][0].x == Approx(23.0));
-  CHECK(read[0][0].y == Approx(13.0));
-  CHECK(read[0][0].x0 == 20);
-  CHECK(read[0][0].x1 == 26);
+  check_blob(read[0][0]);
+}
+
+TEST_CASE("read_boxes reads the ink inside each present box and drops empty or absent ones", "[gnm][eval]") {
+  // A 64 x 64 image: a 6 x 6 blob and, in the same box, nothing else; a second box over empty canvas.
+  auto image = torch::zeros({1, 1, 64, 64});
+  image.index_put_({0, 0, torch::indexing::Slice(10, 16), torch::indexing::Slice(20, 26)}, 1.0);
+  image.index_put_({0, 0, torch::indexing::Slice(40, 44), torch::indexing::Slice(40, 44)}, 1.0);
+  gnm::DigitClassifier net;
+  const std::vector<std::vector<gnm::ScoredBox>> boxes = {{
+      {16.5, 6.5, 14, 14, 0.9},   // holds the 6 x 6 blob
+      {50, 50, 10, 10, 0.9},      // empty canvas: dropped
+      {38, 38, 8, 8, 0.4},        // over the second blob, but absent (score 0.4)
+      {60, 60, 20, 20, 0.9},      // reaches past the canvas: clipped, empty, dropped
+  }};
+  const auto read = gnm::read_boxes(image, boxes, net);
+  REQUIRE(read.size() == 1);
+  REQUIRE(read[0].size() == 1);
+  check_blob(read[0][0]);
+  // A lower score threshold takes the second blob too.
+  CHECK(gnm::read_boxes(image, boxes, net, {}, 0.3)[0].size() == 2);
+  // One box list per image.
+  CHECK_THROWS_WITH(gnm::read_boxes(image, {{}, {}}, net), Catch::Contains("2 box lists for 1 images"));
 }
 
 TEST_CASE("normalise_digits puts the ink's square box at 20 x 20 in the middle of 28 x 28", "[gnm][eval]") {
@@ -152,6 +181,11 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
     }
     // Every scene counted under its first broken rule is also counted under that rule in `broken`.
     for (const auto& [rule, count] : bad.failures) CHECK(bad.broken.at(rule) >= count);
+    // The second reader, at the generator's own boxes (as GNM's samples come with theirs), passes them too.
+    const auto own = gnm::structure_accuracy(gnm::read_boxes(stack_images(scenes), gnm::scene_boxes(scenes), net),
+                                             c.kind, 64.0);
+    INFO(rd::to_string(c.kind) << ": S-Acc read at the generator's ink boxes " << own.accuracy);
+    CHECK(own.accuracy >= c.real_at_least);
   }
   std::cout << "scene eval: classifier " << (judge.from_cache ? "from cache" : "trained") << ", judge checks took "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";

@@ -131,6 +131,38 @@ nn::Sequential make_discriminator() {
                         nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})), nn::Flatten(), nn::Linear(64, 1));
 }
 
+/// Classifies each crop (normalised as the classifier's training digits) and
+/// writes label and confidence to the digit where[j] = (image, digit) of out.
+void label_crops(const std::vector<torch::Tensor>& crops, const std::vector<std::pair<size_t, size_t>>& where,
+                 std::vector<std::vector<DetectedDigit>>& out, DigitClassifier& classifier) {
+  if (crops.empty()) return;
+  std::vector<torch::Tensor> normal;
+  normal.reserve(crops.size());
+  for (const auto& c : crops) normal.push_back(normalise_digits(c)[0]);
+  torch::NoGradGuard no_grad;
+  classifier->eval();
+  const auto probs = torch::softmax(classifier->forward(torch::stack(normal)), 1);
+  const auto [best, label] = probs.max(1);
+  for (size_t j = 0; j < where.size(); ++j) {
+    auto& d = out[where[j].first][where[j].second];
+    d.label = label[static_cast<int64_t>(j)].item<int64_t>();
+    d.confidence = best[static_cast<int64_t>(j)].item<double>();
+  }
+}
+
+/// Scenes [N, 1, H, W] or [N, H, W] as CPU float [N, H, W]; `who` names the caller in the error.
+torch::Tensor scene_stack(const torch::Tensor& images, const char* who) {
+  if (!images.defined() || (images.dim() != 4 && images.dim() != 3) || (images.dim() == 4 && images.size(1) != 1))
+    throw std::invalid_argument(fmt::format("{}: images must be [N, 1, H, W] or [N, H, W]", who));
+  auto x = images.to(torch::kCPU, torch::kFloat32).contiguous();
+  return x.dim() == 4 ? x.squeeze(1) : x;
+}
+
+/// read_scenes' smallest digit, min_area given at 64 x 64, for an h x w canvas.
+int64_t scaled_min_area(const SceneReaderOptions& options, int64_t h, int64_t w) {
+  return std::max<int64_t>(1, std::llround(static_cast<double>(options.min_area) * static_cast<double>(h * w) / 4096.0));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- classifier
@@ -282,13 +314,9 @@ std::pair<torch::Tensor, int64_t> connected_components(const torch::Tensor& mask
 
 std::vector<std::vector<DetectedDigit>> read_scenes(const torch::Tensor& images, DigitClassifier& classifier,
                                                     const SceneReaderOptions& options) {
-  if (!images.defined() || (images.dim() != 4 && images.dim() != 3) || (images.dim() == 4 && images.size(1) != 1))
-    throw std::invalid_argument("read_scenes: images must be [N, 1, H, W] or [N, H, W]");
-  auto x = images.to(torch::kCPU, torch::kFloat32).contiguous();
-  if (x.dim() == 4) x = x.squeeze(1);
+  const auto x = scene_stack(images, "read_scenes");
   const auto h = x.size(1), w = x.size(2);
-  const auto min_area =
-      std::max<int64_t>(1, std::llround(static_cast<double>(options.min_area) * static_cast<double>(h * w) / 4096.0));
+  const auto min_area = scaled_min_area(options, h, w);
   const auto dilation = std::llround(static_cast<double>(options.dilation) * static_cast<double>(std::max(h, w)) / 64.0);
   std::vector<std::vector<DetectedDigit>> out(static_cast<size_t>(x.size(0)));
   std::vector<torch::Tensor> crops;
@@ -332,19 +360,56 @@ std::vector<std::vector<DetectedDigit>> read_scenes(const torch::Tensor& images,
       out[static_cast<size_t>(i)].push_back(d);
     }
   }
-  if (crops.empty()) return out;
-  std::vector<torch::Tensor> normal;
-  normal.reserve(crops.size());
-  for (const auto& c : crops) normal.push_back(normalise_digits(c)[0]);
-  torch::NoGradGuard no_grad;
-  classifier->eval();
-  const auto probs = torch::softmax(classifier->forward(torch::stack(normal)), 1);
-  const auto [best, label] = probs.max(1);
-  for (size_t j = 0; j < where.size(); ++j) {
-    auto& d = out[where[j].first][where[j].second];
-    d.label = label[static_cast<int64_t>(j)].item<int64_t>();
-    d.confidence = best[static_cast<int64_t>(j)].item<double>();
+  label_crops(crops, where, out, classifier);
+  return out;
+}
+
+std::vector<std::vector<DetectedDigit>> read_boxes(const torch::Tensor& images,
+                                                   const std::vector<std::vector<ScoredBox>>& boxes,
+                                                   DigitClassifier& classifier, const SceneReaderOptions& options,
+                                                   double min_score) {
+  const auto x = scene_stack(images, "read_boxes");
+  if (boxes.size() != static_cast<size_t>(x.size(0)))
+    throw std::invalid_argument(
+        fmt::format("read_boxes: {} box lists for {} images; one list per image is needed", boxes.size(), x.size(0)));
+  const auto h = x.size(1), w = x.size(2);
+  const auto min_area = scaled_min_area(options, h, w);
+  std::vector<std::vector<DetectedDigit>> out(boxes.size());
+  std::vector<torch::Tensor> crops;
+  std::vector<std::pair<size_t, size_t>> where;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const auto image = x[static_cast<int64_t>(i)];
+    auto px = image.accessor<float, 2>();
+    for (const auto& b : boxes[i]) {
+      if (!(b.score > min_score)) continue;
+      const auto x0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(b.x)), 0, w);
+      const auto y0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(b.y)), 0, h);
+      const auto x1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(b.x + b.width)), 0, w);
+      const auto y1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(b.y + b.height)), 0, h);
+      DetectedDigit d;
+      d.x0 = x1, d.y0 = y1, d.x1 = x0 - 1, d.y1 = y0 - 1;
+      double mass = 0;
+      for (int64_t y = y0; y < y1; ++y)
+        for (int64_t xx = x0; xx < x1; ++xx) {
+          const double v = px[y][xx];
+          if (v <= options.threshold) continue;
+          mass += v;
+          d.x += v * (static_cast<double>(xx) + 0.5);
+          d.y += v * (static_cast<double>(y) + 0.5);
+          ++d.area;
+          d.x0 = std::min(d.x0, xx), d.x1 = std::max(d.x1, xx);
+          d.y0 = std::min(d.y0, y), d.y1 = std::max(d.y1, y);
+        }
+      if (d.area < min_area) continue;  // an object that drew (next to) nothing
+      d.x /= mass;
+      d.y /= mass;
+      d.x1 += 1, d.y1 += 1;
+      crops.push_back(image.narrow(0, d.y0, d.y1 - d.y0).narrow(1, d.x0, d.x1 - d.x0));
+      where.emplace_back(i, out[i].size());
+      out[i].push_back(d);
+    }
   }
+  label_crops(crops, where, out, classifier);
   return out;
 }
 
@@ -378,9 +443,14 @@ std::optional<std::array<int64_t, 4>> clockwise_classes(const std::vector<Detect
 
 StructureAccuracy structure_accuracy(const torch::Tensor& images, rd::SceneKind kind, DigitClassifier& classifier,
                                      const SceneReaderOptions& options, double tolerance) {
+  return structure_accuracy(read_scenes(images, classifier, options), kind, static_cast<double>(images.size(-1)),
+                            tolerance);
+}
+
+StructureAccuracy structure_accuracy(std::vector<std::vector<DetectedDigit>> digits, rd::SceneKind kind, double size,
+                                     double tolerance) {
   StructureAccuracy out;
-  out.digits = read_scenes(images, classifier, options);
-  const auto size = static_cast<double>(images.size(-1));
+  out.digits = std::move(digits);
   int64_t total = 0;
   for (const auto& digits : out.digits) {
     auto check = check_scene(kind, digits, size, tolerance);

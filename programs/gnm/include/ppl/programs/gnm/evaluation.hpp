@@ -168,6 +168,11 @@ StructureAccuracy structure_accuracy(const torch::Tensor& images, runtime::data:
                                      DigitClassifier& classifier, const SceneReaderOptions& options = {},
                                      double tolerance = -1);
 
+/// Checks digits already read from size x size scenes, one list per scene
+/// (by read_scenes or read_boxes). Throws as check_scene does.
+StructureAccuracy structure_accuracy(std::vector<std::vector<DetectedDigit>> digits, runtime::data::SceneKind kind,
+                                     double size, double tolerance = -1);
+
 // ---------------------------------------------------------------------------
 // Broken scenes, to validate the judge
 
@@ -269,6 +274,20 @@ std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const Struc
 
 /// The boxes of gnm_objects alone.
 std::vector<std::vector<ScoredBox>> gnm_boxes(Gnm& program, const torch::Tensor& x);
+
+/// A second scene reader beside read_scenes, for samples that come with
+/// their objects' boxes (GNM's latent_boxes): per box of score above
+/// `min_score`, the pixels inside it (clipped to the canvas) above
+/// options.threshold are the digit. A box with fewer such pixels than
+/// options.min_area (scaled as in read_scenes; no dilation) is dropped as an
+/// object that drew nothing. The position is the centre of mass of that ink,
+/// the class the classifier's on the normalised crop; a neighbour's strokes
+/// inside the box are read with it. images: [N, 1, H, W] or [N, H, W]; boxes:
+/// one list per image. Throws std::invalid_argument otherwise.
+std::vector<std::vector<DetectedDigit>> read_boxes(const torch::Tensor& images,
+                                                   const std::vector<std::vector<ScoredBox>>& boxes,
+                                                   DigitClassifier& classifier, const SceneReaderOptions& options = {},
+                                                   double min_score = 0.5);
 
 /// The z_what of GNM's objects matched to ground truth, for Table 4's
 /// classification accuracy: for every object of `scenes`, the cell with
