@@ -88,7 +88,7 @@ TEST_CASE("connected components join diagonal neighbours and the reader drops sm
 }
 
 TEST_CASE("read_boxes reads the ink inside each present box and drops empty or absent ones", "[gnm][eval]") {
-  // A 64 x 64 image: a 6 x 6 blob and, in the same box, nothing else; a second box over empty canvas.
+  // A 64 x 64 image with two blobs: 6 x 6 at rows 10-15, columns 20-25, and 4 x 4 at rows and columns 40-43.
   auto image = torch::zeros({1, 1, 64, 64});
   image.index_put_({0, 0, torch::indexing::Slice(10, 16), torch::indexing::Slice(20, 26)}, 1.0);
   image.index_put_({0, 0, torch::indexing::Slice(40, 44), torch::indexing::Slice(40, 44)}, 1.0);
