@@ -163,6 +163,39 @@ int64_t scaled_min_area(const SceneReaderOptions& options, int64_t h, int64_t w)
   return std::max<int64_t>(1, std::llround(static_cast<double>(options.min_area) * static_cast<double>(h * w) / 4096.0));
 }
 
+/// One digit's sums while its pixels are visited: the centre of mass of the
+/// pixels weighed, and the area and box of the ink pixels among them.
+class DigitSums {
+ public:
+  DigitSums(int64_t h, int64_t w) { digit_.x0 = w, digit_.y0 = h, digit_.x1 = -1, digit_.y1 = -1; }
+
+  void weigh(double v, int64_t x, int64_t y) {
+    mass_ += v;
+    digit_.x += v * (static_cast<double>(x) + 0.5);
+    digit_.y += v * (static_cast<double>(y) + 0.5);
+  }
+
+  void ink(int64_t x, int64_t y) {
+    ++digit_.area;
+    digit_.x0 = std::min(digit_.x0, x), digit_.x1 = std::max(digit_.x1, x);
+    digit_.y0 = std::min(digit_.y0, y), digit_.y1 = std::max(digit_.y1, y);
+  }
+
+  int64_t area() const { return digit_.area; }
+
+  /// The digit found: centre divided out, box half-open. Call only with area() > 0.
+  DetectedDigit digit() const {
+    auto d = digit_;
+    d.x /= mass_, d.y /= mass_;
+    d.x1 += 1, d.y1 += 1;
+    return d;
+  }
+
+ private:
+  DetectedDigit digit_;
+  double mass_ = 0;
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------- classifier
@@ -329,29 +362,19 @@ std::vector<std::vector<DetectedDigit>> read_scenes(const torch::Tensor& images,
     auto lab = labels.accessor<int64_t, 2>();
     auto px = image.accessor<float, 2>();
     auto is_ink = ink.accessor<bool, 2>();
-    std::vector<DetectedDigit> found(static_cast<size_t>(count));
-    std::vector<double> mass(static_cast<size_t>(count), 0.0);
-    for (auto& d : found) d.x0 = w, d.y0 = h, d.x1 = -1, d.y1 = -1;
+    std::vector<DigitSums> found(static_cast<size_t>(count), DigitSums(h, w));
     for (int64_t y = 0; y < h; ++y)
       for (int64_t xx = 0; xx < w; ++xx) {
         const auto k = lab[y][xx];
         if (k == 0) continue;
-        auto& d = found[static_cast<size_t>(k - 1)];
-        const double v = px[y][xx];
-        mass[static_cast<size_t>(k - 1)] += v;
-        d.x += v * (static_cast<double>(xx) + 0.5);
-        d.y += v * (static_cast<double>(y) + 0.5);
-        if (!is_ink[y][xx]) continue;
-        ++d.area;
-        d.x0 = std::min(d.x0, xx), d.x1 = std::max(d.x1, xx);
-        d.y0 = std::min(d.y0, y), d.y1 = std::max(d.y1, y);
+        auto& sums = found[static_cast<size_t>(k - 1)];
+        sums.weigh(px[y][xx], xx, y);  // every pixel of the dilated component
+        if (is_ink[y][xx]) sums.ink(xx, y);
       }
     for (int64_t k = 0; k < count; ++k) {
-      auto d = found[static_cast<size_t>(k)];
-      if (d.area < min_area) continue;
-      d.x /= mass[static_cast<size_t>(k)];
-      d.y /= mass[static_cast<size_t>(k)];
-      d.x1 += 1, d.y1 += 1;
+      const auto& sums = found[static_cast<size_t>(k)];
+      if (sums.area() < min_area) continue;
+      const auto d = sums.digit();
       // The crop holds this component's pixels only, so that a neighbour's
       // strokes reaching into the box do not confuse the classifier.
       const auto own = (labels == k + 1).to(torch::kFloat32);
@@ -386,24 +409,16 @@ std::vector<std::vector<DetectedDigit>> read_boxes(const torch::Tensor& images,
       const auto y0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(b.y)), 0, h);
       const auto x1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(b.x + b.width)), 0, w);
       const auto y1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(b.y + b.height)), 0, h);
-      DetectedDigit d;
-      d.x0 = x1, d.y0 = y1, d.x1 = x0 - 1, d.y1 = y0 - 1;
-      double mass = 0;
+      DigitSums sums(h, w);
       for (int64_t y = y0; y < y1; ++y)
         for (int64_t xx = x0; xx < x1; ++xx) {
           const double v = px[y][xx];
-          if (v <= options.threshold) continue;
-          mass += v;
-          d.x += v * (static_cast<double>(xx) + 0.5);
-          d.y += v * (static_cast<double>(y) + 0.5);
-          ++d.area;
-          d.x0 = std::min(d.x0, xx), d.x1 = std::max(d.x1, xx);
-          d.y0 = std::min(d.y0, y), d.y1 = std::max(d.y1, y);
+          if (v <= options.threshold) continue;  // ink pixels only
+          sums.weigh(v, xx, y);
+          sums.ink(xx, y);
         }
-      if (d.area < min_area) continue;  // an object that drew (next to) nothing
-      d.x /= mass;
-      d.y /= mass;
-      d.x1 += 1, d.y1 += 1;
+      if (sums.area() < min_area) continue;  // an object that drew (next to) nothing
+      const auto d = sums.digit();
       crops.push_back(image.narrow(0, d.y0, d.y1 - d.y0).narrow(1, d.x0, d.x1 - d.x0));
       where.emplace_back(i, out[i].size());
       out[i].push_back(d);
