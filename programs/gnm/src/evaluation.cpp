@@ -227,7 +227,7 @@ torch::Tensor DigitClassifierImpl::forward(const torch::Tensor& x) {
 TrainedClassifier train_digit_classifier(const rd::Dataset& train, const rd::Dataset& held_out) {
   check_digits(train, "training");
   check_digits(held_out, "held-out");
-  constexpr int64_t kEpochs = 10, kSlowEpochs = 3, kBatch = 64, kMinSide = 10;
+  constexpr int64_t kEpochs = 20, kSlowEpochs = 5, kBatch = 64, kMinSide = 10;
   constexpr double kLearningRate = 1e-3, kSlowLearningRate = 3e-4, kKeepFullSize = 0.3;
   const auto start = std::chrono::steady_clock::now();
   DefaultGeneratorScope seed(20200);
