@@ -39,10 +39,13 @@ void keep_large_blocks() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ppl::runtime::rerun_with_faster_blas(argv);
   keep_large_blocks();
   CLI::App app{"ppl: probabilistic programming on libtorch"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("ppl ") + PPL_VERSION);
+  const auto blas = ppl::runtime::blas_core();
+  app.set_version_flag("--version", fmt::format("ppl {} (libtorch {}, {})", PPL_VERSION, TORCH_VERSION,
+                                                blas.empty() ? "BLAS not OpenBLAS" : "OpenBLAS kernels " + blas));
   app.add_option_function<int>(
          "--threads",
          [](int n) {

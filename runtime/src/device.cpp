@@ -1,9 +1,12 @@
 #include <ppl/runtime/device.hpp>
 
+#include <cstdlib>
 #include <stdexcept>
+#include <strings.h>
 
 #if defined(__unix__)
 #include <dlfcn.h>
+#include <unistd.h>
 #endif
 
 #include <fmt/format.h>
@@ -53,6 +56,35 @@ void set_cpu_threads(int n) {
 int blas_threads() {
   if (auto* get = blas_function<int()>("openblas_get_num_threads")) return get();
   return 0;
+}
+
+std::string blas_core() {
+  auto* name = blas_function<char*()>("openblas_get_corename");
+  const char* core = name ? name() : nullptr;
+  return core ? std::string(core) : std::string();
+}
+
+std::string faster_blas_core(std::string_view chosen, bool avx512, bool avx2_fma, bool avx) {
+  if (chosen.size() != 8 || strncasecmp(chosen.data(), "prescott", 8) != 0) return {};
+  if (avx512) return "SkylakeX";
+  if (avx2_fma) return "Haswell";
+  if (avx) return "Sandybridge";
+  return {};
+}
+
+void rerun_with_faster_blas([[maybe_unused]] char** argv) {
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || argv == nullptr) return;
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const auto core = faster_blas_core(blas_core(), avx512, avx2_fma, __builtin_cpu_supports("avx"));
+  if (core.empty()) return;
+  if (setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  unsetenv("OPENBLAS_CORETYPE");  // the rerun did not start: go on as loaded
+#endif
 }
 
 }  // namespace ppl::runtime

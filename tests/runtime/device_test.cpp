@@ -41,3 +41,13 @@ TEST_CASE("set_cpu_threads sets libtorch's threads and the BLAS pool's", "[runti
 
   CHECK_THROWS_WITH(ppl::runtime::set_cpu_threads(0), Catch::Contains("n is 0, but must be at least 1"));
 }
+
+TEST_CASE("faster_blas_core replaces only OpenBLAS's Prescott fallback, by the best kernels the CPU runs", "[runtime]") {
+  using ppl::runtime::faster_blas_core;
+  CHECK(faster_blas_core("Prescott", true, true, true) == "SkylakeX");
+  CHECK(faster_blas_core("PRESCOTT", false, true, true) == "Haswell");
+  CHECK(faster_blas_core("prescott", false, false, true) == "Sandybridge");
+  CHECK(faster_blas_core("Prescott", false, false, false).empty());  // no AVX: Prescott is right
+  for (const char* chosen : {"SkylakeX", "Haswell", "Cooperlake", "Zen", "Prescott2", "Presc", ""})
+    CHECK(faster_blas_core(chosen, true, true, true).empty());
+}

@@ -1,5 +1,6 @@
 #pragma once
 /// Device dispatch helpers shared by the runtime's operators.
+#include <string>
 #include <string_view>
 
 #include <torch/types.h>
@@ -24,5 +25,26 @@ void set_cpu_threads(int n);
 /// Threads of the BLAS library's own pool, or 0 when the process has no
 /// BLAS whose pool can be queried (OpenBLAS is looked up at run time).
 int blas_threads();
+
+/// The kernel family OpenBLAS chose when it loaded ("SkylakeX", "Haswell",
+/// "Prescott", ...), or "" when the process has no OpenBLAS.
+std::string blas_core();
+
+/// The OpenBLAS kernel family to ask for, or "" to leave OpenBLAS's choice.
+/// OpenBLAS picks its kernels from the CPU model when it loads; version
+/// 0.3.21 (Debian 12) does not know recent Intel models and falls back to
+/// its Prescott (SSE3) kernels, whose sgemm is 3-4 times slower than the
+/// AVX-512 ones on such a CPU. So a chosen "Prescott" (any case) on a CPU with
+/// AVX-512 (F, BW, DQ, VL) gives "SkylakeX", with AVX2 and FMA "Haswell",
+/// with AVX "Sandybridge"; any other choice, or a CPU without AVX, gives "".
+std::string faster_blas_core(std::string_view chosen, bool avx512, bool avx2_fma, bool avx);
+
+/// Runs the program again from the start, in place of this process, with
+/// OPENBLAS_CORETYPE set to faster_blas_core(blas_core(), <this CPU>), when
+/// that is not empty and OPENBLAS_CORETYPE is not set already (the user's
+/// choice wins; the rerun sees it set, so it runs once). Call it first in
+/// main, before any output or thread; `argv` is main's. Returns, doing
+/// nothing, in every other case and when the rerun cannot start.
+void rerun_with_faster_blas(char** argv);
 
 }  // namespace ppl::runtime

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `ppl --version` names the OpenBLAS kernels in use. On a CPU with AVX,
+# OpenBLAS's Prescott (SSE3) fallback must have been replaced by a rerun,
+# unless the user chose the kernels with OPENBLAS_CORETYPE.
+set -euo pipefail
+ppl=$1
+version=$(env -u OPENBLAS_CORETYPE "$ppl" --version)
+echo "$version"
+case "$version" in
+  *"OpenBLAS kernels"*) ;;
+  *) echo "blas core: no OpenBLAS in this build; nothing to check"; exit 77 ;;
+esac
+if grep -qw avx /proc/cpuinfo 2>/dev/null && [[ "$(uname -m)" == x86_64 ]]; then
+  if [[ "$version" == *"kernels Prescott"* ]]; then
+    echo "blas core: still on the Prescott kernels on a CPU with AVX" >&2
+    exit 1
+  fi
+fi
+chosen=$(OPENBLAS_CORETYPE=Prescott "$ppl" --version)
+echo "$chosen"
+if [[ "$chosen" != *"kernels Prescott"* ]]; then
+  echo "blas core: OPENBLAS_CORETYPE=Prescott was not kept" >&2
+  exit 1
+fi
+echo "blas core: ok"
