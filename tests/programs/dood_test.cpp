@@ -129,6 +129,41 @@ TEST_CASE("DooD's on/off heads start at their own initial biases, guide and prio
   CHECK(on.sum().item<double>() < 64);
 }
 
+TEST_CASE("DooD presence_from_residual: the guide's o head reads the residual, not the RNN state", "[dood]") {
+  auto x = torch::rand({4, 1, 12, 12});
+  for (bool from_residual : {false, true}) {
+    INFO("presence_from_residual " << from_residual);
+    ppl::param_store().clear();
+    auto o = small();
+    o.presence_from_residual = from_residual;
+    dood::Dood program(o);
+    auto first = program.nets()->q_o->ptr(0)->as<torch::nn::Linear>();
+    CHECK(first->weight.size(1) == (from_residual ? o.feature_size + 1 : o.rnn_hidden + 2 * o.feature_size));
+    // Give the o head weights that read its inputs, then move h^l_0 (the
+    // layout GRU's bias): only a head that reads h changes q(o_0).
+    {
+      torch::NoGradGuard no_grad;
+      auto last = program.nets()->q_o->ptr(program.nets()->q_o->size() - 1)->as<torch::nn::Linear>();
+      last->weight.normal_(0, 1);
+    }
+    auto prob0 = [&] {
+      auto t = run(program, x);
+      return t.guide.site("o/0").dist->log_prob(torch::ones({4})).exp();
+    };
+    auto before = prob0();
+    {
+      torch::NoGradGuard no_grad;
+      program.nets()->layout_rnn->bias_ih.add_(0.5);
+    }
+    auto after = prob0();
+    CHECK(torch::allclose(before, after) == from_residual);
+  }
+  auto o = small();
+  o.execution_guidance = false;
+  o.presence_from_residual = true;
+  CHECK_THROWS_WITH(dood::Dood(o), Catch::Contains("presence_from_residual") && Catch::Contains("execution_guidance"));
+}
+
 TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood or log p(x)", "[dood]") {
   ppl::param_store().clear();
   dood::Dood program(small());

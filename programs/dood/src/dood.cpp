@@ -33,6 +33,10 @@ DoodOptions DoodOptions::defaults() {
   // switched every step off within 250 steps (docs/programs/dood.md).
   o.presence_init_bias = 8.0;
   o.prior_presence_init_bias = 8.0;
+  // The authors' MNIST configuration decides o_t from the residual alone
+  // (its feature and the fraction of the target's ink left unexplained);
+  // off by default here, where the o head also reads h^l_t and the target.
+  o.presence_from_residual = false;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -108,11 +112,12 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   p_o = register_module("p_o", mlp(H, M, 1));
   p_l = register_module("p_l", mlp(H, M, 2 * kLayout));
   p_s = register_module("p_s", mlp(H, M, 4 * P));
-  q_o = register_module("q_o", mlp(H + F + guidance, M, 1));
+  const int64_t presence_in = o.presence_from_residual ? F + 1 : H + F + guidance;
+  q_o = register_module("q_o", mlp(presence_in, M, 1));
   q_l = register_module("q_l", mlp(H + F + guidance, M, 2 * kLayout));
   q_s = register_module("q_s", mlp(H + F + guidance, M, 4 * P));
   renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
-  bl_o = register_module("bl_o", mlp(H + F + guidance, M, 1));
+  bl_o = register_module("bl_o", mlp(presence_in, M, 1));
   obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
   auto identity = torch::tensor({1.0, 0.0, 0.0, 0.0, -1.4, -1.4, -1.4, -1.4}, torch::kFloat);
@@ -145,6 +150,9 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
     throw ArgumentError(fmt::format("DooD: image_size is {} and glimpse_size {}, but both must be at least 5",
                                     o.image_size, o.glimpse_size));
   if (!(o.beta > 0)) throw ArgumentError(fmt::format("DooD: beta is {}, but must be positive", o.beta));
+  if (o.presence_from_residual && !o.execution_guidance)
+    throw ArgumentError(
+        "DooD: presence_from_residual needs execution_guidance (without it the guide has no residual to read)");
   // DooD-SP's fixed priors (the authors' independent prior: points around the
   // glimpse centre, a glimpse of about half the image anywhere).
   fixed_l_loc_ = torch::tensor({0.5, 0.0, 0.0, 0.0}, torch::kFloat);
@@ -278,18 +286,22 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
   std::vector<torch::Tensor> on;
   const double w = kl_weight();
   for (int t = 0; t < o.steps; ++t) {
-    torch::Tensor canvas_feat, residual_feat;
+    torch::Tensor canvas_feat, residual_feat, ink_left;
     if (o.execution_guidance) {
       // Canvas so far and residual are detached (C.1).
       auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
+      auto residual = (x - canvas).detach();
       canvas_feat = features(nets_->image_cnn, canvas);
-      residual_feat = features(nets_->residual_cnn, (x - canvas).detach());
+      residual_feat = features(nets_->residual_cnn, residual);
+      // Fraction of the target's ink not yet drawn (0 for a blank target).
+      ink_left = torch::nan_to_num(residual.sum({1, 2, 3}) / x.sum({1, 2, 3}), 0.0, 0.0, 0.0).unsqueeze(1);
     }
     h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
     auto q_in = cat_defined({h_l, target_feat, residual_feat});
-    auto prob = torch::sigmoid(nets_->q_o->forward(q_in).squeeze(1));
+    auto o_in = o.presence_from_residual ? torch::cat({residual_feat, ink_left}, 1) : q_in;
+    auto prob = torch::sigmoid(nets_->q_o->forward(o_in).squeeze(1));
     // The baseline b(z_{<t}, x) reads detached inputs: its loss trains only itself.
-    auto baseline = nets_->bl_o->forward(q_in.detach()).squeeze(1) * alive.detach();
+    auto baseline = nets_->bl_o->forward(o_in.detach()).squeeze(1) * alive.detach();
     auto o_t = weighted(w, [&] {
       return ppl::sample(addr("o", t), d::Bernoulli(alive * prob), {.baseline = baseline});
     });

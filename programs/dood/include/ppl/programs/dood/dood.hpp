@@ -46,6 +46,7 @@ struct DoodOptions {
                            (double, beta),               // KL weight while training (C.1)
                            (double, presence_init_bias), // initial bias of the guide's o MLP's last layer (C.1)
                            (double, prior_presence_init_bias), // the same for the prior's o MLP
+                           (bool, presence_from_residual), // guide's o head reads only the residual and its ink ratio
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
