@@ -278,6 +278,8 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
   ppl::module("dood", nets_);
   auto data = ppl::plate("data", n);
   auto target_feat = features(nets_->image_cnn, x);
+  // The target's ink, once per image, for presence_from_residual's ink ratio.
+  const auto ink = o.presence_from_residual ? x.sum({1, 2, 3}) : torch::Tensor();
   auto h_l = torch::zeros({n, o.rnn_hidden}, opts), h_s = torch::zeros({n, o.rnn_hidden}, opts);
   auto o_prev = torch::zeros({n, 1}, opts), l_prev = torch::zeros({n, kLayout}, opts);
   auto s_prev = torch::zeros({n, 2 * P}, opts), alive = torch::ones({n}, opts);
@@ -294,7 +296,8 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
       canvas_feat = features(nets_->image_cnn, canvas);
       residual_feat = features(nets_->residual_cnn, residual);
       // Fraction of the target's ink not yet drawn (0 for a blank target).
-      ink_left = torch::nan_to_num(residual.sum({1, 2, 3}) / x.sum({1, 2, 3}), 0.0, 0.0, 0.0).unsqueeze(1);
+      if (o.presence_from_residual)
+        ink_left = torch::nan_to_num(residual.sum({1, 2, 3}) / ink, 0.0, 0.0, 0.0).unsqueeze(1);
     }
     h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
     auto q_in = cat_defined({h_l, target_feat, residual_feat});
