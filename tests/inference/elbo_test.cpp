@@ -124,6 +124,60 @@ TEST_CASE("score-function gradients match the enumerated ELBO gradient, baseline
   CHECK(v_plain[0].item<double>() == Approx(v_full[0].item<double>()).epsilon(0.2));
 }
 
+TEST_CASE("normalise_variance divides the centred signal by max(1, running standard deviation)", "[elbo][score]") {
+  // One Bernoulli latent whose learning signal f(z) = log p(z) + log p(x | z)
+  // - log q(z) differs by about 8 nats between z = 0 and z = 1, so the running
+  // standard deviation soon exceeds 1. With a fixed guide the gradient in the
+  // logit a is (z - sigmoid(a)) (1 - centred); the reference below keeps the
+  // running mean and variance by hand (updated after use, decay 0.5).
+  ppl::param_store().clear();
+  const auto x = torch::tensor(0.0, kF64);
+  auto model = [](const torch::Tensor& obs) {
+    auto z = ppl::sample("z", d::Bernoulli(torch::tensor(0.5, kF64)));
+    ppl::observe("x", d::Normal(4.0 * z, 1.0), obs);
+  };
+  auto guide = [](const torch::Tensor&) {
+    auto a = ppl::param("a", torch::tensor(0.3, kF64));
+    ppl::sample("z", d::Bernoulli(d::logits(a)));
+  };
+  ppl::trace(guide, x);
+  const double q1 = 1.0 / (1.0 + std::exp(-0.3));
+  auto signal = [&](double z) {
+    const double lq = z > 0 ? std::log(q1) : std::log(1 - q1);
+    return std::log(0.5) - 0.5 * std::log(2 * M_PI) - 0.5 * 16.0 * z * z - lq;
+  };
+  for (bool normalise : {false, true}) {
+    INFO("normalise_variance " << normalise);
+    infer::Elbo elbo({.baseline_decay = 0.5, .normalise_variance = normalise});
+    double mean = 0, var = 0, largest_sd = 0;
+    for (int i = 0; i < 40; ++i) {
+      torch::manual_seed(100 + i);
+      auto loss = elbo.loss(model, guide, x);
+      auto a = ppl::param_store().unconstrained("a");
+      a.mutable_grad().reset();
+      loss.backward();
+      torch::manual_seed(100 + i);  // the same draw again, read from the guide's trace
+      const double z = ppl::trace(guide, x).site("z").value.item<double>();
+      const double f = signal(z);
+      double centred = f;
+      if (i > 0) {
+        centred = f - mean;
+        if (normalise) centred /= std::max(1.0, std::sqrt(var));
+        largest_sd = std::max(largest_sd, std::sqrt(var));
+      }
+      INFO("step " << i << ", z = " << z);
+      CHECK(a.grad().item<double>() == Approx((z - q1) * (1.0 - centred)).epsilon(1e-9).margin(1e-12));
+      if (i == 0) {
+        mean = f;
+      } else {
+        var = 0.5 * var + 0.5 * (f - mean) * (f - mean);
+        mean = 0.5 * mean + 0.5 * f;
+      }
+    }
+    CHECK(largest_sd > 2.0);  // the normalisation was exercised
+  }
+}
+
 TEST_CASE("IWAE score-function gradients match the enumerated bound's gradient", "[elbo][score][iwae]") {
   ppl::param_store().clear();
   neural_baseline = torch::Tensor();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numbers>
 
+#include <ppl/core/reflect.hpp>
 #include <ppl/inference.hpp>
 #include <ppl/programs/dood/dood.hpp>
 #include <ppl/programs/program.hpp>
@@ -169,6 +170,26 @@ TEST_CASE("DooD presence_from_residual: the guide's o head reads the residual, n
   o.execution_guidance = false;
   o.presence_from_residual = true;
   CHECK_THROWS_WITH(dood::Dood(o), Catch::Contains("presence_from_residual") && Catch::Contains("execution_guidance"));
+}
+
+TEST_CASE("DooD normalise_signal turns on NVIL's variance normalisation with the authors' decay", "[dood]") {
+  ppl::param_store().clear();
+  const auto plain = dood::Dood(small()).elbo_options();
+  CHECK_FALSE(plain.normalise_variance);
+  CHECK(plain.baseline_decay == ppl::infer::ElboOptions{}.baseline_decay);
+  auto o = ppl::options_from_json<dood::DoodOptions>(nlohmann::json{{"normalise_signal", true}}, small());
+  CHECK(o.normalise_signal);
+  dood::Dood program(o);
+  const auto e = program.elbo_options();
+  CHECK(e.normalise_variance);
+  CHECK(e.baseline_decay == 0.8);
+  CHECK(program.options().at("normalise_signal") == true);
+  // Everything else is the default objective (DooD's beta is applied by the program).
+  CHECK(e.particles == 1);
+  CHECK(e.beta.empty());
+  CHECK(e.downstream_only);
+  CHECK_THROWS_WITH(ppl::options_from_json<dood::DoodOptions>(nlohmann::json{{"normalise_signal", 2}}, small()),
+                    Catch::Contains("normalise_signal"));
 }
 
 TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood or log p(x)", "[dood]") {

@@ -37,6 +37,9 @@ DoodOptions DoodOptions::defaults() {
   // (its feature and the fraction of the target's ink left unexplained);
   // off by default here, where the o head also reads h^l_t and the target.
   o.presence_from_residual = false;
+  // The authors' MNIST configuration normalises the o_t learning signal
+  // (NVIL's running variance, `--update_reinforce_loss`); off by default here.
+  o.normalise_signal = false;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -160,6 +163,15 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
 }
 
 nlohmann::json Dood::options() const { return options_to_json(options_); }
+
+infer::ElboOptions Dood::elbo_options() const {
+  infer::ElboOptions e;
+  if (options_.normalise_signal) {
+    e.normalise_variance = true;
+    e.baseline_decay = 0.8;
+  }
+  return e;
+}
 
 void Dood::to(const torch::Device& device) {
   nets_->to(device);

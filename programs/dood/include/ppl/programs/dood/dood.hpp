@@ -47,6 +47,7 @@ struct DoodOptions {
                            (double, presence_init_bias), // initial bias of the guide's o MLP's last layer (C.1)
                            (double, prior_presence_init_bias), // the same for the prior's o MLP
                            (bool, presence_from_residual), // guide's o head reads only the residual and its ink ratio
+                           (bool, normalise_signal),     // NVIL: o's learning signal / max(1, running sd), decay 0.8
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
@@ -109,6 +110,9 @@ class Dood : public ImageProgram {
   torch::Tensor sample_tempered(int64_t n, double temperature) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
+  /// The objective's options: with `normalise_signal`, NVIL's variance
+  /// normalisation of the o_t learning signals, with the authors' decay 0.8.
+  infer::ElboOptions elbo_options() const override;
   /// Turns the beta weighting on or off: `ppl train` turns it on, so beta
   /// applies to training and not to `ppl ll` (DooD has no schedules, so
   /// `set_step` changes nothing).
