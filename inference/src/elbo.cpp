@@ -106,6 +106,7 @@ struct Cost {
   const std::vector<PlateFrame>* plates;
   int64_t upto;
   bool negative = false;                    ///< the objective holds -value
+  bool latent = false;                      ///< a latent site's log p or log q (or -KL)
 };
 
 void param_names(const TracePair& traces, std::vector<std::string>& out, std::unordered_set<std::string>& seen) {
@@ -190,7 +191,7 @@ nlohmann::json to_json(const ElboOptions& o) {
   return {{"particles", o.particles},           {"beta", o.beta},
           {"analytic_kl", o.analytic_kl},       {"decaying_baseline", o.decaying_baseline},
           {"baseline_decay", o.baseline_decay}, {"normalise_variance", o.normalise_variance},
-          {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
+          {"signal_kl_weight", o.signal_kl_weight}, {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
           {"check_finite", o.check_finite}};
 }
 
@@ -207,6 +208,7 @@ ElboOptions elbo_options_from_json(const nlohmann::json& j) {
     o.decaying_baseline = j.value("decaying_baseline", o.decaying_baseline);
     o.baseline_decay = j.value("baseline_decay", o.baseline_decay);
     o.normalise_variance = j.value("normalise_variance", o.normalise_variance);
+    o.signal_kl_weight = j.value("signal_kl_weight", o.signal_kl_weight);
     o.downstream_only = j.value("downstream_only", o.downstream_only);
     o.iwae = j.value("iwae", o.iwae);
     o.check_finite = j.value("check_finite", o.check_finite);
@@ -249,6 +251,13 @@ Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {
     throw ArgumentError(fmt::format("Elbo: baseline_decay is {}, but must be in [0, 1)", options_.baseline_decay));
   for (const auto& [prefix, w] : options_.beta)
     if (!(w >= 0.0)) throw ArgumentError(fmt::format("Elbo: beta[\"{}\"] is {}, but must be nonnegative", prefix, w));
+  if (!(options_.signal_kl_weight >= 0.0))
+    throw ArgumentError(
+        fmt::format("Elbo: signal_kl_weight is {}, but must be nonnegative", options_.signal_kl_weight));
+  if (options_.iwae && options_.signal_kl_weight != 1.0)
+    throw ArgumentError(fmt::format("Elbo: signal_kl_weight is {}, but the importance-weighted bound (iwae) has "
+                                    "one learning signal for all sites and takes only 1",
+                                    options_.signal_kl_weight));
 }
 
 double Elbo::weight(const std::string& name) const {
@@ -336,18 +345,18 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         if (g.scale != 1.0) kl = kl * g.scale;
         analytic[static_cast<size_t>(t)] = 1;
         // -KL does not depend on z_t itself, only on what came before it.
-        costs.push_back({w == 1.0 ? kl : w * kl, &g.plates, std::max(t - 1, upto), true});
+        costs.push_back({w == 1.0 ? kl : w * kl, &g.plates, std::max(t - 1, upto), true, true});
         upto = std::max(upto, t);
         continue;
       }
       upto = std::max(upto, t);
-      costs.push_back({w == 1.0 ? s.log_prob() : w * s.log_prob(), &s.plates, upto});
+      costs.push_back({w == 1.0 ? s.log_prob() : w * s.log_prob(), &s.plates, upto, false, true});
     }
     for (size_t t = 0; t < guide_sites.size(); ++t) {
       if (analytic[t]) continue;
       const Site& g = *guide_sites[t];
       const double w = weight(g.name);
-      costs.push_back({w == 1.0 ? g.log_prob() : w * g.log_prob(), &g.plates, static_cast<int64_t>(t), true});
+      costs.push_back({w == 1.0 ? g.log_prob() : w * g.log_prob(), &g.plates, static_cast<int64_t>(t), true, true});
     }
 
     // The pathwise part: the objective itself.
@@ -384,6 +393,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         while (acc.next < order.size() && (!options_.downstream_only || costs[order[acc.next]].upto >= t)) {
           const auto& c = costs[order[acc.next]];
           auto r = reduce_to(c.value.detach(), *c.plates, g.plates);
+          if (c.latent && options_.signal_kl_weight != 1.0) r = r * options_.signal_kl_weight;
           acc.sum = acc.sum.defined() ? (c.negative ? acc.sum - r : acc.sum + r) : (c.negative ? -r : r);
           ++acc.next;
         }

@@ -178,6 +178,60 @@ TEST_CASE("normalise_variance divides the centred signal by max(1, running stand
   }
 }
 
+TEST_CASE("signal_kl_weight weighs the KL terms of the learning signal and leaves the objective alone",
+          "[elbo][score]") {
+  // z ~ Bernoulli(0.5) scored, u ~ Normal(0, 1) reparameterised, x ~ Normal(4z + u, 1).
+  // Without baselines the logit's gradient is (z - q1) (1 - f_w), with
+  // f_w = w (log p(z) - log q(z) + log p(u) - log q(u)) + log p(x | z, u):
+  // the 1 is the pathwise -log q(z), which keeps weight 1 whatever w is; the
+  // objective is the plain ELBO; and the reparameterised mean m gets the
+  // plain ELBO's pathwise gradient.
+  ppl::param_store().clear();
+  const auto x = torch::tensor(1.5, kF64);
+  auto model = [](const torch::Tensor& obs) {
+    auto z = ppl::sample("z", d::Bernoulli(torch::tensor(0.5, kF64)));
+    auto u = ppl::sample("u", d::Normal(0.0, 1.0));
+    ppl::observe("x", d::Normal(4.0 * z + u, 1.0), obs);
+  };
+  auto guide = [](const torch::Tensor&) {
+    auto a = ppl::param("a", torch::tensor(0.3, kF64));
+    auto m = ppl::param("m", torch::tensor(0.2, kF64));
+    ppl::sample("z", d::Bernoulli(d::logits(a)));
+    ppl::sample("u", d::Normal(m, 0.5));
+  };
+  ppl::trace(guide, x);
+  const double q1 = 1.0 / (1.0 + std::exp(-0.3)), m = 0.2;
+  const double half_log_2pi = 0.5 * std::log(2 * M_PI);
+  for (double w : {1.0, 4.0, 0.25}) {
+    infer::Elbo elbo({.decaying_baseline = false, .signal_kl_weight = w});
+    for (int i = 0; i < 6; ++i) {
+      torch::manual_seed(300 + i);
+      auto result = elbo.evaluate(elbo.loss_runner(model, guide, x));
+      auto a = ppl::param_store().unconstrained("a");
+      auto mp = ppl::param_store().unconstrained("m");
+      a.mutable_grad().reset();
+      mp.mutable_grad().reset();
+      result.loss.backward();
+      torch::manual_seed(300 + i);
+      auto tr = ppl::trace(guide, x);
+      const double z = tr.site("z").value.item<double>(), u = tr.site("u").value.item<double>();
+      const double lpz = std::log(0.5), lqz = z > 0 ? std::log(q1) : std::log(1 - q1);
+      const double lpu = -half_log_2pi - 0.5 * u * u;
+      const double lqu = -half_log_2pi - std::log(0.5) - 0.5 * (u - m) * (u - m) / 0.25;
+      const double r = 1.5 - 4.0 * z - u, lx = -half_log_2pi - 0.5 * r * r;
+      const double f_w = w * (lpz - lqz + lpu - lqu) + lx;
+      INFO("w = " << w << ", step " << i << ", z = " << z << ", u = " << u);
+      CHECK(result.objective.item<double>() == Approx(lpz - lqz + lpu - lqu + lx).epsilon(1e-9));
+      CHECK(a.grad().item<double>() == Approx((z - q1) * (1.0 - f_w)).epsilon(1e-9).margin(1e-12));
+      // d/dm of the ELBO at u = m + 0.5 eps: d log p(u)/du + d log p(x|u)/du (log q(u) is flat in m).
+      CHECK(mp.grad().item<double>() == Approx(-(-u + r)).epsilon(1e-9).margin(1e-12));
+    }
+  }
+  CHECK_THROWS_WITH(infer::Elbo({.signal_kl_weight = -1.0}), Catch::Contains("signal_kl_weight is -1"));
+  CHECK_THROWS_WITH(infer::Elbo({.signal_kl_weight = 2.0, .iwae = true}), Catch::Contains("iwae"));
+  CHECK(infer::elbo_options_from_json({{"signal_kl_weight", 4.0}}).signal_kl_weight == 4.0);
+}
+
 TEST_CASE("IWAE score-function gradients match the enumerated bound's gradient", "[elbo][score][iwae]") {
   ppl::param_store().clear();
   neural_baseline = torch::Tensor();

@@ -210,6 +210,22 @@ TEST_CASE("DooD beta weighs the latent sites while training, not the likelihood 
   CHECK(torch::allclose(during.model.site("l/0").log_prob(), 4.0 * before.model.site("l/0").log_prob(), 1e-5, 1e-5));
 }
 
+TEST_CASE("DooD beta_signal_only moves beta from the sites into o's learning signal", "[dood]") {
+  ppl::param_store().clear();
+  CHECK(dood::Dood(small()).elbo_options().signal_kl_weight == 1.0);
+  auto o = ppl::options_from_json<dood::DoodOptions>(nlohmann::json{{"beta_signal_only", true}}, small());
+  REQUIRE(o.beta_signal_only);
+  dood::Dood program(o);
+  program.set_training(true);
+  CHECK(program.kl_weight() == 1.0);
+  auto x = torch::rand({2, 1, 12, 12});
+  auto traces = run(program, x);
+  for (const auto* tr : {&traces.guide, &traces.model})
+    for (const auto& name : latent_names(*tr)) CHECK(tr->site(name).scale == 1.0);
+  CHECK(program.elbo_options().signal_kl_weight == o.beta);
+  CHECK(program.options().at("beta_signal_only") == true);
+}
+
 TEST_CASE("DooD: evaluation can replace the learnt per-pixel likelihood scale", "[dood]") {
   ppl::param_store().clear();
   dood::Dood program(small());

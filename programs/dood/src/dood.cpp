@@ -40,6 +40,10 @@ DoodOptions DoodOptions::defaults() {
   // The authors' MNIST configuration normalises the o_t learning signal
   // (NVIL's running variance, `--update_reinforce_loss`); off by default here.
   o.normalise_signal = false;
+  // The authors' code leaves the objective unweighted and divides the
+  // likelihood by beta in the o_t learning signal only; here beta weighs
+  // the whole objective (C.1's beta-VAE reading) unless this is on.
+  o.beta_signal_only = false;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -170,6 +174,7 @@ infer::ElboOptions Dood::elbo_options() const {
     e.normalise_variance = true;
     e.baseline_decay = 0.8;
   }
+  if (options_.beta_signal_only) e.signal_kl_weight = options_.beta;
   return e;
 }
 

@@ -84,6 +84,12 @@ struct ElboOptions {
   /// Divide the centred learning signal by max(1, running standard
   /// deviation), as NVIL; rescales the gradient, so off by default.
   bool normalise_variance = false;
+  /// Multiplies the latent sites' log p(z) - log q(z) terms (on top of
+  /// `beta`) in the score-function learning signals only; the pathwise
+  /// objective keeps weight 1. A KL weight that steers the discrete choices
+  /// without pulling the reparameterised latents to the prior (DooD's
+  /// authors divide the likelihood by beta in the o_t signal alone).
+  double signal_kl_weight = 1.0;
   /// Each score-function site sees only the costs downstream of it (true),
   /// or the whole ELBO (false; for comparison, higher variance).
   bool downstream_only = true;
@@ -132,8 +138,8 @@ struct ElboResult {
 /// between calls.
 class Elbo {
  public:
-  /// Throws ArgumentError for particles < 1, baseline_decay outside [0, 1)
-  /// or a negative beta.
+  /// Throws ArgumentError for particles < 1, baseline_decay outside [0, 1),
+  /// a negative beta or signal_kl_weight, or signal_kl_weight != 1 with iwae.
   explicit Elbo(ElboOptions options = {});
 
   /// Differentiable surrogate loss (negative ELBO estimate) for one step.

@@ -48,6 +48,7 @@ struct DoodOptions {
                            (double, prior_presence_init_bias), // the same for the prior's o MLP
                            (bool, presence_from_residual), // guide's o head reads only the residual and its ink ratio
                            (bool, normalise_signal),     // NVIL: o's learning signal / max(1, running sd), decay 0.8
+                           (bool, beta_signal_only),     // beta weighs the KL in o's learning signal only
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
@@ -111,7 +112,8 @@ class Dood : public ImageProgram {
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
   /// The objective's options: with `normalise_signal`, NVIL's variance
-  /// normalisation of the o_t learning signals, with the authors' decay 0.8.
+  /// normalisation of the o_t learning signals, with the authors' decay 0.8;
+  /// with `beta_signal_only`, beta as the signals' KL weight.
   infer::ElboOptions elbo_options() const override;
   /// Turns the beta weighting on or off: `ppl train` turns it on, so beta
   /// applies to training and not to `ppl ll` (DooD has no schedules, so
@@ -127,8 +129,9 @@ class Dood : public ImageProgram {
   /// The number of strokes the guide draws per image (sum of its o_t draws), [B].
   torch::Tensor infer_strokes(const torch::Tensor& x);
   /// The weight the latent sites carry now: beta after `set_training(true)`,
-  /// 1 otherwise (so that log p(x) estimates are exact).
-  double kl_weight() const { return training_ ? options_.beta : 1.0; }
+  /// 1 otherwise (so that log p(x) estimates are exact), and always 1 with
+  /// `beta_signal_only` (where `elbo_options()` carries beta instead).
+  double kl_weight() const { return training_ && !options_.beta_signal_only ? options_.beta : 1.0; }
   /// Whether the training-only objective (beta) is on.
   bool training() const { return training_; }
   const DoodOptions& dood_options() const { return options_; }
