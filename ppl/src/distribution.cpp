@@ -140,11 +140,16 @@ std::vector<int64_t> Distribution::batch_shape() const {
   return {base_shape_.begin(), base_shape_.end() - event_dims_};
 }
 std::vector<int64_t> Distribution::event_shape() const {
-  return {base_shape_.end() - event_dims_, base_shape_.end()};
+  std::vector<int64_t> e(base_shape_.end() - event_dims_, base_shape_.end());
+  const auto atom = base_event_shape();
+  e.insert(e.end(), atom.begin(), atom.end());
+  return e;
 }
 std::vector<int64_t> Distribution::shape(c10::IntArrayRef sample_shape) const {
   std::vector<int64_t> s(sample_shape.begin(), sample_shape.end());
   s.insert(s.end(), base_shape_.begin(), base_shape_.end());
+  const auto atom = base_event_shape();
+  s.insert(s.end(), atom.begin(), atom.end());
   return s;
 }
 
@@ -191,7 +196,12 @@ void Distribution::check_value(const CheckContext& ctx, const torch::Tensor& val
     auto given = mask.to(torch::kBool).reshape(aligned);
     m = m.defined() ? m.logical_and(given) : given;
   }
-  if (m.defined()) in_support = in_support.logical_or(m.logical_not());
+  if (m.defined()) {
+    // Masks are aligned with the base shape; a multivariate base's value has
+    // its own trailing dimensions, over which the mask is constant.
+    for (size_t i = 0; i < base_event_shape().size(); ++i) m = m.unsqueeze(-1);
+    in_support = in_support.logical_or(m.logical_not());
+  }
   check::elementwise(ctx, "value", value, in_support, fmt::format("{} (the support)", sup.describe()));
 }
 
@@ -224,7 +234,7 @@ torch::Tensor Distribution::log_prob(const torch::Tensor& value) const {
 
 std::shared_ptr<Distribution> Distribution::expand(c10::IntArrayRef batch_shape) const {
   auto copy = clone();
-  const auto event = event_shape();
+  const std::vector<int64_t> event(base_shape_.end() - event_dims_, base_shape_.end());
   std::vector<int64_t> base(batch_shape.begin(), batch_shape.end());
   base.insert(base.end(), event.begin(), event.end());
   const auto specs = param_specs();
@@ -309,6 +319,9 @@ std::shared_ptr<Distribution> from_json(const nlohmann::json& j) {
   else if (type == "Bernoulli")
     d = has("logits") ? std::make_shared<Bernoulli>(Logits{get("logits")})
                       : std::make_shared<Bernoulli>(Probs{get("probs")});
+  else if (type == "GaussianMixture")
+    d = has("logits") ? std::make_shared<GaussianMixture>(Logits{get("logits")}, get("loc"), get("scale_tril"))
+                      : std::make_shared<GaussianMixture>(Probs{get("probs")}, get("loc"), get("scale_tril"));
   else if (type == "Categorical")
     d = has("logits") ? std::make_shared<Categorical>(Logits{get("logits")})
                       : std::make_shared<Categorical>(Probs{get("probs")});

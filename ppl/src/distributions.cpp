@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -34,6 +35,17 @@ torch::Tensor probs_to_logits(const torch::Tensor& p) {
 torch::Tensor full_like_scalar(const torch::Tensor& t, double v) { return torch::full({}, v, t.options()); }
 
 Constraint real() { return {Constraint::Kind::real, {}, {}}; }
+
+// Categorical weights: logits may be anything but NaN (-inf excludes a
+// category); probs are nonnegative and finite (normalised on use).
+void check_categorical_weights(const CheckContext& ctx, bool logits, const torch::Tensor& w) {
+  if (logits) {
+    check::not_nan(ctx, "logits", w);
+  } else {
+    check::nonnegative(ctx, "probs", w);
+    check::finite(ctx, "probs", w);
+  }
+}
 Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
 
 }  // namespace
@@ -215,12 +227,111 @@ torch::Tensor Categorical::log_density(const torch::Tensor& v) const {
   return lp.expand(full).gather(-1, index).squeeze(-1);
 }
 void Categorical::check_params(const CheckContext& ctx) const {
-  if (logits_) {
-    check::not_nan(ctx, "logits", param(0));
-  } else {
-    check::nonnegative(ctx, "probs", param(0));
-    check::finite(ctx, "probs", param(0));
+  check_categorical_weights(ctx, logits_, param(0));
+}
+
+// ------------------------------------------------------------------ GaussianMixture
+//
+// Components are evaluated by forward substitution (L y = x - loc, one
+// row at a time): D small tensor operations instead of a batched LAPACK solve
+// of many tiny matrices, differentiable and the same on every device.
+
+GaussianMixture::GaussianMixture(Logits mixture, Arg loc, Arg scale_tril) : logits_(true) {
+  init(std::move(mixture.value), std::move(loc), std::move(scale_tril));
+}
+GaussianMixture::GaussianMixture(Probs mixture, Arg loc, Arg scale_tril) {
+  init(std::move(mixture.value), std::move(loc), std::move(scale_tril));
+}
+void GaussianMixture::init(Arg mixture, Arg loc, Arg scale_tril) {
+  const char* mix_name = logits_ ? "logits" : "probs";
+  auto need_dims = [&](const char* name, const Arg& a, int64_t dims, const char* layout) {
+    const int64_t have = a.tensor.defined() ? a.tensor.dim() : 0;
+    if (have < dims)
+      throw ShapeError(fmt::format("GaussianMixture: {} has shape {}, but must have at least {} dimensions ({})",
+                                   name, a.tensor.defined() ? shape_string(a.tensor.sizes()) : "[] (a number)",
+                                   dims, layout));
+  };
+  need_dims(mix_name, mixture, 1, "[..., K]");
+  need_dims("loc", loc, 2, "[..., K, D]");
+  need_dims("scale_tril", scale_tril, 3, "[..., K, D, D]");
+  const auto k = mixture.tensor.size(-1);
+  const auto d = loc.tensor.size(-1);
+  if (loc.tensor.size(-2) != k)
+    throw ShapeError(fmt::format("GaussianMixture: loc has shape {}, but {} has {} components (last dim); loc "
+                                 "must be [..., {}, D]",
+                                 shape_string(loc.tensor.sizes()), mix_name, k, k));
+  const auto ls = scale_tril.tensor.sizes();
+  if (ls[ls.size() - 3] != k || ls[ls.size() - 2] != d || ls[ls.size() - 1] != d)
+    throw ShapeError(fmt::format("GaussianMixture: scale_tril has shape {}, but must be [..., {}, {}, {}] "
+                                 "(K = {} components of dimension D = {})",
+                                 shape_string(ls), k, d, d, k, d));
+  set_params(broadcast_args("GaussianMixture", {std::move(mixture), std::move(loc), std::move(scale_tril)},
+                            {1, 2, 3}));
+}
+Constraint GaussianMixture::support() const { return real(); }
+torch::Tensor GaussianMixture::mixture_logits() const {
+  return logits_ ? param(0) - param(0).logsumexp(-1, true) : clamp_probs(mixture_probs()).log();
+}
+torch::Tensor GaussianMixture::mixture_probs() const {
+  return logits_ ? torch::softmax(param(0), -1) : param(0) / param(0).sum(-1, true);
+}
+torch::Tensor GaussianMixture::draw(c10::IntArrayRef sizes) const {
+  const auto k = num_components(), d = dim();
+  std::vector<int64_t> lead(sizes.begin(), sizes.end() - 1);  // sample + base shape
+  torch::Tensor comp;
+  {
+    torch::NoGradGuard no_grad;
+    const auto p = mixture_probs().detach().reshape({-1, k});
+    const int64_t rows = p.size(0);
+    const int64_t n = rows == 0 ? 0 : c10::multiply_integers(lead) / rows;
+    auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
+    if (n == 0) idx = idx.narrow(1, 0, 0);
+    comp = idx.t().reshape(lead);
   }
+  auto with = [&](std::initializer_list<int64_t> tail) {
+    auto s = lead;
+    s.insert(s.end(), tail);
+    return s;
+  };
+  const auto loc_k =
+      loc().expand(with({k, d})).gather(-2, comp.reshape(with({1, 1})).expand(with({1, d}))).squeeze(-2);
+  const auto l_k = scale_tril()
+                       .tril()
+                       .expand(with({k, d, d}))
+                       .gather(-3, comp.reshape(with({1, 1, 1})).expand(with({1, d, d})))
+                       .squeeze(-3);
+  const auto eps = random::standard_normal(sizes, options().requires_grad(false));
+  return loc_k + torch::matmul(l_k, eps.unsqueeze(-1)).squeeze(-1);
+}
+torch::Tensor GaussianMixture::log_density(const torch::Tensor& v) const {
+  const auto d = dim();
+  const auto diff = v.unsqueeze(-2) - loc();  // [..., K, D]
+  const auto& l = scale_tril();
+  std::vector<torch::Tensor> y;
+  y.reserve(d);
+  auto maha = torch::zeros({}, diff.options());
+  for (int64_t i = 0; i < d; ++i) {
+    const auto row = l.select(-2, i);  // [..., K, D]
+    auto acc = diff.select(-1, i);
+    for (int64_t j = 0; j < i; ++j) acc = acc - row.select(-1, j) * y[j];
+    y.push_back(acc / row.select(-1, i));
+    maha = maha + y.back().pow(2);
+  }
+  const auto log_det = l.diagonal(0, -2, -1).log().sum(-1);  // [..., K]
+  const auto comp = -0.5 * maha - log_det - static_cast<double>(d) * kLogSqrt2Pi;
+  return (mixture_logits() + comp).logsumexp(-1);
+}
+void GaussianMixture::check_params(const CheckContext& ctx) const {
+  check_categorical_weights(ctx, logits_, param(0));
+  check::finite(ctx, "loc", param(1));
+  check::finite(ctx, "scale_tril", param(2));
+  const auto& l = param(2);
+  const auto d = dim();
+  const auto on_diag = torch::eye(d, l.options().dtype(torch::kBool));
+  const auto above = torch::ones({d, d}, l.options().dtype(torch::kBool)).triu(1);
+  check::elementwise(ctx, "scale_tril", l, (l > 0).logical_or(on_diag.logical_not()), "positive (a diagonal entry)");
+  check::elementwise(ctx, "scale_tril", l, (l == 0).logical_or(above.logical_not()),
+                     "0 (an entry above the diagonal of a lower-triangular factor)");
 }
 
 // ------------------------------------------------------------------ ContinuousBernoulli

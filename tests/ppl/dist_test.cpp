@@ -291,3 +291,143 @@ TEST_CASE("straight-through RelaxedBernoulli: hard values, soft gradients and de
   auto expected = d::RelaxedBernoulli(0.5, d::logits(t(0.4))).log_prob(soft.detach());
   CHECK(torch::allclose(lp.detach(), expected));
 }
+
+namespace {
+// The two-component bivariate mixture of the GaussianMixture tests, from a
+// flat parameter vector: logits[2], loc[2, 2], then per component the
+// lower-triangular entries (L00, L10, L11).
+d::GaussianMixture mixture_from(const torch::Tensor& p) {
+  auto logits = p.narrow(0, 0, 2);
+  auto loc = p.narrow(0, 2, 4).reshape({2, 2});
+  std::vector<torch::Tensor> ls;
+  for (int64_t k = 0; k < 2; ++k) {
+    auto e = p.narrow(0, 6 + 3 * k, 3);
+    auto zero = torch::zeros({}, p.options());
+    ls.push_back(torch::stack({torch::stack({e[0], zero}), torch::stack({e[1], e[2]})}));
+  }
+  return d::GaussianMixture(d::logits(logits), loc, torch::stack(ls));
+}
+torch::Tensor mixture_params() {
+  // weights 0.3 / 0.7; loc (0.5, -1), (-2, 1.5); L = [[1.2, 0], [0.5, 0.8]], [[0.6, 0], [-0.3, 1.5]].
+  return tv({std::log(0.3), std::log(0.7), 0.5, -1.0, -2.0, 1.5, 1.2, 0.5, 0.8, 0.6, -0.3, 1.5});
+}
+}  // namespace
+
+TEST_CASE("GaussianMixture: log density against the closed form with the explicit covariance inverse", "[dist]") {
+  const auto g = mixture_from(mixture_params());
+  // Reference: sum_k w_k N(x; mu_k, S_k), S_k = L_k L_k^T inverted by the 2x2
+  // formula (not by the triangular substitution the distribution uses).
+  CHECK(g.log_prob(tv({0.1, 0.4})).item<double>() == Approx(-4.9357254058008655).epsilon(1e-12));
+  CHECK(g.log_prob(tv({-1.7, 2.2})).item<double>() == Approx(-2.374746873160953).epsilon(1e-12));
+  // A 3-d single component against Normal's log density after whitening by
+  // torch's triangular solve: log N(x; mu, L L^T) = sum log N(z; 0, 1) - log|det L|.
+  auto l3 = torch::tensor({{0.9, 0.0, 0.0}, {0.4, 1.3, 0.0}, {-0.2, 0.7, 0.5}}, torch::kDouble);
+  auto mu3 = tv({0.3, -0.1, 1.0});
+  auto x3 = tv({1.1, 0.2, -0.4});
+  auto g3 = d::GaussianMixture(d::probs(torch::ones({1}, torch::kDouble)), mu3.unsqueeze(0), l3.unsqueeze(0));
+  auto z = torch::linalg_solve_triangular(l3, (x3 - mu3).unsqueeze(-1), /*upper=*/false).squeeze(-1);
+  const double expected = (d::Normal(0.0, 1.0).log_prob(z).sum() - l3.diagonal().log().sum()).item<double>();
+  CHECK(g3.log_prob(x3).item<double>() == Approx(expected).epsilon(1e-12));
+  CHECK(g3.has_rsample());
+  CHECK_FALSE(g.has_rsample());
+}
+
+TEST_CASE("GaussianMixture: shapes, to_event, expand, mask and JSON", "[dist]") {
+  auto loc = torch::randn({4, 3, 2}, torch::kDouble);
+  auto tril = torch::eye(2, torch::kDouble).expand({4, 3, 2, 2});
+  auto g = d::GaussianMixture(d::logits(torch::zeros({3}, torch::kDouble)), loc, tril);
+  CHECK(g.batch_shape() == std::vector<int64_t>{4});
+  CHECK(g.event_shape() == std::vector<int64_t>{2});
+  CHECK(g.num_components() == 3);
+  CHECK(g.sample({5}).sizes() == c10::IntArrayRef({5, 4, 2}));
+  CHECK(g.log_prob(torch::zeros({5, 4, 2}, torch::kDouble)).sizes() == c10::IntArrayRef({5, 4}));
+  auto e = g.to_event(1);
+  CHECK(e.batch_shape().empty());
+  CHECK(e.event_shape() == std::vector<int64_t>{4, 2});
+  auto x = torch::randn({4, 2}, torch::kDouble);
+  CHECK(torch::allclose(e.log_prob(x), g.log_prob(x).sum()));
+  auto big = g.expand({6, 4});
+  CHECK(big->batch_shape() == std::vector<int64_t>{6, 4});
+  CHECK(big->event_shape() == std::vector<int64_t>{2});
+  CHECK(big->sample().sizes() == c10::IntArrayRef({6, 4, 2}));
+  auto masked = g.mask(torch::tensor({true, false, true, false}));
+  auto lp = masked.log_prob(x);
+  CHECK(lp[1].item<double>() == 0.0);
+  CHECK(lp[0].item<double>() == Approx(g.log_prob(x)[0].item<double>()));
+  // Values are checked against the event shape.
+  CHECK_THROWS_WITH(g.check_value({"GaussianMixture"}, torch::zeros({4, 3}, torch::kDouble)),
+                    Catch::Contains("event shape [2]"));
+  auto back = d::from_json(e.to_json());
+  CHECK(back->type_name() == "GaussianMixture");
+  CHECK(back->event_shape() == std::vector<int64_t>{4, 2});
+  CHECK(torch::allclose(back->log_prob(x), e.log_prob(x)));
+}
+
+TEST_CASE("GaussianMixture: invalid parameters and shapes are named", "[dist]") {
+  auto mix = d::logits(torch::zeros({2}));
+  auto loc = torch::zeros({2, 2});
+  auto eye = torch::eye(2).expand({2, 2, 2}).clone();
+  auto bad_diag = eye.clone();
+  bad_diag[1][1][1] = -0.5;
+  auto upper = eye.clone();
+  upper[0][0][1] = 0.3;
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, loc, bad_diag).sample(),
+                    Catch::Contains("GaussianMixture: scale_tril[1, 1, 1] is -0.5, but must be positive (a diagonal entry)"));
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, loc, upper).sample(),
+                    Catch::Contains("scale_tril[0, 0, 1] is 0.3, but must be 0 (an entry above the diagonal"));
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, torch::zeros({3, 2}), eye),
+                    Catch::Contains("loc has shape [3, 2], but logits has 2 components"));
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, loc, torch::eye(3).expand({2, 3, 3})),
+                    Catch::Contains("scale_tril has shape [2, 3, 3], but must be [..., 2, 2, 2]"));
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, 0.0, eye), Catch::Contains("loc has shape [] (a number)"));
+  CHECK_THROWS_WITH(d::GaussianMixture(mix, loc, eye).rsample(), Catch::Contains("rsample is not available"));
+}
+
+TEST_CASE("GaussianMixture: sampler moments and a projected goodness-of-fit test", "[dist]") {
+  ppl::random::SeedScope seed(99);
+  const int64_t n = 20000;
+  const auto g = mixture_from(mixture_params());
+  const auto x = g.sample({n});  // [n, 2]
+  // Closed-form mean and covariance: sum_k w_k mu_k and sum_k w_k (S_k + mu_k mu_k^T) - mu mu^T.
+  const auto w = g.mixture_probs();
+  const auto s = torch::matmul(g.scale_tril(), g.scale_tril().transpose(-1, -2));
+  const auto mean = (w.unsqueeze(-1) * g.loc()).sum(0);
+  const auto second = (w.view({2, 1, 1}) * (s + g.loc().unsqueeze(-1) * g.loc().unsqueeze(-2))).sum(0);
+  const auto cov = second - mean.unsqueeze(-1) * mean.unsqueeze(-2);
+  const auto sample_mean = x.mean(0);
+  const auto centred = x - sample_mean;
+  const auto sample_cov = torch::matmul(centred.t(), centred) / (n - 1);
+  CHECK(torch::allclose(sample_mean, mean, 0, 0.05));
+  CHECK(torch::allclose(sample_cov, cov, 0.05, 0.05));
+  // The projection a^T x is a 1-d mixture with means a^T mu_k and variances a^T S_k a.
+  const auto a = tv({0.6, -0.8});
+  const auto proj_loc = torch::matmul(g.loc(), a).unsqueeze(-1);                            // [2, 1]
+  const auto proj_sd = (torch::matmul(s, a) * a).sum(-1).sqrt().view({2, 1, 1});  // [2, 1, 1]
+  const auto proj = d::GaussianMixture(d::probs(w), proj_loc, proj_sd);
+  const double stat = ks_statistic(torch::matmul(x, a),
+                                   [&](const torch::Tensor& v) { return proj.log_prob(v.unsqueeze(-1)).exp(); }, -20, 20);
+  CHECK(stat < ks_critical(n));
+}
+
+TEST_CASE("GaussianMixture: gradients of log_prob and of the one-component rsample match finite differences",
+          "[dist]") {
+  auto lp = [](const torch::Tensor& p) { return mixture_from(p).log_prob(tv({0.1, 0.4})); };
+  auto p = mixture_params().requires_grad_(true);
+  lp(p).backward();
+  CHECK(torch::allclose(p.grad(), finite_difference(lp, mixture_params()), 1e-5, 1e-6));
+  auto lv = [](const torch::Tensor& v) { return mixture_from(mixture_params()).log_prob(v); };
+  auto v = tv({-0.7, 0.9}).requires_grad_(true);
+  lv(v).backward();
+  CHECK(torch::allclose(v.grad(), finite_difference(lv, tv({-0.7, 0.9})), 1e-5, 1e-6));
+  // One component: rsample = loc + L eps is pathwise in loc and L.
+  auto draw = [](const torch::Tensor& q) {
+    ppl::random::SeedScope seed(5);
+    auto loc = q.narrow(0, 0, 2).reshape({1, 2});
+    auto zero = torch::zeros({}, q.options());
+    auto l = torch::stack({torch::stack({q[2], zero}), torch::stack({q[3], q[4]})}).unsqueeze(0);
+    return d::GaussianMixture(d::probs(torch::ones({1}, q.options())), loc, l).rsample({4}).pow(2).sum();
+  };
+  auto q = tv({0.3, -0.2, 1.1, 0.4, 0.7}).requires_grad_(true);
+  draw(q).backward();
+  CHECK(torch::allclose(q.grad(), finite_difference(draw, tv({0.3, -0.2, 1.1, 0.4, 0.7})), 1e-4, 1e-6));
+}

@@ -8,6 +8,7 @@
 #include <ppl/dist/delta.hpp>
 #include <ppl/dist/distribution.hpp>
 #include <ppl/dist/gamma.hpp>
+#include <ppl/dist/gaussian_mixture.hpp>
 #include <ppl/dist/laplace.hpp>
 #include <ppl/dist/normal.hpp>
 #include <ppl/dist/relaxed_bernoulli.hpp>

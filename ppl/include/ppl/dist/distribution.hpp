@@ -65,7 +65,8 @@ struct ParamSpec {
 /// Base class of every distribution in ppl::dist. Distributions are immutable
 /// values; `to_event` and `mask` return modified copies.
 ///
-/// All distributions here are univariate at their base; `to_event(n)` moves the
+/// Most distributions here are univariate at their base (GaussianMixture's
+/// base draw is a vector, see `base_event_shape`); `to_event(n)` moves the
 /// rightmost n batch dimensions into the event shape, so that `log_prob` sums
 /// over them (as Pyro's `to_event`).
 class Distribution {
@@ -132,11 +133,17 @@ class Distribution {
   /// batch shape derived from them.
   void set_params(std::vector<torch::Tensor> params);
   const torch::Tensor& param(size_t i) const { return params_[i]; }
-  /// Shape of the base (univariate) batch: batch_shape + event_shape.
+  /// Shape of the base batch: batch_shape + the event dimensions added by
+  /// `to_event` (without `base_event_shape`).
   const std::vector<int64_t>& base_shape() const { return base_shape_; }
+  /// Shape of one draw of the base distribution: empty for univariate
+  /// distributions, {D} for a D-dimensional one. Values have shape
+  /// base_shape + base_event_shape; `log_density` returns base_shape.
+  virtual std::vector<int64_t> base_event_shape() const { return {}; }
 
   virtual std::vector<ParamSpec> param_specs() const = 0;
-  /// Draws of shape `sizes` (= sample shape + base shape); may be differentiable.
+  /// Draws of shape `sizes` (= sample shape + base shape + base event shape);
+  /// may be differentiable.
   virtual torch::Tensor draw(c10::IntArrayRef sizes) const = 0;
   /// Elementwise log density over the base shape (no event sum, no mask).
   virtual torch::Tensor log_density(const torch::Tensor& value) const = 0;
