@@ -327,6 +327,64 @@ TEST_CASE("DooD: a low sampling temperature narrows the prior's layouts and stro
   CHECK_THROWS_WITH(program.sample_tempered(2, 0.0), Catch::Contains("temperature must be positive, got 0"));
 }
 
+TEST_CASE("DooD prior_mixtures: layout and stroke priors are correlated Gaussian mixtures", "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(4);
+  auto o = small();
+  o.prior_mixtures = 3;
+  o.presence_init_bias = o.prior_presence_init_bias = 8.0;  // every step on
+  dood::Dood program(o);
+  auto x = torch::rand({5, 1, 12, 12});
+  auto t = run(program, x);
+  ppl::infer::check_pairing({t.guide, t.model});
+  for (int k = 0; k < 3; ++k) {
+    const auto& l = t.model.site(ppl::addr("l", k));
+    const auto& s = t.model.site(ppl::addr("s", k));
+    REQUIRE(l.dist->type_name() == "GaussianMixture");
+    REQUIRE(s.dist->type_name() == "GaussianMixture");
+    CHECK(l.dist->batch_shape() == std::vector<int64_t>{5});
+    CHECK(l.dist->event_shape() == std::vector<int64_t>{4});
+    CHECK(s.dist->batch_shape() == std::vector<int64_t>{5});
+    CHECK(s.dist->event_shape() == std::vector<int64_t>{3, 2});
+    CHECK(s.log_prob().isfinite().all().item<bool>());
+    // The layout head starts at the authors' bias whatever h^l_t is: component
+    // 0 (weight softmax(4, -4, -4)_0) at the identity layout, the others within
+    // ~0.001 of it, all with sd = 0.005 + 0.5 sigmoid(-1.4) and no correlation,
+    // so log p(l_t) is that of Normal(identity, sd) to within 1e-3.
+    const double sd = 0.005 + 0.5 / (1.0 + std::exp(1.4));
+    auto value = t.guide.site(ppl::addr("l", k)).value;
+    auto expected = ppl::dist::Normal(torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}), sd).to_event(1).log_prob(value);
+    INFO("step " << k);
+    CHECK(torch::allclose(l.log_prob(), expected, 0, 1e-3));
+  }
+  // Gradients of the objective reach the mixture heads.
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto loss = ppl::infer::Elbo().loss(model, guide, x);
+  REQUIRE(std::isfinite(loss.item<double>()));
+  loss.backward();
+  for (const char* head : {"p_l", "p_s"}) {
+    INFO(head);
+    double norm = 0;
+    for (const auto& item : program.nets()->named_parameters())
+      if (item.key().rfind(head, 0) == 0 && item.value().grad().defined())
+        norm += item.value().grad().norm().item<double>();
+    CHECK(norm > 0);
+  }
+  // Generation draws from the mixtures; a low temperature narrows them.
+  auto spread = [&](double temperature) {
+    ppl::random::SeedScope seed(2);
+    return program.sample_tempered(64, temperature).std(0).mean().item<double>();
+  };
+  CHECK(spread(1e-6) < spread(1.0));
+  auto bad = small();
+  bad.prior_mixtures = -1;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("prior_mixtures is -1"));
+  bad.prior_mixtures = 2;
+  bad.sequential_prior = false;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("prior_mixtures needs sequential_prior"));
+}
+
 TEST_CASE("DooD maps glimpse control points to the image through the layout", "[dood]") {
   auto p = torch::tensor({{{0.0, 0.0}, {0.5, 0.5}, {1.0, 1.0}}});
   // Identity layout: the glimpse is the image (up to the half-pixel grid shift).

@@ -44,6 +44,10 @@ DoodOptions DoodOptions::defaults() {
   // likelihood by beta in the o_t learning signal only; here beta weighs
   // the whole objective (C.1's beta-VAE reading) unless this is on.
   o.beta_signal_only = false;
+  // The authors' MNIST configuration uses 40-component mixtures with x-y
+  // correlation for the layout and stroke priors; the supplement describes
+  // Normal priors, the default here.
+  o.prior_mixtures = 0;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -89,6 +93,57 @@ std::pair<torch::Tensor, torch::Tensor> stroke_params(const torch::Tensor& out, 
   return {torch::sigmoid(out.narrow(1, 0, k)).view({n, points, 2}), spread(out.narrow(1, k, k)).view({n, points, 2})};
 }
 
+// Mixture heads (prior_mixtures = K). The x-y correlation is the Cholesky
+// entry L[y][x] = 0.5 tanh(raw), as the authors' factor [[sd_x, 0], [c, sd_y]]
+// (theirs bounds c to [-1, 1] with sd in (0, 1); here sd <= 0.505).
+constexpr double kCorrelationBound = 0.5;
+
+// A [d, d] tensor with 1 at (row, col).
+torch::Tensor unit_entry(int64_t d, int64_t row, int64_t col, const torch::TensorOptions& opts) {
+  auto e = torch::zeros({d, d}, opts);
+  e[row][col] = 1.0;
+  return e;
+}
+
+// Layout head output [B, 10K]: logits K | loc 4K | raw scale 4K | raw x-y
+// correlation K. Returns p(l_t) with batch [B], event [4]; `temperature`
+// multiplies the Cholesky factors.
+d::GaussianMixture layout_mixture(const torch::Tensor& out, int64_t k, double temperature) {
+  const int64_t n = out.size(0);
+  auto logits = out.narrow(1, 0, k);
+  auto loc = out.narrow(1, k, kLayout * k).view({n, k, kLayout});
+  auto sd = spread(out.narrow(1, (1 + kLayout) * k, kLayout * k)).view({n, k, kLayout});
+  auto cor = kCorrelationBound * torch::tanh(out.narrow(1, (1 + 2 * kLayout) * k, k));  // [B, K]
+  // l = (s, x, y, r): y (row 2) leans on x (column 1).
+  auto tril = torch::diag_embed(sd) + cor.view({n, k, 1, 1}) * unit_entry(kLayout, 2, 1, out.options());
+  return d::GaussianMixture(d::logits(logits), loc, tril * temperature);
+}
+
+// Stroke head output [B, 6PK]: logits PK | loc 2PK (sigmoid, in [0, 1]) |
+// raw scale 2PK | raw correlation PK. Returns p(s_t) with batch [B], event [P, 2].
+d::GaussianMixture stroke_mixture(const torch::Tensor& out, int64_t points, int64_t k, double temperature) {
+  const int64_t n = out.size(0), pk = points * k;
+  auto logits = out.narrow(1, 0, pk).view({n, points, k});
+  auto loc = torch::sigmoid(out.narrow(1, pk, 2 * pk)).view({n, points, k, 2});
+  auto sd = spread(out.narrow(1, 3 * pk, 2 * pk)).view({n, points, k, 2});
+  auto cor = kCorrelationBound * torch::tanh(out.narrow(1, 5 * pk, pk)).view({n, points, k, 1, 1});
+  auto tril = torch::diag_embed(sd) + cor * unit_entry(2, 1, 0, out.options());
+  return d::GaussianMixture(d::logits(logits), loc, tril * temperature).to_event(1);
+}
+
+// The authors' start for a mixture head: component 0 carries the weight
+// (logit 4, the others -4), every component sits at `loc` (the others with
+// N(0, 0.001) noise so that they can part), scales at `raw_scale`,
+// correlation 0. Layout: per component [logit | loc | raw scale | raw cor].
+torch::Tensor mixture_bias(int64_t k, const torch::Tensor& loc, double raw_scale) {
+  const int64_t d = loc.size(0);
+  auto logits = torch::full({k}, -4.0);
+  logits[0] = 4.0;
+  auto locs = loc.unsqueeze(0).repeat({k, 1});
+  locs.narrow(0, 1, k - 1).add_(0.001 * torch::randn({k - 1, d}));
+  return torch::cat({logits, locs.flatten(), torch::full({k * d}, raw_scale), torch::zeros({k})});
+}
+
 torch::Tensor cat_defined(std::initializer_list<torch::Tensor> parts) {
   std::vector<torch::Tensor> v;
   for (const auto& p : parts)
@@ -117,8 +172,9 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   layout_rnn = register_module("layout_rnn", nn::GRUCell(1 + kLayout + 2 * P + guidance, H));
   stroke_rnn = register_module("stroke_rnn", nn::GRUCell(kLayout + 2 * P + guidance, H));
   p_o = register_module("p_o", mlp(H, M, 1));
-  p_l = register_module("p_l", mlp(H, M, 2 * kLayout));
-  p_s = register_module("p_s", mlp(H, M, 4 * P));
+  const int64_t K = o.prior_mixtures;
+  p_l = register_module("p_l", mlp(H, M, K > 0 ? (2 + 2 * kLayout) * K : 2 * kLayout));
+  p_s = register_module("p_s", mlp(H, M, K > 0 ? 6 * P * K : 4 * P));
   const int64_t presence_in = o.presence_from_residual ? F + 1 : H + F + guidance;
   q_o = register_module("q_o", mlp(presence_in, M, 1));
   q_l = register_module("q_l", mlp(H + F + guidance, M, 2 * kLayout));
@@ -128,7 +184,11 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
   auto identity = torch::tensor({1.0, 0.0, 0.0, 0.0, -1.4, -1.4, -1.4, -1.4}, torch::kFloat);
-  init_last(p_l, identity);
+  if (K > 0) {
+    init_last(p_l, mixture_bias(K, identity.narrow(0, 0, kLayout), -1.4));
+  } else {
+    init_last(p_l, identity);
+  }
   init_last(q_l, identity);
   init_last(p_o, torch::full({1}, o.prior_presence_init_bias));
   init_last(q_o, torch::full({1}, o.presence_init_bias));
@@ -157,6 +217,12 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
     throw ArgumentError(fmt::format("DooD: image_size is {} and glimpse_size {}, but both must be at least 5",
                                     o.image_size, o.glimpse_size));
   if (!(o.beta > 0)) throw ArgumentError(fmt::format("DooD: beta is {}, but must be positive", o.beta));
+  if (o.prior_mixtures < 0)
+    throw ArgumentError(fmt::format("DooD: prior_mixtures is {}, but must be 0 (Normal priors) or more",
+                                    o.prior_mixtures));
+  if (o.prior_mixtures > 0 && !o.sequential_prior)
+    throw ArgumentError(
+        "DooD: prior_mixtures needs sequential_prior (DooD-SP's fixed priors have no network to predict mixtures)");
   if (o.presence_from_residual && !o.execution_guidance)
     throw ArgumentError(
         "DooD: presence_from_residual needs execution_guidance (without it the guide has no residual to read)");
@@ -237,15 +303,20 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
       }
       h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
       auto prob = torch::sigmoid(nets_->p_o->forward(h_l).squeeze(1));
-      auto [l_loc, l_scale] = layout_params(nets_->p_l->forward(h_l));
       o_t = weighted(w, [&] { return ppl::sample(addr("o", t), d::Bernoulli(alive * prob)); });
       auto mask = o_t > 0.5;
+      const int64_t K = o.prior_mixtures;
+      auto l_out = nets_->p_l->forward(h_l);
       l_t = weighted(w, [&] {
+        if (K > 0) return ppl::sample(addr("l", t), layout_mixture(l_out, K, temperature_), {.mask = mask});
+        auto [l_loc, l_scale] = layout_params(l_out);
         return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale * temperature_).to_event(1), {.mask = mask});
       });
       h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
-      auto [s_loc, s_scale] = stroke_params(nets_->p_s->forward(h_s), P);
+      auto s_out = nets_->p_s->forward(h_s);
       s_t = weighted(w, [&] {
+        if (K > 0) return ppl::sample(addr("s", t), stroke_mixture(s_out, P, K, temperature_), {.mask = mask});
+        auto [s_loc, s_scale] = stroke_params(s_out, P);
         return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale * temperature_).to_event(2), {.mask = mask});
       });
     } else {

@@ -18,6 +18,11 @@
 /// (detached); o_t is a score-function site with a neural baseline, l_t and
 /// s_t are reparameterised, s_t reads the glimpse of x at l_t.
 ///
+/// With `prior_mixtures = K > 0` (the authors' `--num_mixtures K
+/// --correlated_latent`), p(l_t | h^l_t) and p(s_t | h^s_t) (per control
+/// point) are K-component GaussianMixtures whose Cholesky factors correlate
+/// x with y; the guide stays Normal.
+///
 /// Ablations: `sequential_prior = false` (DooD-SP) draws o_t, l_t, s_t from
 /// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
 /// canvas so far from the RNN inputs and the canvas and residual from the guide.
@@ -49,6 +54,7 @@ struct DoodOptions {
                            (bool, presence_from_residual), // guide's o head reads only the residual and its ink ratio
                            (bool, normalise_signal),     // NVIL: o's learning signal / max(1, running sd), decay 0.8
                            (bool, beta_signal_only),     // beta weighs the KL in o's learning signal only
+                           (int, prior_mixtures),        // K > 0: l_t and each point of s_t get K-component priors
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
@@ -106,8 +112,9 @@ class Dood : public ImageProgram {
   torch::Tensor model(const torch::Tensor& x) override;
   torch::Tensor guide(const torch::Tensor& x) override;
   torch::Tensor sample(int64_t n) override;
-  /// Samples with the scales of the prior's layout and stroke Normals
-  /// multiplied by `temperature` (> 0); the on/off draws are unchanged.
+  /// Samples with the scales of the prior's layout and stroke Normals (the
+  /// Cholesky factors of its mixtures) multiplied by `temperature` (> 0); the
+  /// on/off draws and mixture weights are unchanged.
   torch::Tensor sample_tempered(int64_t n, double temperature) override;
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override;
