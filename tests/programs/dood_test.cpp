@@ -385,6 +385,45 @@ TEST_CASE("DooD prior_mixtures: layout and stroke priors are correlated Gaussian
   CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("prior_mixtures needs sequential_prior"));
 }
 
+TEST_CASE("DooD correlated_guide: the guide's layouts and points are x-y correlated Gaussians", "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(6);
+  auto o = small();
+  o.correlated_guide = true;
+  dood::Dood program(o);
+  const int64_t n = 2000;
+  auto x = torch::rand({n, 1, 12, 12});
+  // The layout head starts at the identity with sd = 0.005 + 0.5 sigmoid(-1.4)
+  // and no correlation: log q(l_0) is that of the Normal (one component).
+  const double sd = 0.005 + 0.5 / (1.0 + std::exp(1.4));
+  auto t = run(program, x);
+  ppl::infer::check_pairing({t.guide, t.model});
+  const auto& l0 = t.guide.site("l/0");
+  REQUIRE(l0.dist->type_name() == "GaussianMixture");
+  CHECK(l0.reparameterised);
+  CHECK(t.guide.site("s/1").reparameterised);
+  CHECK(t.guide.site("s/1").dist->event_shape() == std::vector<int64_t>{3, 2});
+  auto expected = ppl::dist::Normal(torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}), sd).to_event(1).log_prob(l0.value);
+  auto on = t.guide.site("o/0").value > 0.5;
+  CHECK(torch::allclose(l0.log_prob(), torch::where(on, expected, torch::zeros_like(expected)), 1e-5, 1e-4));
+  // A correlation entry c in the last layer's bias: (x, y) of l_0 has
+  // covariance [[sd^2, sd c], [sd c, sd^2 + c^2]], so correlation c / sqrt(sd^2 + c^2).
+  const double c = 0.3;
+  {
+    torch::NoGradGuard no_grad;
+    auto last = program.nets()->q_l->ptr(program.nets()->q_l->size() - 1)->as<torch::nn::Linear>();
+    last->bias[2 * 4] = std::atanh(c / 0.5);  // the entry is 0.5 tanh(raw)
+  }
+  auto draws = run(program, x, 9).guide.site("l/0").value;  // [n, 4] = (s, x, y, r)
+  auto xy = draws.narrow(1, 1, 2);
+  auto centred = xy - xy.mean(0);
+  auto cov = torch::matmul(centred.t(), centred) / (n - 1);
+  const double corr = (cov[0][1] / (cov[0][0] * cov[1][1]).sqrt()).item<double>();
+  INFO("sample correlation " << corr);
+  CHECK(corr == Approx(c / std::sqrt(sd * sd + c * c)).margin(0.03));
+  CHECK(cov[0][0].item<double>() == Approx(sd * sd).epsilon(0.1));
+}
+
 TEST_CASE("DooD maps glimpse control points to the image through the layout", "[dood]") {
   auto p = torch::tensor({{{0.0, 0.0}, {0.5, 0.5}, {1.0, 1.0}}});
   // Identity layout: the glimpse is the image (up to the half-pixel grid shift).

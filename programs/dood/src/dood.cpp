@@ -48,6 +48,8 @@ DoodOptions DoodOptions::defaults() {
   // correlation for the layout and stroke priors; the supplement describes
   // Normal priors, the default here.
   o.prior_mixtures = 0;
+  // Their --correlated_latent correlates x and y in the guide too.
+  o.correlated_guide = false;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   o.batch_size = 64;
@@ -131,6 +133,12 @@ d::GaussianMixture stroke_mixture(const torch::Tensor& out, int64_t points, int6
   return d::GaussianMixture(d::logits(logits), loc, tril * temperature).to_event(1);
 }
 
+// A correlated Gaussian from a head without mixture logits: [B, m] -> the
+// mixture layout with `logits` zero columns in front (one component).
+torch::Tensor with_unit_weight(const torch::Tensor& out, int64_t logits) {
+  return torch::cat({torch::zeros({out.size(0), logits}, out.options()), out}, 1);
+}
+
 // The authors' start for a mixture head: component 0 carries the weight
 // (logit 4, the others -4), every component sits at `loc` (the others with
 // N(0, 0.001) noise so that they can part), scales at `raw_scale`,
@@ -177,8 +185,10 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   p_s = register_module("p_s", mlp(H, M, K > 0 ? 6 * P * K : 4 * P));
   const int64_t presence_in = o.presence_from_residual ? F + 1 : H + F + guidance;
   q_o = register_module("q_o", mlp(presence_in, M, 1));
-  q_l = register_module("q_l", mlp(H + F + guidance, M, 2 * kLayout));
-  q_s = register_module("q_s", mlp(H + F + guidance, M, 4 * P));
+  // correlated_guide: one x-y correlation entry more per layout and per point.
+  const int64_t cor = o.correlated_guide ? 1 : 0;
+  q_l = register_module("q_l", mlp(H + F + guidance, M, 2 * kLayout + cor));
+  q_s = register_module("q_s", mlp(H + F + guidance, M, (4 + cor) * P));
   renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
   bl_o = register_module("bl_o", mlp(presence_in, M, 1));
   obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
@@ -189,7 +199,7 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   } else {
     init_last(p_l, identity);
   }
-  init_last(q_l, identity);
+  init_last(q_l, o.correlated_guide ? torch::cat({identity, torch::zeros({1})}) : identity);
   init_last(p_o, torch::full({1}, o.prior_presence_init_bias));
   init_last(q_o, torch::full({1}, o.presence_init_bias));
 }
@@ -397,15 +407,21 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
       return ppl::sample(addr("o", t), d::Bernoulli(alive * prob), {.baseline = baseline});
     });
     auto mask = o_t > 0.5;
-    auto [l_loc, l_scale] = layout_params(nets_->q_l->forward(q_in));
+    auto l_out = nets_->q_l->forward(q_in);
     auto l_t = weighted(w, [&] {
+      if (o.correlated_guide)
+        return ppl::sample(addr("l", t), layout_mixture(with_unit_weight(l_out, 1), 1, 1.0), {.mask = mask});
+      auto [l_loc, l_scale] = layout_params(l_out);
       return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale).to_event(1), {.mask = mask});
     });
     auto glimpse = ppl::runtime::stn_crop(x, layout_affine(l_t), o.glimpse_size);
     auto glimpse_feat = features(nets_->glimpse_cnn, glimpse);
     h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
-    auto [s_loc, s_scale] = stroke_params(nets_->q_s->forward(cat_defined({h_s, glimpse_feat, residual_feat})), P);
+    auto s_out = nets_->q_s->forward(cat_defined({h_s, glimpse_feat, residual_feat}));
     auto s_t = weighted(w, [&] {
+      if (o.correlated_guide)
+        return ppl::sample(addr("s", t), stroke_mixture(with_unit_weight(s_out, P), P, 1, 1.0), {.mask = mask});
+      auto [s_loc, s_scale] = stroke_params(s_out, P);
       return ppl::sample(addr("s", t), d::Normal(s_loc, s_scale).to_event(2), {.mask = mask});
     });
     if (o.execution_guidance) {

@@ -21,7 +21,9 @@
 /// With `prior_mixtures = K > 0` (the authors' `--num_mixtures K
 /// --correlated_latent`), p(l_t | h^l_t) and p(s_t | h^s_t) (per control
 /// point) are K-component GaussianMixtures whose Cholesky factors correlate
-/// x with y; the guide stays Normal.
+/// x with y. With `correlated_guide` the guide's q(l_t) and q(s_t) are
+/// Gaussians with the same x-y correlation (one-component GaussianMixtures,
+/// reparameterised); without it they are Normal.
 ///
 /// Ablations: `sequential_prior = false` (DooD-SP) draws o_t, l_t, s_t from
 /// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
@@ -55,6 +57,7 @@ struct DoodOptions {
                            (bool, normalise_signal),     // NVIL: o's learning signal / max(1, running sd), decay 0.8
                            (bool, beta_signal_only),     // beta weighs the KL in o's learning signal only
                            (int, prior_mixtures),        // K > 0: l_t and each point of s_t get K-component priors
+                           (bool, correlated_guide),     // q(l_t), q(s_t): x-y correlated Gaussians
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (int, batch_size));
