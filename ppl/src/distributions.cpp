@@ -35,9 +35,12 @@ torch::Tensor probs_to_logits(const torch::Tensor& p) {
 torch::Tensor full_like_scalar(const torch::Tensor& t, double v) { return torch::full({}, v, t.options()); }
 
 Constraint real() { return {Constraint::Kind::real, {}, {}}; }
+Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
 
-// Categorical weights: logits may be anything but NaN (-inf excludes a
-// category); probs are nonnegative and finite (normalised on use).
+// Category weights [..., K] as given (logits: unnormalised log-probabilities;
+// probs: nonnegative), shared by Categorical and GaussianMixture's mixture.
+// Logits may be anything but NaN (-inf excludes a category); probs are
+// nonnegative and finite.
 void check_categorical_weights(const CheckContext& ctx, bool logits, const torch::Tensor& w) {
   if (logits) {
     check::not_nan(ctx, "logits", w);
@@ -46,7 +49,26 @@ void check_categorical_weights(const CheckContext& ctx, bool logits, const torch
     check::finite(ctx, "probs", w);
   }
 }
-Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
+/// Normalised probabilities of the weights.
+torch::Tensor category_probs(bool logits, const torch::Tensor& w) {
+  return logits ? torch::softmax(w, -1) : w / w.sum(-1, true);
+}
+/// Normalised log-probabilities of the weights.
+torch::Tensor category_log_probs(bool logits, const torch::Tensor& w) {
+  return logits ? w - w.logsumexp(-1, true) : clamp_probs(category_probs(false, w)).log();
+}
+/// Category indices (int64) of shape `sizes` = sample shape + the batch of
+/// `probs` [..., K]; no gradient.
+torch::Tensor draw_categories(const torch::Tensor& probs, c10::IntArrayRef sizes) {
+  torch::NoGradGuard no_grad;
+  const auto k = probs.size(-1);
+  const auto p = probs.detach().reshape({-1, k});
+  const int64_t rows = p.size(0);
+  const int64_t n = rows == 0 ? 0 : c10::multiply_integers(sizes) / rows;
+  auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
+  if (n == 0) idx = idx.narrow(1, 0, 0);
+  return idx.t().reshape(sizes);
+}
 
 }  // namespace
 
@@ -201,22 +223,9 @@ Constraint Categorical::support() const {
   return {Constraint::Kind::integer_interval, torch::zeros({}, opts),
           torch::full({}, static_cast<double>(num_categories() - 1), opts)};
 }
-torch::Tensor Categorical::probs() const {
-  return logits_ ? torch::softmax(param(0), -1) : param(0) / param(0).sum(-1, true);
-}
-torch::Tensor Categorical::logits() const {
-  return logits_ ? param(0) - param(0).logsumexp(-1, true) : clamp_probs(probs()).log();
-}
-torch::Tensor Categorical::draw(c10::IntArrayRef sizes) const {
-  torch::NoGradGuard no_grad;
-  const auto k = num_categories();
-  const auto p = probs().detach().reshape({-1, k});
-  const int64_t rows = p.size(0);
-  const int64_t n = rows == 0 ? 0 : c10::multiply_integers(sizes) / rows;
-  auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
-  if (n == 0) idx = idx.narrow(1, 0, 0);
-  return idx.t().reshape(sizes);
-}
+torch::Tensor Categorical::probs() const { return category_probs(logits_, param(0)); }
+torch::Tensor Categorical::logits() const { return category_log_probs(logits_, param(0)); }
+torch::Tensor Categorical::draw(c10::IntArrayRef sizes) const { return draw_categories(probs(), sizes); }
 torch::Tensor Categorical::log_density(const torch::Tensor& v) const {
   const auto lp = logits();
   auto batch = std::vector<int64_t>(lp.sizes().begin(), lp.sizes().end() - 1);
@@ -269,25 +278,12 @@ void GaussianMixture::init(Arg mixture, Arg loc, Arg scale_tril) {
                             {1, 2, 3}));
 }
 Constraint GaussianMixture::support() const { return real(); }
-torch::Tensor GaussianMixture::mixture_logits() const {
-  return logits_ ? param(0) - param(0).logsumexp(-1, true) : clamp_probs(mixture_probs()).log();
-}
-torch::Tensor GaussianMixture::mixture_probs() const {
-  return logits_ ? torch::softmax(param(0), -1) : param(0) / param(0).sum(-1, true);
-}
+torch::Tensor GaussianMixture::mixture_logits() const { return category_log_probs(logits_, param(0)); }
+torch::Tensor GaussianMixture::mixture_probs() const { return category_probs(logits_, param(0)); }
 torch::Tensor GaussianMixture::draw(c10::IntArrayRef sizes) const {
   const auto k = num_components(), d = dim();
   std::vector<int64_t> lead(sizes.begin(), sizes.end() - 1);  // sample + base shape
-  torch::Tensor comp;
-  {
-    torch::NoGradGuard no_grad;
-    const auto p = mixture_probs().detach().reshape({-1, k});
-    const int64_t rows = p.size(0);
-    const int64_t n = rows == 0 ? 0 : c10::multiply_integers(lead) / rows;
-    auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
-    if (n == 0) idx = idx.narrow(1, 0, 0);
-    comp = idx.t().reshape(lead);
-  }
+  const auto comp = draw_categories(mixture_probs(), lead);
   auto with = [&](std::initializer_list<int64_t> tail) {
     auto s = lead;
     s.insert(s.end(), tail);
