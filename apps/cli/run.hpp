@@ -65,6 +65,13 @@ struct TrainOptions {
   uint64_t seed = 0;
   std::string device = "cpu";
   std::string data_dir;
+  // Learning-rate schedule (infer::Adam's decay, plateau and min_lr),
+  // advanced once a step with that step's loss per image.
+  double lr_decay = 1.0;      ///< rates multiplied by this every step
+  int64_t lr_plateau = -1;    ///< plateau patience in steps; -1: no plateau rule
+  double lr_factor = 0.1;     ///< plateau reduction factor
+  double lr_threshold = 0.0;  ///< improvement in nats per image the plateau rule asks for
+  double min_lr = 0.0;        ///< floor of every scheduled rate
 };
 
 /// An opened run: its program with parameters loaded.

@@ -26,7 +26,28 @@ struct TrainArgs {
 nlohmann::json train_to_json(const TrainOptions& t) {
   return {{"data", t.data},         {"steps", t.steps},           {"batch_size", t.batch_size},
           {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
-          {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir}};
+          {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
+          {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
+          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}};
+}
+
+/// UsageError naming the flag for a learning-rate schedule value out of range.
+void check_schedule(const TrainOptions& t) {
+  if (!(t.lr_decay > 0 && t.lr_decay <= 1))
+    throw UsageError(fmt::format("train: --lr-decay is {}, but must be in (0, 1]", t.lr_decay));
+  if (t.lr_plateau < -1) throw UsageError(fmt::format("train: --lr-plateau is {}, but must be a patience >= 0 (or -1: off)", t.lr_plateau));
+  if (!(t.lr_factor > 0 && t.lr_factor < 1))
+    throw UsageError(fmt::format("train: --lr-factor is {}, but must be in (0, 1)", t.lr_factor));
+  if (!(t.lr_threshold >= 0)) throw UsageError(fmt::format("train: --lr-threshold is {}, but must be nonnegative", t.lr_threshold));
+  if (!(t.min_lr >= 0)) throw UsageError(fmt::format("train: --min-lr is {}, but must be nonnegative", t.min_lr));
+}
+
+/// The program's optimiser with the run's learning-rate schedule.
+infer::Adam scheduled_adam(const programs::ImageProgram& program, const TrainOptions& t) {
+  auto adam = adam_for(program).decay_by(t.lr_decay).floor(t.min_lr);
+  if (t.lr_plateau >= 0)
+    adam.reduce_on_plateau({.factor = t.lr_factor, .patience = t.lr_plateau, .threshold = t.lr_threshold, .relative = false});
+  return adam;
 }
 
 /// Renders the loss curve (moving average) as a 480 x 320 RGB image.
@@ -86,6 +107,11 @@ void train(const TrainArgs& args) {
     t.n_train = stored.at("n_train");
     t.seed = stored.at("seed");
     t.data_dir = stored.value("data_dir", "");
+    t.lr_decay = stored.value("lr_decay", 1.0);
+    t.lr_plateau = stored.value("lr_plateau", int64_t{-1});
+    t.lr_factor = stored.value("lr_factor", 0.1);
+    t.lr_threshold = stored.value("lr_threshold", 0.0);
+    t.min_lr = stored.value("min_lr", 0.0);
     t.steps = std::max<int64_t>(steps, stored.at("steps").get<int64_t>());
   } else {
     if (fs::exists(checkpoint))
@@ -108,6 +134,7 @@ void train(const TrainArgs& args) {
   }
   if (t.steps < 1) throw UsageError("train: --steps must be at least 1");
   if (t.checkpoint_every < 1) throw UsageError("train: --checkpoint-every must be at least 1");
+  check_schedule(t);
 
   const auto device = parse_device(t.device);
   param_store().clear();
@@ -131,7 +158,8 @@ void train(const TrainArgs& args) {
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
   auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
-  infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), adam_for(*program));
+  infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), scheduled_adam(*program, t));
+  const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
   if (args.resume) {
     infer::load_checkpoint(checkpoint, svi);
@@ -179,9 +207,12 @@ void train(const TrainArgs& args) {
       random::SeedScope seed(t.seed * 1000003 + static_cast<uint64_t>(step));
       loss = svi.step(x) / static_cast<double>(batch);
     }
+    if (scheduled) svi.optimiser().step_schedule(loss);
     smoothed = std::isnan(smoothed) ? loss : 0.98 * smoothed + 0.02 * loss;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    pending_metrics.push_back(nlohmann::json{{"step", step}, {"loss", loss}, {"elapsed", elapsed}}.dump());
+    nlohmann::json record{{"step", step}, {"loss", loss}, {"elapsed", elapsed}};
+    if (scheduled) record["lr_scale"] = svi.optimiser().lr_scale();
+    pending_metrics.push_back(record.dump());
     curve.emplace_back(step, loss);
     if (t.eval_every > 0 && (step % t.eval_every == 0 || step == t.steps)) {
       auto eval = program->evaluate(test.images.to(device), test.labels);
@@ -189,7 +220,8 @@ void train(const TrainArgs& args) {
       eval["split"] = "test";
       pending_metrics.push_back(eval.dump());
     }
-    bar.update(step, fmt::format("loss {:.2f}", smoothed));
+    bar.update(step, scheduled ? fmt::format("loss {:.2f} lr x{:.3g}", smoothed, svi.optimiser().lr_scale())
+                               : fmt::format("loss {:.2f}", smoothed));
     if (step % t.checkpoint_every == 0) flush(step);
   }
   flush(step);
@@ -234,6 +266,14 @@ RegisterCommand reg{"train", [](CLI::App& app) {
   cmd->add_option("--n-train", a->train.n_train, "use only this many training images (0: all)")->capture_default_str();
   cmd->add_option("--seed", a->train.seed, "random seed")->capture_default_str();
   cmd->add_option("--data-dir", a->train.data_dir, "data root (else $PPL_DATA, then the defaults)");
+  cmd->add_option("--lr-decay", a->train.lr_decay, "multiply every learning rate by this each step")->capture_default_str();
+  cmd->add_option("--lr-plateau", a->train.lr_plateau,
+                  "reduce the learning rates when the loss has not improved for more than this many steps (-1: never)")
+      ->capture_default_str();
+  cmd->add_option("--lr-factor", a->train.lr_factor, "reduction factor of --lr-plateau")->capture_default_str();
+  cmd->add_option("--lr-threshold", a->train.lr_threshold,
+                  "improvement (nats per image) --lr-plateau counts as one")->capture_default_str();
+  cmd->add_option("--min-lr", a->train.min_lr, "no schedule takes a learning rate below this")->capture_default_str();
   cmd->callback([a] { train(*a); });
 }};
 

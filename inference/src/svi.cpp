@@ -1,4 +1,5 @@
 // Adam with parameter groups, the SVI step and checkpoints.
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <unordered_set>
@@ -24,7 +25,14 @@ void to_json(nlohmann::json& j, const Adam& a) {
   j = {{"lr", a.lr},         {"beta1", a.beta1},
        {"beta2", a.beta2},   {"eps", a.eps},
        {"groups", groups},   {"baseline_lr", a.baseline_lr ? nlohmann::json(*a.baseline_lr) : nlohmann::json(nullptr)},
-       {"clip_norm", a.clip_norm}};
+       {"clip_norm", a.clip_norm}, {"decay", a.decay},
+       {"plateau", a.plateau ? nlohmann::json{{"factor", a.plateau->factor},
+                                              {"patience", a.plateau->patience},
+                                              {"threshold", a.plateau->threshold},
+                                              {"relative", a.plateau->relative},
+                                              {"cooldown", a.plateau->cooldown}}
+                             : nlohmann::json(nullptr)},
+       {"min_lr", a.min_lr}};
 }
 
 void from_json(const nlohmann::json& j, Adam& a) {
@@ -39,6 +47,27 @@ void from_json(const nlohmann::json& j, Adam& a) {
     a.beta2 = j.value("beta2", a.beta2);
     a.eps = j.value("eps", a.eps);
     a.clip_norm = j.value("clip_norm", a.clip_norm);
+    a.decay = j.value("decay", a.decay);
+    a.min_lr = j.value("min_lr", a.min_lr);
+    if (j.contains("plateau")) {
+      const auto& p = j.at("plateau");
+      if (p.is_null()) {
+        a.plateau.reset();
+      } else {
+        if (!p.is_object()) throw Error("Adam: \"plateau\" must be an object or null");
+        Plateau d;
+        for (auto it = p.begin(); it != p.end(); ++it)
+          if (it.key() != "factor" && it.key() != "patience" && it.key() != "threshold" && it.key() != "relative" &&
+              it.key() != "cooldown")
+            throw Error(fmt::format("Adam: unknown key \"plateau.{}\"", it.key()));
+        d.factor = p.value("factor", d.factor);
+        d.patience = p.value("patience", d.patience);
+        d.threshold = p.value("threshold", d.threshold);
+        d.relative = p.value("relative", d.relative);
+        d.cooldown = p.value("cooldown", d.cooldown);
+        a.plateau = d;
+      }
+    }
     if (j.contains("groups")) {
       a.groups.clear();
       for (const auto& g : j.at("groups")) a.groups.push_back({g.at("prefix").get<std::string>(), g.at("lr").get<double>()});
@@ -62,11 +91,75 @@ Optimiser::Optimiser(Adam spec) : spec_(std::move(spec)) {
   for (const auto& g : spec_.groups) positive(fmt::format("lr of group \"{}\"", g.prefix), g.lr);
   if (spec_.baseline_lr) positive("baseline_lr", *spec_.baseline_lr);
   positive("clip_norm", spec_.clip_norm);
+  positive("min_lr", spec_.min_lr);
+  if (!(spec_.decay > 0 && spec_.decay <= 1))
+    throw ArgumentError(fmt::format("Adam: decay is {}, but must be in (0, 1]", spec_.decay));
+  if (const auto& p = spec_.plateau) {
+    if (!(p->factor > 0 && p->factor < 1))
+      throw ArgumentError(fmt::format("Adam: plateau factor is {}, but must be in (0, 1)", p->factor));
+    if (p->patience < 0) throw ArgumentError(fmt::format("Adam: plateau patience is {}, but must be nonnegative", p->patience));
+    positive("plateau threshold", p->threshold);
+    if (p->cooldown < 0) throw ArgumentError(fmt::format("Adam: plateau cooldown is {}, but must be nonnegative", p->cooldown));
+  }
   if (!(spec_.beta1 >= 0 && spec_.beta1 < 1 && spec_.beta2 >= 0 && spec_.beta2 < 1))
     throw ArgumentError(fmt::format("Adam: betas are ({}, {}), but must be in [0, 1)", spec_.beta1, spec_.beta2));
 }
 
 double Optimiser::learning_rate(const std::string& name, bool baseline) const {
+  auto it = index_.find(name);
+  return scheduled(it != index_.end() ? slots_[it->second].lr : base_rate(name, baseline));
+}
+
+double Optimiser::scheduled(double lr) const {
+  if (lr <= spec_.min_lr) return lr;
+  return std::max(lr * scale_, spec_.min_lr);
+}
+
+bool Optimiser::step_schedule(double loss) {
+  if (std::isnan(loss)) throw ArgumentError("Optimiser::step_schedule: the loss is nan");
+  scale_ *= spec_.decay;
+  if (!spec_.plateau) return false;
+  const auto& p = *spec_.plateau;
+  const double margin = p.relative ? p.threshold * std::abs(best_) : p.threshold;
+  if (std::isinf(best_) || loss < best_ - margin) {
+    best_ = loss;
+    bad_ = 0;
+  } else {
+    ++bad_;
+  }
+  if (cooldown_left_ > 0) {
+    --cooldown_left_;
+    bad_ = 0;
+  }
+  if (bad_ <= p.patience) return false;
+  scale_ *= p.factor;
+  ++reductions_;
+  cooldown_left_ = p.cooldown;
+  bad_ = 0;
+  return true;
+}
+
+void Optimiser::save_schedule(TensorArchive& archive, const std::string& prefix) const {
+  archive.tensors.emplace_back(prefix + "scale", torch::tensor(scale_, torch::kDouble));
+  archive.tensors.emplace_back(prefix + "best", torch::tensor(best_, torch::kDouble));
+  archive.tensors.emplace_back(prefix + "bad", torch::tensor(bad_, torch::kLong));
+  archive.tensors.emplace_back(prefix + "cooldown", torch::tensor(cooldown_left_, torch::kLong));
+  archive.tensors.emplace_back(prefix + "reductions", torch::tensor(reductions_, torch::kLong));
+}
+
+void Optimiser::load_schedule(const TensorArchive& archive, const std::string& prefix) {
+  for (const auto& [key, t] : archive.tensors) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto field = key.substr(prefix.size());
+    if (field == "scale") scale_ = t.item<double>();
+    else if (field == "best") best_ = t.item<double>();
+    else if (field == "bad") bad_ = t.item<int64_t>();
+    else if (field == "cooldown") cooldown_left_ = t.item<int64_t>();
+    else if (field == "reductions") reductions_ = t.item<int64_t>();
+  }
+}
+
+double Optimiser::base_rate(const std::string& name, bool baseline) const {
   const ParamGroup* best = nullptr;
   for (const auto& g : spec_.groups)
     if (name.compare(0, g.prefix.size(), g.prefix) == 0 && (!best || g.prefix.size() >= best->prefix.size())) best = &g;
@@ -80,7 +173,7 @@ void Optimiser::add(const std::string& name, const torch::Tensor& param, bool ba
   if (it != index_.end()) {
     auto& s = slots_[it->second];
     s.param = param;
-    if (baseline) s.lr = learning_rate(name, true);
+    if (baseline) s.lr = base_rate(name, true);
     return;
   }
   auto value = pending_values_.find(name);
@@ -95,7 +188,7 @@ void Optimiser::add(const std::string& name, const torch::Tensor& param, bool ba
   Slot s;
   s.name = name;
   s.param = param;
-  s.lr = learning_rate(name, baseline);
+  s.lr = base_rate(name, baseline);
   auto saved = pending_.find(name);
   if (saved != pending_.end()) {
     s.m = saved->second.m.to(param.options().requires_grad(false));
@@ -144,7 +237,7 @@ double Optimiser::update(bool check_finite) {
     const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(s.t));
     const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(s.t));
     auto denom = (s.v.sqrt() / std::sqrt(bc2)).add_(spec_.eps);
-    s.param.addcdiv_(s.m, denom, -s.lr / bc1);
+    s.param.addcdiv_(s.m, denom, -scheduled(s.lr) / bc1);
   }
   return norm;
 }
@@ -258,6 +351,7 @@ void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const 
   TensorArchive archive;
   for (auto& [name, t] : params.tensors) archive.tensors.emplace_back("param/" + name, t);
   optimiser.save_state(archive, "adam/");
+  optimiser.save_schedule(archive, "schedule/");
   // Parameters outside the store (unregistered baseline networks).
   for (const auto& [name, p] : optimiser.parameters())
     if (!param_store().contains(name)) archive.tensors.emplace_back("value/" + name, p.detach());
@@ -293,6 +387,7 @@ int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser
   }
   std::filesystem::remove(params_path);
   optimiser.load_state(archive, "adam/");
+  optimiser.load_schedule(archive, "schedule/");
   for (const auto& [name, t] : archive.tensors)
     if (name.rfind("value/", 0) == 0) optimiser.set_pending_value(name.substr(6), t);
   elbo.load_state(archive, "elbo/");

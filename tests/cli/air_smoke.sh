@@ -85,4 +85,18 @@ set +e
 set -e
 [ $rc7 -eq 2 ] && grep -q "has none" "$work/err6" && grep -q "straight" "$work/err6"
 [ $rc8 -eq 2 ] && grep -q 'likelihood-scale is "abc"' "$work/err7"
+# A learning-rate schedule: recorded per step, kept in config.json, and
+# resumed exactly (its state is in the checkpoint).
+sched=(--lr-decay 0.9 --lr-plateau 0 --lr-factor 0.5 --lr-threshold 1000 --min-lr 1e-6)
+"$ppl" train air "${common[@]}" "${sched[@]}" --steps 4 --out "$work/sched" > /dev/null 2>&1
+"$ppl" train air "${common[@]}" "${sched[@]}" --steps 2 --out "$work/sched2" > /dev/null 2>&1
+"$ppl" train air --steps 4 --out "$work/sched2" --resume > /dev/null 2>&1
+cmp "$work/sched/checkpoint.bin" "$work/sched2/checkpoint.bin" || { echo "resume with a schedule is not exact"; exit 1; }
+grep -q '"lr_plateau": 0' "$work/sched/config.json"
+# The threshold of 1000 nats is never met: every call after the first reduces.
+tail -n 1 "$work/sched/metrics.jsonl" | grep -q '"lr_scale":0.0820125'
+set +e
+"$ppl" train air "${common[@]}" --lr-factor 2 --lr-plateau 5 --steps 2 --out "$work/badsched" 2> "$work/err8"; rc9=$?
+set -e
+[ $rc9 -eq 2 ] && grep -q -- '--lr-factor is 2' "$work/err8" && [ ! -e "$work/badsched" ]
 echo "air smoke: ok"

@@ -227,3 +227,96 @@ TEST_CASE("Svi stops with the site whose log_prob went NaN", "[svi][errors]") {
   CHECK(svi.steps() == 0);
   ppl::set_validation(true);
 }
+
+TEST_CASE("The plateau rule reduces the rates after more than `patience` calls without improvement", "[svi][optim]") {
+  // Absolute threshold 1, patience 2, factor 0.5: traced by hand with torch's
+  // ReduceLROnPlateau rule (mode "min", threshold_mode "abs").
+  infer::Optimiser opt(infer::Adam(0.1).reduce_on_plateau({.factor = 0.5, .patience = 2, .threshold = 1.0, .relative = false}));
+  const std::vector<double> losses{10, 9.5, 9.2, 9.1, 8.0, 7.5, 7.4, 7.3, 7.2, 5.0};
+  // 10 sets best; 9.5, 9.2, 9.1 are within 1 of it (bad 1, 2, 3 > 2: reduce);
+  // 8.0 improves; 7.5, 7.4, 7.3 do not (reduce at 7.3); 7.2 does not (bad 1); 5.0 improves.
+  const std::vector<bool> reduced{false, false, false, true, false, false, false, true, false, false};
+  const std::vector<double> scale{1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25};
+  for (size_t i = 0; i < losses.size(); ++i) {
+    INFO("call " << i);
+    CHECK(opt.step_schedule(losses[i]) == reduced[i]);
+    CHECK(opt.lr_scale() == scale[i]);
+    CHECK(opt.learning_rate("w", false) == Approx(0.1 * scale[i]));
+  }
+  CHECK(opt.reductions() == 2);
+  CHECK_THROWS_AS(opt.step_schedule(NAN), ppl::ArgumentError);
+}
+
+TEST_CASE("The plateau rule's cooldown and relative threshold", "[svi][optim]") {
+  // Patience 0, cooldown 2, a constant loss: reductions at calls 2 and 5
+  // (calls 3 and 4 are the cooldown), as torch's rule gives.
+  infer::Optimiser opt(infer::Adam(1.0).reduce_on_plateau({.factor = 0.1, .patience = 0, .cooldown = 2}));
+  std::vector<int> at;
+  for (int call = 1; call <= 8; ++call)
+    if (opt.step_schedule(5.0)) at.push_back(call);
+  CHECK(at == std::vector<int>{2, 5, 8});
+  CHECK(opt.lr_scale() == Approx(1e-3));
+  // Relative threshold 1 % of |best|, also for a negative loss: -100.5 is not
+  // below -101, -102 is.
+  infer::Optimiser rel(infer::Adam(1.0).reduce_on_plateau({.factor = 0.5, .patience = 1, .threshold = 0.01}));
+  CHECK_FALSE(rel.step_schedule(-100));
+  CHECK_FALSE(rel.step_schedule(-100.5));  // bad 1
+  CHECK_FALSE(rel.step_schedule(-102));    // improves: bad 0
+  CHECK_FALSE(rel.step_schedule(-102.5));  // bad 1
+  CHECK(rel.step_schedule(-102.9));        // bad 2 > 1
+  CHECK(rel.lr_scale() == 0.5);
+}
+
+TEST_CASE("Decay and min_lr schedule every group, and updates use the scheduled rate", "[svi][optim]") {
+  infer::Optimiser opt(infer::Adam(1e-3).group("a.", 1e-5).decay_by(0.5).floor(1e-4));
+  for (int i = 0; i < 3; ++i) opt.step_schedule(0.0);
+  CHECK(opt.learning_rate("w", false) == Approx(1.25e-4));
+  CHECK(opt.learning_rate("a.w", false) == 1e-5);  // starts below the floor: unchanged
+  opt.step_schedule(0.0);
+  CHECK(opt.learning_rate("w", false) == 1e-4);  // floored, not 6.25e-5
+  // Adam's first update moves each coordinate by lr * g / |g| (bias-corrected
+  // moments m = g, v = g^2): with the decay applied twice, by lr / 4.
+  infer::Optimiser fresh(infer::Adam(0.2).decay_by(0.5));
+  fresh.step_schedule(1.0);
+  fresh.step_schedule(1.0);
+  auto w = torch::tensor({1.0, -2.0}, kF64).requires_grad_(true);
+  fresh.add("w", w);
+  (w * torch::tensor({3.0, -0.5}, kF64)).sum().backward();
+  fresh.update();
+  CHECK(w[0].item<double>() == Approx(1.0 - 0.05).epsilon(1e-6));
+  CHECK(w[1].item<double>() == Approx(-2.0 + 0.05).epsilon(1e-6));
+  CHECK(fresh.learning_rate("w", false) == 0.05);
+}
+
+TEST_CASE("The schedule's state survives a checkpoint, and bad schedules are errors", "[svi][optim]") {
+  const auto spec = infer::Adam(1.0).reduce_on_plateau({.factor = 0.5, .patience = 1, .threshold = 0.1, .relative = false, .cooldown = 1});
+  const std::vector<double> losses{3, 2, 2, 2, 2, 1.95, 1.0, 1.0, 1.0, 1.0, 1.0};
+  infer::Optimiser straight(spec);
+  for (double l : losses) straight.step_schedule(l);
+  for (size_t k : {1, 3, 5, 8}) {
+    INFO("saved after " << k << " calls");
+    infer::Optimiser first(spec), second(spec);
+    for (size_t i = 0; i < k; ++i) first.step_schedule(losses[i]);
+    ppl::TensorArchive archive;
+    first.save_schedule(archive);
+    second.load_schedule(archive);
+    for (size_t i = k; i < losses.size(); ++i) second.step_schedule(losses[i]);
+    CHECK(second.lr_scale() == straight.lr_scale());
+    CHECK(second.reductions() == straight.reductions());
+  }
+  CHECK(straight.reductions() >= 2);
+  // JSON round trip, and errors naming the setting.
+  const nlohmann::json j = spec;
+  const auto back = j.get<infer::Adam>();
+  REQUIRE(back.plateau.has_value());
+  CHECK(back.plateau->factor == 0.5);
+  CHECK(back.plateau->cooldown == 1);
+  CHECK_FALSE(back.plateau->relative);
+  CHECK_FALSE(nlohmann::json(infer::Adam()).get<infer::Adam>().plateau.has_value());
+  CHECK_THROWS_WITH(nlohmann::json({{"plateau", {{"patiense", 3}}}}).get<infer::Adam>(),
+                    Catch::Contains("plateau.patiense"));
+  CHECK_THROWS_WITH(infer::Optimiser(infer::Adam().decay_by(0.0)), Catch::Contains("decay is 0"));
+  CHECK_THROWS_WITH(infer::Optimiser(infer::Adam().reduce_on_plateau({.factor = 1.0})), Catch::Contains("plateau factor is 1"));
+  CHECK_THROWS_WITH(infer::Optimiser(infer::Adam().reduce_on_plateau({.patience = -1})), Catch::Contains("patience is -1"));
+  CHECK_THROWS_WITH(infer::Optimiser(infer::Adam().floor(-1e-3)), Catch::Contains("min_lr"));
+}

@@ -10,7 +10,8 @@
 namespace ppl::infer {
 
 /// Writes every parameter of ppl::param_store() (with its constraint), the
-/// optimiser's moments and step counts, the Elbo's running baselines, `step`
+/// optimiser's moments and step counts and its learning-rate schedule's
+/// state, the Elbo's running baselines, `step`
 /// and the state of the CPU generator (torch's default, or the thread's one
 /// inside ppl::handlers::seed) to `path` atomically (ppl::save_archive).
 /// Throws ppl::Error naming the path on I/O failure.

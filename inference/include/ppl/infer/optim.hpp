@@ -1,5 +1,7 @@
 #pragma once
 /// Adam with parameter groups, gradient clipping and exact checkpoints.
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -16,6 +18,21 @@ namespace ppl::infer {
 struct ParamGroup {
   std::string prefix;
   double lr = 1e-3;
+};
+
+/// Reduce the learning rates when a monitored loss stops improving (torch's
+/// ReduceLROnPlateau in mode "min", with `Optimiser::step_schedule(loss)` as
+/// its `step(metric)`): a loss counts as an improvement when it is below
+/// best - threshold (absolute) or best - threshold * |best| (relative; torch
+/// uses best * (1 - threshold), which asks for a rise when best < 0). After
+/// more than `patience` calls in a row without one, every rate is multiplied
+/// by `factor`, and `cooldown` calls follow in which nothing is counted.
+struct Plateau {
+  double factor = 0.1;
+  int64_t patience = 10;
+  double threshold = 1e-4;
+  bool relative = true;
+  int64_t cooldown = 0;
 };
 
 /// The Adam optimiser's specification (Kingma & Ba 2015, Algorithm 1):
@@ -35,6 +52,14 @@ struct Adam {
   std::optional<double> baseline_lr{};
   /// Rescale the gradient when its global L2 norm exceeds this (0: never).
   double clip_norm = 0.0;
+  /// Learning-rate schedule, advanced by `Optimiser::step_schedule`: every
+  /// call multiplies the rates by `decay` (Pyro's ClippedAdam `lrd`; 1: no
+  /// decay), and `plateau`, when set, reduces them as described there.
+  double decay = 1.0;
+  std::optional<Plateau> plateau{};
+  /// No schedule takes a rate below this; a rate that starts below it stays
+  /// as it is (torch's `min_lr`).
+  double min_lr = 0.0;
 
   /// The default learning rate; the chained setters below add the rest.
   explicit Adam(double learning_rate = 1e-3) : lr(learning_rate) {}
@@ -42,11 +67,15 @@ struct Adam {
   Adam& baselines(double group_lr) { baseline_lr = group_lr; return *this; }
   Adam& clip(double max_norm) { clip_norm = max_norm; return *this; }
   Adam& betas(double b1, double b2) { beta1 = b1; beta2 = b2; return *this; }
+  Adam& decay_by(double per_step) { decay = per_step; return *this; }
+  Adam& reduce_on_plateau(Plateau p = {}) { plateau = p; return *this; }
+  Adam& floor(double lowest_lr) { min_lr = lowest_lr; return *this; }
 };
 
 /// `Adam` as JSON ({"lr", "beta1", "beta2", "eps", "groups": [{"prefix",
-/// "lr"}], "baseline_lr" (null when unset), "clip_norm"}) and back; unknown
-/// keys are a ppl::Error.
+/// "lr"}], "baseline_lr" (null when unset), "clip_norm", "decay", "plateau"
+/// ({"factor", "patience", "threshold", "relative", "cooldown"}, null when
+/// unset), "min_lr"}) and back; unknown keys are a ppl::Error.
 void to_json(nlohmann::json& j, const Adam& spec);
 void from_json(const nlohmann::json& j, Adam& spec);
 
@@ -54,13 +83,25 @@ void from_json(const nlohmann::json& j, Adam& spec);
 /// own moments and step count, so a checkpoint resumes bit for bit.
 class Optimiser {
  public:
-  /// Throws ArgumentError for a negative learning rate or clip norm, or
-  /// betas outside [0, 1).
+  /// Throws ArgumentError for a negative learning rate, clip norm or
+  /// min_lr, betas outside [0, 1), a decay outside (0, 1], or a plateau
+  /// factor outside (0, 1), negative patience, threshold or cooldown.
   explicit Optimiser(Adam spec);
 
   /// The learning rate of a parameter named `name` (baseline: reached from a
-  /// `.baseline` tensor). Throws ArgumentError for a negative rate.
+  /// `.baseline` tensor), as the schedule has left it.
   double learning_rate(const std::string& name, bool baseline) const;
+
+  /// Advances the learning-rate schedule by one call with the loss to
+  /// monitor (e.g. the loss `Svi::step` returned, or a validation loss);
+  /// returns true when the plateau rule reduced the rates. A NaN loss is an
+  /// ArgumentError. Without `decay` or `plateau` nothing changes.
+  bool step_schedule(double loss);
+  /// The factor the schedule has applied to every rate so far (1 at first);
+  /// a rate is max(rate * scale, min_lr), or the rate itself below min_lr.
+  double lr_scale() const { return scale_; }
+  /// Times the plateau rule has reduced the rates.
+  int64_t reductions() const { return reductions_; }
 
   /// Registers a parameter (no-op when present; the tensor is refreshed).
   void add(const std::string& name, const torch::Tensor& param, bool baseline = false);
@@ -89,14 +130,21 @@ class Optimiser {
   void save_state(TensorArchive& archive, const std::string& prefix = "adam/") const;
   /// Reads the state back; a parameter registered later takes its saved state.
   void load_state(const TensorArchive& archive, const std::string& prefix = "adam/");
+  /// Writes the schedule's state ("<prefix>scale", "best", "bad", "cooldown",
+  /// "reductions").
+  void save_schedule(TensorArchive& archive, const std::string& prefix = "schedule/") const;
+  /// Reads it back; an archive without it leaves the schedule at its start.
+  void load_schedule(const TensorArchive& archive, const std::string& prefix = "schedule/");
 
  private:
   struct Slot {
     std::string name;
     torch::Tensor param, m, v;
     int64_t t = 0;
-    double lr = 0;
+    double lr = 0;  ///< before the schedule
   };
+  double scheduled(double lr) const;
+  double base_rate(const std::string& name, bool baseline) const;
   struct Saved {
     torch::Tensor m, v;
     int64_t t = 0;
@@ -106,6 +154,9 @@ class Optimiser {
   std::unordered_map<std::string, size_t> index_;
   std::unordered_map<std::string, Saved> pending_;
   std::unordered_map<std::string, torch::Tensor> pending_values_;
+  double scale_ = 1.0;
+  double best_ = std::numeric_limits<double>::infinity();
+  int64_t bad_ = 0, cooldown_left_ = 0, reductions_ = 0;
 };
 
 }  // namespace ppl::infer
