@@ -27,6 +27,14 @@ bool is_latent(const Site& s) { return s.kind == SiteKind::sample && !s.observed
 
 /// log q without the site's scale (the score of the sampling distribution),
 /// masked like log_prob.
+/// The elements of a site's batch that its masks leave on (its own mask and
+/// its distribution's, combined); undefined when it has neither.
+torch::Tensor active_elements(const Site& s) {
+  torch::Tensor on = s.mask;
+  if (s.dist && s.dist->mask_tensor().defined()) on = on.defined() ? on.logical_and(s.dist->mask_tensor()) : s.dist->mask_tensor();
+  return on.defined() ? on.to(torch::kBool) : on;
+}
+
 torch::Tensor unscaled_log_prob(const Site& s) {
   if (s.scale == 1.0) return s.log_prob();
   if (s.scale == 0.0) return torch::zeros_like(s.log_prob());
@@ -192,7 +200,7 @@ nlohmann::json to_json(const ElboOptions& o) {
           {"analytic_kl", o.analytic_kl},       {"decaying_baseline", o.decaying_baseline},
           {"baseline_decay", o.baseline_decay}, {"normalise_variance", o.normalise_variance},
           {"signal_kl_weight", o.signal_kl_weight}, {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
-          {"check_finite", o.check_finite}};
+          {"check_finite", o.check_finite}, {"pooled_baselines", o.pooled_baselines}};
 }
 
 ElboOptions elbo_options_from_json(const nlohmann::json& j) {
@@ -210,6 +218,7 @@ ElboOptions elbo_options_from_json(const nlohmann::json& j) {
     o.normalise_variance = j.value("normalise_variance", o.normalise_variance);
     o.signal_kl_weight = j.value("signal_kl_weight", o.signal_kl_weight);
     o.downstream_only = j.value("downstream_only", o.downstream_only);
+    o.pooled_baselines = j.value("pooled_baselines", o.pooled_baselines);
     o.iwae = j.value("iwae", o.iwae);
     o.check_finite = j.value("check_finite", o.check_finite);
   } catch (const nlohmann::json::exception& e) {
@@ -274,30 +283,63 @@ double Elbo::weight(const std::string& name) const {
   return w;
 }
 
-torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal) {
-  auto& r = running_[key];
+std::string Elbo::stats_key(const std::string& site) const {
+  const std::string* best = nullptr;
+  for (const auto& prefix : options_.pooled_baselines)
+    if (site.compare(0, prefix.size(), prefix) == 0 && (!best || prefix.size() > best->size())) best = &prefix;
+  return best ? *best : site;
+}
+
+torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal, const torch::Tensor& active) {
+  const auto& r = running_[key];
   torch::Tensor out = signal;
   if (r.mean.defined()) {
     out = out - r.mean.to(signal.scalar_type());
     if (options_.normalise_variance) out = out / r.var.sqrt().clamp_min(1.0).to(signal.scalar_type());
   }
-  // Update after use: the baseline of this step never depends on this step's draw.
-  const auto m = signal.mean().to(torch::kDouble);
-  const auto v = (signal - m.to(signal.scalar_type())).pow(2).mean().to(torch::kDouble);
-  if (!r.mean.defined()) {
-    r.mean = m;
-    r.var = r.var.defined() ? r.var : v;
+  // The statistics move after this evaluation: this step's baseline never
+  // depends on this step's draws.
+  auto s = signal.detach().to(torch::kDouble);
+  torch::Tensor w;
+  if (active.defined()) {
+    const auto shape = at::infer_size(s.sizes(), active.sizes());
+    s = s.expand(shape);
+    w = active.expand(shape).to(torch::kDouble);
   } else {
-    const double a = options_.baseline_decay;
-    const auto dev = (m - r.mean).pow(2);
-    r.mean = a * r.mean + (1 - a) * m;
-    r.var = a * r.var + (1 - a) * (v + dev);
+    w = torch::ones_like(s);
   }
+  auto sums = torch::stack({(s * w).sum(), (s * s * w).sum(), w.sum()}).cpu();
+  const auto* v = sums.data_ptr<double>();
+  auto& m = batch_[key];
+  m.sum += v[0];
+  m.sum_sq += v[1];
+  m.count += v[2];
   return out;
 }
 
+void Elbo::update_running() {
+  for (const auto& [key, m] : batch_) {
+    if (m.count <= 0) continue;  // no active element this time
+    const double mean = m.sum / m.count, var = std::max(0.0, m.sum_sq / m.count - mean * mean);
+    auto& r = running_[key];
+    const auto opts = torch::TensorOptions().dtype(torch::kDouble);
+    if (!r.mean.defined()) {
+      r.mean = torch::tensor(mean, opts);
+      r.var = r.var.defined() ? r.var : torch::tensor(var, opts);
+    } else {
+      const double a = options_.baseline_decay, old = r.mean.item<double>();
+      r.mean = torch::tensor(a * old + (1 - a) * mean, opts);
+      r.var = torch::tensor(a * r.var.item<double>() + (1 - a) * (var + (mean - old) * (mean - old)), opts);
+    }
+  }
+  batch_.clear();
+}
+
 ElboResult Elbo::evaluate(const Runner& run) {
-  return options_.iwae ? evaluate_iwae(run) : evaluate_elbo(run);
+  batch_.clear();
+  auto result = options_.iwae ? evaluate_iwae(run) : evaluate_elbo(run);
+  if (options_.decaying_baseline) update_running();
+  return result;
 }
 
 ElboResult Elbo::evaluate_elbo(const Runner& run) {
@@ -414,17 +456,21 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
                                          where(g), shape_string(b.sizes()), shape_string(lq.sizes())));
         }
         torch::Tensor centred;
+        const auto stats = stats_key(g.name);
+        const auto active = active_elements(g);
         if (b.defined()) {
           // NVIL: the network b predicts the signal left after the running mean c.
-          const auto it = running_.find(g.name);
+          const auto it = running_.find(stats);
           const bool has_c = options_.decaying_baseline && it != running_.end() && it->second.mean.defined();
           const auto c = has_c ? it->second.mean.to(signal.scalar_type()) : torch::zeros({}, signal.options());
           const auto residual = signal - b.detach();
-          centred = options_.decaying_baseline ? centre(g.name, residual) : residual;
-          baseline_losses.push_back((signal - c - b).pow(2).sum());
+          centred = options_.decaying_baseline ? centre(stats, residual, active) : residual;
+          auto err = (signal - c - b).pow(2);
+          if (active.defined()) err = torch::where(active, err, torch::zeros({}, err.options()));
+          baseline_losses.push_back(err.sum());
           collect_leaves(b, result.baseline_params, seen_leaves);
         } else {
-          centred = options_.decaying_baseline ? centre(g.name, signal) : signal;
+          centred = options_.decaying_baseline ? centre(stats, signal, active) : signal;
         }
         extra.push_back((lq * centred.detach()).sum());
       }
@@ -467,7 +513,7 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
   result.objective = surrogate.detach();
   if (!scores.empty()) {
     auto signal = bound.detach();
-    auto centred = options_.decaying_baseline ? centre("iwae", signal) : signal;
+    auto centred = options_.decaying_baseline ? centre("iwae", signal, torch::Tensor()) : signal;
     auto total = torch::stack(scores).sum(0);
     surrogate = surrogate + (total * centred).sum();
   }

@@ -469,3 +469,102 @@ TEST_CASE("a NaN log_prob is reported with its site", "[elbo][errors]") {
                         Catch::Contains("is nan (distribution Normal)"));
   ppl::set_validation(true);
 }
+
+namespace {
+// The running statistics an Elbo keeps, read through its checkpoint state.
+std::map<std::string, double> running_stats(const infer::Elbo& elbo) {
+  ppl::TensorArchive archive;
+  elbo.save_state(archive, "");
+  std::map<std::string, double> out;
+  for (const auto& [name, t] : archive.tensors) out[name] = t.item<double>();
+  return out;
+}
+double std_normal_log_pdf(double x) { return -0.5 * x * x - 0.5 * std::log(2 * M_PI); }
+}  // namespace
+
+TEST_CASE("the running statistics and the baseline regression leave out masked elements", "[elbo][score][mask]") {
+  // z_n ~ Bernoulli(0.5) under model and guide, x_n ~ Normal(0, 1): the
+  // learning signal of element n is log N(x_n; 0, 1) whatever z_n is. The
+  // guide masks elements 2 and 3, whose signals (x = 10, 20) are far off.
+  ppl::param_store().clear();
+  const auto x = torch::tensor({0.0, 1.0, 10.0, 20.0}, kF64);
+  const auto on = torch::tensor({true, true, false, false});
+  auto model = [](const torch::Tensor& obs) {
+    auto data = ppl::plate("data", 4);
+    ppl::sample("z", d::Bernoulli(torch::full({4}, 0.5, kF64)));
+    ppl::observe("x", d::Normal(torch::zeros({4}, kF64), 1.0), obs);
+  };
+  auto b = torch::tensor({0.5, -0.25, 3.0, 4.0}, kF64).requires_grad_(true);
+  auto guide = [&](const torch::Tensor&) {
+    auto data = ppl::plate("data", 4);
+    ppl::sample("z", d::Bernoulli(torch::full({4}, 0.5, kF64)), {.baseline = b, .mask = on});
+  };
+  infer::Elbo elbo;
+  torch::manual_seed(5);
+  elbo.loss(model, guide, x).backward();
+  const double f0 = std_normal_log_pdf(0.0), f1 = std_normal_log_pdf(1.0);
+  const auto stats = running_stats(elbo);
+  CHECK(stats.at("z/mean") == Approx((f0 - 0.5 + f1 + 0.25) / 2));  // of the signal less the baseline
+  const double d = (f0 - 0.5) - (f1 + 0.25);
+  CHECK(stats.at("z/var") == Approx(d * d / 4));
+  // d loss / d b_n = -2 (f_n - c - b_n) with c = 0 at the first step, and 0 where masked.
+  CHECK(b.grad()[0].item<double>() == Approx(-2 * (f0 - 0.5)));
+  CHECK(b.grad()[1].item<double>() == Approx(-2 * (f1 + 0.25)));
+  CHECK(b.grad()[2].item<double>() == 0.0);
+  CHECK(b.grad()[3].item<double>() == 0.0);
+  // A step in which every element is masked leaves the statistics alone.
+  const auto off = torch::zeros({4}, torch::kBool);
+  auto masked_guide = [&](const torch::Tensor&) {
+    auto data = ppl::plate("data", 4);
+    ppl::sample("z", d::Bernoulli(torch::full({4}, 0.5, kF64)), {.mask = off});
+  };
+  elbo.loss(model, masked_guide, x);
+  CHECK(running_stats(elbo).at("z/mean") == stats.at("z/mean"));
+}
+
+TEST_CASE("pooled_baselines share one running mean and variance among sites with a prefix", "[elbo][score]") {
+  // Model order o/0, x1, o/1, x2: the signal of o/0 is log p(x1) + log p(x2),
+  // that of o/1 only log p(x2) (the Bernoulli terms cancel: both are 0.5).
+  ppl::param_store().clear();
+  const auto x1 = torch::tensor({0.0, 1.0}, kF64), x2 = torch::tensor({2.0, -1.0}, kF64);
+  auto model = [&](const torch::Tensor&) {
+    auto data = ppl::plate("data", 2);
+    ppl::sample("o/0", d::Bernoulli(torch::full({2}, 0.5, kF64)));
+    ppl::observe("x1", d::Normal(torch::zeros({2}, kF64), 1.0), x1);
+    ppl::sample("o/1", d::Bernoulli(torch::full({2}, 0.5, kF64)));
+    ppl::observe("x2", d::Normal(torch::zeros({2}, kF64), 1.0), x2);
+  };
+  auto guide = [](const torch::Tensor&) {
+    auto data = ppl::plate("data", 2);
+    ppl::sample("o/0", d::Bernoulli(torch::full({2}, 0.5, kF64)));
+    ppl::sample("o/1", d::Bernoulli(torch::full({2}, 0.5, kF64)));
+  };
+  std::vector<double> s0, s1;
+  for (int n = 0; n < 2; ++n) {
+    const double l1 = std_normal_log_pdf(x1[n].item<double>()), l2 = std_normal_log_pdf(x2[n].item<double>());
+    s0.push_back(l1 + l2);
+    s1.push_back(l2);
+  }
+  auto moments = [](const std::vector<double>& v) {
+    double m = 0, q = 0;
+    for (double e : v) m += e / static_cast<double>(v.size());
+    for (double e : v) q += (e - m) * (e - m) / static_cast<double>(v.size());
+    return std::pair{m, q};
+  };
+  infer::Elbo separate, pooled({.pooled_baselines = {"o/"}});
+  const auto none = torch::Tensor();
+  separate.loss(model, guide, none);
+  pooled.loss(model, guide, none);
+  const auto a = running_stats(separate), b = running_stats(pooled);
+  CHECK(a.at("o/0/mean") == Approx(moments(s0).first));
+  CHECK(a.at("o/1/mean") == Approx(moments(s1).first));
+  CHECK(a.at("o/1/var") == Approx(moments(s1).second));
+  std::vector<double> all = s0;
+  all.insert(all.end(), s1.begin(), s1.end());
+  CHECK(b.count("o/0/mean") == 0);
+  CHECK(b.at("o//mean") == Approx(moments(all).first));
+  CHECK(b.at("o//var") == Approx(moments(all).second));
+  // Round trip through JSON.
+  const nlohmann::json j = infer::ElboOptions{.pooled_baselines = {"o/"}};
+  CHECK(j.get<infer::ElboOptions>().pooled_baselines == std::vector<std::string>{"o/"});
+}

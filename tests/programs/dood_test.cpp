@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <set>
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/inference.hpp>
@@ -224,6 +225,42 @@ TEST_CASE("DooD beta_signal_only moves beta from the sites into o's learning sig
     for (const auto& name : latent_names(*tr)) CHECK(tr->site(name).scale == 1.0);
   CHECK(program.elbo_options().signal_kl_weight == o.beta);
   CHECK(program.options().at("beta_signal_only") == true);
+}
+
+TEST_CASE("DooD pooled_signal_stats: one running statistic for every o_t, over the images still drawing", "[dood]") {
+  ppl::param_store().clear();
+  CHECK(dood::Dood(small()).elbo_options().pooled_baselines.empty());
+  // An on-bias of 0 makes some images stop early.
+  auto o = ppl::options_from_json<dood::DoodOptions>(
+      nlohmann::json{{"pooled_signal_stats", true}, {"presence_init_bias", 0.0}}, small());
+  REQUIRE(o.pooled_signal_stats);
+  dood::Dood program(o);
+  CHECK(program.elbo_options().pooled_baselines == std::vector<std::string>{"o/"});
+  torch::manual_seed(3);
+  auto x = torch::rand({16, 1, 12, 12});
+  auto traces = run(program, x);
+  // The mask of o_t is "every earlier step was on".
+  auto alive = torch::ones({16}, torch::kBool);
+  int64_t stopped = 0;
+  for (int t = 0; t < o.steps; ++t) {
+    const auto& site = traces.guide.site(ppl::addr("o", t));
+    REQUIRE(site.mask.defined());
+    CHECK(torch::equal(site.mask.view({16}), alive));
+    alive = alive.logical_and(site.value.view({16}) > 0.5);
+    stopped = 16 - alive.sum().item<int64_t>();
+  }
+  CHECK(stopped > 0);
+  // The objective keeps one statistic under "o/" and none per step.
+  ppl::param_store().clear();
+  dood::Dood fresh(o);
+  ppl::infer::Elbo elbo(fresh.elbo_options());
+  elbo.loss([&](const torch::Tensor& v) { return fresh.model(v); }, [&](const torch::Tensor& v) { return fresh.guide(v); }, x);
+  ppl::TensorArchive archive;
+  elbo.save_state(archive, "");
+  std::set<std::string> keys;
+  for (const auto& [name, t] : archive.tensors) keys.insert(name);
+  CHECK(keys.count("o//mean") == 1);
+  CHECK(keys.count("o/0/mean") == 0);
 }
 
 TEST_CASE("DooD: evaluation can replace the learnt per-pixel likelihood scale", "[dood]") {

@@ -44,6 +44,10 @@ DoodOptions DoodOptions::defaults() {
   // likelihood by beta in the o_t learning signal only; here beta weighs
   // the whole objective (C.1's beta-VAE reading) unless this is on.
   o.beta_signal_only = false;
+  // The authors keep one running mean and variance of the o_t learning
+  // signal for all steps, over the images still drawing at step t; here each
+  // o_t keeps its own over every image unless this is on.
+  o.pooled_signal_stats = false;
   // The authors' MNIST configuration uses 40-component mixtures with x-y
   // correlation for the layout and stroke priors; the supplement describes
   // Normal priors, the default here.
@@ -251,6 +255,7 @@ infer::ElboOptions Dood::elbo_options() const {
     e.baseline_decay = 0.8;
   }
   if (options_.beta_signal_only) e.signal_kl_weight = options_.beta;
+  if (options_.pooled_signal_stats) e.pooled_baselines = {"o/"};
   return e;
 }
 
@@ -404,7 +409,11 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
     // The baseline b(z_{<t}, x) reads detached inputs: its loss trains only itself.
     auto baseline = nets_->bl_o->forward(o_in.detach()).squeeze(1) * alive.detach();
     auto o_t = weighted(w, [&] {
-      return ppl::sample(addr("o", t), d::Bernoulli(alive * prob), {.baseline = baseline});
+      // With pooled_signal_stats, the mask keeps the images that stopped
+      // drawing before step t (o_t = 0 there for sure) out of the signal's
+      // statistics; their log q is 0 either way.
+      return ppl::sample(addr("o", t), d::Bernoulli(alive * prob),
+                         {.baseline = baseline, .mask = options_.pooled_signal_stats ? alive > 0.5 : torch::Tensor()});
     });
     auto mask = o_t > 0.5;
     auto l_out = nets_->q_l->forward(q_in);

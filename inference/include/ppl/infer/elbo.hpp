@@ -84,6 +84,11 @@ struct ElboOptions {
   /// Divide the centred learning signal by max(1, running standard
   /// deviation), as NVIL; rescales the gradient, so off by default.
   bool normalise_variance = false;
+  /// Sites whose names start with one of these prefixes share one running
+  /// mean and variance (kept under the prefix), pooled over all their
+  /// elements, instead of one per site: the DooD authors' NVIL statistics,
+  /// one for the on/off choices of every step (`{"o/"}`).
+  std::vector<std::string> pooled_baselines{};
   /// Multiplies the latent sites' log p(z) - log q(z) terms (on top of
   /// `beta`) in the score-function learning signals only; the pathwise
   /// objective keeps weight 1. A KL weight that steers the discrete choices
@@ -135,7 +140,9 @@ struct ElboResult {
 /// where A_t holds only the costs at or after site t in the same plate
 /// element (Schulman et al. 2015), c_t a decaying average and b_t the site's
 /// `.baseline` (Mnih & Gregor 2014). Keeps the running baseline statistics
-/// between calls.
+/// between calls; they and the baseline regression count only the elements
+/// a site's mask (its `mask` option, a `mask` handler, or its distribution's
+/// mask) leaves on, since masked elements give no gradient.
 class Elbo {
  public:
   /// Throws ArgumentError for particles < 1, baseline_decay outside [0, 1),
@@ -185,11 +192,22 @@ class Elbo {
   };
   ElboResult evaluate_elbo(const Runner& run);
   ElboResult evaluate_iwae(const Runner& run);
-  /// The centred (and optionally normalised) signal, updating the statistics.
-  torch::Tensor centre(const std::string& key, const torch::Tensor& signal);
+  /// This evaluation's sums over the active elements of a statistics key.
+  struct Moments {
+    double sum = 0, sum_sq = 0, count = 0;
+  };
+  /// The key of a site's running statistics: its pooled prefix, or its name.
+  std::string stats_key(const std::string& site) const;
+  /// The signal centred (and optionally normalised) by the statistics before
+  /// this evaluation; adds its elements where `active` (undefined: all) to
+  /// this evaluation's moments.
+  torch::Tensor centre(const std::string& key, const torch::Tensor& signal, const torch::Tensor& active);
+  /// Folds this evaluation's moments into the running statistics.
+  void update_running();
 
   ElboOptions options_;
   std::map<std::string, Running> running_;
+  std::map<std::string, Moments> batch_;
 };
 
 }  // namespace ppl::infer

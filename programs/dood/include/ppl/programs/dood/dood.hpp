@@ -56,6 +56,7 @@ struct DoodOptions {
                            (bool, presence_from_residual), // guide's o head reads only the residual and its ink ratio
                            (bool, normalise_signal),     // NVIL: o's learning signal / max(1, running sd), decay 0.8
                            (bool, beta_signal_only),     // beta weighs the KL in o's learning signal only
+                           (bool, pooled_signal_stats),  // one running mean/variance of o's signal for all steps, live images only
                            (int, prior_mixtures),        // K > 0: l_t and each point of s_t get K-component priors
                            (bool, correlated_guide),     // q(l_t), q(s_t): x-y correlated Gaussians
                            (double, learning_rate),      // the rest (C.1)
@@ -123,7 +124,8 @@ class Dood : public ImageProgram {
   std::vector<ParamGroupSpec> param_groups() const override;
   /// The objective's options: with `normalise_signal`, NVIL's variance
   /// normalisation of the o_t learning signals, with the authors' decay 0.8;
-  /// with `beta_signal_only`, beta as the signals' KL weight.
+  /// with `beta_signal_only`, beta as the signals' KL weight; with
+  /// `pooled_signal_stats`, one running mean and variance for every o_t.
   infer::ElboOptions elbo_options() const override;
   /// Turns the beta weighting on or off: `ppl train` turns it on, so beta
   /// applies to training and not to `ppl ll` (DooD has no schedules, so
