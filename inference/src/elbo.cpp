@@ -25,8 +25,6 @@ std::string where(const Site& s) {
 
 bool is_latent(const Site& s) { return s.kind == SiteKind::sample && !s.observed; }
 
-/// log q without the site's scale (the score of the sampling distribution),
-/// masked like log_prob.
 /// The elements of a site's batch that its masks leave on (its own mask and
 /// its distribution's, combined); undefined when it has neither.
 torch::Tensor active_elements(const Site& s) {
@@ -35,6 +33,8 @@ torch::Tensor active_elements(const Site& s) {
   return on.defined() ? on.to(torch::kBool) : on;
 }
 
+/// log q without the site's scale (the score of the sampling distribution),
+/// masked like log_prob.
 torch::Tensor unscaled_log_prob(const Site& s) {
   if (s.scale == 1.0) return s.log_prob();
   if (s.scale == 0.0) return torch::zeros_like(s.log_prob());
@@ -308,19 +308,18 @@ torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal, 
   } else {
     w = torch::ones_like(s);
   }
-  auto sums = torch::stack({(s * w).sum(), (s * s * w).sum(), w.sum()}).cpu();
-  const auto* v = sums.data_ptr<double>();
+  auto sums = torch::stack({(s * w).sum(), (s * s * w).sum(), w.sum()});
   auto& m = batch_[key];
-  m.sum += v[0];
-  m.sum_sq += v[1];
-  m.count += v[2];
+  m.sums = m.sums.defined() ? m.sums + sums : sums;
   return out;
 }
 
 void Elbo::update_running() {
   for (const auto& [key, m] : batch_) {
-    if (m.count <= 0) continue;  // no active element this time
-    const double mean = m.sum / m.count, var = std::max(0.0, m.sum_sq / m.count - mean * mean);
+    const auto sums = m.sums.cpu();  // one transfer per key and step
+    const double* v = sums.data_ptr<double>();
+    if (v[2] <= 0) continue;  // no active element this time
+    const double mean = v[0] / v[2], var = std::max(0.0, v[1] / v[2] - mean * mean);
     auto& r = running_[key];
     const auto opts = torch::TensorOptions().dtype(torch::kDouble);
     if (!r.mean.defined()) {

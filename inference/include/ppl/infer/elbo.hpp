@@ -194,7 +194,7 @@ class Elbo {
   ElboResult evaluate_iwae(const Runner& run);
   /// This evaluation's sums over the active elements of a statistics key.
   struct Moments {
-    double sum = 0, sum_sq = 0, count = 0;
+    torch::Tensor sums;  ///< [3] double: sum, sum of squares, count
   };
   /// The key of a site's running statistics: its pooled prefix, or its name.
   std::string stats_key(const std::string& site) const;
