@@ -107,11 +107,13 @@ void train(const TrainArgs& args) {
     t.n_train = stored.at("n_train");
     t.seed = stored.at("seed");
     t.data_dir = stored.value("data_dir", "");
-    t.lr_decay = stored.value("lr_decay", 1.0);
-    t.lr_plateau = stored.value("lr_plateau", int64_t{-1});
-    t.lr_factor = stored.value("lr_factor", 0.1);
-    t.lr_threshold = stored.value("lr_threshold", 0.0);
-    t.min_lr = stored.value("min_lr", 0.0);
+    // Runs from before the schedule flags have none.
+    const TrainOptions unscheduled;
+    t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
+    t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);
+    t.lr_factor = stored.value("lr_factor", unscheduled.lr_factor);
+    t.lr_threshold = stored.value("lr_threshold", unscheduled.lr_threshold);
+    t.min_lr = stored.value("min_lr", unscheduled.min_lr);
     t.steps = std::max<int64_t>(steps, stored.at("steps").get<int64_t>());
   } else {
     if (fs::exists(checkpoint))

@@ -12,6 +12,8 @@
 
 #include <ppl/core/check.hpp>
 #include <ppl/infer/elbo.hpp>
+
+#include "longest_prefix.hpp"
 #include <ppl/infer/importance.hpp>
 
 namespace ppl::infer {
@@ -270,24 +272,13 @@ Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {
 }
 
 double Elbo::weight(const std::string& name) const {
-  double w = 1.0;
-  size_t best = 0;
-  bool found = false;
-  for (const auto& [prefix, v] : options_.beta) {
-    if (name.compare(0, prefix.size(), prefix) == 0 && (!found || prefix.size() >= best)) {
-      w = v;
-      best = prefix.size();
-      found = true;
-    }
-  }
-  return w;
+  const auto* match = detail::longest_prefix(name, options_.beta, [](const auto& kv) -> const std::string& { return kv.first; });
+  return match ? match->second : 1.0;
 }
 
 std::string Elbo::stats_key(const std::string& site) const {
-  const std::string* best = nullptr;
-  for (const auto& prefix : options_.pooled_baselines)
-    if (site.compare(0, prefix.size(), prefix) == 0 && (!best || prefix.size() > best->size())) best = &prefix;
-  return best ? *best : site;
+  const auto* match = detail::longest_prefix(site, options_.pooled_baselines, [](const std::string& p) -> const std::string& { return p; });
+  return match ? *match : site;
 }
 
 torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal, const torch::Tensor& active) {
@@ -300,23 +291,23 @@ torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal, 
   // The statistics move after this evaluation: this step's baseline never
   // depends on this step's draws.
   auto s = signal.detach().to(torch::kDouble);
-  torch::Tensor w;
+  torch::Tensor sums;
   if (active.defined()) {
     const auto shape = at::infer_size(s.sizes(), active.sizes());
     s = s.expand(shape);
-    w = active.expand(shape).to(torch::kDouble);
+    const auto w = active.expand(shape).to(torch::kDouble);
+    sums = torch::stack({(s * w).sum(), (s * s * w).sum(), w.sum()});
   } else {
-    w = torch::ones_like(s);
+    sums = torch::stack({s.sum(), (s * s).sum(), torch::tensor(static_cast<double>(s.numel()), s.options())});
   }
-  auto sums = torch::stack({(s * w).sum(), (s * s * w).sum(), w.sum()});
-  auto& m = batch_[key];
-  m.sums = m.sums.defined() ? m.sums + sums : sums;
+  auto& acc = batch_[key];
+  acc = acc.defined() ? acc + sums : sums;
   return out;
 }
 
 void Elbo::update_running() {
-  for (const auto& [key, m] : batch_) {
-    const auto sums = m.sums.cpu();  // one transfer per key and step
+  for (const auto& [key, acc] : batch_) {
+    const auto sums = acc.cpu();  // one transfer per key and step
     const double* v = sums.data_ptr<double>();
     if (v[2] <= 0) continue;  // no active element this time
     const double mean = v[0] / v[2], var = std::max(0.0, v[1] / v[2] - mean * mean);
@@ -331,7 +322,6 @@ void Elbo::update_running() {
       r.var = torch::tensor(a * r.var.item<double>() + (1 - a) * (var + (mean - old) * (mean - old)), opts);
     }
   }
-  batch_.clear();
 }
 
 ElboResult Elbo::evaluate(const Runner& run) {

@@ -11,9 +11,15 @@
 
 #include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
+#include <ppl/core/reflect.hpp>
 #include <ppl/core/random.hpp>
 #include <ppl/infer/checkpoint.hpp>
 #include <ppl/infer/svi.hpp>
+
+#include "longest_prefix.hpp"
+
+// Plateau's fields, by name, for ppl::options_to_json / options_from_json.
+BOOST_HANA_ADAPT_STRUCT(ppl::infer::Plateau, factor, patience, threshold, relative, cooldown);
 
 namespace ppl::infer {
 
@@ -26,12 +32,7 @@ void to_json(nlohmann::json& j, const Adam& a) {
        {"beta2", a.beta2},   {"eps", a.eps},
        {"groups", groups},   {"baseline_lr", a.baseline_lr ? nlohmann::json(*a.baseline_lr) : nlohmann::json(nullptr)},
        {"clip_norm", a.clip_norm}, {"decay", a.decay},
-       {"plateau", a.plateau ? nlohmann::json{{"factor", a.plateau->factor},
-                                              {"patience", a.plateau->patience},
-                                              {"threshold", a.plateau->threshold},
-                                              {"relative", a.plateau->relative},
-                                              {"cooldown", a.plateau->cooldown}}
-                             : nlohmann::json(nullptr)},
+       {"plateau", a.plateau ? options_to_json(*a.plateau) : nlohmann::json(nullptr)},
        {"min_lr", a.min_lr}};
 }
 
@@ -55,17 +56,7 @@ void from_json(const nlohmann::json& j, Adam& a) {
         a.plateau.reset();
       } else {
         if (!p.is_object()) throw Error("Adam: \"plateau\" must be an object or null");
-        Plateau d;
-        for (auto it = p.begin(); it != p.end(); ++it)
-          if (it.key() != "factor" && it.key() != "patience" && it.key() != "threshold" && it.key() != "relative" &&
-              it.key() != "cooldown")
-            throw Error(fmt::format("Adam: unknown key \"plateau.{}\"", it.key()));
-        d.factor = p.value("factor", d.factor);
-        d.patience = p.value("patience", d.patience);
-        d.threshold = p.value("threshold", d.threshold);
-        d.relative = p.value("relative", d.relative);
-        d.cooldown = p.value("cooldown", d.cooldown);
-        a.plateau = d;
+        a.plateau = options_from_json<Plateau>(p, Plateau{}, "plateau.");
       }
     }
     if (j.contains("groups")) {
@@ -160,10 +151,8 @@ void Optimiser::load_schedule(const TensorArchive& archive, const std::string& p
 }
 
 double Optimiser::base_rate(const std::string& name, bool baseline) const {
-  const ParamGroup* best = nullptr;
-  for (const auto& g : spec_.groups)
-    if (name.compare(0, g.prefix.size(), g.prefix) == 0 && (!best || g.prefix.size() >= best->prefix.size())) best = &g;
-  if (best) return best->lr;
+  if (const auto* best = detail::longest_prefix(name, spec_.groups, [](const ParamGroup& g) -> const std::string& { return g.prefix; }))
+    return best->lr;
   if (baseline && spec_.baseline_lr) return *spec_.baseline_lr;
   return spec_.lr;
 }

@@ -192,10 +192,6 @@ class Elbo {
   };
   ElboResult evaluate_elbo(const Runner& run);
   ElboResult evaluate_iwae(const Runner& run);
-  /// This evaluation's sums over the active elements of a statistics key.
-  struct Moments {
-    torch::Tensor sums;  ///< [3] double: sum, sum of squares, count
-  };
   /// The key of a site's running statistics: its pooled prefix, or its name.
   std::string stats_key(const std::string& site) const;
   /// The signal centred (and optionally normalised) by the statistics before
@@ -207,7 +203,9 @@ class Elbo {
 
   ElboOptions options_;
   std::map<std::string, Running> running_;
-  std::map<std::string, Moments> batch_;
+  /// This evaluation's sums over the active elements, by statistics key:
+  /// [3] double (sum, sum of squares, count); cleared when an evaluation starts.
+  std::map<std::string, torch::Tensor> batch_;
 };
 
 }  // namespace ppl::infer
