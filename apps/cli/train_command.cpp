@@ -2,6 +2,7 @@
 // checkpoints, resume, metrics, progress and pictures of the result.
 #include <cstdio>
 #include <fstream>
+#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -21,6 +22,7 @@ struct TrainArgs {
   std::string config;
   bool resume = false;
   TrainOptions train;
+  std::set<std::string> given;  ///< the flags given on the command line ("--eval-every", ...)
 };
 
 nlohmann::json train_to_json(const TrainOptions& t) {
@@ -84,6 +86,56 @@ torch::Tensor plot_curve(const std::vector<std::pair<int64_t, double>>& points) 
   return img;
 }
 
+/// The seed of the evaluation (and pictures) after `step`: a stream apart
+/// from the training steps' (seed * 1000003 + step).
+uint64_t evaluation_seed(uint64_t seed, int64_t step) {
+  return seed * 1000003 + static_cast<uint64_t>(step) + 0x9E3779B97F4A7C15ull;
+}
+
+/// The training settings of a resumed run: the stored ones, with --steps
+/// (extends the run; never shortens it), --eval-every, --checkpoint-every, --data-dir and
+/// --device taken from the command line when given. A flag that would
+/// change what the run computes (its data, batches, seed or schedule) is a
+/// UsageError naming it, unless it repeats the stored value.
+TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& stored, const std::filesystem::path& dir) {
+  const TrainOptions& given = args.train;
+  const TrainOptions unscheduled;  // runs from before the schedule flags have none
+  TrainOptions t = given;
+  t.data = stored.at("data");
+  t.batch_size = stored.at("batch_size");
+  t.n_train = stored.at("n_train");
+  t.seed = stored.at("seed");
+  t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
+  t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);
+  t.lr_factor = stored.value("lr_factor", unscheduled.lr_factor);
+  t.lr_threshold = stored.value("lr_threshold", unscheduled.lr_threshold);
+  t.min_lr = stored.value("min_lr", unscheduled.min_lr);
+  auto keep = [&](const char* flag, const auto& stored_value, const auto& value, const char* note = "") {
+    if (args.given.count(flag) && !(value == stored_value))
+      throw UsageError(fmt::format("train: {} is {}, but the run in {} was trained with {}{}; a resumed run keeps it "
+                                   "(start a new run, another --out, to change it)",
+                                   flag, nlohmann::json(value).dump(), dir.string(), nlohmann::json(stored_value).dump(),
+                                   note));
+  };
+  keep("--data", t.data, given.data);
+  keep("--batch-size", t.batch_size, given.batch_size, t.batch_size == 0 ? " (the program's own)" : "");
+  keep("--n-train", t.n_train, given.n_train);
+  keep("--seed", t.seed, given.seed);
+  keep("--lr-decay", t.lr_decay, given.lr_decay);
+  keep("--lr-plateau", t.lr_plateau, given.lr_plateau);
+  keep("--lr-factor", t.lr_factor, given.lr_factor);
+  keep("--lr-threshold", t.lr_threshold, given.lr_threshold);
+  keep("--min-lr", t.min_lr, given.min_lr);
+  // Settings that change neither the batches nor the draws.
+  if (!args.given.count("--eval-every")) t.eval_every = stored.at("eval_every");
+  if (!args.given.count("--checkpoint-every")) t.checkpoint_every = stored.at("checkpoint_every");
+  if (!args.given.count("--data-dir")) t.data_dir = stored.value("data_dir", "");
+  if (!args.given.count("--device")) t.device = stored.value("device", "cpu");
+  const auto stored_steps = stored.at("steps").get<int64_t>();
+  t.steps = args.given.count("--steps") ? std::max(given.steps, stored_steps) : stored_steps;
+  return t;
+}
+
 void train(const TrainArgs& args) {
   namespace fs = std::filesystem;
   const fs::path dir = args.out;
@@ -98,23 +150,11 @@ void train(const TrainArgs& args) {
     if (config.at("program") != args.program)
       throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
                                    config.at("program").get<std::string>(), args.program));
-    const auto& stored = config.at("train");
-    const int64_t steps = t.steps;
-    t.data = stored.at("data");
-    t.batch_size = stored.at("batch_size");
-    t.checkpoint_every = stored.at("checkpoint_every");
-    t.eval_every = stored.at("eval_every");
-    t.n_train = stored.at("n_train");
-    t.seed = stored.at("seed");
-    t.data_dir = stored.value("data_dir", "");
-    // Runs from before the schedule flags have none.
-    const TrainOptions unscheduled;
-    t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
-    t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);
-    t.lr_factor = stored.value("lr_factor", unscheduled.lr_factor);
-    t.lr_threshold = stored.value("lr_threshold", unscheduled.lr_threshold);
-    t.min_lr = stored.value("min_lr", unscheduled.min_lr);
-    t.steps = std::max<int64_t>(steps, stored.at("steps").get<int64_t>());
+    if (args.given.count("--config"))
+      throw UsageError(fmt::format("train: --config cannot change the options of the run in {}; start a new run "
+                                   "(another --out) to train with other options",
+                                   dir.string()));
+    t = resumed_settings(args, config.at("train"), dir);
   } else {
     if (fs::exists(checkpoint))
       throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
@@ -155,7 +195,10 @@ void train(const TrainArgs& args) {
   if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
 
   fs::create_directories(dir);
-  if (!args.resume) write_atomic(config_path, config.dump(2));
+  // A resumed run records its extended step count and any changed
+  // evaluation, checkpoint or data-directory setting.
+  config["train"] = train_to_json(t);
+  write_atomic(config_path, config.dump(2));
 
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
@@ -217,6 +260,9 @@ void train(const TrainArgs& args) {
     pending_metrics.push_back(record.dump());
     curve.emplace_back(step, loss);
     if (t.eval_every > 0 && (step % t.eval_every == 0 || step == t.steps)) {
+      // The evaluation's draws come from their own stream: its figures depend
+      // only on (seed, step), and training does not depend on how often it runs.
+      random::SeedScope seed(evaluation_seed(t.seed, step));
       auto eval = program->evaluate(test.images.to(device), test.labels);
       eval["step"] = step;
       eval["split"] = "test";
@@ -237,6 +283,7 @@ void train(const TrainArgs& args) {
   // Pictures of the result.
   {
     torch::NoGradGuard no_grad;
+    random::SeedScope seed(evaluation_seed(t.seed, step));
     save_image_grid(dir / "samples.png", program->sample(64).cpu(), 8);
     auto x = spread_rows(test.images, 32).to(device);
     save_reconstructions(dir / "reconstructions.png", x, program->reconstruct(x));
@@ -276,7 +323,12 @@ RegisterCommand reg{"train", [](CLI::App& app) {
   cmd->add_option("--lr-threshold", a->train.lr_threshold,
                   "improvement (nats per image) --lr-plateau counts as one")->capture_default_str();
   cmd->add_option("--min-lr", a->train.min_lr, "no schedule takes a learning rate below this")->capture_default_str();
-  cmd->callback([a] { train(*a); });
+  cmd->callback([a, cmd] {
+    a->given.clear();
+    for (const auto* opt : cmd->get_options())
+      if (opt->count() > 0) a->given.insert(opt->get_name());
+    train(*a);
+  });
 }};
 
 }  // namespace

@@ -14,8 +14,31 @@ common=(--data multi-mnist --n-train 64 --config "$work/small.json" --checkpoint
 
 "$ppl" train air "${common[@]}" --steps 6 --out "$work/straight" > /dev/null 2>&1
 "$ppl" train air "${common[@]}" --steps 3 --out "$work/resumed" > /dev/null 2>&1
-"$ppl" train air --steps 6 --out "$work/resumed" --resume > /dev/null 2>&1
+# Evaluations and checkpoints may come at other intervals after a resume
+# (they change neither the batches nor the draws); the run records them.
+"$ppl" train air --steps 6 --out "$work/resumed" --resume --seed 3 --eval-every 2 --checkpoint-every 1 > /dev/null 2>&1
 cmp "$work/straight/checkpoint.bin" "$work/resumed/checkpoint.bin" || { echo "resume is not exact"; exit 1; }
+grep -q '"eval_every": 2' "$work/resumed/config.json" && grep -q '"steps": 6' "$work/resumed/config.json"
+[ "$(grep -c '"split":"test"' "$work/resumed/metrics.jsonl")" -eq 2 ]
+# An evaluation's figures depend only on the seed and the step: the same at
+# step 4 and 6 in a straight run evaluating every step.
+"$ppl" train air --data multi-mnist --n-train 64 --config "$work/small.json" --checkpoint-every 2 --eval-every 1 --seed 3 \
+  --steps 6 --out "$work/evals" > /dev/null 2>&1
+cmp "$work/straight/checkpoint.bin" "$work/evals/checkpoint.bin" || { echo "evaluations change training"; exit 1; }
+for s in 4 6; do
+  [ "$(grep "\"step\":$s}" "$work/resumed/metrics.jsonl" | grep split)" = \
+    "$(grep "\"step\":$s}" "$work/evals/metrics.jsonl" | grep split)" ] || { echo "evaluation at step $s differs"; exit 1; }
+done
+# A flag that would change what a resumed run computes is an error naming
+# it, before anything is written; so is --config.
+resumed_before=$(cat "$work/resumed/checkpoint.bin" "$work/resumed/config.json" | md5sum)
+set +e
+"$ppl" train air --steps 8 --out "$work/resumed" --resume --batch-size 32 2> "$work/err9"; rc10=$?
+"$ppl" train air --steps 8 --out "$work/resumed" --resume --config "$work/small.json" 2> "$work/err10"; rc11=$?
+set -e
+[ $rc10 -eq 2 ] && grep -q -- "--batch-size is 32, but the run in .* was trained with 0 (the program's own)" "$work/err9"
+[ $rc11 -eq 2 ] && grep -q -- '--config cannot change the options' "$work/err10"
+[ "$resumed_before" = "$(cat "$work/resumed/checkpoint.bin" "$work/resumed/config.json" | md5sum)" ]
 for f in samples.png reconstructions.png curve.png metrics.jsonl config.json; do
   [ -s "$work/straight/$f" ] || { echo "missing $f"; exit 1; }
 done
