@@ -29,6 +29,12 @@ for s in 4 6; do
   [ "$(grep "\"step\":$s}" "$work/resumed/metrics.jsonl" | grep split)" = \
     "$(grep "\"step\":$s}" "$work/evals/metrics.jsonl" | grep split)" ] || { echo "evaluation at step $s differs"; exit 1; }
 done
+# Reading a run writes nothing beside its checkpoint (its directory may be
+# read-only or read by several commands at once): a directory squatting on
+# the scratch name that loading once used is no obstacle.
+mkdir "$work/resumed/checkpoint.bin.params.tmp"
+"$ppl" sample "$work/resumed" --n 4 --out "$work/read.png" > /dev/null 2>&1
+rmdir "$work/resumed/checkpoint.bin.params.tmp"
 # A flag that would change what a resumed run computes is an error naming
 # it, before anything is written; so is --config.
 resumed_before=$(cat "$work/resumed/checkpoint.bin" "$work/resumed/config.json" | md5sum)
