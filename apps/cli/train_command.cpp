@@ -86,11 +86,12 @@ torch::Tensor plot_curve(const std::vector<std::pair<int64_t, double>>& points) 
   return img;
 }
 
+/// The seed of training step `step`'s draws.
+uint64_t step_seed(uint64_t seed, int64_t step) { return seed * 1000003 + static_cast<uint64_t>(step); }
+
 /// The seed of the evaluation (and pictures) after `step`: a stream apart
-/// from the training steps' (seed * 1000003 + step).
-uint64_t evaluation_seed(uint64_t seed, int64_t step) {
-  return seed * 1000003 + static_cast<uint64_t>(step) + 0x9E3779B97F4A7C15ull;
-}
+/// from the training steps'.
+uint64_t evaluation_seed(uint64_t seed, int64_t step) { return step_seed(seed, step) + 0x9E3779B97F4A7C15ull; }
 
 /// The training settings of a resumed run: the stored ones, with --steps
 /// (extends the run; never shortens it), --eval-every, --checkpoint-every, --data-dir and
@@ -195,10 +196,6 @@ void train(const TrainArgs& args) {
   if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
 
   fs::create_directories(dir);
-  // A resumed run records its extended step count and any changed
-  // evaluation, checkpoint or data-directory setting.
-  config["train"] = train_to_json(t);
-  write_atomic(config_path, config.dump(2));
 
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
@@ -212,6 +209,11 @@ void train(const TrainArgs& args) {
     start = svi.steps();
     std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
   }
+  // Written once the run is known to load: a resumed run records its
+  // extended step count and any changed evaluation, checkpoint, data-directory
+  // or device setting.
+  config["train"] = train_to_json(t);
+  write_atomic(config_path, config.dump(2));
 
   program->set_training(true);
   install_interrupt_handler();
@@ -249,7 +251,7 @@ void train(const TrainArgs& args) {
     auto x = data.images.index_select(0, idx).to(device);
     double loss;
     {
-      random::SeedScope seed(t.seed * 1000003 + static_cast<uint64_t>(step));
+      random::SeedScope seed(step_seed(t.seed, step));
       loss = svi.step(x) / static_cast<double>(batch);
     }
     if (scheduled) svi.optimiser().step_schedule(loss);

@@ -84,6 +84,7 @@ mkdir -p "$work/corrupt" && cp "$work/straight/config.json" "$work/corrupt/" && 
 mkdir -p "$work/other" && cp "$work/straight/checkpoint.bin" "$work/other/"
 sed 's/"z_what_size": 8/"z_what_size": 9/' "$work/straight/config.json" > "$work/other/config.json"
 other_before=$(md5sum < "$work/other/checkpoint.bin")
+other_config_before=$(md5sum < "$work/other/config.json")
 "$ppl" sample "$work/other" 2> "$work/err3"; rc4=$?
 "$ppl" train air --steps 8 --out "$work/other" --resume 2> "$work/err4"; rc5=$?
 set -e
@@ -91,6 +92,8 @@ grep -q '"z_what_size": 9' "$work/other/config.json"
 [ $rc4 -eq 2 ] && grep -q "does not match the program" "$work/err3" && grep -q 'air\.' "$work/err3"
 [ $rc5 -eq 2 ] && grep -q "does not match the program" "$work/err4" && [ "$(wc -l < "$work/err4")" -eq 1 ]
 [ "$other_before" = "$(md5sum < "$work/other/checkpoint.bin")" ]
+# A resume that fails to load records nothing (not the steps it asked for).
+[ "$other_config_before" = "$(md5sum < "$work/other/config.json")" ]
 [ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err"
 [ $rc2 -eq 2 ]
 [ $rc3 -eq 2 ] && grep -q "cannot load the checkpoint" "$work/err2"
