@@ -1,5 +1,6 @@
 // Data and pictures for the program commands, on the runtime's datasets,
 // scene generators and PNG writer.
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <unistd.h>
@@ -43,7 +44,11 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
     auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
     const auto seed = split == rd::Split::train ? 1 : 2;
     rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
-    const int64_t n = limit > 0 ? limit : (split == rd::Split::train ? kSceneTrain : kSceneTest);
+    // The test split is a fixed set of kSceneTest scenes, so that every
+    // command (and `trace --index`) reads the same ones; the training split
+    // extends along the generator's stream when --n-train asks for more.
+    const int64_t n = split == rd::Split::train ? (limit > 0 ? limit : kSceneTrain)
+                                                : (limit > 0 ? std::min(limit, kSceneTest) : kSceneTest);
     return gen.scenes(0, n);
   } catch (const rd::DataError& e) {
     throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));

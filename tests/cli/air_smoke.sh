@@ -66,6 +66,11 @@ test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 grep -q '"format":"ppl.trace"' "$work/t.json"
 grep -q 'z_pres/0' "$work/t.html"
 grep -q 'data:image/png;base64,' "$work/t.html"
+# A scene set's test split is its 2,000 scenes, for trace as for every command.
+set +e
+"$ppl" trace "$work/straight" --index 2000 2> "$work/err-index"; rc_index=$?
+set -e
+[ $rc_index -eq 2 ] && grep -q -- "--index 2000 is outside multi-mnist test (it has 2000 images)" "$work/err-index"
 
 # Errors: one line, exit code 2, nothing overwritten.
 before=$(md5sum < "$work/straight/checkpoint.bin")
