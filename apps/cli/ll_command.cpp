@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -82,7 +83,10 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
                                  program.image_size()));
   if (a.likelihood_scale != "learnt") {
     program.set_likelihood_scale(evaluation_scale(a.likelihood_scale, data.images));
-    if (a.n > 0 && data.images.size(0) > a.n) data.images = data.images.narrow(0, 0, a.n);
+    if (a.n > 0) {
+      data.images = spread_rows(data.images, a.n);
+      if (data.labels.defined()) data.labels = spread_rows(data.labels, a.n);
+    }
   }
   // ll measures one run on several data sets: the next one starts from the learnt scale.
   struct Restore {
@@ -113,6 +117,15 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
                         {"particles", a.particles}, {"n", n},        {"log_likelihood", mean},
                         {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()},
                         {"likelihood_scale", a.likelihood_scale}};
+  // Which images were scored: how many of each class (of each object count
+  // for scene sets).
+  if (data.labels.defined()) {
+    std::map<int64_t, int64_t> counts;
+    const auto labels = data.labels.to(torch::kCPU, torch::kLong).contiguous();
+    for (int64_t i = 0; i < labels.numel(); ++i) ++counts[labels.data_ptr<int64_t>()[i]];
+    auto& j = out["label_counts"] = nlohmann::json::object();
+    for (const auto& [label, count] : counts) j[std::to_string(label)] = count;
+  }
   write_atomic(run.dir / cell_file(name, a), out.dump(2));
   return out;
 }

@@ -27,11 +27,19 @@ struct ImageData {
 };
 
 /// Loads split "train" or "test" of the dataset `name` (see `ppl data list`),
-/// at most `limit` images (0: all). Generated scene sets (multi-mnist,
+/// at most `limit` images (0: all): of a stored set, `limit` rows spread
+/// evenly over the split (stored splits may be ordered by class), of a
+/// generated scene set its first `limit` scenes. Scene sets (multi-mnist,
 /// mnist-4, ...) are drawn at `scene_size` x `scene_size` (0: the set's
 /// default); other sets ignore it. Throws UsageError naming the dataset.
 ImageData load_image_data(const std::string& name, const std::string& split, const std::string& data_dir,
                           int64_t limit, int64_t scene_size = 0);
+
+/// Image `index` of the split (as [1, 1, H, W] with its label), for the
+/// commands that take `--index`; throws UsageError naming `command`, the
+/// index and the split's size when it lies outside.
+ImageData load_image_at(const std::string& command, const std::string& name, const std::string& split,
+                        const std::string& data_dir, int64_t index, int64_t scene_size = 0);
 
 /// The scenes, with their ground truth, that load_image_data draws for the
 /// scene data set `name` (same digits, seeds and sizes). Throws UsageError

@@ -84,12 +84,9 @@ std::string figure(const std::string& caption, const torch::Tensor& image) {
 void run_trace(const TraceArgs& a) {
   auto run = open_run(a.run, a.device);
   const auto name = a.data.empty() ? run.train.data : a.data;
-  auto data = load_image_data(name, a.split, run.train.data_dir, a.index + 1, run.program->image_size());
-  if (a.index < 0 || a.index >= data.images.size(0))
-    throw UsageError(fmt::format("trace: --index {} is outside {} {} (it has {} images)", a.index, name, a.split,
-                                 data.images.size(0)));
+  const auto data = load_image_at("trace", name, a.split, run.train.data_dir, a.index, run.program->image_size());
   auto& program = *run.program;
-  auto x = data.images.narrow(0, a.index, 1).to(run.device);
+  auto x = data.images.to(run.device);
   random::SeedScope seed(a.seed);
   torch::NoGradGuard no_grad;
   auto guide_fn = [&](const torch::Tensor& img) { return program.guide(img); };

