@@ -63,6 +63,12 @@ test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 # twenty 0s.
 "$ppl" ll "$work/straight" --data mnist --particles 2 --n 20 --batch 10 > "$work/ll-mnist.json" 2> /dev/null
 counts=$(tr -d ' \n' < "$work/ll-mnist.json" | grep -o '"label_counts":{[^}]*}')
+# per_image: the 20 estimates whose mean is log_likelihood.
+tr -d ' \n' < "$work/ll-mnist.json" | awk '{
+  match($0, /"per_image":\[[^]]*\]/); split(substr($0, RSTART + 13, RLENGTH - 14), v, ",");
+  match($0, /"log_likelihood":[-0-9.e+]+/); mean = substr($0, RSTART + 17, RLENGTH - 17) + 0;
+  s = 0; for (i in v) s += v[i]; n = length(v);
+  if (n != 20 || (s / n - mean) ^ 2 > 1e-6 * (1 + mean ^ 2)) { print "per_image: " n " values, mean " s / n " vs " mean; exit 1 } }'
 for c in 0 1 2 3 4 5 6 7 8 9; do
   echo "$counts" | grep -Eq "\"$c\":[1-3][,}]" || { echo "ll --n 20 on mnist: class $c in $counts"; exit 1; }
 done
