@@ -114,7 +114,7 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
   auto ll = torch::cat(lls).to(torch::kDouble);
   const double mean = ll.mean().item<double>();
   const double se = n > 1 ? ll.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0;
-  nlohmann::json out = {{"run", run_name},       {"data", name},     {"split", a.split},
+  nlohmann::json out = {{"run", run_name},       {"step", run.step}, {"data", name},     {"split", a.split},
                         {"particles", a.particles}, {"n", n},        {"log_likelihood", mean},
                         {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()},
                         {"likelihood_scale", a.likelihood_scale}};

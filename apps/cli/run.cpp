@@ -69,6 +69,7 @@ Run open_run(const std::filesystem::path& dir, const std::string& device_overrid
   }
   // Schedules and warm-ups as training left them (e.g. GNM's temperature and
   // beta_g, AIR's z_pres warm-up), the training-only objective off.
+  run.step = step;
   run.program->set_step(step);
   run.program->set_training(false);
   bind_checkpoint(*run.program, run.device, param_store().names(), checkpoint);

@@ -89,6 +89,7 @@ struct Run {
   std::unique_ptr<programs::ImageProgram> program;
   TrainOptions train;
   torch::Device device{torch::kCPU};
+  int64_t step = 0;  ///< the training step of the checkpoint loaded
 };
 
 /// Opens `dir` for reading (ll, sample, trace): reads config.json, builds the

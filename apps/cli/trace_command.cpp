@@ -108,7 +108,7 @@ void run_trace(const TraceArgs& a) {
     return out;
   };
   const auto json_path = a.json.empty() ? run.dir / fmt::format("trace_{}_{}.json", name, a.index) : std::filesystem::path(a.json);
-  nlohmann::json j = {{"program", program.name()}, {"data", name}, {"split", a.split}, {"index", a.index},
+  nlohmann::json j = {{"program", program.name()}, {"step", run.step}, {"data", name}, {"split", a.split}, {"index", a.index},
                       {"elbo", elbo}, {"guide", random_sites(guide_trace).to_json()},
                       {"model", random_sites(model_trace).to_json()}};
   j["params"] = params;

@@ -63,6 +63,8 @@ test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 # twenty 0s.
 "$ppl" ll "$work/straight" --data mnist --particles 2 --n 20 --batch 10 > "$work/ll-mnist.json" 2> /dev/null
 counts=$(tr -d ' \n' < "$work/ll-mnist.json" | grep -o '"label_counts":{[^}]*}')
+# The estimate names the checkpoint's step (a run may be scored while it trains on).
+grep -Eq '"step": 6,?$' "$work/ll-mnist.json"
 # per_image: the 20 estimates whose mean is log_likelihood.
 tr -d ' \n' < "$work/ll-mnist.json" | awk '{
   match($0, /"per_image":\[[^]]*\]/); split(substr($0, RSTART + 13, RLENGTH - 14), v, ",");
@@ -78,6 +80,7 @@ done
 [ -s "$work/r.png" ]
 "$ppl" trace "$work/straight" --index 1 --json "$work/t.json" --html "$work/t.html" > /dev/null
 grep -q '"format":"ppl.trace"' "$work/t.json"
+grep -Eq '"step":6[,}]' "$work/t.json"
 grep -q 'z_pres/0' "$work/t.html"
 grep -q 'data:image/png;base64,' "$work/t.html"
 # A scene set's test split is its 2,000 scenes, for trace as for every command.
