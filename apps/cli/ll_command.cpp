@@ -117,7 +117,7 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
   nlohmann::json out = {{"run", run_name},       {"step", run.step}, {"data", name},     {"split", a.split},
                         {"particles", a.particles}, {"n", n},        {"log_likelihood", mean},
                         {"standard_error", se}, {"mean_ess", torch::cat(esss).mean().item<double>()},
-                        {"likelihood_scale", a.likelihood_scale}};
+                        {"likelihood_scale", a.likelihood_scale}, {"image_size", program.image_size()}};
   // Per image, in the order scored: runs measured on the same images can be
   // compared pairwise, with a far smaller standard error than the means'.
   {
@@ -172,6 +172,12 @@ Paired paired_with_first(const std::vector<std::vector<nlohmann::json>>& cells) 
     for (size_t c = 0; c < row.size(); ++c) {
       const auto x = row[c].at("per_image").get<std::vector<double>>();
       const auto y = cells.front()[c].at("per_image").get<std::vector<double>>();
+      // Not the same images (another count, or scenes drawn at another size): no pairing, null in the JSON.
+      if (x.size() != y.size() || x.empty() || row[c].at("image_size") != cells.front()[c].at("image_size")) {
+        out.difference.back().push_back(NAN);
+        out.standard_error.back().push_back(NAN);
+        continue;
+      }
       const auto d = torch::tensor(x, torch::kDouble) - torch::tensor(y, torch::kDouble);
       const auto n = d.numel();
       out.difference.back().push_back(d.mean().item<double>());
@@ -179,6 +185,13 @@ Paired paired_with_first(const std::vector<std::vector<nlohmann::json>>& cells) 
     }
   }
   return out;
+}
+
+/// One paired difference as text, "other images" where there is none.
+std::string paired_cell(const Paired& paired, size_t r, size_t c, const char* plus_minus) {
+  const double d = paired.difference[r][c];
+  return std::isnan(d) ? std::string("other images")
+                       : fmt::format("{:+.1f} {} {:.1f}", d, plus_minus, paired.standard_error[r][c]);
 }
 
 void write_table(const LlArgs& a, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
@@ -227,7 +240,7 @@ void write_table(const LlArgs& a, const std::vector<std::string>& rows, const st
   for (size_t r = 1; r < rows.size(); ++r) {
     html += fmt::format("<tr><th>{}</th>", rows[r]);
     for (size_t c = 0; c < cols.size(); ++c)
-      html += fmt::format("<td>{:+.1f} &plusmn; {:.1f}</td>", paired.difference[r][c], paired.standard_error[r][c]);
+      html += fmt::format("<td>{}</td>", paired_cell(paired, r, c, "&plusmn;"));
     html += "</tr>";
   }
   html += "</table>";
@@ -294,7 +307,7 @@ void run_ll(const LlArgs& a) {
   for (size_t r = 1; r < a.runs.size(); ++r) {
     std::printf("%-24s", a.runs[r].c_str());
     for (size_t c = 0; c < cols.size(); ++c)
-      std::printf(" %22s", fmt::format("{:+.1f} +- {:.1f}", paired.difference[r][c], paired.standard_error[r][c]).c_str());
+      std::printf(" %22s", paired_cell(paired, r, c, "+-").c_str());
     std::printf("\n");
   }
   write_table(a, a.runs, cols, ll, se, paired);
