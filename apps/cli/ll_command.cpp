@@ -159,21 +159,24 @@ std::vector<std::vector<double>> column_ranks(const std::vector<std::vector<doub
 
 /// Each run's mean difference from the first run's estimate on the same
 /// images, and the standard error of that difference over the images (the
-/// paired comparison): [run][data set] of the cells' per_image values.
+/// paired comparison): [run][data set] of the per_image values of `cells`,
+/// run by run with `sets` data sets each.
 struct Paired {
   std::vector<std::vector<double>> difference, standard_error;
 };
 
-Paired paired_with_first(const std::vector<std::vector<nlohmann::json>>& cells) {
+Paired paired_with_first(const std::vector<nlohmann::json>& cells, size_t sets) {
   Paired out;
-  for (const auto& row : cells) {
+  for (size_t r = 0; r < cells.size() / sets; ++r) {
     out.difference.emplace_back();
     out.standard_error.emplace_back();
-    for (size_t c = 0; c < row.size(); ++c) {
-      const auto x = row[c].at("per_image").get<std::vector<double>>();
-      const auto y = cells.front()[c].at("per_image").get<std::vector<double>>();
+    for (size_t c = 0; c < sets; ++c) {
+      const auto& cell = cells[r * sets + c];
+      const auto& first = cells[c];
+      const auto x = cell.at("per_image").get<std::vector<double>>();
+      const auto y = first.at("per_image").get<std::vector<double>>();
       // Not the same images (another count, or scenes drawn at another size): no pairing, null in the JSON.
-      if (x.size() != y.size() || x.empty() || row[c].at("image_size") != cells.front()[c].at("image_size")) {
+      if (x.size() != y.size() || x.empty() || cell.at("image_size") != first.at("image_size")) {
         out.difference.back().push_back(NAN);
         out.standard_error.back().push_back(NAN);
         continue;
@@ -268,7 +271,6 @@ void run_ll(const LlArgs& a) {
   std::vector<std::vector<double>> ll, se;
   std::vector<std::string> cols;
   std::vector<nlohmann::json> cells;
-  std::vector<std::vector<nlohmann::json>> by_run;
   for (const auto& name : a.runs) {
     auto run = open_run(name, a.device);
     const std::vector<std::string> sets = a.data.empty() ? std::vector<std::string>{run.train.data} : a.data;
@@ -279,12 +281,10 @@ void run_ll(const LlArgs& a) {
                                    a.runs.front(), cols.front(), name, sets.front()));
     ll.emplace_back();
     se.emplace_back();
-    by_run.emplace_back();
     for (const auto& set : sets) {
       auto cell = log_likelihood(run, name, set, a);
       ll.back().push_back(cell.at("log_likelihood"));
       se.back().push_back(cell.at("standard_error"));
-      by_run.back().push_back(cell);
       cells.push_back(std::move(cell));
     }
   }
@@ -302,7 +302,7 @@ void run_ll(const LlArgs& a) {
       std::printf(" %22s", fmt::format("{:.1f} +- {:.1f}", ll[r][c], se[r][c]).c_str());
     std::printf("\n");
   }
-  const auto paired = paired_with_first(by_run);
+  const auto paired = paired_with_first(cells, cols.size());
   std::printf("\ndifference from %s, paired over the same images:\n", a.runs.front().c_str());
   for (size_t r = 1; r < a.runs.size(); ++r) {
     std::printf("%-24s", a.runs[r].c_str());
