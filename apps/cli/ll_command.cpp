@@ -85,8 +85,8 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
   if (a.likelihood_scale != "learnt") {
     program.set_likelihood_scale(evaluation_scale(a.likelihood_scale, data.images));
     if (a.n > 0) {
-      data.images = spread_rows(data.images, a.n);
-      if (data.labels.defined()) data.labels = spread_rows(data.labels, a.n);
+      data.images = runtime::data::spread_rows(data.images, a.n);
+      if (data.labels.defined()) data.labels = runtime::data::spread_rows(data.labels, a.n);
     }
   }
   // ll measures one run on several data sets: the next one starts from the learnt scale.

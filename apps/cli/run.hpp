@@ -47,11 +47,6 @@ ImageData load_image_at(const std::string& command, const std::string& name, con
 std::vector<runtime::data::Scene> load_scenes(const std::string& name, const std::string& split,
                                               const std::string& data_dir, int64_t limit, int64_t scene_size = 0);
 
-/// `n` rows of `t` spread evenly over it (rows i * size / n), or all of them
-/// when it has no more than `n`: test splits are stored class by class, so
-/// their first rows would show one class only.
-torch::Tensor spread_rows(const torch::Tensor& t, int64_t n);
-
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);
 /// Writes images x [N, 1, H, W] and their reconstructions as one PNG grid,

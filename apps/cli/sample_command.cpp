@@ -44,7 +44,7 @@ RegisterCommand reg{"sample", [](CLI::App& app) {
       const auto name = a->data.empty() ? run.train.data : a->data;
       auto test = load_image_data(name, "test", run.train.data_dir, 0, run.program->image_size());
       random::SeedScope seed(a->seed);
-      auto x = spread_rows(test.images, a->n).to(run.device);
+      auto x = runtime::data::spread_rows(test.images, a->n).to(run.device);
       const auto out = a->out.empty() ? run.dir / fmt::format("reconstructions_{}_{}.png", name, a->n)
                                       : std::filesystem::path(a->out);
       save_reconstructions(out, x, run.program->reconstruct(x));

@@ -287,7 +287,7 @@ void train(const TrainArgs& args) {
     torch::NoGradGuard no_grad;
     random::SeedScope seed(evaluation_seed(t.seed, step));
     save_image_grid(dir / "samples.png", program->sample(64).cpu(), 8);
-    auto x = spread_rows(test.images, 32).to(device);
+    auto x = runtime::data::spread_rows(test.images, 32).to(device);
     save_reconstructions(dir / "reconstructions.png", x, program->reconstruct(x));
     std::vector<std::pair<int64_t, double>> smooth;
     double ema = NAN;

