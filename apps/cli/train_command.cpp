@@ -1,5 +1,6 @@
 // `ppl train PROGRAM --data NAME ...`: stochastic variational inference with
 // checkpoints, resume, metrics, progress and pictures of the result.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -8,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <ppl/core/atomic_file.hpp>
+#include <ppl/runtime/data/registry.hpp>
 
 #include "commands.hpp"
 #include "progress.hpp"
@@ -30,7 +32,7 @@ nlohmann::json train_to_json(const TrainOptions& t) {
           {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
           {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
           {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
-          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}};
+          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"}};
 }
 
 /// UsageError naming the flag for a learning-rate schedule value out of range.
@@ -105,6 +107,16 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   t.data = stored.at("data");
   t.batch_size = stored.at("batch_size");
   t.n_train = stored.at("n_train");
+  // Runs written before --n-train spread its subset over a stored split
+  // (they have no n_train_subset) trained on the split's first images.
+  const auto stored_sets = runtime::data::dataset_names();
+  if (t.n_train > 0 && !stored.contains("n_train_subset") &&
+      std::find(stored_sets.begin(), stored_sets.end(), t.data) != stored_sets.end())
+    std::fprintf(stderr,
+                 "train: warning: the run in %s took its --n-train %lld images as the first %lld of %s's training "
+                 "split; from this resume on it trains on %lld images spread over the split\n",
+                 dir.string().c_str(), static_cast<long long>(t.n_train), static_cast<long long>(t.n_train),
+                 t.data.c_str(), static_cast<long long>(t.n_train));
   t.seed = stored.at("seed");
   t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
   t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);

@@ -159,4 +159,17 @@ set +e
 "$ppl" train air "${common[@]}" --lr-factor 2 --lr-plateau 5 --steps 2 --out "$work/badsched" 2> "$work/err8"; rc9=$?
 set -e
 [ $rc9 -eq 2 ] && grep -q -- '--lr-factor is 2' "$work/err8" && [ ! -e "$work/badsched" ]
+# A run trained with --n-train on a stored set before such subsets were
+# spread over the split (its config has no n_train_subset) is resumed with
+# a warning that its data changes; a run written now is not.
+"$ppl" train air --data mnist --n-train 32 --config "$work/small.json" --steps 1 --eval-every 0 \
+  --out "$work/subset" > /dev/null 2>&1
+grep -q '"n_train_subset": "spread"' "$work/subset/config.json"
+"$ppl" train air --out "$work/subset" --resume --steps 2 > /dev/null 2> "$work/err9"
+if grep -q warning "$work/err9"; then echo "a run written now was warned about its subset"; exit 1; fi
+# (config.json lists its keys in order, so n_train_subset is followed by seed.)
+sed -i '/"n_train_subset"/d' "$work/subset/config.json"
+"$ppl" train air --out "$work/subset" --resume --steps 3 > /dev/null 2> "$work/err10"
+grep -q "warning: the run in .*subset took its --n-train 32 images as the first 32 of mnist" "$work/err10"
+grep -q '"n_train_subset": "spread"' "$work/subset/config.json"
 echo "air smoke: ok"
