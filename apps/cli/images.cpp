@@ -29,33 +29,7 @@ std::optional<rd::SceneKind> scene_kind(const std::string& name) {
     return std::nullopt;
   }
 }
-}  // namespace
 
-std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& split_name, const std::string& data_dir,
-                                   int64_t limit, int64_t scene_size) {
-  const auto kind = scene_kind(name);
-  if (!kind)
-    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
-  const auto split = rd::parse_split(split_name);
-  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
-                                                       : std::optional<std::filesystem::path>(data_dir));
-  try {
-    // Scenes are drawn from the digits of the same split, with a seed per split.
-    auto digits = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(split).with_size(0));
-    const auto seed = split == rd::Split::train ? 1 : 2;
-    rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
-    // The test split is a fixed set of kSceneTest scenes, so that every
-    // command (and `trace --index`) reads the same ones; the training split
-    // extends along the generator's stream when --n-train asks for more.
-    const int64_t n = split == rd::Split::train ? (limit > 0 ? limit : kSceneTrain)
-                                                : (limit > 0 ? std::min(limit, kSceneTest) : kSceneTest);
-    return gen.scenes(0, n);
-  } catch (const rd::DataError& e) {
-    throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
-  }
-}
-
-namespace {
 /// Split `split_name` of the stored data set `name` with the options `o`
 /// (whose split it sets); DataError becomes a UsageError naming the set.
 rd::Dataset read_stored(const std::string& name, const std::string& split_name, const std::string& data_dir,
@@ -69,7 +43,27 @@ rd::Dataset read_stored(const std::string& name, const std::string& split_name, 
     throw UsageError(fmt::format("{} (see `ppl data list`)", e.what()));
   }
 }
+}  // namespace
 
+std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& split_name, const std::string& data_dir,
+                                   int64_t limit, int64_t scene_size) {
+  const auto kind = scene_kind(name);
+  if (!kind)
+    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
+  const auto split = rd::parse_split(split_name);
+  // Scenes are drawn from the digits of the same split, with a seed per split.
+  const auto digits = read_stored("mnist", split_name, data_dir, rd::LoadOptions{}.with_size(0));
+  const auto seed = split == rd::Split::train ? 1 : 2;
+  rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
+  // The test split is a fixed set of kSceneTest scenes, so that every
+  // command (and `trace --index`) reads the same ones; the training split
+  // extends along the generator's stream when --n-train asks for more.
+  const int64_t n = split == rd::Split::train ? (limit > 0 ? limit : kSceneTrain)
+                                              : (limit > 0 ? std::min(limit, kSceneTest) : kSceneTest);
+  return gen.scenes(0, n);
+}
+
+namespace {
 ImageData image_data(const std::string& name, const std::string& split_name, const rd::Dataset& d) {
   return {fmt::format("{}/{}", name, split_name), d.images.unsqueeze(1).to(torch::kFloat), d.labels};
 }

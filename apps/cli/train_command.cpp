@@ -112,11 +112,10 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   const auto stored_sets = runtime::data::dataset_names();
   if (t.n_train > 0 && !stored.contains("n_train_subset") &&
       std::find(stored_sets.begin(), stored_sets.end(), t.data) != stored_sets.end())
-    std::fprintf(stderr,
-                 "train: warning: the run in %s took its --n-train %lld images as the first %lld of %s's training "
-                 "split; from this resume on it trains on %lld images spread over the split\n",
-                 dir.string().c_str(), static_cast<long long>(t.n_train), static_cast<long long>(t.n_train),
-                 t.data.c_str(), static_cast<long long>(t.n_train));
+    fmt::print(stderr,
+               "train: warning: the run in {0} took its --n-train {1} images as the first {1} of {2}'s training "
+               "split; from this resume on it trains on {1} images spread over the split\n",
+               dir.string(), t.n_train, t.data);
   t.seed = stored.at("seed");
   t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
   t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);
