@@ -1,17 +1,15 @@
 // Adam with parameter groups, the SVI step and checkpoints.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <mutex>
 #include <unordered_set>
-
-#include <unistd.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <ppl/core/archive.hpp>
 #include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
 #include <ppl/core/reflect.hpp>
@@ -330,24 +328,11 @@ at::Generator cpu_generator() {
   return g.has_value() ? *g : at::detail::getDefaultCPUGenerator();
 }
 constexpr const char* kKind = "ppl.checkpoint";
-
-/// A scratch file for the parameter store's own archive, in the system's
-/// temporary directory and unique to this process and call: reading a
-/// checkpoint writes nothing beside it (its directory may be read-only, and
-/// several processes may read it at once).
-std::filesystem::path scratch_archive_path() {
-  static std::atomic<uint64_t> counter{0};
-  return std::filesystem::temp_directory_path() /
-         fmt::format("ppl-params-{}-{}.tmp", static_cast<long>(::getpid()), counter.fetch_add(1));
-}
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step) {
-  // The store writes its own archive (with constraints); fold it into ours.
-  const auto params_path = scratch_archive_path();
-  param_store().save(params_path);
-  auto params = load_archive(params_path);
-  std::filesystem::remove(params_path);
+  // The store's own archive (with its constraints), folded into ours.
+  const auto params = param_store().to_archive();
 
   TensorArchive archive;
   for (auto& [name, t] : params.tensors) archive.tensors.emplace_back("param/" + name, t);
@@ -377,15 +362,7 @@ int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser
   params.metadata = archive.metadata.value("param_store", nlohmann::json::object());
   for (const auto& [name, t] : archive.tensors)
     if (name.rfind("param/", 0) == 0) params.tensors.emplace_back(name.substr(6), t);
-  const auto params_path = scratch_archive_path();
-  save_archive(params, params_path);
-  try {
-    param_store().load(params_path);
-  } catch (...) {
-    std::filesystem::remove(params_path);
-    throw;
-  }
-  std::filesystem::remove(params_path);
+  param_store().load(params, path.string());
   optimiser.load_state(archive, "adam/");
   optimiser.load_schedule(archive, "schedule/");
   for (const auto& [name, t] : archive.tensors)

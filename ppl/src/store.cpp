@@ -147,45 +147,67 @@ void ParamStore::clear() {
   order_.clear();
 }
 
-void ParamStore::save(const std::filesystem::path& path) const {
+namespace {
+constexpr const char* kStoreKind = "ppl.param_store";
+}  // namespace
+
+TensorArchive ParamStore::to_archive() const {
   TensorArchive archive;
   nlohmann::json constraints = nlohmann::json::object();
   {
     std::lock_guard lock(mutex_);
     for (const auto& name : order_) {
       const auto& e = entries_.at(name);
-      archive.tensors.emplace_back(name, e.unconstrained);
+      archive.tensors.emplace_back(name, e.unconstrained.detach().clone());
       constraints[name] = std::string(constraint_name(e.constraint));
     }
   }
-  archive.metadata["kind"] = "ppl.param_store";
+  archive.metadata["kind"] = kStoreKind;
   archive.metadata["constraints"] = constraints;
-  save_archive(archive, path);
+  return archive;
 }
 
-void ParamStore::load(const std::filesystem::path& path) {
-  auto archive = load_archive(path);
+void ParamStore::load(const TensorArchive& archive, const std::string& source) {
+  const auto kind = archive.metadata.value("kind", std::string(kStoreKind));
+  if (kind != kStoreKind)
+    throw Error(fmt::format("param_store: {} holds a \"{}\", not a parameter store (\"{}\")", source, kind,
+                            kStoreKind));
   const auto constraints = archive.metadata.value("constraints", nlohmann::json::object());
+  // Check every name before changing any, so a bad archive leaves the store as it was.
+  std::vector<ParamConstraint> parsed;
+  parsed.reserve(archive.tensors.size());
   std::lock_guard lock(mutex_);
+  for (const auto& [name, t] : archive.tensors) {
+    const auto c = constraints.value(name, std::string("real"));
+    if (c != "real" && c != "positive" && c != "unit_interval")
+      throw Error(fmt::format("param_store: \"{}\" in {} has the unknown constraint \"{}\" (expected real, "
+                              "positive or unit_interval)",
+                              name, source, c));
+    parsed.push_back(constraint_from(c));
+    auto it = entries_.find(name);
+    if (it != entries_.end() && it->second.unconstrained.sizes() != t.sizes())
+      throw ShapeError(fmt::format("param_store: \"{}\" in {} has shape {}, but the store holds shape {}", name,
+                                   source, shape_string(t.sizes()), shape_string(it->second.unconstrained.sizes())));
+  }
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : archive.tensors) {
-    const auto c = constraint_from(constraints.value(name, std::string("real")));
+  for (size_t i = 0; i < archive.tensors.size(); ++i) {
+    const auto& [name, t] = archive.tensors[i];
     auto it = entries_.find(name);
     if (it != entries_.end()) {
-      auto& e = it->second;
-      if (e.unconstrained.sizes() != t.sizes())
-        throw ShapeError(fmt::format("param_store: \"{}\" in {} has shape {}, but the store holds shape {}", name,
-                                     path.string(), shape_string(t.sizes()), shape_string(e.unconstrained.sizes())));
-      e.unconstrained.copy_(t);
-      e.constraint = c;
+      it->second.unconstrained.copy_(t);
+      it->second.constraint = parsed[i];
     } else {
-      auto u = t.clone();
+      auto u = t.detach().clone();
       u.set_requires_grad(true);
-      entries_.emplace(name, Entry{u, c});
+      entries_.emplace(name, Entry{u, parsed[i]});
       order_.push_back(name);
     }
   }
 }
+
+void ParamStore::save(const std::filesystem::path& path) const { save_archive(to_archive(), path); }
+
+void ParamStore::load(const std::filesystem::path& path) { load(load_archive(path), path.string()); }
 
 // ------------------------------------------------------------------ archive
 

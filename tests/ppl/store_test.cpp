@@ -85,6 +85,49 @@ TEST_CASE("the param store saves atomically and loads into existing tensors", "[
   CHECK(torch::allclose(ppl::param_store().at("mu"), torch::tensor({1.0, 2.0})));
 }
 
+TEST_CASE("the param store round-trips through an in-memory archive, and a bad one changes nothing", "[param][archive]") {
+  ppl::param_store().clear();
+  ppl::param("mu", torch::tensor({1.0, 2.0}));
+  ppl::param("sigma", torch::tensor({0.5}), ppl::ParamConstraint::positive);
+  auto archive = ppl::param_store().to_archive();
+  CHECK(archive.metadata["kind"] == "ppl.param_store");
+  CHECK(archive.metadata["constraints"]["sigma"] == "positive");
+  // Unconstrained values, and a copy: later changes to the store leave it alone.
+  CHECK(torch::allclose(archive.at("sigma"), torch::log(torch::tensor({0.5}))));
+  {
+    torch::NoGradGuard g;
+    ppl::param_store().unconstrained("mu").fill_(9.0);
+  }
+  CHECK(torch::allclose(archive.at("mu"), torch::tensor({1.0, 2.0})));
+
+  ppl::param_store().load(archive, "the snapshot");
+  CHECK(torch::allclose(ppl::param_store().at("mu"), torch::tensor({1.0, 2.0})));
+  ppl::param_store().clear();
+  ppl::param_store().load(archive, "the snapshot");
+  CHECK(ppl::param_store().names() == std::vector<std::string>{"mu", "sigma"});
+  CHECK(torch::allclose(ppl::param_store().at("sigma"), torch::tensor({0.5})));
+  CHECK(ppl::param_store().unconstrained("sigma").requires_grad());
+
+  // A shape mismatch on the second name leaves the first untouched too.
+  ppl::TensorArchive bad;
+  bad.metadata = archive.metadata;
+  bad.tensors.emplace_back("mu", torch::tensor({7.0, 7.0}));
+  bad.tensors.emplace_back("sigma", torch::zeros({3}));
+  CHECK_THROWS_WITH(ppl::param_store().load(bad, "bad.bin"),
+                    Catch::Contains("\"sigma\" in bad.bin has shape [3]") && Catch::Contains("[1]"));
+  CHECK(torch::allclose(ppl::param_store().at("mu"), torch::tensor({1.0, 2.0})));
+
+  auto odd = archive;
+  odd.metadata["constraints"]["sigma"] = "simplex";
+  CHECK_THROWS_WITH(ppl::param_store().load(odd, "odd.bin"),
+                    Catch::Contains("\"sigma\" in odd.bin") && Catch::Contains("unknown constraint \"simplex\""));
+  auto foreign = archive;
+  foreign.metadata["kind"] = "ppl.checkpoint";
+  CHECK_THROWS_WITH(ppl::param_store().load(foreign, "run/checkpoint.bin"),
+                    Catch::Contains("run/checkpoint.bin holds a \"ppl.checkpoint\""));
+  CHECK(ppl::param_store().size() == 2);
+}
+
 TEST_CASE("archives: missing, foreign and truncated files are clear errors", "[archive]") {
   CHECK_THROWS_WITH(ppl::load_archive(temp_path("nope.bin")), Catch::Contains("nope.bin") && Catch::Contains("cannot open"));
   const auto foreign = temp_path("foreign.bin");

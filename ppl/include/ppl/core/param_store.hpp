@@ -12,6 +12,8 @@
 
 namespace ppl {
 
+struct TensorArchive;
+
 /// Named parameters, kept unconstrained (leaves that require grad) together
 /// with their constraint. Thread-safe.
 class ParamStore {
@@ -36,11 +38,21 @@ class ParamStore {
   size_t size() const;
   void clear();
 
+  /// A copy of every parameter, unconstrained and in creation order, as an
+  /// in-memory archive (kind "ppl.param_store", the constraints in its
+  /// metadata).
+  TensorArchive to_archive() const;
+  /// Reads parameters from an archive made by `to_archive`: existing tensors
+  /// are updated in place (optimisers holding them stay valid), new names are
+  /// added. Every name is checked first, so a bad archive changes nothing:
+  /// throws ppl::Error naming `source` on a foreign kind or an unknown
+  /// constraint, ShapeError on a shape that differs from the store's.
+  void load(const TensorArchive& archive, const std::string& source);
+
   /// Writes every parameter to `path` atomically (a temporary file, then a
   /// rename), in the tensor archive format of ppl/core/archive.hpp.
   void save(const std::filesystem::path& path) const;
-  /// Reads parameters from `path`: existing tensors are updated in place
-  /// (optimisers holding them stay valid), new names are added. Throws
+  /// Reads parameters from `path` as `load(archive, source)` does. Throws
   /// ppl::Error naming the file on a missing, truncated or foreign file.
   void load(const std::filesystem::path& path);
 
