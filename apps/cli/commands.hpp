@@ -8,6 +8,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace ppl::runtime::data {
+struct DataRoots;
+}
+
 namespace ppl::cli {
 
 /// A subcommand: its name (for ordering in --help) and the function that adds
@@ -32,5 +36,11 @@ struct RegisterCommand {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// The roots searched for data: `data_dir` first when given (a command's
+/// `--data-dir`, or the one a run was trained with), then PPL_DATA and
+/// shared/data. Throws UsageError when `data_dir` is given but is not a
+/// folder, rather than quietly reading another copy of the data.
+runtime::data::DataRoots data_roots(const std::string& data_dir);
 
 }  // namespace ppl::cli

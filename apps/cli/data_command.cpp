@@ -29,11 +29,7 @@ struct DataOptions {
   std::int64_t scene_size = 0;
 };
 
-rd::DataRoots roots(const DataOptions& o) {
-  if (!o.data_dir.empty() && !fs::is_directory(o.data_dir))
-    throw ppl::cli::UsageError(fmt::format("data: --data-dir {} is not a folder", o.data_dir));
-  return rd::DataRoots::resolve(o.data_dir.empty() ? std::nullopt : std::optional<fs::path>(o.data_dir));
-}
+rd::DataRoots roots(const DataOptions& o) { return ppl::cli::data_roots(o.data_dir); }
 
 void list(const DataOptions& o) {
   const auto r = roots(o);

@@ -64,7 +64,7 @@ struct Judge {
 };
 
 Judge make_judge(const std::string& data_dir) {
-  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt : std::optional<fs::path>(data_dir));
+  auto roots = data_roots(data_dir);
   Judge j;
   try {
     j.train = rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(rd::Split::train).with_size(0));

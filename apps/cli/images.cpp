@@ -30,13 +30,24 @@ std::optional<rd::SceneKind> scene_kind(const std::string& name) {
   }
 }
 
+}  // namespace
+
+rd::DataRoots data_roots(const std::string& data_dir) {
+  if (data_dir.empty()) return rd::DataRoots::resolve();
+  if (!std::filesystem::is_directory(data_dir))
+    throw UsageError(fmt::format("the data folder {} does not exist or is not a folder (from --data-dir, or the "
+                                 "data_dir a run was trained with: pass --data-dir to read another)",
+                                 data_dir));
+  return rd::DataRoots::resolve(std::filesystem::path(data_dir));
+}
+
+namespace {
 /// Split `split_name` of the stored data set `name` with the options `o`
 /// (whose split it sets); DataError becomes a UsageError naming the set.
 rd::Dataset read_stored(const std::string& name, const std::string& split_name, const std::string& data_dir,
                         rd::LoadOptions o) {
   o.split = rd::parse_split(split_name);
-  auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt
-                                                       : std::optional<std::filesystem::path>(data_dir));
+  const auto roots = data_roots(data_dir);
   try {
     return rd::load_dataset(name, roots, o);
   } catch (const rd::DataError& e) {

@@ -53,7 +53,7 @@ std::vector<Task> omniglot_tasks(const OneShotArgs& a, int64_t size, std::string
   if (path.empty()) {
     try {
       path = rd::find_one_shot_runs(
-          rd::DataRoots::resolve(a.data_dir.empty() ? std::nullopt : std::optional<std::filesystem::path>(a.data_dir)));
+          data_roots(a.data_dir));
     } catch (const rd::DataError& e) {
       throw UsageError(fmt::format("one-shot: {}; pass --runs FILE.zip or set PPL_DATA", e.what()));
     }

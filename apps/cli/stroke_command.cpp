@@ -51,7 +51,7 @@ fs::path locate(const std::string& given, const std::string& file, const std::st
     if (!fs::exists(given)) throw UsageError(fmt::format("strokes: {} {} does not exist", flag, given));
     return given;
   }
-  const auto roots = rd::DataRoots::resolve(data_dir.empty() ? std::nullopt : std::optional<fs::path>(data_dir));
+  const auto roots = data_roots(data_dir);
   std::string looked;
   for (const auto& root : roots.roots)
     for (const auto& dir : {root / "omniglot", root / "Omniglot", root}) {

@@ -145,6 +145,11 @@ set +e
 set -e
 [ $rc7 -eq 2 ] && grep -q "has none" "$work/err6" && grep -q "straight" "$work/err6"
 [ $rc8 -eq 2 ] && grep -q 'likelihood-scale is "abc"' "$work/err7"
+# A --data-dir that is not a folder is refused, not passed over for another copy of the data.
+set +e
+"$ppl" ll "$work/lap" --data mnist --n 2 --particles 2 --data-dir "$work/no-such-data" 2> "$work/err8"; rc9=$?
+set -e
+[ $rc9 -eq 2 ] && grep -q "data folder $work/no-such-data does not exist" "$work/err8" && [ "$(wc -l < "$work/err8")" -eq 1 ]
 # A learning-rate schedule: recorded per step, kept in config.json, and
 # resumed exactly (its state is in the checkpoint).
 sched=(--lr-decay 0.9 --lr-plateau 0 --lr-factor 0.5 --lr-threshold 1000 --min-lr 1e-6)
