@@ -57,25 +57,51 @@ torch::Tensor read_png_memory(const std::vector<std::uint8_t>& bytes, const std:
   return finish_read(g, source, color);
 }
 
-void write_png(const std::filesystem::path& path, const torch::Tensor& image) {
+namespace {
+/// An image [H, W], [1, H, W] or [3, H, W] as 8-bit rows [H, W] or [H, W, 3].
+torch::Tensor png_pixels(const torch::Tensor& image, const char* who) {
   auto t = image.detach().to(torch::kCPU, torch::kFloat32);
   if (t.dim() == 3 && t.size(0) == 1) t = t.squeeze(0);
   if (!(t.dim() == 2 || (t.dim() == 3 && t.size(0) == 3)))
-    throw std::invalid_argument(fmt::format("write_png: image has shape {}, but must be [H, W], [1, H, W] or [3, H, W]",
-                                            fmt::join(t.sizes(), ", ")));
+    throw std::invalid_argument(fmt::format("{}: image has shape [{}], but must be [H, W], [1, H, W] or [3, H, W]",
+                                            who, fmt::join(t.sizes(), ", ")));
   if (t.dim() == 3) t = t.permute({1, 2, 0});
-  auto bytes = t.nan_to_num(0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch::kUInt8).contiguous();
+  return t.nan_to_num(0.0).clamp(0.0, 1.0).mul(255.0).round().to(torch::kUInt8).contiguous();
+}
+
+void describe(PngImageGuard& g, const torch::Tensor& bytes) {
+  g.image.width = static_cast<png_uint_32>(bytes.size(1));
+  g.image.height = static_cast<png_uint_32>(bytes.size(0));
+  g.image.format = bytes.dim() == 2 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+}
+}  // namespace
+
+void write_png(const std::filesystem::path& path, const torch::Tensor& image) {
+  const auto bytes = png_pixels(image, "write_png");
   if (path.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
   }
   PngImageGuard g;
-  g.image.width = static_cast<png_uint_32>(bytes.size(1));
-  g.image.height = static_cast<png_uint_32>(bytes.size(0));
-  g.image.format = bytes.dim() == 2 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  describe(g, bytes);
   if (!png_image_write_to_file(&g.image, path.c_str(), 0, bytes.data_ptr<std::uint8_t>(), 0, nullptr))
     throw ImageError(fmt::format("{}: expected to write a PNG file, found an error: {}", path.string(),
                                  g.image.message));
+}
+
+std::vector<std::uint8_t> encode_png(const torch::Tensor& image) {
+  const auto bytes = png_pixels(image, "encode_png");
+  PngImageGuard g;
+  describe(g, bytes);
+  // The first call sizes the buffer, the second fills it.
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&g.image, nullptr, &size, 0, bytes.data_ptr<std::uint8_t>(), 0, nullptr))
+    throw ImageError(fmt::format("encode_png: libpng could not encode the image: {}", g.image.message));
+  std::vector<std::uint8_t> out(size);
+  if (!png_image_write_to_memory(&g.image, out.data(), &size, 0, bytes.data_ptr<std::uint8_t>(), 0, nullptr))
+    throw ImageError(fmt::format("encode_png: libpng could not encode the image: {}", g.image.message));
+  out.resize(size);
+  return out;
 }
 
 torch::Tensor make_grid(const torch::Tensor& images, std::int64_t columns, std::int64_t padding, double pad_value) {
@@ -101,6 +127,113 @@ torch::Tensor make_grid(const torch::Tensor& images, std::int64_t columns, std::
 void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns,
                     std::int64_t padding, double pad_value) {
   write_png(path, make_grid(images, columns, padding, pad_value));
+}
+
+// ------------------------------------------------------------------ text
+
+namespace {
+/// A 5 x 7 glyph: seven rows, top first, each in the low five bits (bit 4 leftmost).
+struct Glyph {
+  char c;
+  std::array<std::uint8_t, 7> rows;
+};
+
+constexpr Glyph kFont[] = {
+    {'0', {0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e}},
+    {'1', {0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e}},
+    {'2', {0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f}},
+    {'3', {0x1e, 0x01, 0x01, 0x0e, 0x01, 0x01, 0x1e}},
+    {'4', {0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02}},
+    {'5', {0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e}},
+    {'6', {0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e}},
+    {'7', {0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e}},
+    {'9', {0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c}},
+    {'A', {0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11}},
+    {'B', {0x1e, 0x11, 0x11, 0x1e, 0x11, 0x11, 0x1e}},
+    {'C', {0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e}},
+    {'D', {0x1c, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1c}},
+    {'E', {0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f}},
+    {'F', {0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10}},
+    {'G', {0x0e, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0f}},
+    {'H', {0x11, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11}},
+    {'I', {0x0e, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e}},
+    {'J', {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0c}},
+    {'K', {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}},
+    {'L', {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1f}},
+    {'M', {0x11, 0x1b, 0x15, 0x15, 0x11, 0x11, 0x11}},
+    {'N', {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11}},
+    {'O', {0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e}},
+    {'P', {0x1e, 0x11, 0x11, 0x1e, 0x10, 0x10, 0x10}},
+    {'Q', {0x0e, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0d}},
+    {'R', {0x1e, 0x11, 0x11, 0x1e, 0x14, 0x12, 0x11}},
+    {'S', {0x0f, 0x10, 0x10, 0x0e, 0x01, 0x01, 0x1e}},
+    {'T', {0x1f, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}},
+    {'U', {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e}},
+    {'V', {0x11, 0x11, 0x11, 0x11, 0x11, 0x0a, 0x04}},
+    {'W', {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0a}},
+    {'X', {0x11, 0x11, 0x0a, 0x04, 0x0a, 0x11, 0x11}},
+    {'Y', {0x11, 0x11, 0x0a, 0x04, 0x04, 0x04, 0x04}},
+    {'Z', {0x1f, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1f}},
+    {'.', {0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c}},
+    {',', {0x00, 0x00, 0x00, 0x00, 0x0c, 0x04, 0x08}},
+    {'-', {0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00}},
+    {'+', {0x00, 0x04, 0x04, 0x1f, 0x04, 0x04, 0x00}},
+    {'_', {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f}},
+    {'/', {0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10}},
+    {':', {0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00}},
+    {'(', {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02}},
+    {')', {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08}},
+    {'=', {0x00, 0x00, 0x1f, 0x00, 0x1f, 0x00, 0x00}},
+    {'%', {0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03}},
+    {'?', {0x0e, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04}},
+    {'\'', {0x04, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00}},
+    {'[', {0x0e, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0e}},
+    {']', {0x0e, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0e}},
+    {'<', {0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02}},
+    {'>', {0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08}},
+    {'*', {0x00, 0x04, 0x15, 0x0e, 0x15, 0x04, 0x00}},
+    {'#', {0x0a, 0x0a, 0x1f, 0x0a, 0x1f, 0x0a, 0x0a}},
+};
+
+const std::array<std::uint8_t, 7>& glyph(char c) {
+  if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  for (const auto& g : kFont)
+    if (g.c == c) return g.rows;
+  return glyph('?');
+}
+
+constexpr std::int64_t kAdvance = 6, kGlyphHeight = 7;
+}  // namespace
+
+std::int64_t text_width(std::string_view text, std::int64_t scale) {
+  return text.empty() ? 0 : (static_cast<std::int64_t>(text.size()) * kAdvance - 1) * scale;
+}
+
+void draw_text(const torch::Tensor& image, std::int64_t x, std::int64_t y, std::string_view text,
+               const std::array<float, 3>& colour, std::int64_t scale) {
+  if (image.dim() != 3 || image.size(0) != 3 || image.scalar_type() != torch::kFloat32 || !image.device().is_cpu())
+    throw std::invalid_argument(fmt::format("draw_text: expected a float32 CPU image [3, H, W], got [{}] {} on {}",
+                                            fmt::join(image.sizes(), ", "), c10::toString(image.scalar_type()),
+                                            image.device().str()));
+  if (scale < 1) throw std::invalid_argument(fmt::format("draw_text: scale {} is below 1", scale));
+  auto px = image.accessor<float, 3>();
+  const auto h = image.size(1), w = image.size(2);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == ' ') continue;
+    const auto& rows = glyph(text[i]);
+    const auto left = x + static_cast<std::int64_t>(i) * kAdvance * scale;
+    for (std::int64_t r = 0; r < kGlyphHeight; ++r)
+      for (std::int64_t col = 0; col < 5; ++col) {
+        if (!((rows[static_cast<size_t>(r)] >> (4 - col)) & 1)) continue;
+        for (std::int64_t dy = 0; dy < scale; ++dy)
+          for (std::int64_t dx = 0; dx < scale; ++dx) {
+            const auto py = y + r * scale + dy, qx = left + col * scale + dx;
+            if (py < 0 || qx < 0 || py >= h || qx >= w) continue;
+            for (int k = 0; k < 3; ++k) px[k][py][qx] = colour[static_cast<size_t>(k)];
+          }
+      }
+  }
 }
 
 }  // namespace ppl::runtime

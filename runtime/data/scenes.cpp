@@ -172,9 +172,8 @@ Scene SceneGenerator::scene(std::int64_t index) const {
     auto region = s.image.narrow(0, y, h).narrow(1, x, w);
     region.copy_(torch::maximum(region, glyph.narrow(0, 0, h).narrow(1, 0, w)));
     const auto label = digits_.labels[item].item<std::int64_t>();
-    SceneObject object{label, double(x), double(y), double(d), double(d)};
-    object.ink_box = ink_extent(glyph.narrow(0, 0, h).narrow(1, 0, w), double(x), double(y));
-    s.objects.push_back(object);
+    s.objects.push_back(SceneObject{label, double(x), double(y), double(d), double(d),
+                                    ink_extent(glyph.narrow(0, 0, h).narrow(1, 0, w), double(x), double(y))});
   };
   auto pick = [&](std::int64_t c) {
     const auto& pool = by_class_[c];

@@ -177,6 +177,64 @@ TEST_CASE("png: a grid tiles the images with padding", "[runtime][data][png]") {
   CHECK_THROWS_AS(ppl::runtime::write_png(tmp.path / "x.png", torch::ones({2, 2, 3, 3})), std::invalid_argument);
 }
 
+TEST_CASE("png: encode_png gives the bytes write_png writes", "[runtime][data][png]") {
+  TempDir tmp;
+  const auto rgb = torch::rand({3, 9, 13});
+  const auto bytes = ppl::runtime::encode_png(rgb);
+  ppl::runtime::write_png(tmp.path / "rgb.png", rgb);
+  std::ifstream in(tmp.path / "rgb.png", std::ios::binary);
+  const std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(bytes == file);
+  const auto back = ppl::runtime::read_png_memory(bytes, "memory", ppl::runtime::PngColor::rgb);
+  CHECK(back.sub(rgb).abs().max().item<float>() <= 0.5f / 255.0f + 1e-6f);
+  CHECK(ppl::runtime::read_png_memory(ppl::runtime::encode_png(torch::ones({1, 4, 5})), "gray").sizes() ==
+        torch::IntArrayRef({4, 5}));
+  CHECK_THROWS_WITH(ppl::runtime::encode_png(torch::ones({2, 4, 5})), Catch::Contains("encode_png") &&
+                                                                         Catch::Contains("[2, 4, 5]"));
+}
+
+TEST_CASE("text: labels are drawn in a 5 x 7 pixel font, scaled, clipped and case-folded", "[runtime][data][png]") {
+  namespace rt = ppl::runtime;
+  // "1-" at scale 1, drawn by hand: the 1's stem with its foot, a gap column, the dash across the middle row.
+  const char* expected[7] = {"..#........",  //
+                             ".##........",  //
+                             "..#........",  //
+                             "..#...#####",  //
+                             "..#........",  //
+                             "..#........",  //
+                             ".###......."};
+  auto image = torch::zeros({3, 7, 11});
+  rt::draw_text(image, 0, 0, "1-", {1.0f, 0.5f, 0.25f});
+  for (int64_t y = 0; y < 7; ++y)
+    for (int64_t x = 0; x < 11; ++x) {
+      const bool ink = expected[y][x] == '#';
+      INFO("pixel (" << x << ", " << y << ")");
+      CHECK(image[0][y][x].item<float>() == (ink ? 1.0f : 0.0f));
+      CHECK(image[2][y][x].item<float>() == (ink ? 0.25f : 0.0f));
+    }
+  CHECK(rt::text_width("1-") == 11);
+  CHECK(rt::text_width("1-", 3) == 33);
+  CHECK(rt::text_width("") == 0);
+
+  // Scale 3 is scale 1 with every pixel a 3 x 3 block; lower case is drawn as capitals, unknown characters as '?'.
+  auto small = torch::zeros({3, 7, 23}), big = torch::zeros({3, 21, 69});
+  rt::draw_text(small, 0, 0, "dood", {1, 1, 1});
+  rt::draw_text(big, 0, 0, "DOOD", {1, 1, 1}, 3);
+  CHECK(torch::equal(big, small.repeat_interleave(3, 1).repeat_interleave(3, 2)));
+  auto unknown = torch::zeros({3, 7, 5}), question = torch::zeros({3, 7, 5});
+  rt::draw_text(unknown, 0, 0, "~", {1, 1, 1});
+  rt::draw_text(question, 0, 0, "?", {1, 1, 1});
+  CHECK(torch::equal(unknown, question));
+  CHECK(question.sum().item<float>() > 0);
+
+  // Partly outside the image: the visible part only, no error.
+  auto clipped = torch::zeros({3, 7, 11});
+  rt::draw_text(clipped, -6, 0, "11-", {1.0f, 0.5f, 0.25f});
+  CHECK(torch::equal(clipped, image));
+  CHECK_THROWS_WITH(rt::draw_text(torch::zeros({7, 11}), 0, 0, "1", {1, 1, 1}), Catch::Contains("[7, 11]"));
+  CHECK_THROWS_AS(rt::draw_text(image, 0, 0, "1", {1, 1, 1}, 0), std::invalid_argument);
+}
+
 TEST_CASE("png: missing, wrong and truncated files raise errors naming the path", "[runtime][data][png]") {
   TempDir tmp;
   const auto missing = tmp.path / "missing.png";

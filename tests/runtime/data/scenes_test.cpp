@@ -84,7 +84,7 @@ TEST_CASE("scenes: each object's ink box is the tight box of its pixels of at le
     }
   }
   // Without a known ink box, ink() is the glyph's square.
-  const rd::SceneObject bare{3, 1, 2, 10, 12};
+  const rd::SceneObject bare{3, 1, 2, 10, 12, {}};
   CHECK(bare.ink().x == 1);
   CHECK(bare.ink().height == 12);
 }

@@ -1,11 +1,13 @@
 #pragma once
 /// PNG image I/O (libpng): read an 8- or 16-bit grayscale, palette or RGB(A)
 /// PNG into a float tensor in [0, 1], write a tensor as a PNG, write a grid of
-/// images as one PNG.
+/// images as one PNG; and labels drawn into images in a small pixel font.
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/types.h>
@@ -42,6 +44,10 @@ torch::Tensor read_png_memory(const std::vector<std::uint8_t>& bytes, const std:
 /// ImageError when the file cannot be written.
 void write_png(const std::filesystem::path& path, const torch::Tensor& image);
 
+/// The bytes of the PNG file that write_png would write for `image` (for an
+/// HTML page or an archive; no file is written). Throws as write_png does.
+std::vector<std::uint8_t> encode_png(const torch::Tensor& image);
+
 /// Tiles images [N, H, W] or [N, C, H, W] (C = 1 or 3) into one grid of
 /// `columns` columns (0: ceil(sqrt(N))), `padding` pixels of value
 /// `pad_value` between and around them. Returns the grid [H', W'] or
@@ -52,5 +58,19 @@ torch::Tensor make_grid(const torch::Tensor& images, std::int64_t columns = 0, s
 /// make_grid then write_png. Throws as both do.
 void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns = 0,
                     std::int64_t padding = 2, double pad_value = 0.5);
+
+/// Draws `text` into `image` ([3, H, W] float32 on the CPU, changed in place)
+/// with its top-left corner at pixel (x, y), in a 5 x 7 pixel font with one
+/// pixel between characters, each font pixel `scale` x `scale` image pixels.
+/// Letters are drawn as capitals; digits, space and . , - + _ / : ( ) = % ?
+/// ' [ ] < > * # as themselves; any other character as '?'. Pixels outside
+/// the image are left out. Throws std::invalid_argument for another shape,
+/// dtype or device, or a scale below 1.
+void draw_text(const torch::Tensor& image, std::int64_t x, std::int64_t y, std::string_view text,
+               const std::array<float, 3>& colour, std::int64_t scale = 1);
+
+/// The width in pixels of `text` as draw_text draws it (6 * scale a
+/// character, less the gap after the last); its height is 7 * scale.
+std::int64_t text_width(std::string_view text, std::int64_t scale = 1);
 
 }  // namespace ppl::runtime
