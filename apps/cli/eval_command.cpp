@@ -16,6 +16,7 @@
 #include <ppl/programs/gnm/evaluation.hpp>
 #include <ppl/runtime/data/registry.hpp>
 #include <ppl/runtime/data/scenes.hpp>
+#include <ppl/runtime/image.hpp>
 
 #include "commands.hpp"
 #include "progress.hpp"
@@ -140,12 +141,6 @@ nlohmann::json scenes_json(const gnm::StructureAccuracy& s) {
   return out;
 }
 
-// 3 x 5 pixel glyphs of the digits 0-9, one row of three bits per nibble, top row first.
-constexpr std::array<std::array<uint8_t, 5>, 10> kGlyphs = {{{7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7},
-                                                            {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7},
-                                                            {7, 4, 7, 5, 7}, {7, 1, 2, 2, 2}, {7, 5, 7, 5, 7},
-                                                            {7, 5, 7, 1, 7}}};
-
 /// One scene [H, W] as RGB [3, sH, sW] (s = scale) with the digits' boxes and
 /// labels drawn and a green (pass) or red (fail) border.
 torch::Tensor annotate(const torch::Tensor& image, const std::vector<gnm::DetectedDigit>& digits, bool ok,
@@ -163,14 +158,11 @@ torch::Tensor annotate(const torch::Tensor& image, const std::vector<gnm::Detect
     const auto x0 = d.x0 * scale, y0 = d.y0 * scale, x1 = d.x1 * scale - 1, y1 = d.y1 * scale - 1;
     for (auto x = x0; x <= x1; ++x) put(x, y0, box_colour), put(x, y1, box_colour);
     for (auto y = y0; y <= y1; ++y) put(x0, y, box_colour), put(x1, y, box_colour);
-    // The label in a black 5 x 7 tag at the box's top-left corner, above it where there is room.
-    const auto tx = x0, ty = y0 >= 7 ? y0 - 7 : y0 + 1;
-    for (int64_t y = 0; y < 7; ++y)
-      for (int64_t x = 0; x < 5; ++x) put(tx + x, ty + y, black);
-    const auto& g = kGlyphs[static_cast<size_t>(std::clamp<int64_t>(d.label, 0, 9))];
-    for (int64_t y = 0; y < 5; ++y)
-      for (int64_t x = 0; x < 3; ++x)
-        if ((g[static_cast<size_t>(y)] >> (2 - x)) & 1) put(tx + 1 + x, ty + 1 + y, text);
+    // The label in a black 7 x 9 tag at the box's top-left corner, above it where there is room.
+    const auto tx = x0, ty = y0 >= 9 ? y0 - 9 : y0 + 1;
+    for (int64_t y = 0; y < 9; ++y)
+      for (int64_t x = 0; x < 7; ++x) put(tx + x, ty + y, black);
+    runtime::draw_text(rgb, tx + 1, ty + 1, std::to_string(d.label), text);
   }
   const std::array<float, 3> border = ok ? std::array<float, 3>{0.0f, 0.85f, 0.0f} : std::array<float, 3>{0.9f, 0.0f, 0.0f};
   for (int64_t t = 0; t < 2; ++t) {

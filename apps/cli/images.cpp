@@ -1,9 +1,6 @@
 // Data and pictures for the program commands, on the runtime's datasets,
 // scene generators and PNG writer.
 #include <algorithm>
-#include <fstream>
-#include <iterator>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -133,20 +130,14 @@ void save_png(const std::filesystem::path& path, const torch::Tensor& image) {
 }
 
 std::string png_base64(const torch::Tensor& image) {
-  auto img = image.detach().cpu().clamp(0, 1);
-  if (img.dim() == 3 && img.size(0) == 1) img = img[0];
-  const auto tmp = std::filesystem::temp_directory_path() / fmt::format("ppl_png_{}.png", ::getpid());
-  runtime::write_png(tmp, img);
-  std::ifstream in(tmp, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::filesystem::remove(tmp);
+  const auto bytes = runtime::encode_png(image);
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((bytes.size() + 2) / 3 * 4);
   for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    if (i + 2 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 2]);
+    uint32_t v = uint32_t{bytes[i]} << 16;
+    if (i + 1 < bytes.size()) v |= uint32_t{bytes[i + 1]} << 8;
+    if (i + 2 < bytes.size()) v |= uint32_t{bytes[i + 2]};
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';

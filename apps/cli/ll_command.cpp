@@ -1,6 +1,8 @@
 // `ppl ll RUN... --data NAME... --particles K`: importance-sampling
 // log-likelihood of test splits, mean and standard error, as JSON; for
 // several runs or data sets also a table (JSON, HTML) and a heat-map PNG.
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <ppl/core/atomic_file.hpp>
+#include <ppl/runtime/image.hpp>
 
 #include "commands.hpp"
 #include "progress.hpp"
@@ -197,6 +200,52 @@ std::string paired_cell(const Paired& paired, size_t r, size_t c, const char* pl
                        : fmt::format("{:+.1f} {} {:.1f}", d, plus_minus, paired.standard_error[r][c]);
 }
 
+/// The table as a heat-map PNG like the paper's: a title, the data sets
+/// across, the runs down, each cell coloured by its rank within its column
+/// (`t`) and labelled with its mean and standard error.
+torch::Tensor heat_map(const std::vector<std::string>& rows, const std::vector<std::string>& cols,
+                       const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se,
+                       const std::vector<std::vector<double>>& t, const std::string& title) {
+  using runtime::text_width;
+  constexpr int64_t big = 2, pad = 8, line = 7 * big, cell_h = 2 * pad + line + 4 + 7;
+  const std::array<float, 3> black{0, 0, 0}, white{1, 1, 1}, grey{0.4f, 0.4f, 0.4f};
+  auto value = [&](size_t r, size_t c) { return fmt::format("{:.1f}", ll[r][c]); };
+  auto error = [&](size_t r, size_t c) { return fmt::format("+- {:.1f}", se[r][c]); };
+  int64_t label_w = 0, cell_w = 0;
+  for (const auto& r : rows) label_w = std::max(label_w, text_width(r, big));
+  for (size_t c = 0; c < cols.size(); ++c) {
+    cell_w = std::max(cell_w, text_width(cols[c], big));
+    for (size_t r = 0; r < rows.size(); ++r)
+      cell_w = std::max({cell_w, text_width(value(r, c), big), text_width(error(r, c), 1)});
+  }
+  label_w += 2 * pad, cell_w += 2 * pad;
+  const int64_t top = pad + 7 + pad + line + pad;  // title, then the column labels
+  const int64_t width =
+      std::max(label_w + static_cast<int64_t>(cols.size()) * cell_w, 2 * pad + text_width(title)) + pad;
+  const int64_t height = top + static_cast<int64_t>(rows.size()) * cell_h + pad;
+  auto img = torch::ones({3, height, width});
+  runtime::draw_text(img, pad, pad, title, grey);
+  for (size_t c = 0; c < cols.size(); ++c) {
+    const auto x = label_w + static_cast<int64_t>(c) * cell_w;
+    runtime::draw_text(img, x + (cell_w - text_width(cols[c], big)) / 2, pad + 7 + pad, cols[c], black, big);
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto y = top + static_cast<int64_t>(r) * cell_h;
+    runtime::draw_text(img, pad, y + (cell_h - line) / 2, rows[r], black, big);
+    for (size_t c = 0; c < cols.size(); ++c) {
+      const auto x = label_w + static_cast<int64_t>(c) * cell_w;
+      const auto rgb = heat(t[r][c]);
+      img.narrow(1, y, cell_h).narrow(2, x, cell_w).fill_(0.8);  // a light grey rule round every cell
+      for (int k = 0; k < 3; ++k) img[k].narrow(0, y + 1, cell_h - 2).narrow(1, x + 1, cell_w - 2).fill_(rgb[k]);
+      const auto& ink = t[r][c] > 0.6 ? white : black;
+      const auto v = value(r, c), e = error(r, c);
+      runtime::draw_text(img, x + (cell_w - text_width(v, big)) / 2, y + pad, v, ink, big);
+      runtime::draw_text(img, x + (cell_w - text_width(e)) / 2, y + pad + line + 4, e, ink);
+    }
+  }
+  return img;
+}
+
 void write_table(const LlArgs& a, const std::vector<std::string>& rows, const std::vector<std::string>& cols,
                  const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se,
                  const Paired& paired) {
@@ -249,18 +298,10 @@ void write_table(const LlArgs& a, const std::vector<std::string>& rows, const st
   html += "</table>";
   write_atomic(dir / "ll_table.html", html);
 
-  // The heat-map: one 48 x 48 cell per (run, data set), rows as in the table.
-  const int64_t cell = 48;
-  auto img = torch::ones({3, static_cast<int64_t>(rows.size()) * cell, static_cast<int64_t>(cols.size()) * cell});
-  for (size_t r = 0; r < rows.size(); ++r)
-    for (size_t c = 0; c < cols.size(); ++c) {
-      const auto rgb = heat(t[r][c]);
-      for (int k = 0; k < 3; ++k)
-        img[k].narrow(0, static_cast<int64_t>(r) * cell + 1, cell - 2)
-            .narrow(1, static_cast<int64_t>(c) * cell + 1, cell - 2)
-            .fill_(rgb[k]);
-    }
-  save_png(dir / "ll_table.png", img);
+  save_png(dir / "ll_table.png",
+           heat_map(rows, cols, ll, se, t,
+                    fmt::format("log-likelihood, nats per image: {} split, K = {}, scale {}", a.split, a.particles,
+                                a.likelihood_scale)));
 }
 
 void run_ll(const LlArgs& a) {
