@@ -308,6 +308,7 @@ void run_ll(const LlArgs& a) {
   if (a.particles < 1 || a.chunk < 1 || a.batch < 1)
     throw UsageError(fmt::format("ll: --particles, --chunk and --batch must be positive (got {}, {}, {})", a.particles,
                                  a.chunk, a.batch));
+  if (a.n < 0) throw UsageError(fmt::format("ll: --n is {}, but must be at least 0 (0: every image)", a.n));
   check_scale_mode(a.likelihood_scale);
   std::vector<std::vector<double>> ll, se;
   std::vector<std::string> cols;

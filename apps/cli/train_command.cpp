@@ -188,6 +188,10 @@ void train(const TrainArgs& args) {
   }
   if (t.steps < 1) throw UsageError("train: --steps must be at least 1");
   if (t.checkpoint_every < 1) throw UsageError("train: --checkpoint-every must be at least 1");
+  if (t.batch_size < 0 || t.n_train < 0 || t.eval_every < 0)
+    throw UsageError(fmt::format("train: --batch-size ({}), --n-train ({}) and --eval-every ({}) must be at least 0 "
+                                 "(0: the program's batch size, every image, no evaluations)",
+                                 t.batch_size, t.n_train, t.eval_every));
   check_schedule(t);
 
   const auto device = parse_device(t.device);

@@ -145,6 +145,13 @@ set +e
 set -e
 [ $rc7 -eq 2 ] && grep -q "has none" "$work/err6" && grep -q "straight" "$work/err6"
 [ $rc8 -eq 2 ] && grep -q 'likelihood-scale is "abc"' "$work/err7"
+# Negative counts are refused with the flag named, not read as "all".
+set +e
+"$ppl" ll "$work/lap" --n -3 --particles 2 2> "$work/err9"; rc10=$?
+"$ppl" train air --data multi-mnist --batch-size -2 --steps 1 --out "$work/negative" 2> "$work/err10"; rc11=$?
+set -e
+[ $rc10 -eq 2 ] && grep -q -- "--n is -3" "$work/err9"
+[ $rc11 -eq 2 ] && grep -q -- "--batch-size (-2)" "$work/err10" && [ ! -e "$work/negative/checkpoint.bin" ]
 # A --data-dir that is not a folder is refused, not passed over for another copy of the data.
 set +e
 "$ppl" ll "$work/lap" --data mnist --n 2 --particles 2 --data-dir "$work/no-such-data" 2> "$work/err8"; rc9=$?
