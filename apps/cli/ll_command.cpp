@@ -207,7 +207,8 @@ torch::Tensor heat_map(const std::vector<std::string>& rows, const std::vector<s
                        const std::vector<std::vector<double>>& ll, const std::vector<std::vector<double>>& se,
                        const std::vector<std::vector<double>>& t, const std::string& title) {
   using runtime::text_width;
-  constexpr int64_t big = 2, pad = 8, line = 7 * big, cell_h = 2 * pad + line + 4 + 7;
+  // Text of scale 1 is 7 pixels high (`small`), of scale `big` 7 * big (`line`).
+  constexpr int64_t big = 2, pad = 8, small = 7, line = small * big, cell_h = 2 * pad + line + 4 + small;
   const std::array<float, 3> black{0, 0, 0}, white{1, 1, 1}, grey{0.4f, 0.4f, 0.4f};
   auto value = [&](size_t r, size_t c) { return fmt::format("{:.1f}", ll[r][c]); };
   auto error = [&](size_t r, size_t c) { return fmt::format("+- {:.1f}", se[r][c]); };
@@ -219,7 +220,7 @@ torch::Tensor heat_map(const std::vector<std::string>& rows, const std::vector<s
       cell_w = std::max({cell_w, text_width(value(r, c), big), text_width(error(r, c), 1)});
   }
   label_w += 2 * pad, cell_w += 2 * pad;
-  const int64_t top = pad + 7 + pad + line + pad;  // title, then the column labels
+  const int64_t top = pad + small + pad + line + pad;  // title, then the column labels
   const int64_t width =
       std::max(label_w + static_cast<int64_t>(cols.size()) * cell_w, 2 * pad + text_width(title)) + pad;
   const int64_t height = top + static_cast<int64_t>(rows.size()) * cell_h + pad;
@@ -227,7 +228,7 @@ torch::Tensor heat_map(const std::vector<std::string>& rows, const std::vector<s
   runtime::draw_text(img, pad, pad, title, grey);
   for (size_t c = 0; c < cols.size(); ++c) {
     const auto x = label_w + static_cast<int64_t>(c) * cell_w;
-    runtime::draw_text(img, x + (cell_w - text_width(cols[c], big)) / 2, pad + 7 + pad, cols[c], black, big);
+    runtime::draw_text(img, x + (cell_w - text_width(cols[c], big)) / 2, pad + small + pad, cols[c], black, big);
   }
   for (size_t r = 0; r < rows.size(); ++r) {
     const auto y = top + static_cast<int64_t>(r) * cell_h;

@@ -1,6 +1,8 @@
 // The parameter store and the tensor archive format.
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <string_view>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -43,10 +45,13 @@ std::string_view constraint_name(ParamConstraint c) {
   }
   return "real";
 }
-ParamConstraint constraint_from(const std::string& s) {
-  if (s == "positive") return ParamConstraint::positive;
-  if (s == "unit_interval") return ParamConstraint::unit_interval;
-  return ParamConstraint::real;
+constexpr ParamConstraint kConstraints[] = {ParamConstraint::real, ParamConstraint::positive,
+                                            ParamConstraint::unit_interval};
+/// The constraint that constraint_name calls `s`; none for another name.
+std::optional<ParamConstraint> constraint_from(std::string_view s) {
+  for (const auto c : kConstraints)
+    if (constraint_name(c) == s) return c;
+  return std::nullopt;
 }
 }  // namespace
 
@@ -178,12 +183,15 @@ void ParamStore::load(const TensorArchive& archive, const std::string& source) {
   parsed.reserve(archive.tensors.size());
   std::lock_guard lock(mutex_);
   for (const auto& [name, t] : archive.tensors) {
-    const auto c = constraints.value(name, std::string("real"));
-    if (c != "real" && c != "positive" && c != "unit_interval")
-      throw Error(fmt::format("param_store: \"{}\" in {} has the unknown constraint \"{}\" (expected real, "
-                              "positive or unit_interval)",
-                              name, source, c));
-    parsed.push_back(constraint_from(c));
+    const auto c = constraints.value(name, std::string(constraint_name(ParamConstraint::real)));
+    const auto known = constraint_from(c);
+    if (!known) {
+      std::vector<std::string_view> names;
+      for (const auto k : kConstraints) names.push_back(constraint_name(k));
+      throw Error(fmt::format("param_store: \"{}\" in {} has the unknown constraint \"{}\" (expected one of {})",
+                              name, source, c, fmt::join(names, ", ")));
+    }
+    parsed.push_back(*known);
     auto it = entries_.find(name);
     if (it != entries_.end() && it->second.unconstrained.sizes() != t.sizes())
       throw ShapeError(fmt::format("param_store: \"{}\" in {} has shape {}, but the store holds shape {}", name,
