@@ -65,7 +65,9 @@ TEST_CASE("DooD one-shot: the token objective at the type is the model's likelih
   auto guide = [&](const torch::Tensor& x) { return program.guide(x); };
   auto model = [&](const torch::Tensor& x) { return program.model(x); };
   auto guide_trace = ppl::trace(ppl::handlers::seed(guide, 7), support.expand({k, 1, kSize, kSize}));
-  CHECK(torch::equal(guide_trace.site("s/1").value, types.strokes.select(1, 1)));
+  // The same draws through the guide's networks on an expanded batch here and
+  // a repeated one there: equal up to float rounding of the network's output.
+  CHECK(torch::allclose(guide_trace.site("s/1").value, types.strokes.select(1, 1), 1e-5, 1e-6));
   auto on_support = ppl::trace(ppl::handlers::replay(model, guide_trace), support.expand({k, 1, kSize, kSize}));
   CHECK(types.log_joint.sum().item<double>() == Approx(on_support.log_prob_sum().item<double>()).epsilon(1e-5));
   auto on_query = ppl::trace(ppl::handlers::replay(model, guide_trace), query.expand({k, 1, kSize, kSize}));
