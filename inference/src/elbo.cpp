@@ -536,6 +536,10 @@ void Elbo::load_state(const TensorArchive& archive, const std::string& prefix) {
     const auto rest = name.substr(prefix.size());
     const auto slash = rest.rfind('/');
     if (slash == std::string::npos) continue;
+    if (t.numel() != 1 || !t.is_floating_point())
+      throw ShapeError(fmt::format("Elbo: the saved baseline statistic \"{}\" is a {} tensor of shape {}, but must be "
+                                   "one real number",
+                                   name, c10::toString(t.scalar_type()), shape_string(t.sizes())));
     auto& r = running_[rest.substr(0, slash)];
     (rest.substr(slash + 1) == "mean" ? r.mean : r.var) = t.clone();
   }

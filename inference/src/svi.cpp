@@ -24,6 +24,23 @@ BOOST_HANA_ADAPT_STRUCT(ppl::infer::Plateau, factor, patience, threshold, relati
 
 namespace ppl::infer {
 
+namespace {
+/// A saved state entry that must be one number; ShapeError naming it otherwise.
+const torch::Tensor& scalar_state(const std::string& key, const torch::Tensor& t) {
+  if (t.numel() != 1)
+    throw ShapeError(fmt::format("Optimiser: the saved state \"{}\" has shape {}, but must be one number", key,
+                                 shape_string(t.sizes())));
+  return t;
+}
+}  // namespace
+
+/// Saved Adam moments must have the shape of the parameter they belong to.
+void Optimiser::check_moments(const std::string& name, const torch::Tensor& param, const Saved& saved) {
+  if (saved.m.sizes() != param.sizes())
+    throw ShapeError(fmt::format("Optimiser: parameter \"{}\" has shape {}, but its saved moments have shape {}", name,
+                                 shape_string(param.sizes()), shape_string(saved.m.sizes())));
+}
+
 // ------------------------------------------------------------------ Adam JSON
 
 void to_json(nlohmann::json& j, const Adam& a) {
@@ -143,11 +160,11 @@ void Optimiser::load_schedule(const TensorArchive& archive, const std::string& p
   for (const auto& [key, t] : archive.tensors) {
     if (key.compare(0, prefix.size(), prefix) != 0) continue;
     const auto field = key.substr(prefix.size());
-    if (field == "scale") scale_ = t.item<double>();
-    else if (field == "best") best_ = t.item<double>();
-    else if (field == "bad") bad_ = t.item<int64_t>();
-    else if (field == "cooldown") cooldown_left_ = t.item<int64_t>();
-    else if (field == "reductions") reductions_ = t.item<int64_t>();
+    if (field == "scale") scale_ = scalar_state(key, t).item<double>();
+    else if (field == "best") best_ = scalar_state(key, t).item<double>();
+    else if (field == "bad") bad_ = scalar_state(key, t).item<int64_t>();
+    else if (field == "cooldown") cooldown_left_ = scalar_state(key, t).item<int64_t>();
+    else if (field == "reductions") reductions_ = scalar_state(key, t).item<int64_t>();
   }
 }
 
@@ -181,6 +198,7 @@ void Optimiser::add(const std::string& name, const torch::Tensor& param, bool ba
   s.lr = base_rate(name, baseline);
   auto saved = pending_.find(name);
   if (saved != pending_.end()) {
+    check_moments(name, param, saved->second);
     s.m = saved->second.m.to(param.options().requires_grad(false));
     s.v = saved->second.v.to(param.options().requires_grad(false));
     s.t = saved->second.t;
@@ -278,8 +296,15 @@ void Optimiser::load_state(const TensorArchive& archive, const std::string& pref
     const auto field = rest.substr(slash + 1);
     if (field == "m") s.m = t.clone();
     else if (field == "v") s.v = t.clone();
-    else if (field == "t") s.t = t.item<int64_t>();
+    else if (field == "t") s.t = scalar_state(key, t).item<int64_t>();
   }
+  for (const auto& [name, s] : saved)
+    if (!s.m.defined() || !s.v.defined() || s.m.sizes() != s.v.sizes() || !s.m.is_floating_point() ||
+        !s.v.is_floating_point())
+      throw ShapeError(fmt::format("Optimiser: the saved moments of parameter \"{}\" are incomplete or of two "
+                                   "shapes ({} and {})",
+                                   name, s.m.defined() ? shape_string(s.m.sizes()) : "none",
+                                   s.v.defined() ? shape_string(s.v.sizes()) : "none"));
   torch::NoGradGuard no_grad;
   pending_.clear();
   for (auto& [name, s] : saved) {
@@ -289,6 +314,7 @@ void Optimiser::load_state(const TensorArchive& archive, const std::string& pref
       continue;
     }
     auto& slot = slots_[it->second];
+    check_moments(name, slot.param, s);
     slot.m.copy_(s.m);
     slot.v.copy_(s.v);
     slot.t = s.t;
@@ -330,7 +356,8 @@ at::Generator cpu_generator() {
 constexpr const char* kKind = "ppl.checkpoint";
 }  // namespace
 
-void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step) {
+void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step,
+                     const nlohmann::json& user) {
   // The store's own archive (with its constraints), folded into ours.
   const auto params = param_store().to_archive();
 
@@ -350,6 +377,7 @@ void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const 
   archive.metadata["kind"] = kKind;
   archive.metadata["step"] = step;
   archive.metadata["param_store"] = params.metadata;
+  if (!user.is_null()) archive.metadata["user"] = user;
   save_archive(archive, path);
 }
 
@@ -358,6 +386,24 @@ int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser
   if (archive.metadata.value("kind", std::string()) != kKind)
     throw Error(fmt::format("load_checkpoint: {} is not a checkpoint (kind \"{}\")", path.string(),
                             archive.metadata.value("kind", std::string())));
+  // The generator state is checked before anything changes: a short or
+  // foreign one would break the promise that a resumed run repeats its draws.
+  auto gen = cpu_generator();
+  const auto* rng = [&]() -> const torch::Tensor* {
+    for (const auto& [name, t] : archive.tensors)
+      if (name == "rng/cpu") return &t;
+    return nullptr;
+  }();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    const auto expected = gen.get_state();
+    if (!rng || rng->scalar_type() != expected.scalar_type() || rng->numel() != expected.numel())
+      throw Error(fmt::format("load_checkpoint: {} has {} generator state (\"rng/cpu\"), where {} bytes are expected",
+                              path.string(),
+                              rng ? fmt::format("a {}-element {}", rng->numel(), c10::toString(rng->scalar_type()))
+                                  : std::string("no"),
+                              expected.numel()));
+  }
   TensorArchive params;
   params.metadata = archive.metadata.value("param_store", nlohmann::json::object());
   for (const auto& [name, t] : archive.tensors)
@@ -369,9 +415,8 @@ int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser
     if (name.rfind("value/", 0) == 0) optimiser.set_pending_value(name.substr(6), t);
   elbo.load_state(archive, "elbo/");
   {
-    auto gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(archive.at("rng/cpu"));
+    gen.set_state(*rng);
   }
   return archive.metadata.value("step", int64_t{0});
 }

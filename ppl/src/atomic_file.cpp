@@ -1,5 +1,6 @@
 #include <ppl/core/atomic_file.hpp>
 
+#include <fcntl.h>
 #include <fstream>
 #include <unistd.h>
 
@@ -8,6 +9,14 @@
 #include <ppl/core/errors.hpp>
 
 namespace ppl {
+
+bool sync_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
 
 void write_atomic(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
   const auto dir = path.parent_path();
@@ -33,9 +42,13 @@ void write_atomic(const std::filesystem::path& path, const std::function<void(st
     out.flush();
     if (!out) fail("writing failed (disk full?)");
   }
+  // On disk before the rename, so a power cut cannot leave `path` renamed
+  // over a file whose blocks were never written.
+  if (!sync_file(tmp)) fail(fmt::format("cannot flush {} to disk (disk full?)", tmp.string()));
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail(fmt::format("cannot rename {} over it: {}", tmp.string(), ec.message()));
+  sync_file(dir.empty() ? std::filesystem::path(".") : dir);  // the rename itself; best effort
 }
 
 void write_atomic(const std::filesystem::path& path, std::string_view bytes) {

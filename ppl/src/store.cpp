@@ -1,16 +1,12 @@
-// The parameter store and the tensor archive format.
-#include <cstring>
-#include <fstream>
+// The parameter store.
 #include <optional>
 #include <string_view>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <ppl/core/archive.hpp>
-#include <ppl/core/atomic_file.hpp>
 #include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
 
@@ -216,101 +212,5 @@ void ParamStore::load(const TensorArchive& archive, const std::string& source) {
 void ParamStore::save(const std::filesystem::path& path) const { save_archive(to_archive(), path); }
 
 void ParamStore::load(const std::filesystem::path& path) { load(load_archive(path), path.string()); }
-
-// ------------------------------------------------------------------ archive
-
-namespace {
-constexpr char kMagic[8] = {'P', 'P', 'L', 'T', 'E', 'N', 'S', '1'};
-}
-
-const torch::Tensor& TensorArchive::at(const std::string& name) const {
-  for (const auto& [n, t] : tensors)
-    if (n == name) return t;
-  throw Error(fmt::format("archive: no tensor named \"{}\"", name));
-}
-
-void save_archive(const TensorArchive& archive, const std::filesystem::path& path) {
-  nlohmann::json header;
-  header["metadata"] = archive.metadata;
-  header["tensors"] = nlohmann::json::array();
-  std::vector<torch::Tensor> blobs;
-  uint64_t offset = 0;
-  for (const auto& [name, t] : archive.tensors) {
-    auto c = t.detach().to(torch::kCPU).contiguous();
-    const uint64_t bytes = c.numel() * c.element_size();
-    header["tensors"].push_back({{"name", name},
-                                 {"dtype", std::string(c10::toString(c.scalar_type()))},
-                                 {"shape", c.sizes().vec()},
-                                 {"offset", offset},
-                                 {"bytes", bytes}});
-    offset += bytes;
-    blobs.push_back(c);
-  }
-  const auto text = header.dump();
-  const uint64_t length = text.size();
-
-  write_atomic(path, [&](std::ostream& out) {
-    out.write(kMagic, sizeof kMagic);
-    out.write(reinterpret_cast<const char*>(&length), sizeof length);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& b : blobs)
-      out.write(static_cast<const char*>(b.data_ptr()), static_cast<std::streamsize>(b.numel() * b.element_size()));
-  });
-}
-
-namespace {
-torch::ScalarType dtype_from(const std::string& s, const std::filesystem::path& path) {
-  static const std::pair<const char*, torch::ScalarType> table[] = {
-      {"Float", torch::kFloat}, {"Double", torch::kDouble}, {"Long", torch::kLong},   {"Int", torch::kInt},
-      {"Bool", torch::kBool},   {"Byte", torch::kByte},     {"Half", torch::kHalf},   {"BFloat16", torch::kBFloat16},
-      {"Char", torch::kChar},   {"Short", torch::kShort}};
-  for (auto& [n, t] : table)
-    if (s == n) return t;
-  throw Error(fmt::format("archive: {} has a tensor of unknown dtype \"{}\"", path.string(), s));
-}
-}  // namespace
-
-TensorArchive load_archive(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("archive: cannot open {} (no such file or not readable)", path.string()));
-  const auto size = std::filesystem::file_size(path);
-  char magic[8] = {};
-  uint64_t length = 0;
-  in.read(magic, sizeof magic);
-  if (!in || std::memcmp(magic, kMagic, sizeof kMagic) != 0)
-    throw Error(fmt::format("archive: {} is not a ppl tensor archive (bad magic)", path.string()));
-  in.read(reinterpret_cast<char*>(&length), sizeof length);
-  if (!in || length > size - 16)
-    throw Error(fmt::format("archive: {} is truncated (header of {} bytes, file of {})", path.string(), length, size));
-  std::string text(length, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(length));
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("archive: {} has a corrupt header: {}", path.string(), e.what()));
-  }
-  const uint64_t data_start = 16 + length;
-  TensorArchive archive;
-  archive.metadata = header.value("metadata", nlohmann::json::object());
-  for (const auto& e : header.at("tensors")) {
-    const auto name = e.at("name").get<std::string>();
-    const auto offset = e.at("offset").get<uint64_t>();
-    const auto bytes = e.at("bytes").get<uint64_t>();
-    if (data_start + offset + bytes > size)
-      throw Error(fmt::format("archive: {} is truncated: tensor \"{}\" needs bytes {}..{}, the file has {}",
-                              path.string(), name, data_start + offset, data_start + offset + bytes, size));
-    auto t = torch::empty(e.at("shape").get<std::vector<int64_t>>(),
-                          torch::TensorOptions().dtype(dtype_from(e.at("dtype").get<std::string>(), path)));
-    if (static_cast<uint64_t>(t.numel() * t.element_size()) != bytes)
-      throw Error(fmt::format("archive: {}: tensor \"{}\" has {} bytes for its shape, the header says {}",
-                              path.string(), name, t.numel() * t.element_size(), bytes));
-    in.seekg(static_cast<std::streamoff>(data_start + offset));
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
-    if (!in) throw Error(fmt::format("archive: reading tensor \"{}\" from {} failed", name, path.string()));
-    archive.tensors.emplace_back(name, t);
-  }
-  return archive;
-}
 
 }  // namespace ppl

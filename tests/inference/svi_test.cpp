@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <ppl/core/archive.hpp>
 #include <ppl/inference.hpp>
 
 namespace d = ppl::dist;
@@ -126,7 +127,23 @@ TEST_CASE("a checkpoint resumes training bit for bit", "[svi][checkpoint]") {
   {
     auto first = make();
     for (int i = 0; i < 8; ++i) first.step(x);
-    infer::save_checkpoint(path, first);
+    infer::save_checkpoint(path, first, {{"run", "mixed"}});
+  }
+  CHECK(ppl::read_archive_metadata(path)["user"]["run"] == "mixed");
+  // A checkpoint whose generator state was cut short cannot promise the same
+  // draws on resume: refused, naming the file, before anything is loaded.
+  {
+    auto archive = ppl::load_archive(path);
+    for (auto& [name, t] : archive.tensors)
+      if (name == "rng/cpu") t = t.narrow(0, 0, t.numel() / 2).clone();
+    const auto cut = std::filesystem::temp_directory_path() / "ppl_inference_checkpoint_cut.ppl";
+    ppl::save_archive(archive, cut);
+    ppl::param_store().clear();
+    auto other = make();
+    CHECK_THROWS_WITH(infer::load_checkpoint(cut, other),
+                      Catch::Contains("ppl_inference_checkpoint_cut.ppl") && Catch::Contains("generator state"));
+    CHECK(ppl::param_store().size() == 0);
+    std::filesystem::remove(cut);
   }
   ppl::param_store().clear();
   torch::manual_seed(999);  // the checkpoint restores the generator

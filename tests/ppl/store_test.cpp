@@ -145,6 +145,81 @@ TEST_CASE("archives: missing, foreign and truncated files are clear errors", "[a
   CHECK_THROWS_WITH(ppl::load_archive(good), Catch::Contains("truncated") && Catch::Contains("\"x\""));
 }
 
+namespace {
+std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+}
+/// A version-1 archive (no checksums) of one tensor, written byte by byte:
+/// "PPLTENS1", u64 header length, header, data.
+std::string v1_archive(const std::string& header, const std::string& data) {
+  std::string out = "PPLTENS1";
+  const std::uint64_t n = header.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  return out + header + data;
+}
+}  // namespace
+
+TEST_CASE("archives: every tensor and the header carry a checksum, damage is an error naming the file", "[archive]") {
+  ppl::TensorArchive a;
+  a.tensors.emplace_back("w", torch::arange(64, torch::kFloat));
+  a.tensors.emplace_back("b", torch::arange(8, torch::kLong));
+  a.metadata["step"] = 3;
+  const auto path = temp_path("crc.bin");
+  ppl::save_archive(a, path);
+  CHECK(ppl::read_archive_metadata(path)["step"] == 3);
+  const auto good = read_bytes(path);
+  REQUIRE(good.compare(0, 8, "PPLTENS2") == 0);
+  // One flipped bit in the last tensor's bytes (the file's last byte).
+  auto bad = good;
+  bad.back() = static_cast<char>(bad.back() ^ 0x10);
+  write_bytes(path, bad);
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("crc.bin is damaged") && Catch::Contains("\"b\""));
+  // One flipped bit in the header (inside the JSON, after the 24-byte prefix).
+  bad = good;
+  bad[30] = static_cast<char>(bad[30] ^ 0x01);
+  write_bytes(path, bad);
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("crc.bin") && Catch::Contains("header"));
+  CHECK_THROWS_WITH(ppl::read_archive_metadata(path), Catch::Contains("header's checksum"));
+}
+
+TEST_CASE("archives: declared sizes are checked against the file before anything is allocated", "[archive]") {
+  std::string data;
+  for (int i = 0; i < 4; ++i) data += std::string("\x01\x00\x00\x00", 4);  // four little-endian int32 ones
+  auto entry = [](const std::string& fields) {
+    return "{\"metadata\":{},\"tensors\":[{\"name\":\"x\",\"dtype\":\"Int\"," + fields + "}]}";
+  };
+  const auto path = temp_path("v1.bin");
+  // Version 1 archives (no checksums) still load.
+  write_bytes(path, v1_archive(entry("\"shape\":[4],\"offset\":0,\"bytes\":16"), data));
+  CHECK(torch::equal(ppl::load_archive(path).at("x"), torch::ones({4}, torch::kInt)));
+  // An offset near 2^64 must not wrap around to the start of the data.
+  write_bytes(path, v1_archive(entry("\"shape\":[4],\"offset\":18446744073709551615,\"bytes\":16"), data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("v1.bin is truncated") && Catch::Contains("\"x\""));
+  write_bytes(path, v1_archive(entry("\"shape\":[4],\"offset\":8,\"bytes\":18446744073709551608"), data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("truncated"));
+  // A shape whose element count overflows, or disagrees with the bytes, is
+  // refused before the allocation.
+  write_bytes(path, v1_archive(entry("\"shape\":[4294967296,4294967296,4],\"offset\":0,\"bytes\":16"), data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("does not hold the 16 bytes"));
+  write_bytes(path, v1_archive(entry("\"shape\":[2,-2],\"offset\":0,\"bytes\":16"), data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("negative dimension -2"));
+  write_bytes(path, v1_archive(entry("\"shape\":[0],\"offset\":0,\"bytes\":0"), data));
+  CHECK(ppl::load_archive(path).at("x").numel() == 0);
+  // Keys of the wrong type name the tensor and the key.
+  write_bytes(path, v1_archive(entry("\"shape\":\"four\",\"offset\":0,\"bytes\":16"), data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("tensor \"x\" has no valid \"shape\""));
+  write_bytes(path, v1_archive("{\"metadata\":{},\"tensors\":3}", data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("no \"tensors\" list"));
+  // A header longer than the file.
+  auto cut = v1_archive(entry("\"shape\":[4],\"offset\":0,\"bytes\":16"), data);
+  write_bytes(path, cut.substr(0, 20));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("truncated (header of"));
+}
+
 TEST_CASE("options structs round-trip through JSON and reject unknown keys", "[reflect]") {
   Options o{0.001, true, {1, 2}, {5, "air"}};
   auto j = ppl::options_to_json(o);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include <ppl/infer/elbo.hpp>
 #include <ppl/infer/optim.hpp>
 
@@ -14,18 +16,22 @@ namespace ppl::infer {
 /// state, the Elbo's running baselines, `step`
 /// and the state of the CPU generator (torch's default, or the thread's one
 /// inside ppl::handlers::seed) to `path` atomically (ppl::save_archive).
-/// Throws ppl::Error naming the path on I/O failure.
-void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step);
+/// `user` (when not null) is kept in the archive's metadata under "user"
+/// (`ppl::read_archive_metadata(path)["user"]`), e.g. the configuration that
+/// the checkpoint belongs to. Throws ppl::Error naming the path on I/O failure.
+void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step,
+                     const nlohmann::json& user = nullptr);
 /// Restores what save_checkpoint wrote: parameters into ppl::param_store()
 /// (in place when present), optimiser and Elbo state, the generator; returns
 /// the step counter. Throws ppl::Error naming the path for a missing,
-/// truncated or foreign file.
+/// truncated, damaged (checksum) or foreign file, or one whose generator
+/// state is not the size this libtorch's generator has.
 int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser& optimiser);
 
 /// The same for an `Svi` (any model and guide).
 template <class S>
-void save_checkpoint(const std::filesystem::path& path, S& svi) {
-  save_checkpoint(path, svi.elbo(), svi.optimiser(), svi.steps());
+void save_checkpoint(const std::filesystem::path& path, S& svi, const nlohmann::json& user = nullptr) {
+  save_checkpoint(path, svi.elbo(), svi.optimiser(), svi.steps(), user);
 }
 template <class S>
 void load_checkpoint(const std::filesystem::path& path, S& svi) {

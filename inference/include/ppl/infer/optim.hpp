@@ -149,6 +149,7 @@ class Optimiser {
     torch::Tensor m, v;
     int64_t t = 0;
   };
+  static void check_moments(const std::string& name, const torch::Tensor& param, const Saved& saved);
   Adam spec_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, size_t> index_;
