@@ -26,13 +26,32 @@ std::string_view to_string(SiteKind kind) {
 namespace {
 thread_local std::vector<Handler*> t_stack;
 thread_local std::vector<int64_t> t_plate_dims;
+thread_local std::vector<std::string> t_plate_names;
 
 std::string where(const Message& msg) {
   const auto loc = msg.location.short_string();
   return loc.empty() ? fmt::format("site \"{}\"", msg.name) : fmt::format("site \"{}\" ({})", msg.name, loc);
 }
 
+/// A site's mask (its own and the mask handlers') must broadcast with the
+/// batch shape of its distribution, as the plates have made it.
+void check_mask(const Message& msg) {
+  if (!msg.mask.defined() || msg.kind == SiteKind::param) return;
+  const auto batch = msg.dist->batch_shape();
+  bool ok = true;
+  try {
+    at::infer_size(msg.mask.sizes(), batch);
+  } catch (const c10::Error&) {
+    ok = false;
+  }
+  if (!ok)
+    throw ShapeError(fmt::format("{}: mask has shape {}, which does not broadcast with the batch shape {} of its {}",
+                                 where(msg), shape_string(msg.mask.sizes()), shape_string(batch),
+                                 msg.dist->type_name()));
+}
+
 void default_process(Message& msg) {
+  check_mask(msg);
   if (msg.value.defined()) return;
   switch (msg.kind) {
     case SiteKind::sample:
@@ -100,6 +119,7 @@ torch::Tensor sample(const std::string& name, const dist::Distribution& d, Sampl
 torch::Tensor observe(const std::string& name, const dist::Distribution& d, const torch::Tensor& value,
                       SampleOptions options, std::source_location location) {
   auto msg = make_message(name, SiteKind::observe, d, std::move(options), location);
+  check::defined(msg.context(d.type_name()), "observed value", value);
   msg.value = value;
   msg.observed = true;
   apply_stack(msg);
@@ -137,6 +157,10 @@ void register_module(const std::string& name, torch::nn::Module& module, std::so
 namespace {
 PlateFrame make_frame(std::string name, int64_t size, const PlateOptions& options) {
   if (size < 0) throw ArgumentError(fmt::format("plate \"{}\": size is {}, but must be nonnegative", name, size));
+  if (std::find(t_plate_names.begin(), t_plate_names.end(), name) != t_plate_names.end())
+    throw SiteError(fmt::format("plate \"{}\": an enclosing plate has the same name; nested plates need names of "
+                                "their own",
+                                name));
   PlateFrame f{std::move(name), size, size, -1};
   if (options.subsample_size) {
     const auto s = *options.subsample_size;
@@ -168,11 +192,14 @@ Plate::Plate(std::string name, int64_t size, PlateOptions options)
                          .narrow(0, 0, frame_.subsample_size)),
       scope_(*this) {
   t_plate_dims.push_back(frame_.dim);
+  t_plate_names.push_back(frame_.name);
 }
 
 Plate::~Plate() {
   auto it = std::find(t_plate_dims.begin(), t_plate_dims.end(), frame_.dim);
   if (it != t_plate_dims.end()) t_plate_dims.erase(it);
+  auto name = std::find(t_plate_names.begin(), t_plate_names.end(), frame_.name);
+  if (name != t_plate_names.end()) t_plate_names.erase(name);
 }
 
 void Plate::process(Message& msg) {
@@ -233,6 +260,9 @@ void ReplayHandler::process(Message& msg) {
                                  "distribution there has shape {} (batch {}, event {})",
                                  where(msg), shape_string(s->value.sizes()), shape_string(expected),
                                  shape_string(msg.dist->batch_shape()), shape_string(msg.dist->event_shape())));
+  // A replayed value is scored by the program's distribution: outside its
+  // support the score would be meaningless (log(1/3) for a Categorical(3) at 7).
+  msg.dist->check_value(msg.context(msg.dist->type_name()), s->value, msg.mask);
   msg.value = s->value;
   msg.reparameterised = s->reparameterised;
 }

@@ -138,6 +138,53 @@ TEST_CASE("replay supplies values, a replayed value of another shape is an error
                         Catch::Contains("has shape [3]"));
 }
 
+TEST_CASE("a replayed value outside the program's support is an error naming the site", "[handlers][replay]") {
+  auto guide = [] {
+    ppl::sample("k", d::Delta(torch::tensor(7.0)));
+    ppl::sample("p", d::Delta(torch::tensor(2.0)));
+  };
+  auto q = ppl::trace(guide);
+  // Scored as given, a Categorical(3) at 7 would be log(1/3), a Beta at 2 NaN.
+  auto categorical = [] { ppl::sample("k", d::Categorical(torch::full({3}, 1.0 / 3))); };
+  CHECK_THROWS_AS(ppl::trace(h::replay(categorical, q)), ppl::ArgumentError);
+  CHECK_THROWS_WITH(ppl::trace(h::replay(categorical, q)),
+                    Catch::Contains("Categorical: value is 7") && Catch::Contains("site \"k\""));
+  auto beta = [] { ppl::sample("p", d::Beta(2.0, 2.0)); };
+  CHECK_THROWS_WITH(ppl::trace(h::replay(beta, q)), Catch::Contains("Beta: value is 2") && Catch::Contains("site \"p\""));
+}
+
+TEST_CASE("an undefined observed value, a mask of the wrong shape and a plate inside its namesake are errors",
+          "[handlers]") {
+  auto undefined = [] { ppl::observe("x", d::Normal(0.0, 1.0), torch::Tensor()); };
+  CHECK_THROWS_AS(undefined(), ppl::ArgumentError);
+  CHECK_THROWS_WITH(undefined(), Catch::Contains("observed value is an undefined tensor") &&
+                                     Catch::Contains("site \"x\", handlers_test.cpp:"));
+  auto bad_mask = [] {
+    auto data = ppl::plate("data", 5);
+    ppl::observe("x", d::Normal(0.0, 1.0), torch::zeros({5}), {.mask = torch::ones({3, 2}, torch::kBool)});
+  };
+  CHECK_THROWS_AS(ppl::trace(bad_mask), ppl::ShapeError);
+  CHECK_THROWS_WITH(ppl::trace(bad_mask), Catch::Contains("site \"x\"") && Catch::Contains("mask has shape [3, 2]") &&
+                                              Catch::Contains("batch shape [5]"));
+  auto good_mask = [] {
+    auto data = ppl::plate("data", 5);
+    ppl::observe("x", d::Normal(0.0, 1.0), torch::zeros({5}), {.mask = torch::ones({5}, torch::kBool)});
+  };
+  CHECK_NOTHROW(ppl::trace(good_mask));
+  auto nested = [] {
+    auto outer = ppl::plate("data", 3);
+    auto inner = ppl::plate("data", 2);
+  };
+  CHECK_THROWS_AS(nested(), ppl::SiteError);
+  CHECK_THROWS_WITH(nested(), Catch::Contains("plate \"data\": an enclosing plate has the same name"));
+  // One after the other, the same name is fine.
+  auto sequential = [] {
+    { auto a = ppl::plate("data", 3); }
+    { auto b = ppl::plate("data", 2); }
+  };
+  CHECK_NOTHROW(sequential());
+}
+
 TEST_CASE("condition observes sites, conditioning on an unknown name is an error", "[handlers][condition]") {
   auto x = torch::tensor({0.1f, -0.3f});
   auto conditioned = h::condition(model, {{"mu", torch::tensor(0.25f)}});
