@@ -71,7 +71,7 @@ std::string cell_file(const std::string& name, const LlArgs& a) {
 }
 
 /// The estimate of one run on one data set; also written as
-/// RUN/ll_DATA_SPLIT_KK.json (see cell_file).
+/// RUN/ll_DATA_SPLIT_KK.json (see cell_file) where the run can be written.
 nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::string& name, const LlArgs& a) {
   auto& program = *run.program;
   if (a.likelihood_scale != "learnt" && !program.has_likelihood_scale())
@@ -136,7 +136,13 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
     auto& j = out["label_counts"] = nlohmann::json::object();
     for (const auto& [label, count] : counts) j[std::to_string(label)] = count;
   }
-  write_atomic(run.dir / cell_file(name, a), out.dump(2));
+  // A record beside the run; a run directory that cannot be written (a
+  // read-only copy of a model) does not cost the result, which is printed.
+  try {
+    write_atomic(run.dir / cell_file(name, a), out.dump(2));
+  } catch (const Error& e) {
+    fmt::print(stderr, "ll: warning: {} (the estimate is printed below)\n", e.what());
+  }
   return out;
 }
 

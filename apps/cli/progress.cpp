@@ -11,9 +11,12 @@ namespace ppl::cli {
 
 namespace {
 std::atomic<int> g_interrupts{0};
+std::atomic<int> g_signal{0};
 
-void on_signal(int) {
-  if (g_interrupts.fetch_add(1) >= 1) std::_Exit(130);
+void on_signal(int signal) {
+  int none = 0;
+  g_signal.compare_exchange_strong(none, signal);
+  if (g_interrupts.fetch_add(1) >= 1) std::_Exit(128 + signal);
 }
 
 std::string clock(double seconds) {
@@ -29,6 +32,8 @@ void install_interrupt_handler() {
 }
 
 bool interrupted() { return g_interrupts.load() > 0; }
+
+int interrupt_signal() { return g_signal.load(); }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start)
     : label_(std::move(label)),

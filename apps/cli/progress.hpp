@@ -33,5 +33,8 @@ class ProgressBar {
 void install_interrupt_handler();
 /// True once Ctrl-C (or SIGTERM) was received.
 bool interrupted();
+/// The first signal received (SIGINT or SIGTERM), 0 when none: the tool
+/// exits with 128 + it after saving, as shells expect (130 for Ctrl-C).
+int interrupt_signal();
 
 }  // namespace ppl::cli

@@ -27,23 +27,11 @@ struct TrainArgs {
   std::set<std::string> given;  ///< the flags given on the command line ("--eval-every", ...)
 };
 
-nlohmann::json train_to_json(const TrainOptions& t) {
-  return {{"data", t.data},         {"steps", t.steps},           {"batch_size", t.batch_size},
-          {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
-          {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
-          {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
-          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"}};
-}
-
-/// UsageError naming the flag for a learning-rate schedule value out of range.
-void check_schedule(const TrainOptions& t) {
-  if (!(t.lr_decay > 0 && t.lr_decay <= 1))
-    throw UsageError(fmt::format("train: --lr-decay is {}, but must be in (0, 1]", t.lr_decay));
-  if (t.lr_plateau < -1) throw UsageError(fmt::format("train: --lr-plateau is {}, but must be a patience >= 0 (or -1: off)", t.lr_plateau));
-  if (!(t.lr_factor > 0 && t.lr_factor < 1))
-    throw UsageError(fmt::format("train: --lr-factor is {}, but must be in (0, 1)", t.lr_factor));
-  if (!(t.lr_threshold >= 0)) throw UsageError(fmt::format("train: --lr-threshold is {}, but must be nonnegative", t.lr_threshold));
-  if (!(t.min_lr >= 0)) throw UsageError(fmt::format("train: --min-lr is {}, but must be nonnegative", t.min_lr));
+/// How a training setting is named in messages about the command line: its flag.
+std::string flag_name(std::string_view key) {
+  std::string flag = "--" + std::string(key);
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
 }
 
 /// The program's optimiser with the run's learning-rate schedule.
@@ -100,28 +88,30 @@ uint64_t evaluation_seed(uint64_t seed, int64_t step) { return step_seed(seed, s
 /// --device taken from the command line when given. A flag that would
 /// change what the run computes (its data, batches, seed or schedule) is a
 /// UsageError naming it, unless it repeats the stored value.
-TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& stored, const std::filesystem::path& dir) {
+TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& stored_json,
+                             const std::filesystem::path& config_path) {
+  const auto dir = config_path.parent_path();
   const TrainOptions& given = args.train;
-  const TrainOptions unscheduled;  // runs from before the schedule flags have none
+  const TrainOptions stored = train_options_from_json(stored_json, config_path);
   TrainOptions t = given;
-  t.data = stored.at("data");
-  t.batch_size = stored.at("batch_size");
-  t.n_train = stored.at("n_train");
+  t.data = stored.data;
+  t.batch_size = stored.batch_size;
+  t.n_train = stored.n_train;
   // Runs written before --n-train spread its subset over a stored split
   // (they have no n_train_subset) trained on the split's first images.
   const auto stored_sets = runtime::data::dataset_names();
-  if (t.n_train > 0 && !stored.contains("n_train_subset") &&
+  if (t.n_train > 0 && !stored_json.contains("n_train_subset") &&
       std::find(stored_sets.begin(), stored_sets.end(), t.data) != stored_sets.end())
     fmt::print(stderr,
                "train: warning: the run in {0} took its --n-train {1} images as the first {1} of {2}'s training "
                "split; from this resume on it trains on {1} images spread over the split\n",
                dir.string(), t.n_train, t.data);
-  t.seed = stored.at("seed");
-  t.lr_decay = stored.value("lr_decay", unscheduled.lr_decay);
-  t.lr_plateau = stored.value("lr_plateau", unscheduled.lr_plateau);
-  t.lr_factor = stored.value("lr_factor", unscheduled.lr_factor);
-  t.lr_threshold = stored.value("lr_threshold", unscheduled.lr_threshold);
-  t.min_lr = stored.value("min_lr", unscheduled.min_lr);
+  t.seed = stored.seed;
+  t.lr_decay = stored.lr_decay;
+  t.lr_plateau = stored.lr_plateau;
+  t.lr_factor = stored.lr_factor;
+  t.lr_threshold = stored.lr_threshold;
+  t.min_lr = stored.min_lr;
   auto keep = [&](const char* flag, const auto& stored_value, const auto& value, const char* note = "") {
     if (args.given.count(flag) && !(value == stored_value))
       throw UsageError(fmt::format("train: {} is {}, but the run in {} was trained with {}{}; a resumed run keeps it "
@@ -139,13 +129,73 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   keep("--lr-threshold", t.lr_threshold, given.lr_threshold);
   keep("--min-lr", t.min_lr, given.min_lr);
   // Settings that change neither the batches nor the draws.
-  if (!args.given.count("--eval-every")) t.eval_every = stored.at("eval_every");
-  if (!args.given.count("--checkpoint-every")) t.checkpoint_every = stored.at("checkpoint_every");
-  if (!args.given.count("--data-dir")) t.data_dir = stored.value("data_dir", "");
-  if (!args.given.count("--device")) t.device = stored.value("device", "cpu");
-  const auto stored_steps = stored.at("steps").get<int64_t>();
-  t.steps = args.given.count("--steps") ? std::max(given.steps, stored_steps) : stored_steps;
+  if (!args.given.count("--eval-every")) t.eval_every = stored.eval_every;
+  if (!args.given.count("--checkpoint-every")) t.checkpoint_every = stored.checkpoint_every;
+  if (!args.given.count("--data-dir")) t.data_dir = stored.data_dir;
+  if (!args.given.count("--device")) t.device = stored.device;
+  t.steps = args.given.count("--steps") ? std::max(given.steps, stored.steps) : stored.steps;
   return t;
+}
+
+/// Removes what a killed writer left in the run directory `dir`: the
+/// temporary files of write_atomic ("checkpoint.bin.tmp1234"). Called with
+/// the run's lock held, so no live writer owns them.
+void remove_stale_temporaries(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    for (const char* file : {"checkpoint.bin", "config.json", "metrics.jsonl"}) {
+      const auto prefix = std::string(file) + ".tmp";
+      if (name.size() > prefix.size() && name.starts_with(prefix) &&
+          std::all_of(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(), ::isdigit))
+        std::filesystem::remove(entry.path(), ec);
+    }
+  }
+}
+
+/// The records of `path` (metrics.jsonl) that belong to steps up to `step`,
+/// the checkpoint's: records of later steps were written before a kill that
+/// came before their checkpoint, and will be written again. A line that is
+/// not a JSON object with a step (the torn end of an append) is dropped with
+/// a warning naming the file and line. The file is rewritten (atomically)
+/// when anything was dropped.
+std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int64_t step) {
+  std::vector<nlohmann::json> kept;
+  std::ifstream in(path);
+  if (!in) return kept;
+  std::string line, text;
+  int64_t number = 0;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    ++number;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    const bool valid = j.is_object() && j.contains("step") && j["step"].is_number_integer();
+    if (!valid) {
+      fmt::print(stderr, "train: warning: {} line {} is not a metrics record; dropped\n", path.string(), number);
+      dropped = true;
+      continue;
+    }
+    if (j["step"].get<int64_t>() > step) {
+      dropped = true;
+      continue;
+    }
+    text += line + "\n";
+    kept.push_back(std::move(j));
+  }
+  if (dropped) write_atomic(path, text);
+  return kept;
+}
+
+/// Appends `lines` to `path` and flushes them to disk.
+void append_lines(const std::filesystem::path& path, std::vector<std::string>& lines) {
+  {
+    std::ofstream out(path, std::ios::app);
+    for (const auto& l : lines) out << l << "\n";
+    out.flush();
+    if (!out) throw UsageError(fmt::format("train: cannot append to {} (disk full?)", path.string()));
+  }
+  if (!sync_file(path)) throw UsageError(fmt::format("train: cannot flush {} to disk", path.string()));
+  lines.clear();
 }
 
 void train(const TrainArgs& args) {
@@ -158,7 +208,7 @@ void train(const TrainArgs& args) {
     if (!fs::exists(config_path) || !fs::exists(checkpoint))
       throw UsageError(fmt::format("train: --resume needs a run in {} (config.json and checkpoint.bin); none found",
                                    dir.string()));
-    config = nlohmann::json::parse(std::ifstream(config_path));
+    config = read_config(config_path);
     if (config.at("program") != args.program)
       throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
                                    config.at("program").get<std::string>(), args.program));
@@ -166,7 +216,8 @@ void train(const TrainArgs& args) {
       throw UsageError(fmt::format("train: --config cannot change the options of the run in {}; start a new run "
                                    "(another --out) to train with other options",
                                    dir.string()));
-    t = resumed_settings(args, config.at("train"), dir);
+    check_run_identity(config, config_path, checkpoint);
+    t = resumed_settings(args, config.at("train"), config_path);
   } else {
     if (fs::exists(checkpoint))
       throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
@@ -174,30 +225,19 @@ void train(const TrainArgs& args) {
     const auto& info = programs::find_program(args.program);
     nlohmann::json options = info.default_options();
     if (!args.config.empty()) {
-      std::ifstream in(args.config);
-      if (!in) throw UsageError(fmt::format("train: cannot read --config {}", args.config));
-      nlohmann::json user;
-      try {
-        user = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw UsageError(fmt::format("train: --config {} is not valid JSON: {}", args.config, e.what()));
-      }
+      const auto user = read_json_file(args.config);
+      if (!user.is_object())
+        throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", args.config));
       for (auto& [k, v] : user.items()) options[k] = v;
     }
-    config = {{"program", args.program}, {"options", options}, {"train", train_to_json(t)}};
+    config = {{"program", args.program}, {"options", options}, {"train", train_options_to_json(t)}};
   }
-  if (t.steps < 1) throw UsageError("train: --steps must be at least 1");
-  if (t.checkpoint_every < 1) throw UsageError("train: --checkpoint-every must be at least 1");
-  if (t.batch_size < 0 || t.n_train < 0 || t.eval_every < 0)
-    throw UsageError(fmt::format("train: --batch-size ({}), --n-train ({}) and --eval-every ({}) must be at least 0 "
-                                 "(0: the program's batch size, every image, no evaluations)",
-                                 t.batch_size, t.n_train, t.eval_every));
-  check_schedule(t);
+  check_train_options(t, flag_name);
 
   const auto device = parse_device(t.device);
   param_store().clear();
   manual_seed(t.seed);  // network initialisation
-  auto program = programs::find_program(args.program).make(config.at("options"));
+  auto program = make_program(config, args.config.empty() || args.resume ? config_path : fs::path(args.config));
   program->to(device);
   const int64_t batch = t.batch_size > 0 ? t.batch_size : program->batch_size();
 
@@ -210,7 +250,13 @@ void train(const TrainArgs& args) {
   const int64_t n = data.images.size(0);
   if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
 
+  // From here on the run directory is written: one process at a time.
   fs::create_directories(dir);
+  RunLock lock(dir);
+  if (!args.resume && fs::exists(checkpoint))
+    throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
+                                 dir.string()));
+  remove_stale_temporaries(dir);
 
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
@@ -219,7 +265,11 @@ void train(const TrainArgs& args) {
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
   if (args.resume) {
-    infer::load_checkpoint(checkpoint, svi);
+    try {
+      infer::load_checkpoint(checkpoint, svi);
+    } catch (const Error& e) {
+      throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}", dir.string(), e.what()));
+    }
     bind_checkpoint(*program, device, param_store().names(), checkpoint);
     start = svi.steps();
     std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
@@ -227,28 +277,25 @@ void train(const TrainArgs& args) {
   // Written once the run is known to load: a resumed run records its
   // extended step count and any changed evaluation, checkpoint, data-directory
   // or device setting.
-  config["train"] = train_to_json(t);
+  config["train"] = train_options_to_json(t);
   write_atomic(config_path, config.dump(2));
+  const auto identity = nlohmann::json{{"run", run_identity(config)}};
+
+  // metrics.jsonl holds exactly the steps up to the checkpoint's: records
+  // are flushed before each checkpoint, and a resume drops those of the
+  // steps after it (a kill came between the two), which it trains again.
+  const auto metrics_path = dir / "metrics.jsonl";
+  std::vector<std::pair<int64_t, double>> curve;
+  for (const auto& j : kept_metrics(metrics_path, start))
+    if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  std::vector<std::string> pending_metrics;
+  auto flush = [&] {
+    append_lines(metrics_path, pending_metrics);
+    infer::save_checkpoint(checkpoint, svi, identity);
+  };
 
   program->set_training(true);
   install_interrupt_handler();
-  std::vector<std::string> pending_metrics;
-  std::vector<std::pair<int64_t, double>> curve;
-  {
-    std::ifstream old(dir / "metrics.jsonl");
-    std::string line;
-    while (std::getline(old, line)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("loss")) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-    }
-  }
-  auto flush = [&](int64_t step) {
-    infer::save_checkpoint(checkpoint, svi);
-    std::ofstream out(dir / "metrics.jsonl", std::ios::app);
-    for (const auto& l : pending_metrics) out << l << "\n";
-    pending_metrics.clear();
-    (void)step;
-  };
 
   ProgressBar bar(fmt::format("train {}", args.program), t.steps, start);
   double smoothed = NAN;
@@ -287,9 +334,9 @@ void train(const TrainArgs& args) {
     }
     bar.update(step, scheduled ? fmt::format("loss {:.2f} lr x{:.3g}", smoothed, svi.optimiser().lr_scale())
                                : fmt::format("loss {:.2f}", smoothed));
-    if (step % t.checkpoint_every == 0) flush(step);
+    if (step % t.checkpoint_every == 0) flush();
   }
-  flush(step);
+  flush();
   bar.finish(fmt::format("loss {:.2f}", smoothed));
   if (interrupted()) {
     std::fprintf(stderr, "train: interrupted at step %lld; checkpoint saved in %s (continue with --resume)\n",
