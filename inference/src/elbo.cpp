@@ -38,9 +38,14 @@ torch::Tensor active_elements(const Site& s) {
 /// log q without the site's scale (the score of the sampling distribution),
 /// masked like log_prob.
 torch::Tensor unscaled_log_prob(const Site& s) {
-  if (s.scale == 1.0) return s.log_prob();
-  if (s.scale == 0.0) return torch::zeros_like(s.log_prob());
-  return s.log_prob() / s.scale;
+  auto lp = s.log_prob();
+  if (s.scale_tensor.defined()) {
+    const auto zero = s.scale_tensor == 0;
+    lp = torch::where(zero, torch::zeros({}, lp.options()), lp / torch::where(zero, torch::ones_like(s.scale_tensor), s.scale_tensor));
+  }
+  if (s.scale == 1.0) return lp;
+  if (s.scale == 0.0) return torch::zeros_like(lp);
+  return lp / s.scale;
 }
 
 /// Sums `t` over every dimension except those of the plates in `keep` that
@@ -374,6 +379,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
         if (g.dist->mask_tensor().defined()) kl = torch::where(g.dist->mask_tensor(), kl, torch::zeros({}, kl.options()));
         if (g.mask.defined()) kl = torch::where(g.mask, kl, torch::zeros({}, kl.options()));
         if (g.scale != 1.0) kl = kl * g.scale;
+        if (g.scale_tensor.defined()) kl = kl * g.scale_tensor;
         analytic[static_cast<size_t>(t)] = 1;
         // -KL does not depend on z_t itself, only on what came before it.
         costs.push_back({w == 1.0 ? kl : w * kl, &g.plates, std::max(t - 1, upto), true, true});

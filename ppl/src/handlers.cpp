@@ -9,6 +9,7 @@
 #include <ppl/core/param_store.hpp>
 #include <ppl/core/plate.hpp>
 #include <ppl/core/sites.hpp>
+#include <ppl/dist/delta.hpp>
 
 namespace ppl {
 
@@ -17,6 +18,7 @@ std::string_view to_string(SiteKind kind) {
     case SiteKind::sample: return "sample";
     case SiteKind::observe: return "observe";
     case SiteKind::param: return "param";
+    case SiteKind::deterministic: return "deterministic";
   }
   return "?";
 }
@@ -36,7 +38,7 @@ std::string where(const Message& msg) {
 /// A site's mask (its own and the mask handlers') must broadcast with the
 /// batch shape of its distribution, as the plates have made it.
 void check_mask(const Message& msg) {
-  if (!msg.mask.defined() || msg.kind == SiteKind::param) return;
+  if (!msg.mask.defined() || !msg.dist) return;
   const auto batch = msg.dist->batch_shape();
   bool ok = true;
   try {
@@ -63,10 +65,16 @@ void default_process(Message& msg) {
       }
       break;
     case SiteKind::observe:
-      PPL_ASSERT(false && "observe sites carry their value");
+    case SiteKind::deterministic:
+      PPL_ASSERT(false && "observe and deterministic sites carry their value");
       break;
     case SiteKind::param:
-      msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint);
+      if (msg.module_param) {
+        param_store().bind(msg.name, msg.init);
+        msg.value = msg.init;
+      } else {
+        msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint);
+      }
       break;
   }
 }
@@ -111,6 +119,11 @@ Message make_message(const std::string& name, SiteKind kind, const dist::Distrib
 
 torch::Tensor sample(const std::string& name, const dist::Distribution& d, SampleOptions options,
                      std::source_location location) {
+  if (options.obs.defined()) {
+    const auto x = std::move(options.obs);
+    options.obs = torch::Tensor();
+    return observe(name, d, x, std::move(options), location);
+  }
   auto msg = make_message(name, SiteKind::sample, d, std::move(options), location);
   apply_stack(msg);
   return msg.value;
@@ -124,6 +137,28 @@ torch::Tensor observe(const std::string& name, const dist::Distribution& d, cons
   msg.observed = true;
   apply_stack(msg);
   msg.dist->check_value(msg.context(msg.dist->type_name()), msg.value, msg.mask);
+  return msg.value;
+}
+
+void factor(const std::string& name, const torch::Tensor& log_weight, std::source_location location) {
+  const CheckContext ctx{"factor", name};
+  check::defined(ctx, "log_weight", log_weight);
+  if (!log_weight.is_floating_point())
+    throw ArgumentError(fmt::format("factor: log_weight is a {} tensor, but must be floating point (site \"{}\", {})",
+                                    c10::toString(log_weight.scalar_type()), name,
+                                    SourceLocation::from(location).short_string()));
+  const auto at = torch::zeros_like(log_weight, log_weight.options().requires_grad(false));
+  observe(name, dist::Delta(at, log_weight), at, {}, location);
+}
+
+torch::Tensor deterministic(const std::string& name, const torch::Tensor& value, std::source_location location) {
+  Message msg;
+  msg.name = name;
+  msg.kind = SiteKind::deterministic;
+  msg.location = SourceLocation::from(location);
+  check::defined(msg.context("deterministic"), "value", value);
+  msg.value = value;
+  apply_stack(msg);
   return msg.value;
 }
 
@@ -141,13 +176,14 @@ torch::Tensor param(const std::string& name, const torch::Tensor& init, ParamCon
 
 void register_module(const std::string& name, torch::nn::Module& module, std::source_location location) {
   for (auto& item : module.named_parameters(/*recurse=*/true)) {
-    const auto full = name + "." + item.key();
-    param_store().bind(full, item.value());
+    // Bound into the store by the default behaviour, under the name the
+    // handlers leave (a scope prefixes it).
     Message msg;
-    msg.name = full;
+    msg.name = name + "." + item.key();
     msg.kind = SiteKind::param;
     msg.location = SourceLocation::from(location);
-    msg.value = item.value();
+    msg.init = item.value();
+    msg.module_param = true;
     apply_stack(msg);
   }
 }
@@ -203,7 +239,7 @@ Plate::~Plate() {
 }
 
 void Plate::process(Message& msg) {
-  if (msg.kind == SiteKind::param) return;
+  if (!msg.dist) return;  // param and deterministic sites have no batch
   msg.plates.insert(msg.plates.begin(), frame_);
   if (frame_.subsample_size != frame_.size)
     msg.scale *= static_cast<double>(frame_.size) / static_cast<double>(frame_.subsample_size);
@@ -240,6 +276,7 @@ void TraceHandler::postprocess(Message& msg) {
   s.reparameterised = msg.reparameterised;
   s.plates = msg.plates;
   s.scale = msg.scale;
+  s.scale_tensor = msg.scale_tensor;
   s.mask = msg.mask;
   s.options = msg.options;
   s.location = msg.location;
@@ -251,7 +288,7 @@ void TraceHandler::postprocess(Message& msg) {
 }
 
 void ReplayHandler::process(Message& msg) {
-  if (msg.kind == SiteKind::param || msg.observed) return;
+  if (msg.kind != SiteKind::sample || msg.observed) return;
   const Site* s = trace_.find(msg.name);
   if (!s) return;
   const auto expected = msg.dist->shape();
@@ -268,7 +305,7 @@ void ReplayHandler::process(Message& msg) {
 }
 
 void ConditionHandler::process(Message& msg) {
-  if (msg.kind == SiteKind::param) return;
+  if (!msg.dist || msg.kind == SiteKind::deterministic) return;
   auto it = data_.find(msg.name);
   if (it == data_.end()) return;
   used_.insert(msg.name);
@@ -291,7 +328,56 @@ void BlockHandler::process(Message& msg) {
   if (hide_(msg)) msg.stop = true;
 }
 
-void ScaleHandler::process(Message& msg) { msg.scale *= factor_; }
+void ScaleHandler::process(Message& msg) {
+  if (msg.kind == SiteKind::param) return;
+  if (!factor_tensor_.defined()) {
+    msg.scale *= factor_;
+    return;
+  }
+  if (msg.dist) {
+    const auto batch = msg.dist->batch_shape();
+    try {
+      at::infer_size(factor_tensor_.sizes(), batch);
+    } catch (const c10::Error&) {
+      throw ShapeError(fmt::format("scale: {}: the scale has shape {}, which does not broadcast with the batch shape {} "
+                                   "of its {}",
+                                   where(msg), shape_string(factor_tensor_.sizes()), shape_string(batch),
+                                   msg.dist->type_name()));
+    }
+  }
+  msg.scale_tensor = msg.scale_tensor.defined() ? msg.scale_tensor * factor_tensor_ : factor_tensor_;
+}
+
+void SubstituteHandler::process(Message& msg) {
+  if (msg.kind != SiteKind::param && !(msg.kind == SiteKind::sample && !msg.observed) &&
+      msg.kind != SiteKind::deterministic)
+    return;
+  const auto it = values_.find(msg.name);
+  if (it == values_.end()) return;
+  if (msg.dist) msg.dist->check_value(msg.context(msg.dist->type_name()), it->second, msg.mask);
+  msg.value = it->second;
+  msg.reparameterised = false;
+}
+
+void DoHandler::process(Message& msg) {
+  if (!msg.dist || msg.kind == SiteKind::deterministic) return;
+  const auto it = values_.find(msg.name);
+  if (it == values_.end()) return;
+  msg.dist->check_value(msg.context(msg.dist->type_name()), it->second, msg.mask);
+  msg.value = it->second;
+  msg.kind = SiteKind::deterministic;  // fixed from outside: no density
+  msg.observed = false;
+  msg.reparameterised = false;
+}
+
+void UnconditionHandler::process(Message& msg) {
+  if (!msg.dist || !(msg.kind == SiteKind::observe || msg.observed)) return;
+  msg.kind = SiteKind::sample;
+  msg.observed = false;
+  msg.value = torch::Tensor();
+}
+
+void ScopeHandler::process(Message& msg) { msg.name = prefix_ + "/" + msg.name; }
 
 void MaskHandler::process(Message& msg) {
   if (msg.kind == SiteKind::param) return;

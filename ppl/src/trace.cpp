@@ -125,13 +125,14 @@ torch::Tensor tensor_from_json(const nlohmann::json& j) {
 
 const torch::Tensor& Site::log_prob() const {
   if (log_prob_.defined()) return log_prob_;
-  if (!dist) {
+  if (!is_random()) {
     log_prob_ = torch::zeros({}, value.defined() ? value.options().requires_grad(false) : torch::TensorOptions());
     return log_prob_;
   }
   auto lp = dist->log_prob(value);
   if (mask.defined()) lp = torch::where(mask, lp, torch::zeros({}, lp.options()));
   if (scale != 1.0) lp = lp * scale;
+  if (scale_tensor.defined()) lp = lp * scale_tensor;
   log_prob_ = lp;
   return log_prob_;
 }
@@ -192,6 +193,7 @@ nlohmann::json Trace::to_json() const {
       plates.push_back({{"name", p.name}, {"size", p.size}, {"subsample_size", p.subsample_size}, {"dim", p.dim}});
     j["plates"] = std::move(plates);
     j["scale"] = s.scale;
+    if (s.scale_tensor.defined()) j["scale_tensor"] = tensor_to_json(s.scale_tensor);
     j["mask"] = tensor_to_json(s.mask);
     j["location"] = {{"file", std::string(s.location.file())},
                      {"line", s.location.line()},
@@ -212,7 +214,14 @@ Trace Trace::from_json(const nlohmann::json& j) {
     s.name = js.at("name").get<std::string>();
     try {
       const auto kind = js.at("kind").get<std::string>();
-      s.kind = kind == "param" ? SiteKind::param : kind == "observe" ? SiteKind::observe : SiteKind::sample;
+      bool known = false;
+      for (const auto k : {SiteKind::sample, SiteKind::observe, SiteKind::param, SiteKind::deterministic})
+        if (to_string(k) == kind) {
+          s.kind = k;
+          known = true;
+        }
+      if (!known)
+        throw Error(fmt::format("kind is \"{}\", but must be sample, observe, param or deterministic", kind));
       s.observed = js.value("observed", false);
       s.reparameterised = js.value("reparameterised", false);
       if (!js.at("distribution").is_null()) s.dist = dist::from_json(js.at("distribution"));
@@ -221,6 +230,7 @@ Trace Trace::from_json(const nlohmann::json& j) {
         s.plates.push_back({p.at("name").get<std::string>(), p.at("size").get<int64_t>(),
                             p.value("subsample_size", p.at("size").get<int64_t>()), p.at("dim").get<int64_t>()});
       s.scale = js.value("scale", 1.0);
+      if (js.contains("scale_tensor")) s.scale_tensor = tensor_from_json(js.at("scale_tensor"));
       if (js.contains("mask")) s.mask = tensor_from_json(js.at("mask"));
       if (js.contains("location")) {
         const auto& l = js.at("location");

@@ -18,7 +18,7 @@ class Handler {
 };
 
 /// Pushes a handler on this thread's stack for the lifetime of the scope.
-class HandlerScope {
+class [[nodiscard]] HandlerScope {
  public:
   explicit HandlerScope(Handler& handler);
   ~HandlerScope();

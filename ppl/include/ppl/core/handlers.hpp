@@ -74,14 +74,60 @@ class BlockHandler : public Handler {
   std::function<bool(const Message&)> hide_;
 };
 
-/// Multiplies the log-probability of every site by a factor.
+/// Multiplies the log-probability of every site by a factor: a number, or a
+/// tensor that broadcasts with each site's batch shape (ShapeError naming
+/// the site otherwise).
 class ScaleHandler : public Handler {
  public:
   explicit ScaleHandler(double factor) : factor_(factor) {}
+  explicit ScaleHandler(torch::Tensor factor) : factor_tensor_(std::move(factor)) {}
   void process(Message& msg) override;
 
  private:
-  double factor_;
+  double factor_ = 1.0;
+  torch::Tensor factor_tensor_;
+};
+
+/// Gives latent sample sites, param sites and deterministic sites named in
+/// a map their values (Pyro's substitute): a latent keeps its density at
+/// the given value; a parameter is the given (constrained) value and the
+/// store is not read. Names the program never visits are ignored.
+class SubstituteHandler : public Handler {
+ public:
+  explicit SubstituteHandler(const std::map<std::string, torch::Tensor>& values) : values_(values) {}
+  void process(Message& msg) override;
+
+ private:
+  const std::map<std::string, torch::Tensor>& values_;
+};
+
+/// An intervention (Pyro's do): the named sample or observe sites take the
+/// given values and leave the joint density (recorded as deterministic).
+class DoHandler : public Handler {
+ public:
+  explicit DoHandler(const std::map<std::string, torch::Tensor>& values) : values_(values) {}
+  void process(Message& msg) override;
+
+ private:
+  const std::map<std::string, torch::Tensor>& values_;
+};
+
+/// Observed sites (observe, sample with .obs, condition inside it) become
+/// latent and are drawn: the model simulates its data.
+class UnconditionHandler : public Handler {
+ public:
+  void process(Message& msg) override;
+};
+
+/// Prefixes the name of every site and parameter with "<prefix>/", so that
+/// a program can be used twice in one process (two fits, two components).
+class ScopeHandler : public Handler {
+ public:
+  explicit ScopeHandler(std::string prefix) : prefix_(std::move(prefix)) {}
+  void process(Message& msg) override;
+
+ private:
+  std::string prefix_;
 };
 
 /// Masks the log-probability of every site (bool tensor, broadcastable to the batch).
@@ -100,6 +146,16 @@ template <class F, class... Args>
 decltype(auto) call_with(Handler& handler, F& fn, Args&&... args) {
   HandlerScope scope(handler);
   return fn(std::forward<Args>(args)...);
+}
+
+/// `fn` wrapped so that each call runs under a fresh `H(state)` (the state
+/// lives in the wrapper; the handler may keep a reference to it).
+template <class H, class F, class State>
+auto with_handler(F fn, State state) {
+  return [fn = std::move(fn), state = std::move(state)](auto&&... args) mutable -> decltype(auto) {
+    H handler(state);
+    return call_with(handler, fn, std::forward<decltype(args)>(args)...);
+  };
 }
 }  // namespace detail
 
@@ -123,10 +179,7 @@ auto trace(F fn) {
 /// `replay(fn, trace)`: sites named in `trace` take its values.
 template <class F>
 auto replay(F fn, Trace trace) {
-  return [fn = std::move(fn), trace = std::move(trace)](auto&&... args) mutable -> decltype(auto) {
-    ReplayHandler handler(trace);
-    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
-  };
+  return detail::with_handler<ReplayHandler>(std::move(fn), std::move(trace));
 }
 
 /// `condition(fn, {{"x", x}})`: the named sites become observed at these values.
@@ -161,19 +214,47 @@ auto block(F fn, std::vector<std::string> names = {}) {
 /// `scale(fn, s)`: log-probabilities multiplied by s (e.g. for data subsampling or annealing).
 template <class F>
 auto scale(F fn, double factor) {
-  return [fn = std::move(fn), factor](auto&&... args) mutable -> decltype(auto) {
-    ScaleHandler handler(factor);
+  return detail::with_handler<ScaleHandler>(std::move(fn), factor);
+}
+
+/// `scale(fn, s)` with a tensor: each site's log-probability multiplied by
+/// `s` elementwise (broadcast with the site's batch shape).
+template <class F>
+auto scale(F fn, torch::Tensor factor) {
+  return detail::with_handler<ScaleHandler>(std::move(fn), std::move(factor));
+}
+
+/// `substitute(fn, {{"w", w}})`: latent, param and deterministic sites take these values.
+template <class F>
+auto substitute(F fn, std::map<std::string, torch::Tensor> values) {
+  return detail::with_handler<SubstituteHandler>(std::move(fn), std::move(values));
+}
+
+/// `do_(fn, {{"z", z}})`: an intervention; the named sites are fixed and their densities left out.
+template <class F>
+auto do_(F fn, std::map<std::string, torch::Tensor> values) {
+  return detail::with_handler<DoHandler>(std::move(fn), std::move(values));
+}
+
+/// `uncondition(fn)`: every observed site is drawn instead.
+template <class F>
+auto uncondition(F fn) {
+  return [fn = std::move(fn)](auto&&... args) mutable -> decltype(auto) {
+    UnconditionHandler handler;
     return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
   };
+}
+
+/// `scope(fn, "fit2")`: every site and parameter named "fit2/<name>".
+template <class F>
+auto scope(F fn, std::string prefix) {
+  return detail::with_handler<ScopeHandler>(std::move(fn), std::move(prefix));
 }
 
 /// `mask(fn, m)`: log-probabilities zeroed where m is false.
 template <class F>
 auto mask(F fn, torch::Tensor m) {
-  return [fn = std::move(fn), m = std::move(m)](auto&&... args) mutable -> decltype(auto) {
-    MaskHandler handler(m);
-    return detail::call_with(handler, fn, std::forward<decltype(args)>(args)...);
-  };
+  return detail::with_handler<MaskHandler>(std::move(fn), std::move(m));
 }
 
 /// `seed(fn, n)`: every draw inside uses a generator seeded with n, private to

@@ -11,10 +11,12 @@
 
 namespace ppl {
 
-/// What a site is.
-enum class SiteKind { sample, observe, param };
+/// What a site is: a random choice (sample, observe), a learnable
+/// parameter, or a value recorded without a density (deterministic; also a
+/// site fixed by `handlers::do_`).
+enum class SiteKind { sample, observe, param, deterministic };
 
-/// "sample", "observe" or "param".
+/// "sample", "observe", "param" or "deterministic".
 std::string_view to_string(SiteKind kind);
 
 /// One enclosing plate of a site.
@@ -32,6 +34,9 @@ struct SampleOptions {
   torch::Tensor baseline{};
   /// Bool tensor broadcastable to the batch shape: log_prob is 0 where false.
   torch::Tensor mask{};
+  /// `ppl::sample(name, dist, {.obs = x})`: observed at `x` when it is
+  /// defined, a latent draw otherwise, so one model fits and simulates.
+  torch::Tensor obs{};
 };
 
 /// Constraint of a learnable parameter: the store keeps an unconstrained
@@ -47,6 +52,7 @@ struct Message {
   bool observed = false;
   bool reparameterised = false;
   double scale = 1.0;
+  torch::Tensor scale_tensor;         ///< a scale per batch element (`handlers::scale` by a tensor); undefined for none
   torch::Tensor mask;                 ///< bool, undefined for none
   std::vector<PlateFrame> plates;     ///< outermost first
   SampleOptions options;
@@ -55,6 +61,9 @@ struct Message {
   // param sites
   torch::Tensor init;
   ParamConstraint constraint = ParamConstraint::real;
+  /// A module's parameter: the default binds `init` (the module's own
+  /// tensor) into the store under the site's final name.
+  bool module_param = false;
 
   /// {"site \"z\"", location} for check messages.
   CheckContext context(std::string_view function) const { return {function, name, &location}; }

@@ -1,5 +1,6 @@
 #pragma once
 /// Plates: conditionally independent batch dimensions.
+#include <concepts>
 #include <optional>
 #include <string>
 
@@ -20,7 +21,7 @@ struct PlateOptions {
 /// A plate is an RAII scope: sites declared while it lives are independent
 /// along `dim`, their distributions are broadcast to the plate's size there,
 /// and a batch shape that disagrees is a ShapeError naming the site and dim.
-class Plate : public Handler {
+class [[nodiscard]] Plate : public Handler {
  public:
   Plate(std::string name, int64_t size, PlateOptions options = {});
   ~Plate() override;
@@ -42,9 +43,25 @@ class Plate : public Handler {
   HandlerScope scope_;
 };
 
-/// `auto data = ppl::plate("data", x.size(0));`
-inline Plate plate(std::string name, int64_t size, PlateOptions options = {}) {
+/// `auto data = ppl::plate("data", x.size(0));` The plate lives as long as
+/// the variable: `ppl::plate("data", n);` on its own would end at the
+/// semicolon, and is a compiler warning.
+[[nodiscard]] inline Plate plate(std::string name, int64_t size, PlateOptions options = {}) {
   return Plate(std::move(name), size, options);
+}
+
+/// `ppl::plate("data", n, [&](const ppl::Plate& p) { ... })`: runs the body
+/// inside the plate and returns what it returns.
+template <class F>
+  requires std::invocable<F&, const Plate&>
+decltype(auto) plate(std::string name, int64_t size, PlateOptions options, F&& body) {
+  Plate p(std::move(name), size, options);
+  return body(static_cast<const Plate&>(p));
+}
+template <class F>
+  requires std::invocable<F&, const Plate&>
+decltype(auto) plate(std::string name, int64_t size, F&& body) {
+  return plate(std::move(name), size, PlateOptions{}, std::forward<F>(body));
 }
 
 }  // namespace ppl

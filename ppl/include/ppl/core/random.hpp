@@ -24,7 +24,7 @@ c10::optional<at::Generator> generator_for(const torch::Device& device);
 /// Installs a CPU generator seeded with `seed` for this thread (and seeds the
 /// default CUDA generator when CUDA is present); restores the previous one on
 /// destruction.
-class SeedScope {
+class [[nodiscard]] SeedScope {
  public:
   explicit SeedScope(uint64_t seed);
   ~SeedScope();

@@ -14,9 +14,10 @@
 namespace ppl {
 
 /// A latent random choice named `name`, drawn from `dist` unless a handler
-/// supplies the value (replay, condition). Returns the value. Throws
-/// ArgumentError for invalid parameters (naming the site), ShapeError when the
-/// batch shape disagrees with an enclosing plate.
+/// supplies the value (replay, condition, substitute). With `{.obs = x}` and
+/// `x` defined it is an observed site, as `observe(name, dist, x)`. Returns
+/// the value. Throws ArgumentError for invalid parameters (naming the site),
+/// ShapeError when the batch shape disagrees with an enclosing plate.
 torch::Tensor sample(const std::string& name, const dist::Distribution& dist, SampleOptions options = {},
                      std::source_location location = std::source_location::current());
 
@@ -26,6 +27,19 @@ torch::Tensor sample(const std::string& name, const dist::Distribution& dist, Sa
 torch::Tensor observe(const std::string& name, const dist::Distribution& dist, const torch::Tensor& value,
                       SampleOptions options = {},
                       std::source_location location = std::source_location::current());
+
+/// Adds `log_weight` to the log joint (Pyro's factor): an observed site of a
+/// Delta whose log-density is `log_weight` (any shape; plates broadcast it
+/// like a batch). Throws ArgumentError for an undefined or non-floating
+/// weight.
+void factor(const std::string& name, const torch::Tensor& log_weight,
+            std::source_location location = std::source_location::current());
+
+/// Records `value` in the trace under `name` without a density (kind
+/// "deterministic"): returned by Predictive, shown in traces, never scored.
+/// Returns the value (or the one a handler such as substitute supplies).
+torch::Tensor deterministic(const std::string& name, const torch::Tensor& value,
+                            std::source_location location = std::source_location::current());
 
 /// A learnable tensor in `ppl::param_store()`, created from `init` on first
 /// use (a copy; requires grad). Returns the constrained value.

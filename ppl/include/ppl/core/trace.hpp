@@ -23,17 +23,19 @@ struct Site {
   bool reparameterised = false;
   std::vector<PlateFrame> plates;  ///< outermost first
   double scale = 1.0;
+  torch::Tensor scale_tensor;      ///< per-element scale (`handlers::scale` by a tensor); undefined for none
   torch::Tensor mask;              ///< undefined for none
   SampleOptions options;
   SourceLocation location;
 
   /// log p(value), summed over event dimensions, masked and scaled: shape is
-  /// the batch shape. Computed on first use and kept. Zeros for param sites.
+  /// the batch shape. Computed on first use and kept. Zeros for param and
+  /// deterministic sites.
   const torch::Tensor& log_prob() const;
   /// The sum of `log_prob()`.
   torch::Tensor log_prob_sum() const;
-  /// True for sample and observe sites (those with a distribution).
-  bool is_random() const { return kind != SiteKind::param; }
+  /// True for sample and observe sites (those with a density).
+  bool is_random() const { return kind == SiteKind::sample || kind == SiteKind::observe; }
   /// Sets the cached log_prob (used when loading a trace from JSON).
   void set_log_prob(torch::Tensor lp) const { log_prob_ = std::move(lp); }
 
