@@ -262,6 +262,7 @@ void train(const TrainArgs& args) {
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
   auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
   infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), scheduled_adam(*program, t));
+  svi.schedule_by_caller();  // with the loss per image, below
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
   if (args.resume) {

@@ -97,6 +97,8 @@ class Optimiser {
   /// returns true when the plateau rule reduced the rates. A NaN loss is an
   /// ArgumentError. Without `decay` or `plateau` nothing changes.
   bool step_schedule(double loss);
+  /// True when the spec has a schedule (a decay below 1 or a plateau rule).
+  bool scheduled() const { return spec_.decay != 1.0 || spec_.plateau.has_value(); }
   /// The factor the schedule has applied to every rate so far (1 at first);
   /// a rate is max(rate * scale, min_lr), or the rate itself below min_lr.
   double lr_scale() const { return scale_; }

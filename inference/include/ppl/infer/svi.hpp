@@ -26,12 +26,23 @@ class Svi {
       : model_(std::move(model)), guide_(std::move(guide)), elbo_(std::move(elbo)), optimiser_(std::move(optimiser)) {}
 
   /// One gradient step on `model` and `guide` called with `args`; returns
-  /// the loss (negative ELBO estimate, beta-weighted).
+  /// the loss (negative ELBO estimate, beta-weighted). The optimiser's
+  /// learning-rate schedule (Adam's `decay_by`, `reduce_on_plateau`)
+  /// advances with this loss, unless `schedule_by_caller()` was called.
   template <class... Args>
   double step(Args&&... args) {
     const double loss = svi_step(elbo_, optimiser_, elbo_.loss_runner(model_, guide_, args...));
     ++steps_;
+    if (auto_schedule_ && optimiser_.scheduled()) optimiser_.step_schedule(loss);
     return loss;
+  }
+
+  /// The caller advances the schedule itself (`optimiser().step_schedule`),
+  /// e.g. with a loss per data point or a validation loss; `step` no longer
+  /// does. Returns *this.
+  Svi& schedule_by_caller() {
+    auto_schedule_ = false;
+    return *this;
   }
 
   /// The ELBO estimate without gradient (no step taken).
@@ -55,6 +66,7 @@ class Svi {
   Elbo elbo_;
   Optimiser optimiser_;
   int64_t steps_ = 0;
+  bool auto_schedule_ = true;
 };
 
 }  // namespace ppl::infer
