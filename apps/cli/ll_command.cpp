@@ -108,7 +108,9 @@ nlohmann::json log_likelihood(Run& run, const std::string& run_name, const std::
   random::SeedScope seed(a.seed);
   for (int64_t i = 0; i < n; i += a.batch) {
     auto x = data.images.narrow(0, i, std::min(a.batch, n - i)).to(run.device);
-    auto r = infer::log_marginal(model, guide, x, {.particles = a.particles, .chunk = a.chunk});
+    // The image programs run one particle at a time (their recurrent and
+    // convolutional networks take a batch of images, not of particles).
+    auto r = infer::log_marginal(model, guide, x, {.particles = a.particles, .chunk = a.chunk, .vectorise = false});
     lls.push_back(r.log_likelihood.cpu());
     esss.push_back(r.ess.cpu());
     bar.update(i + x.size(0));

@@ -141,6 +141,19 @@ const PlateFrame* data_plate(const TracePair& traces) {
   return nullptr;
 }
 
+/// The plate log p(x) factorises over: the data plate when every random site
+/// of both programs lies inside it, else null (one joint weight per particle).
+const PlateFrame* factor_plate(const TracePair& traces) {
+  const PlateFrame* data = data_plate(traces);
+  if (!data) return nullptr;
+  for (const Trace* t : {&traces.model, &traces.guide})
+    for (const auto& s : *t)
+      if (s.is_random() && std::none_of(s.plates.begin(), s.plates.end(),
+                                        [&](const PlateFrame& f) { return f.name == data->name; }))
+        return nullptr;
+  return data;
+}
+
 /// `lp` (of site `s`) summed to one value per element of the data plate: [N],
 /// or [1] without a data plate.
 torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const PlateFrame* data, std::string_view who) {
@@ -238,7 +251,9 @@ void to_json(nlohmann::json& j, const ElboOptions& options) { j = to_json(option
 void from_json(const nlohmann::json& j, ElboOptions& options) { options = elbo_options_from_json(j); }
 
 void to_json(nlohmann::json& j, const ImportanceOptions& o) {
-  j = {{"particles", o.particles}, {"chunk", o.chunk}, {"vectorise", o.vectorise},
+  j = {{"particles", o.particles},
+       {"chunk", o.chunk},
+       {"vectorise", o.vectorise ? nlohmann::json(*o.vectorise) : nlohmann::json(nullptr)},  // null: try it
        {"max_plate_nesting", o.max_plate_nesting}};
 }
 
@@ -251,7 +266,8 @@ void from_json(const nlohmann::json& j, ImportanceOptions& o) {
   try {
     o.particles = j.value("particles", o.particles);
     o.chunk = j.value("chunk", o.chunk);
-    o.vectorise = j.value("vectorise", o.vectorise);
+    if (j.contains("vectorise"))
+      o.vectorise = j.at("vectorise").is_null() ? std::nullopt : std::optional<bool>(j.at("vectorise").get<bool>());
     o.max_plate_nesting = j.value("max_plate_nesting", o.max_plate_nesting);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("ImportanceOptions: {}", e.what()));
@@ -497,7 +513,7 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
     torch::Tensor score;
     for (const auto& s : traces.guide) {
       if (s.kind != SiteKind::sample || s.reparameterised) continue;
-      auto r = per_datum(unscaled_log_prob(s), s, data_plate(traces), "Elbo (iwae)");
+      auto r = per_datum(unscaled_log_prob(s), s, factor_plate(traces), "Elbo (iwae)");
       score = score.defined() ? score + r : r;
     }
     if (score.defined()) scores.push_back(score);
@@ -553,8 +569,10 @@ void Elbo::load_state(const TensorArchive& archive, const std::string& prefix) {
 
 // ------------------------------------------------------------------ importance sampling
 
+bool is_joint(const TracePair& traces) { return data_plate(traces) && !factor_plate(traces); }
+
 torch::Tensor log_weights(const TracePair& traces, std::string_view who) {
-  const PlateFrame* data = data_plate(traces);
+  const PlateFrame* data = factor_plate(traces);
   torch::Tensor total;
   for (const auto& s : traces.model) {
     if (!s.is_random()) continue;
@@ -574,25 +592,47 @@ LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& option
     throw ArgumentError(fmt::format("log_marginal: particles is {}, but must be at least 1", options.particles));
   if (options.chunk < 1)
     throw ArgumentError(fmt::format("log_marginal: chunk is {}, but must be at least 1", options.chunk));
+  if (options.vectorise.value_or(false) && !vectorised)
+    throw ArgumentError("log_marginal: vectorise is set, but no vectorised runner was given");
   torch::NoGradGuard no_grad;
+  LogMarginal out;
+  // Tried on the first chunk unless told: a program that does not broadcast
+  // over the particle plate fails there, and the loop takes over.
+  bool vectorise = options.vectorise.value_or(true) && vectorised;
+  bool tried = false;
   torch::Tensor lse1, lse2;  // running logsumexp of w and of 2w
   for (int64_t start = 0; start < options.particles; start += options.chunk) {
     const auto n = std::min(options.chunk, options.particles - start);
     torch::Tensor w;
-    if (options.vectorise) {
-      if (!vectorised) throw ArgumentError("log_marginal: vectorise is set, but no vectorised runner was given");
-      const TracePair traces = vectorised(n);
-      check_pairing(traces, "log_marginal");
-      w = log_weights(traces, "log_marginal").to(torch::kDouble);
-      if (w.dim() != 2 || w.size(0) != n)
-        throw ShapeError(fmt::format("log_marginal: vectorised log-weights have shape {}, expected [{}, N]",
-                                     shape_string(w.sizes()), n));
+    if (vectorise) {
+      const bool trial = !options.vectorise.has_value() && !tried;
+      tried = true;
+      try {
+        const TracePair traces = vectorised(n);
+        check_pairing(traces, "log_marginal");
+        w = log_weights(traces, "log_marginal").to(torch::kDouble);
+        if (w.dim() != 2 || w.size(0) != n)
+          throw ShapeError(fmt::format("log_marginal: vectorised log-weights have shape {}, expected [{}, N]",
+                                       shape_string(w.sizes()), n));
+        if (start == 0) out.joint = is_joint(traces);
+      } catch (const std::exception& e) {
+        if (!trial) throw;
+        // SiteErrors are the program's, not the vectorisation's: the loop would raise them too.
+        if (dynamic_cast<const SiteError*>(&e)) throw;
+        vectorise = false;
+        w = torch::Tensor();
+        const std::string what = e.what();
+        out.note = fmt::format("particles drawn one run at a time: the programs do not broadcast over a leading "
+                               "particle dimension ({})",
+                               what.substr(0, what.find('\n')));
+      }
     }
     std::vector<torch::Tensor> chunk;
     chunk.reserve(static_cast<size_t>(n));
     for (int64_t i = 0; i < n && !w.defined(); ++i) {
       const TracePair traces = run();
       check_pairing(traces, "log_marginal");
+      if (start == 0 && i == 0) out.joint = is_joint(traces);
       chunk.push_back(log_weights(traces, "log_marginal").to(torch::kDouble));
     }
     if (!w.defined()) w = torch::stack(chunk);
@@ -600,9 +640,12 @@ LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& option
     lse1 = lse1.defined() ? torch::logaddexp(lse1, c1) : c1;
     lse2 = lse2.defined() ? torch::logaddexp(lse2, c2) : c2;
   }
-  LogMarginal out;
-  out.log_likelihood = lse1 - std::log(static_cast<double>(options.particles));
+  const auto k = static_cast<double>(options.particles);
+  out.log_likelihood = lse1 - std::log(k);
   out.ess = torch::exp(2 * lse1 - lse2);
+  // Delta method: Var(log mean w) ~ (E[w^2] / E[w]^2 - 1) / K = 1 / ESS - 1 / K.
+  out.standard_error = (1.0 / out.ess - 1.0 / k).clamp_min(0.0).sqrt();
+  out.vectorised = vectorise;
   return out;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 /// Importance-sampling estimates of the marginal likelihood log p(x).
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -26,8 +27,11 @@ struct ImportanceOptions {
   int64_t chunk = 100;
   /// Draw a chunk's particles in one run of each program, inside an outer
   /// plate "_particles" of size chunk at dim -(max_plate_nesting + 1): the
-  /// programs must broadcast over that leading batch dimension.
-  bool vectorise = false;
+  /// programs must broadcast over that leading batch dimension. Unset (the
+  /// default): tried on the first chunk, and where the programs do not
+  /// broadcast (an error in that run), one run per particle instead, with
+  /// the reason in the result's `note`. true: required; false: never.
+  std::optional<bool> vectorise{};
   /// The number of nested plates the programs use (for `vectorise`).
   int max_plate_nesting = 1;
 };
@@ -40,30 +44,45 @@ void from_json(const nlohmann::json& j, ImportanceOptions& options);
 struct LogMarginal {
   /// log p(x_n) estimated per data point n (per element of the outermost
   /// plate of the observed sites; one value when they are in no plate).
+  /// When a random site lies outside that plate (a global latent), log p(x)
+  /// does not factorise per data point: one value, log p(x_1, ..., x_N).
   torch::Tensor log_likelihood;
-  /// Effective sample size per data point, (sum_k w_k)^2 / sum_k w_k^2, in [1, K].
+  /// Effective sample size per estimate, (sum_k w_k)^2 / sum_k w_k^2, in [1, K].
   torch::Tensor ess;
+  /// Standard error of each estimate by the delta method, sqrt(1/ESS - 1/K)
+  /// (unreliable when the ESS is small).
+  torch::Tensor standard_error;
+  /// True for the joint estimate (a latent outside the data plate).
+  bool joint = false;
+  /// True when particles were drawn in vectorised runs.
+  bool vectorised = false;
+  /// Why particles were drawn one run at a time after vectorising was tried.
+  std::string note;
 };
 
 /// log p(x_n) ~= logsumexp_k [log p(x_n, z_k) - log q(z_k | x_n)] - log K
-/// with z_k ~ q (Burda et al. 2016, Eq. 8 evaluated for large K). Runs
+/// with z_k ~ q (Burda et al. 2016, Eq. 8 evaluated for large K); with a
+/// latent outside the data plate, the same for the whole data set. Runs
 /// without gradient. Throws ArgumentError for particles or chunk < 1,
-/// SiteError for unpaired sites and for a latent site outside the data plate
-/// (log p(x) then does not factorise per data point).
+/// SiteError for unpaired sites.
 LogMarginal log_marginal_impl(const Runner& run, const ImportanceOptions& options,
                               const VectorisedRunner& vectorised = {});
 
 /// Per-data-point log-weights log p(x_n, z) - log q(z | x_n) of one trace
 /// pair: each site's log_prob summed over every dimension except the data
-/// plate's. Shape [N] (or [1] without a data plate). Throws SiteError for a
-/// random site outside the data plate.
+/// plate's. Shape [N]; [1] without a data plate or when a random site lies
+/// outside it (the joint weight); [n, N] or [n, 1] with vectorised particles.
 torch::Tensor log_weights(const TracePair& traces, std::string_view who = "log_marginal");
+
+/// True when the model has a data plate but some random site lies outside
+/// it, so that the weights of `traces` are joint, not per data point.
+bool is_joint(const TracePair& traces);
 
 namespace detail {
 /// Runs guide and model inside an outer plate of `n` particles.
 template <class M, class G, class... Args>
 VectorisedRunner make_vectorised_runner(M& model, G& guide, const ImportanceOptions& options, Args&... args) {
-  if (!options.vectorise) return {};
+  if (!options.vectorise.value_or(true)) return {};
   const int64_t dim = -(options.max_plate_nesting + 1);
   return [&model, &guide, dim, &args...](int64_t n) {
     TracePair out;
