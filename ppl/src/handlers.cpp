@@ -47,7 +47,7 @@ void default_process(Message& msg) {
       PPL_ASSERT(false && "observe sites carry their value");
       break;
     case SiteKind::param:
-      msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint);
+      msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint, msg.location);
       break;
   }
 }
@@ -107,7 +107,7 @@ torch::Tensor observe(const std::string& name, const dist::Distribution& d, cons
   return msg.value;
 }
 
-torch::Tensor param(const std::string& name, const torch::Tensor& init, ParamConstraint constraint,
+torch::Tensor param(const std::string& name, const torch::Tensor& init, const constraints::Constraint& constraint,
                     std::source_location location) {
   Message msg;
   msg.name = name;
@@ -193,7 +193,7 @@ void Plate::process(Message& msg) {
                                  frame_.name, frame_.subsample_size, frame_.dim, where(msg), shape_string(batch),
                                  frame_.dim, at, frame_.subsample_size));
   }
-  if (target != batch) msg.dist = msg.dist->expand(target);
+  if (target != batch) msg.dist = msg.dist->expand_ptr(target);
 }
 
 // ------------------------------------------------------------------ handlers

@@ -34,10 +34,6 @@ struct SampleOptions {
   torch::Tensor mask{};
 };
 
-/// Constraint of a learnable parameter: the store keeps an unconstrained
-/// tensor and returns its image under exp (positive) or sigmoid (unit_interval).
-enum class ParamConstraint { real, positive, unit_interval };
-
 /// A site in flight through the handlers (Pyro's `msg`).
 struct Message {
   std::string name;
@@ -54,7 +50,7 @@ struct Message {
   bool stop = false;                  ///< set by `block`: outer handlers never see it
   // param sites
   torch::Tensor init;
-  ParamConstraint constraint = ParamConstraint::real;
+  constraints::Constraint constraint;  ///< of the parameter (ppl::constraints::real by default)
 
   /// {"site \"z\"", location} for check messages.
   CheckContext context(std::string_view function) const { return {function, name, &location}; }
