@@ -206,6 +206,16 @@ torch::Tensor multinomial(const torch::Tensor& probs, int64_t n) {
 torch::Tensor standard_gamma(const torch::Tensor& alpha) {
   return at::_standard_gamma(alpha, generator_for(alpha.device()));
 }
+torch::Tensor standard_exponential(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return at::empty(sizes, options).exponential_(1.0, generator_for(options.device()));
+}
+torch::Tensor standard_cauchy(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return at::empty(sizes, options).cauchy_(0.0, 1.0, generator_for(options.device()));
+}
+torch::Tensor poisson(const torch::Tensor& rate) { return at::poisson(rate, generator_for(rate.device())); }
+torch::Tensor binomial(const torch::Tensor& count, const torch::Tensor& probs) {
+  return at::binomial(count, probs, generator_for(probs.device()));
+}
 
 }  // namespace random
 }  // namespace ppl

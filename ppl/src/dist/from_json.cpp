@@ -65,10 +65,50 @@ const std::unordered_map<std::string, Builder>& builders() {
       {"Beta", [](const Reader& r) { return make<Beta>(r.get("concentration1"), r.get("concentration0")); }},
       {"Gamma", [](const Reader& r) { return make<Gamma>(r.get("concentration"), r.get("rate")); }},
       {"Delta", [](const Reader& r) { return make<Delta>(r.get("v"), r.get("log_density")); }},
+      {"Exponential", [](const Reader& r) { return make<Exponential>(r.get("rate")); }},
+      {"LogNormal", [](const Reader& r) { return make<LogNormal>(r.get("loc"), r.get("scale")); }},
+      {"HalfNormal", [](const Reader& r) { return make<HalfNormal>(r.get("scale")); }},
+      {"HalfCauchy", [](const Reader& r) { return make<HalfCauchy>(r.get("scale")); }},
+      {"Cauchy", [](const Reader& r) { return make<Cauchy>(r.get("loc"), r.get("scale")); }},
+      {"StudentT", [](const Reader& r) { return make<StudentT>(r.get("df"), r.get("loc"), r.get("scale")); }},
+      {"InverseGamma", [](const Reader& r) { return make<InverseGamma>(r.get("concentration"), r.get("rate")); }},
+      {"Chi2", [](const Reader& r) { return make<Chi2>(r.get("df")); }},
+      {"Weibull", [](const Reader& r) { return make<Weibull>(r.get("scale"), r.get("concentration")); }},
+      {"VonMises", [](const Reader& r) { return make<VonMises>(r.get("loc"), r.get("concentration")); }},
+      {"Poisson", [](const Reader& r) { return make<Poisson>(r.get("rate")); }},
+      {"DiscreteUniform", [](const Reader& r) { return make<DiscreteUniform>(r.get("low"), r.get("high")); }},
+      {"Dirichlet", [](const Reader& r) { return make<Dirichlet>(r.get("concentration")); }},
+      {"LKJCholesky",
+       [](const Reader& r) { return make<LKJCholesky>(r.option<int64_t>("dim"), r.get("concentration")); }},
+      {"MultivariateNormal",
+       [](const Reader& r) {
+         MultivariateNormalScale m;
+         if (r.has("covariance")) m.covariance = r.get("covariance");
+         else if (r.has("precision")) m.precision = r.get("precision");
+         else m.scale_tril = r.get("scale_tril");
+         return make<MultivariateNormal>(r.get("loc"), m);
+       }},
+      {"LowRankMultivariateNormal",
+       [](const Reader& r) {
+         return make<LowRankMultivariateNormal>(r.get("loc"), r.get("cov_factor"), r.get("cov_diag"));
+       }},
       {"Bernoulli", [](const Reader& r) { return r.weights([](auto w) { return make<Bernoulli>(w); }); }},
       {"Categorical", [](const Reader& r) { return r.weights([](auto w) { return make<Categorical>(w); }); }},
+      {"OneHotCategorical",
+       [](const Reader& r) { return r.weights([](auto w) { return make<OneHotCategorical>(w); }); }},
+      {"Geometric", [](const Reader& r) { return r.weights([](auto w) { return make<Geometric>(w); }); }},
       {"ContinuousBernoulli",
        [](const Reader& r) { return r.weights([](auto w) { return make<ContinuousBernoulli>(w); }); }},
+      {"Binomial",
+       [](const Reader& r) { return r.weights([&](auto w) { return make<Binomial>(r.get("total_count"), w); }); }},
+      {"NegativeBinomial",
+       [](const Reader& r) {
+         return r.weights([&](auto w) { return make<NegativeBinomial>(r.get("total_count"), w); });
+       }},
+      {"Multinomial",
+       [](const Reader& r) {
+         return r.weights([&](auto w) { return make<Multinomial>(r.option<int64_t>("total_count"), w); });
+       }},
       {"GaussianMixture",
        [](const Reader& r) {
          return r.weights([&](auto w) { return make<GaussianMixture>(w, r.get("loc"), r.get("scale_tril")); });
@@ -77,6 +117,11 @@ const std::unordered_map<std::string, Builder>& builders() {
        [](const Reader& r) {
          const bool st = r.options().value("straight_through", false);
          return r.weights([&](auto w) { return make<RelaxedBernoulli>(r.get("temperature"), w, st); });
+       }},
+      {"RelaxedOneHotCategorical",
+       [](const Reader& r) {
+         const bool st = r.options().value("straight_through", false);
+         return r.weights([&](auto w) { return make<RelaxedOneHotCategorical>(r.get("temperature"), w, st); });
        }},
   };
   return table;

@@ -54,17 +54,40 @@ const std::vector<Rule>& rules() {
   static const std::vector<Rule> table = {
       rule<Normal>("Normal", "Normal",
                    [](const Normal& p, const Normal& q) { return normal_kl(p.loc(), p.scale(), q.loc(), q.scale()); }),
+      rule<LogNormal>("LogNormal", "LogNormal",
+                      [](const LogNormal& p, const LogNormal& q) {
+                        return normal_kl(p.loc(), p.scale(), q.loc(), q.scale());
+                      }),
+      rule<HalfNormal>("HalfNormal", "HalfNormal",
+                       [](const HalfNormal& p, const HalfNormal& q) {
+                         const auto var_ratio = (p.scale() / q.scale()).pow(2);
+                         return 0.5 * (var_ratio - 1 - var_ratio.log());
+                       }),
       rule<Laplace>("Laplace", "Laplace",
                     [](const Laplace& p, const Laplace& q) {
                       const auto ratio = p.scale() / q.scale();
                       const auto diff = (p.loc() - q.loc()).abs();
                       return -ratio.log() + diff / q.scale() + ratio * torch::exp(-diff / p.scale()) - 1;
                     }),
+      rule<Exponential>("Exponential", "Exponential",
+                        [](const Exponential& p, const Exponential& q) {
+                          const auto ratio = q.rate() / p.rate();
+                          return ratio - ratio.log() - 1;
+                        }),
       rule<Gamma>("Gamma", "Gamma",
                   [](const Gamma& p, const Gamma& q) {
                     return gamma_kl(p.concentration(), p.rate(), q.concentration(), q.rate());
                   }),
       // 1 / x maps InverseGamma(a, b) to Gamma(a, b); KL is invariant under it.
+      rule<InverseGamma>("InverseGamma", "InverseGamma",
+                         [](const InverseGamma& p, const InverseGamma& q) {
+                           return gamma_kl(p.concentration(), p.rate(), q.concentration(), q.rate());
+                         }),
+      rule<Chi2>("Chi2", "Chi2",
+                 [](const Chi2& p, const Chi2& q) {
+                   const auto half = torch::full({}, 0.5, p.df().options());
+                   return gamma_kl(p.df() / 2, half, q.df() / 2, half);
+                 }),
       rule<Beta>("Beta", "Beta",
                  [](const Beta& p, const Beta& q) {
                    const auto &a1 = p.concentration1(), &b1 = p.concentration0();
@@ -91,10 +114,47 @@ const std::vector<Rule>& rules() {
                         return pp * (torch::log_sigmoid(lp) - torch::log_sigmoid(lq)) +
                                (1 - pp) * (torch::log_sigmoid(-lp) - torch::log_sigmoid(-lq));
                       }),
+      rule<Geometric>("Geometric", "Geometric",
+                      [](const Geometric& p, const Geometric& q) {
+                        // sum_k (1-p)^k p [log(p/q) + k log((1-p)/(1-q))], E[k] = (1-p)/p.
+                        const auto lp = p.logits(), lq = q.logits();
+                        const auto log_p = torch::log_sigmoid(lp), log_q = torch::log_sigmoid(lq);
+                        const auto log_fail_p = torch::log_sigmoid(-lp), log_fail_q = torch::log_sigmoid(-lq);
+                        return log_p - log_q + (log_fail_p - log_p).exp() * (log_fail_p - log_fail_q);
+                      }),
+      rule<Poisson>("Poisson", "Poisson",
+                    [](const Poisson& p, const Poisson& q) {
+                      return torch::xlogy(p.rate(), p.rate()) - torch::xlogy(p.rate(), q.rate()) - p.rate() + q.rate();
+                    }),
       rule<Categorical>("Categorical", "Categorical",
                         [](const Categorical& p, const Categorical& q) {
                           return categorical_kl(p.probs(), p.logits(), q.logits());
                         }),
+      rule<OneHotCategorical>("OneHotCategorical", "OneHotCategorical",
+                              [](const OneHotCategorical& p, const OneHotCategorical& q) {
+                                return categorical_kl(p.probs(), p.logits(), q.logits());
+                              }),
+      rule<Dirichlet>("Dirichlet", "Dirichlet",
+                      [](const Dirichlet& p, const Dirichlet& q) {
+                        const auto &a = p.concentration(), &b = q.concentration();
+                        const auto a0 = a.sum(-1), b0 = b.sum(-1);
+                        return torch::lgamma(a0) - torch::lgamma(a).sum(-1) - torch::lgamma(b0) +
+                               torch::lgamma(b).sum(-1) +
+                               ((a - b) * (torch::digamma(a) - torch::digamma(a0).unsqueeze(-1))).sum(-1);
+                      }),
+      rule<MultivariateNormal>(
+          "MultivariateNormal", "MultivariateNormal",
+          [](const MultivariateNormal& p, const MultivariateNormal& q) {
+            if (p.dim() != q.dim())
+              throw ShapeError(fmt::format("kl: MultivariateNormal of dimension {} against one of dimension {}",
+                                           p.dim(), q.dim()));
+            // (tr(Sq^-1 Sp) + |Lq^-1 (mq - mp)|^2 - D + log det Sq - log det Sp) / 2.
+            const auto lp = p.scale_tril(), lq = q.scale_tril();
+            const auto trace = detail::solve_lower(lq, lp).pow(2).sum({-2, -1});
+            const auto maha = detail::solve_lower(lq, (q.loc() - p.loc()).unsqueeze(-1)).squeeze(-1).pow(2).sum(-1);
+            const auto log_det = lq.diagonal(0, -2, -1).log().sum(-1) - lp.diagonal(0, -2, -1).log().sum(-1);
+            return 0.5 * (trace + maha - static_cast<double>(p.dim())) + log_det;
+          }),
   };
   return table;
 }
