@@ -13,16 +13,19 @@
 #include <ppl/dist/discrete_uniform.hpp>
 #include <ppl/dist/distribution.hpp>
 #include <ppl/dist/exponential.hpp>
+#include <ppl/dist/folded_distribution.hpp>
 #include <ppl/dist/gamma.hpp>
 #include <ppl/dist/gaussian_mixture.hpp>
 #include <ppl/dist/geometric.hpp>
 #include <ppl/dist/half_cauchy.hpp>
 #include <ppl/dist/half_normal.hpp>
+#include <ppl/dist/independent.hpp>
 #include <ppl/dist/inverse_gamma.hpp>
 #include <ppl/dist/laplace.hpp>
 #include <ppl/dist/lkj_cholesky.hpp>
 #include <ppl/dist/log_normal.hpp>
 #include <ppl/dist/low_rank_multivariate_normal.hpp>
+#include <ppl/dist/mixture_same_family.hpp>
 #include <ppl/dist/multinomial.hpp>
 #include <ppl/dist/multivariate_normal.hpp>
 #include <ppl/dist/negative_binomial.hpp>
@@ -32,6 +35,7 @@
 #include <ppl/dist/relaxed_bernoulli.hpp>
 #include <ppl/dist/relaxed_one_hot_categorical.hpp>
 #include <ppl/dist/student_t.hpp>
+#include <ppl/dist/transformed_distribution.hpp>
 #include <ppl/dist/uniform.hpp>
 #include <ppl/dist/von_mises.hpp>
 #include <ppl/dist/weibull.hpp>

@@ -7,6 +7,7 @@
 
 #include <ppl/core/tensor_json.hpp>
 #include <ppl/dist.hpp>
+#include <ppl/transforms/transform.hpp>
 
 namespace ppl::dist {
 namespace {
@@ -123,6 +124,24 @@ const std::unordered_map<std::string, Builder>& builders() {
          const bool st = r.options().value("straight_through", false);
          return r.weights([&](auto w) { return make<RelaxedOneHotCategorical>(r.get("temperature"), w, st); });
        }},
+      {"MixtureSameFamily",
+       [](const Reader& r) {
+         const auto mixture = r.part("mixture");
+         const auto* categorical = dynamic_cast<const Categorical*>(mixture.get());
+         if (!categorical) throw Error("distribution JSON: MixtureSameFamily's mixture is not a Categorical");
+         return make<MixtureSameFamily>(*categorical, *r.part("component"));
+       }},
+      {"TransformedDistribution",
+       [](const Reader& r) {
+         std::vector<transforms::TransformArg> ts;
+         for (const auto& t : r.option<nlohmann::json>("transforms")) ts.emplace_back(transforms::from_json(t));
+         return make<TransformedDistribution>(*r.part("base"), std::move(ts));
+       }},
+      {"Independent",
+       [](const Reader& r) {
+         return make<Independent>(*r.part("base"), r.option<int64_t>("reinterpreted_batch_dims"));
+       }},
+      {"FoldedDistribution", [](const Reader& r) { return make<FoldedDistribution>(*r.part("base")); }},
   };
   return table;
 }

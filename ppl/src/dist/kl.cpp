@@ -155,6 +155,13 @@ const std::vector<Rule>& rules() {
             const auto log_det = lq.diagonal(0, -2, -1).log().sum(-1) - lp.diagonal(0, -2, -1).log().sum(-1);
             return 0.5 * (trace + maha - static_cast<double>(p.dim())) + log_det;
           }),
+      rule<Independent>("Independent", "Independent",
+                        [](const Independent& p, const Independent& q) {
+                          if (p.reinterpreted_batch_dims() != q.reinterpreted_batch_dims())
+                            throw ShapeError(fmt::format("kl: Independent over {} dimensions against one over {}",
+                                                         p.reinterpreted_batch_dims(), q.reinterpreted_batch_dims()));
+                          return kl(p.base(), q.base());
+                        }),
   };
   return table;
 }
@@ -167,7 +174,11 @@ const Rule* find_rule(const Distribution& p, const Distribution& q) {
 
 }  // namespace
 
-bool has_kl(const Distribution& p, const Distribution& q) { return find_rule(p, q) != nullptr; }
+bool has_kl(const Distribution& p, const Distribution& q) {
+  if (p.type_name() == "Independent" && q.type_name() == "Independent")
+    return has_kl(static_cast<const Independent&>(p).base(), static_cast<const Independent&>(q).base());
+  return find_rule(p, q) != nullptr;
+}
 
 torch::Tensor kl(const Distribution& p, const Distribution& q) {
   if (p.event_dims() != q.event_dims())
