@@ -61,18 +61,38 @@ std::string format_number(const torch::Tensor& scalar) {
   return fmt::format("{:g}", scalar.item<double>());
 }
 
+/// The index of the first false element of `ok` (empty for 0-dim).
+std::vector<int64_t> first_false(const torch::Tensor& ok) {
+  if (ok.dim() == 0) return {};
+  // nonzero() may return a transposed layout: make the row contiguous before reading it.
+  const auto where = ok.logical_not().nonzero()[0].cpu().contiguous();
+  return {where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel()};
+}
+std::string index_string(const std::vector<int64_t>& idx) {
+  return idx.empty() ? std::string{} : fmt::format("[{}]", fmt::join(idx, ", "));
+}
+
 /// The index of the first false element of `ok` ("" for 0-dim, else "[i, j]")
 /// and that element of each tensor in `values` (expanded to ok's shape).
 std::pair<std::string, std::vector<torch::Tensor>> first_failure(const torch::Tensor& ok,
                                                                  std::vector<torch::Tensor> values) {
-  for (auto& v : values) v = v.expand(ok.sizes());
-  if (ok.dim() == 0) return {std::string{}, values};
-  // nonzero() may return a transposed layout: make the row contiguous before reading it.
-  const auto where = ok.logical_not().nonzero()[0].cpu().contiguous();
-  std::vector<int64_t> idx(where.data_ptr<int64_t>(), where.data_ptr<int64_t>() + where.numel());
-  for (auto& v : values)
+  const auto idx = first_false(ok);
+  for (auto& v : values) {
+    v = v.expand(ok.sizes());
     for (auto i : idx) v = v[i];
-  return {fmt::format("[{}]", fmt::join(idx, ", ")), values};
+  }
+  return {index_string(idx), values};
+}
+
+/// A vector or matrix for messages: "[0.5, 0.7]", "[[1, 0], [0.3, 1]]", the
+/// rows cut after six entries.
+std::string format_event(const torch::Tensor& e) {
+  if (e.dim() == 0) return format_number(e);
+  std::vector<std::string> parts;
+  const int64_t n = e.size(0), shown = std::min<int64_t>(n, 6);
+  for (int64_t i = 0; i < shown; ++i) parts.push_back(format_event(e[i]));
+  if (n > shown) parts.emplace_back("...");
+  return fmt::format("[{}]", fmt::join(parts, ", "));
 }
 
 }  // namespace
@@ -83,6 +103,28 @@ void elementwise(const CheckContext& ctx, std::string_view arg, const torch::Ten
   const auto [index, at] = first_failure(ok, {value});
   throw ArgumentError(fmt::format("{}: {}{} is {}, but must be {}{}", ctx.function, arg, index,
                                   format_number(at[0].detach().cpu()), requirement, ctx.suffix()));
+}
+
+void events(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value, const torch::Tensor& ok,
+            int64_t event_rank, std::string_view requirement) {
+  if (event_rank == 0) return elementwise(ctx, arg, value, ok, requirement);
+  if (ok.all().item<bool>()) return;
+  const auto sizes = value.sizes().vec();
+  const std::vector<int64_t> batch(sizes.begin(), sizes.end() - event_rank);
+  auto target = at::infer_size(batch, ok.sizes());
+  const auto idx = first_false(ok.expand(target));
+  target.insert(target.end(), sizes.end() - event_rank, sizes.end());
+  auto at = value.expand(target);
+  for (auto i : idx) at = at[i];
+  throw ArgumentError(fmt::format("{}: {}{} is {}, but must be {}{}", ctx.function, arg, index_string(idx),
+                                  format_event(at.detach().cpu()), requirement, ctx.suffix()));
+}
+
+void satisfies(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value,
+               const constraints::Constraint& c, std::string_view note) {
+  const auto ok = c.check(value);
+  if (ok.all().item<bool>()) return;
+  events(ctx, arg, value, ok, c.event_rank(), fmt::format("{}{}", c.describe(), note));
 }
 
 void positive(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value) {
@@ -163,6 +205,16 @@ torch::Tensor multinomial(const torch::Tensor& probs, int64_t n) {
 }
 torch::Tensor standard_gamma(const torch::Tensor& alpha) {
   return at::_standard_gamma(alpha, generator_for(alpha.device()));
+}
+torch::Tensor standard_exponential(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return at::empty(sizes, options).exponential_(1.0, generator_for(options.device()));
+}
+torch::Tensor standard_cauchy(c10::IntArrayRef sizes, const torch::TensorOptions& options) {
+  return at::empty(sizes, options).cauchy_(0.0, 1.0, generator_for(options.device()));
+}
+torch::Tensor poisson(const torch::Tensor& rate) { return at::poisson(rate, generator_for(rate.device())); }
+torch::Tensor binomial(const torch::Tensor& count, const torch::Tensor& probs) {
+  return at::binomial(count, probs, generator_for(probs.device()));
 }
 
 }  // namespace random

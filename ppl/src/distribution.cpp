@@ -1,4 +1,4 @@
-// Distribution base class, the JSON factory and analytic KL divergences.
+// The Distribution base class: shapes, checks, sampling, masking and the JSON form.
 #include <cstring>
 
 #include <fmt/format.h>
@@ -7,53 +7,9 @@
 
 #include <ppl/core/check.hpp>
 #include <ppl/core/tensor_json.hpp>
-#include <ppl/dist.hpp>
+#include <ppl/dist/distribution.hpp>
 
 namespace ppl::dist {
-
-// ------------------------------------------------------------------ Constraint
-
-std::string Constraint::name() const {
-  switch (kind) {
-    case Kind::real: return "real";
-    case Kind::boolean: return "boolean";
-    case Kind::unit_interval: return "unit_interval";
-    case Kind::positive: return "positive";
-    case Kind::interval: return "interval";
-    case Kind::integer_interval: return "integer_interval";
-  }
-  return "?";
-}
-
-std::string Constraint::describe() const {
-  auto bound = [](const torch::Tensor& t) {
-    if (t.numel() == 1) return fmt::format("{:g}", t.detach().cpu().item<double>());
-    return std::string(t.numel() == 0 ? "?" : "its bound");
-  };
-  switch (kind) {
-    case Kind::real: return "a real number";
-    case Kind::boolean: return "0 or 1";
-    case Kind::unit_interval: return "in [0, 1]";
-    case Kind::positive: return "positive";
-    case Kind::interval: return fmt::format("in [{}, {})", bound(lower), bound(upper));
-    case Kind::integer_interval:
-      return fmt::format("an integer in [{}, {}]", bound(lower), bound(upper));
-  }
-  return "?";
-}
-
-torch::Tensor Constraint::check(const torch::Tensor& v) const {
-  switch (kind) {
-    case Kind::real: return v == v;
-    case Kind::boolean: return (v == 0).logical_or(v == 1);
-    case Kind::unit_interval: return (v >= 0).logical_and(v <= 1);
-    case Kind::positive: return v > 0;
-    case Kind::interval: return (v >= lower).logical_and(v < upper);
-    case Kind::integer_interval:
-      return (v == torch::floor(v)).logical_and(v >= lower).logical_and(v <= upper);
-  }
-  return v == v;
-}
 
 // ------------------------------------------------------------------ Distribution
 
@@ -134,6 +90,19 @@ void Distribution::set_params(std::vector<torch::Tensor> params) {
   PPL_ASSERT(specs.size() == params_.size());
   const auto s = params_[0].sizes().vec();
   base_shape_.assign(s.begin(), s.end() - specs[0].event_rank);
+  options_ = params_[0].options();
+}
+
+void Distribution::set_shape(std::vector<int64_t> base_shape, torch::TensorOptions options) {
+  base_shape_ = std::move(base_shape);
+  options_ = options;
+}
+
+torch::Tensor Distribution::mean() const { no_moment("mean"); }
+torch::Tensor Distribution::variance() const { no_moment("variance"); }
+void Distribution::no_moment(std::string_view what) const {
+  throw ArgumentError(fmt::format("{}: the {} is not available (no finite closed form for this family)",
+                                  type_name(), what));
 }
 
 std::vector<int64_t> Distribution::batch_shape() const {
@@ -153,7 +122,7 @@ std::vector<int64_t> Distribution::shape(c10::IntArrayRef sample_shape) const {
   return s;
 }
 
-torch::TensorOptions Distribution::options() const { return params_.at(0).options(); }
+torch::TensorOptions Distribution::options() const { return options_; }
 
 std::vector<std::pair<std::string, torch::Tensor>> Distribution::named_params() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -188,7 +157,8 @@ void Distribution::check_value(const CheckContext& ctx, const torch::Tensor& val
                                  shape_string(event), ctx.suffix()));
   if (!validation_enabled()) return;
   const auto sup = support();
-  auto in_support = sup.check(value.detach());
+  auto in_support = sup.check(value);
+  if (in_support.all().item<bool>()) return;
   auto m = mask_;
   if (mask.defined()) {
     std::vector<int64_t> aligned = mask.sizes().vec();
@@ -198,11 +168,13 @@ void Distribution::check_value(const CheckContext& ctx, const torch::Tensor& val
   }
   if (m.defined()) {
     // Masks are aligned with the base shape; a multivariate base's value has
-    // its own trailing dimensions, over which the mask is constant.
-    for (size_t i = 0; i < base_event_shape().size(); ++i) m = m.unsqueeze(-1);
+    // its own trailing dimensions, over which the mask is constant (up to
+    // those the support's own events span).
+    const auto extra = static_cast<int64_t>(base_event_shape().size()) - sup.event_rank();
+    for (int64_t i = 0; i < extra; ++i) m = m.unsqueeze(-1);
     in_support = in_support.logical_or(m.logical_not());
   }
-  check::elementwise(ctx, "value", value, in_support, fmt::format("{} (the support)", sup.describe()));
+  check::events(ctx, "value", value, in_support, sup.event_rank(), fmt::format("{} (the support)", sup.describe()));
 }
 
 torch::Tensor Distribution::sample(c10::IntArrayRef sample_shape) const {
@@ -232,25 +204,30 @@ torch::Tensor Distribution::log_prob(const torch::Tensor& value) const {
   return lp;
 }
 
-std::shared_ptr<Distribution> Distribution::expand(c10::IntArrayRef batch_shape) const {
+std::shared_ptr<Distribution> Distribution::expand_ptr(c10::IntArrayRef batch_shape) const {
   auto copy = clone();
   const std::vector<int64_t> event(base_shape_.end() - event_dims_, base_shape_.end());
   std::vector<int64_t> base(batch_shape.begin(), batch_shape.end());
   base.insert(base.end(), event.begin(), event.end());
-  const auto specs = param_specs();
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto s = params_[i].sizes().vec();
-    std::vector<int64_t> target = base;
-    target.insert(target.end(), s.end() - specs[i].event_rank, s.end());
-    try {
-      copy->params_[i] = params_[i].expand(target);
-    } catch (const c10::Error&) {
-      throw ShapeError(fmt::format("{}: cannot expand batch shape {} to {}", type_name(),
-                                   shape_string(this->batch_shape()), shape_string(batch_shape)));
-    }
+  try {
+    if (base.size() < base_shape_.size() || at::infer_size(base, base_shape_) != base) throw ShapeError("");
+    copy->expand_base(base);
+  } catch (const std::exception&) {
+    throw ShapeError(fmt::format("{}: cannot expand batch shape {} to {}", type_name(),
+                                 shape_string(this->batch_shape()), shape_string(batch_shape)));
   }
   copy->base_shape_ = base;
   return copy;
+}
+
+void Distribution::expand_base(const std::vector<int64_t>& base) {
+  const auto specs = param_specs();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto s = params_[i].sizes().vec();
+    std::vector<int64_t> target = base;
+    target.insert(target.end(), s.end() - specs[i].event_rank, s.end());
+    params_[i] = params_[i].expand(target);
+  }
 }
 
 std::shared_ptr<Distribution> Distribution::to_event_ptr(int64_t n) const {
@@ -294,142 +271,13 @@ nlohmann::json Distribution::to_json() const {
   nlohmann::json options = nlohmann::json::object();
   options_to_json(options);
   j["options"] = std::move(options);
+  const auto children = parts();
+  if (!children.empty()) {
+    nlohmann::json p = nlohmann::json::object();
+    for (const auto& [name, d] : children) p[name] = d->to_json();
+    j["parts"] = std::move(p);
+  }
   return j;
-}
-
-std::shared_ptr<Distribution> from_json(const nlohmann::json& j) {
-  if (!j.is_object() || !j.contains("type") || !j.contains("params"))
-    throw Error("distribution JSON: expected an object with \"type\" and \"params\"");
-  const auto type = j.at("type").get<std::string>();
-  const auto& p = j.at("params");
-  auto get = [&](const char* name) -> torch::Tensor {
-    if (!p.contains(name))
-      throw Error(fmt::format("distribution JSON: {} has no parameter \"{}\"", type, name));
-    return tensor_from_json(p.at(name));
-  };
-  auto has = [&](const char* name) { return p.contains(name); };
-  const auto options = j.value("options", nlohmann::json::object());
-  std::shared_ptr<Distribution> d;
-  if (type == "Normal") d = std::make_shared<Normal>(get("loc"), get("scale"));
-  else if (type == "Laplace") d = std::make_shared<Laplace>(get("loc"), get("scale"));
-  else if (type == "Uniform") d = std::make_shared<Uniform>(get("low"), get("high"));
-  else if (type == "Beta") d = std::make_shared<Beta>(get("concentration1"), get("concentration0"));
-  else if (type == "Gamma") d = std::make_shared<Gamma>(get("concentration"), get("rate"));
-  else if (type == "Delta") d = std::make_shared<Delta>(get("v"), get("log_density"));
-  else if (type == "Bernoulli")
-    d = has("logits") ? std::make_shared<Bernoulli>(Logits{get("logits")})
-                      : std::make_shared<Bernoulli>(Probs{get("probs")});
-  else if (type == "GaussianMixture")
-    d = has("logits") ? std::make_shared<GaussianMixture>(Logits{get("logits")}, get("loc"), get("scale_tril"))
-                      : std::make_shared<GaussianMixture>(Probs{get("probs")}, get("loc"), get("scale_tril"));
-  else if (type == "Categorical")
-    d = has("logits") ? std::make_shared<Categorical>(Logits{get("logits")})
-                      : std::make_shared<Categorical>(Probs{get("probs")});
-  else if (type == "ContinuousBernoulli")
-    d = has("logits") ? std::make_shared<ContinuousBernoulli>(Logits{get("logits")})
-                      : std::make_shared<ContinuousBernoulli>(Probs{get("probs")});
-  else if (type == "RelaxedBernoulli") {
-    const bool st = options.value("straight_through", false);
-    d = has("logits") ? std::make_shared<RelaxedBernoulli>(get("temperature"), Logits{get("logits")}, st)
-                      : std::make_shared<RelaxedBernoulli>(get("temperature"), Probs{get("probs")}, st);
-  } else {
-    throw Error(fmt::format("distribution JSON: unknown distribution type \"{}\"", type));
-  }
-  // The mask is stored aligned with the base shape: apply it before to_event.
-  if (j.contains("mask") && !j.at("mask").is_null()) d = d->mask_ptr(tensor_from_json(j.at("mask")));
-  const int64_t event_dims = j.value("event_dims", 0);
-  if (event_dims > 0) d = d->to_event_ptr(event_dims);
-  return d;
-}
-
-// ------------------------------------------------------------------ KL
-
-namespace {
-
-torch::Tensor sum_event(const Distribution& p, torch::Tensor kl) {
-  if (p.mask_tensor().defined()) kl = torch::where(p.mask_tensor(), kl, torch::zeros({}, kl.options()));
-  if (p.event_dims() > 0) {
-    std::vector<int64_t> dims;
-    for (int64_t i = 1; i <= p.event_dims(); ++i) dims.push_back(-i);
-    kl = kl.sum(dims);
-  }
-  return kl;
-}
-
-template <class P, class Q = P>
-std::pair<const P*, const Q*> as(const Distribution& p, const Distribution& q) {
-  return {dynamic_cast<const P*>(&p), dynamic_cast<const Q*>(&q)};
-}
-
-torch::Tensor lbeta(const torch::Tensor& a, const torch::Tensor& b) {
-  return torch::lgamma(a) + torch::lgamma(b) - torch::lgamma(a + b);
-}
-
-std::optional<torch::Tensor> kl_elementwise(const Distribution& p, const Distribution& q) {
-  if (auto [a, b] = as<Normal>(p, q); a && b) {
-    auto var_ratio = (a->scale() / b->scale()).pow(2);
-    auto t1 = ((a->loc() - b->loc()) / b->scale()).pow(2);
-    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log());
-  }
-  if (auto [a, b] = as<Laplace>(p, q); a && b) {
-    auto ratio = a->scale() / b->scale();
-    auto diff = (a->loc() - b->loc()).abs();
-    return -ratio.log() + diff / b->scale() + ratio * torch::exp(-diff / a->scale()) - 1;
-  }
-  if (auto [a, b] = as<Bernoulli>(p, q); a && b) {
-    auto lp = a->logits(), lq = b->logits();
-    auto pp = torch::sigmoid(lp);
-    return pp * (torch::log_sigmoid(lp) - torch::log_sigmoid(lq)) +
-           (1 - pp) * (torch::log_sigmoid(-lp) - torch::log_sigmoid(-lq));
-  }
-  if (auto [a, b] = as<Categorical>(p, q); a && b) {
-    auto lp = a->logits(), lq = b->logits();
-    auto t = a->probs() * (lp - lq);
-    t = torch::where(a->probs() == 0, torch::zeros({}, t.options()), t);
-    return t.sum(-1);
-  }
-  if (auto [a, b] = as<Uniform>(p, q); a && b) {
-    auto kl = ((b->high() - b->low()) / (a->high() - a->low())).log();
-    auto outside = (b->low() > a->low()).logical_or(b->high() < a->high());
-    return torch::where(outside, torch::full({}, INFINITY, kl.options()), kl);
-  }
-  if (auto [a, b] = as<Beta>(p, q); a && b) {
-    auto a1 = a->concentration1(), b1 = a->concentration0();
-    auto a2 = b->concentration1(), b2 = b->concentration0();
-    return lbeta(a2, b2) - lbeta(a1, b1) + (a1 - a2) * torch::digamma(a1) +
-           (b1 - b2) * torch::digamma(b1) + (a2 - a1 + b2 - b1) * torch::digamma(a1 + b1);
-  }
-  if (auto [a, b] = as<Gamma>(p, q); a && b) {
-    auto ap = a->concentration(), bp = a->rate(), aq = b->concentration(), bq = b->rate();
-    return (ap - aq) * torch::digamma(ap) - torch::lgamma(ap) + torch::lgamma(aq) +
-           aq * (bp.log() - bq.log()) + ap * (bq - bp) / bp;
-  }
-  if (auto [a, b] = as<ContinuousBernoulli>(p, q); a && b) {
-    auto lp = a->logits(), lq = b->logits();
-    auto m = a->mean();
-    return m * (lp - lq) + torch::log_sigmoid(-lp) - torch::log_sigmoid(-lq) + a->log_normalizer() -
-           b->log_normalizer();
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-bool has_kl(const Distribution& p, const Distribution& q) {
-  if (p.type_name() != q.type_name()) return false;
-  static const std::array<std::string_view, 8> kinds = {"Normal", "Laplace", "Bernoulli", "Categorical",
-                                                        "Uniform", "Beta", "Gamma", "ContinuousBernoulli"};
-  return std::find(kinds.begin(), kinds.end(), p.type_name()) != kinds.end();
-}
-
-torch::Tensor kl(const Distribution& p, const Distribution& q) {
-  if (p.event_dims() != q.event_dims())
-    throw ShapeError(fmt::format("kl: {} has {} event dimensions but {} has {}", p.type_name(),
-                                 p.event_dims(), q.type_name(), q.event_dims()));
-  auto k = kl_elementwise(p, q);
-  if (!k)
-    throw ArgumentError(fmt::format("kl: no closed form for KL({} || {})", p.type_name(), q.type_name()));
-  return sum_event(p, *k);
 }
 
 }  // namespace ppl::dist

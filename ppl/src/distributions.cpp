@@ -1,6 +1,5 @@
 // The concrete distributions of ppl::dist.
 #include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -10,66 +9,14 @@
 #include <ppl/core/random.hpp>
 #include <ppl/dist.hpp>
 
+#include "dist/detail.hpp"
+
 namespace ppl::dist {
+
+using namespace detail;
+
 namespace {
-
-constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
-
-double eps_of(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kDouble ? std::numeric_limits<double>::epsilon()
-                                           : std::numeric_limits<float>::epsilon();
-}
-double tiny_of(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kDouble ? std::numeric_limits<double>::min()
-                                           : std::numeric_limits<float>::min();
-}
-torch::Tensor clamp_probs(const torch::Tensor& p) {
-  const double e = eps_of(p);
-  return p.clamp(e, 1 - e);
-}
-torch::Tensor probs_to_logits(const torch::Tensor& p) {
-  auto c = clamp_probs(p);
-  return torch::log(c) - torch::log1p(-c);
-}
-
-torch::Tensor full_like_scalar(const torch::Tensor& t, double v) { return torch::full({}, v, t.options()); }
-
-Constraint real() { return {Constraint::Kind::real, {}, {}}; }
-Constraint unit() { return {Constraint::Kind::unit_interval, {}, {}}; }
-
-// Category weights [..., K] as given (logits: unnormalised log-probabilities;
-// probs: nonnegative), shared by Categorical and GaussianMixture's mixture.
-// Logits may be anything but NaN (-inf excludes a category); probs are
-// nonnegative and finite.
-void check_categorical_weights(const CheckContext& ctx, bool logits, const torch::Tensor& w) {
-  if (logits) {
-    check::not_nan(ctx, "logits", w);
-  } else {
-    check::nonnegative(ctx, "probs", w);
-    check::finite(ctx, "probs", w);
-  }
-}
-/// Normalised probabilities of the weights.
-torch::Tensor category_probs(bool logits, const torch::Tensor& w) {
-  return logits ? torch::softmax(w, -1) : w / w.sum(-1, true);
-}
-/// Normalised log-probabilities of the weights.
-torch::Tensor category_log_probs(bool logits, const torch::Tensor& w) {
-  return logits ? w - w.logsumexp(-1, true) : clamp_probs(category_probs(false, w)).log();
-}
-/// Category indices (int64) of shape `sizes` = sample shape + the batch of
-/// `probs` [..., K]; no gradient.
-torch::Tensor draw_categories(const torch::Tensor& probs, c10::IntArrayRef sizes) {
-  torch::NoGradGuard no_grad;
-  const auto k = probs.size(-1);
-  const auto p = probs.detach().reshape({-1, k});
-  const int64_t rows = p.size(0);
-  const int64_t n = rows == 0 ? 0 : c10::multiply_integers(sizes) / rows;
-  auto idx = random::multinomial(p, std::max<int64_t>(n, 1));  // [rows, n]
-  if (n == 0) idx = idx.narrow(1, 0, 0);
-  return idx.t().reshape(sizes);
-}
-
+Constraint unit() { return constraints::unit_interval; }
 }  // namespace
 
 // ------------------------------------------------------------------ BinarySuccess
@@ -88,7 +35,9 @@ void BinarySuccess::check(const CheckContext& ctx, const torch::Tensor& given) c
 // ------------------------------------------------------------------ Normal
 
 Normal::Normal(Arg loc, Arg scale) { set_params(broadcast_args("Normal", {std::move(loc), std::move(scale)})); }
-Constraint Normal::support() const { return real(); }
+Constraint Normal::support() const { return constraints::real; }
+torch::Tensor Normal::mean() const { return loc(); }
+torch::Tensor Normal::variance() const { return scale().pow(2); }
 torch::Tensor Normal::draw(c10::IntArrayRef sizes) const {
   return loc() + scale() * random::standard_normal(sizes, options().requires_grad(false));
 }
@@ -98,13 +47,15 @@ torch::Tensor Normal::log_density(const torch::Tensor& v) const {
 }
 void Normal::check_params(const CheckContext& ctx) const {
   check::finite(ctx, "loc", loc());
-  check::positive(ctx, "scale", scale());
+  positive_finite(ctx, "scale", scale());
 }
 
 // ------------------------------------------------------------------ Laplace
 
 Laplace::Laplace(Arg loc, Arg scale) { set_params(broadcast_args("Laplace", {std::move(loc), std::move(scale)})); }
-Constraint Laplace::support() const { return real(); }
+Constraint Laplace::support() const { return constraints::real; }
+torch::Tensor Laplace::mean() const { return loc(); }
+torch::Tensor Laplace::variance() const { return 2 * scale().pow(2); }
 torch::Tensor Laplace::draw(c10::IntArrayRef sizes) const {
   const auto opts = options().requires_grad(false);
   const auto u = random::uniform(sizes, opts, eps_of(loc()) - 1.0, 1.0);
@@ -115,18 +66,20 @@ torch::Tensor Laplace::log_density(const torch::Tensor& v) const {
 }
 void Laplace::check_params(const CheckContext& ctx) const {
   check::finite(ctx, "loc", loc());
-  check::positive(ctx, "scale", scale());
+  positive_finite(ctx, "scale", scale());
 }
 
 // ------------------------------------------------------------------ Uniform
 
 Uniform::Uniform(Arg low, Arg high) { set_params(broadcast_args("Uniform", {std::move(low), std::move(high)})); }
-Constraint Uniform::support() const { return {Constraint::Kind::interval, low(), high()}; }
+Constraint Uniform::support() const { return constraints::interval(low(), high()); }
+torch::Tensor Uniform::mean() const { return (low() + high()) / 2; }
+torch::Tensor Uniform::variance() const { return (high() - low()).pow(2) / 12; }
 torch::Tensor Uniform::draw(c10::IntArrayRef sizes) const {
   return low() + (high() - low()) * random::uniform(sizes, options().requires_grad(false), 0.0, 1.0);
 }
 torch::Tensor Uniform::log_density(const torch::Tensor& v) const {
-  const auto inside = (v >= low()).logical_and(v < high());
+  const auto inside = (v >= low()).logical_and(v <= high());
   const auto lp = -(high() - low()).log();
   return torch::where(inside, lp, full_like_scalar(lp, -INFINITY));
 }
@@ -140,6 +93,11 @@ void Uniform::check_params(const CheckContext& ctx) const {
 
 Beta::Beta(Arg c1, Arg c0) { set_params(broadcast_args("Beta", {std::move(c1), std::move(c0)})); }
 Constraint Beta::support() const { return unit(); }
+torch::Tensor Beta::mean() const { return concentration1() / (concentration1() + concentration0()); }
+torch::Tensor Beta::variance() const {
+  const auto total = concentration1() + concentration0();
+  return concentration1() * concentration0() / (total.pow(2) * (total + 1));
+}
 torch::Tensor Beta::draw(c10::IntArrayRef sizes) const {
   const auto g1 = random::standard_gamma(concentration1().expand(sizes));
   const auto g0 = random::standard_gamma(concentration0().expand(sizes));
@@ -153,14 +111,16 @@ torch::Tensor Beta::log_density(const torch::Tensor& v) const {
          (torch::lgamma(a) + torch::lgamma(b) - torch::lgamma(a + b));
 }
 void Beta::check_params(const CheckContext& ctx) const {
-  check::positive(ctx, "concentration1", concentration1());
-  check::positive(ctx, "concentration0", concentration0());
+  positive_finite(ctx, "concentration1", concentration1());
+  positive_finite(ctx, "concentration0", concentration0());
 }
 
 // ------------------------------------------------------------------ Gamma
 
 Gamma::Gamma(Arg c, Arg r) { set_params(broadcast_args("Gamma", {std::move(c), std::move(r)})); }
-Constraint Gamma::support() const { return {Constraint::Kind::positive, {}, {}}; }
+Constraint Gamma::support() const { return constraints::positive; }
+torch::Tensor Gamma::mean() const { return concentration() / rate(); }
+torch::Tensor Gamma::variance() const { return concentration() / rate().pow(2); }
 torch::Tensor Gamma::draw(c10::IntArrayRef sizes) const {
   const auto g = random::standard_gamma(concentration().expand(sizes));
   return (g / rate()).clamp_min(tiny_of(g));
@@ -171,8 +131,8 @@ torch::Tensor Gamma::log_density(const torch::Tensor& v) const {
   return torch::xlogy(a, b) + torch::xlogy(a - 1, v) - b * v - torch::lgamma(a);
 }
 void Gamma::check_params(const CheckContext& ctx) const {
-  check::positive(ctx, "concentration", concentration());
-  check::positive(ctx, "rate", rate());
+  positive_finite(ctx, "concentration", concentration());
+  positive_finite(ctx, "rate", rate());
 }
 
 // ------------------------------------------------------------------ Delta
@@ -180,7 +140,9 @@ void Gamma::check_params(const CheckContext& ctx) const {
 Delta::Delta(Arg v, Arg log_density) {
   set_params(broadcast_args("Delta", {std::move(v), std::move(log_density)}));
 }
-Constraint Delta::support() const { return real(); }
+Constraint Delta::support() const { return constraints::real; }
+torch::Tensor Delta::mean() const { return v(); }
+torch::Tensor Delta::variance() const { return torch::zeros_like(v()); }
 torch::Tensor Delta::draw(c10::IntArrayRef sizes) const { return v().expand(sizes); }
 torch::Tensor Delta::log_density(const torch::Tensor& value) const {
   return torch::where(value == v(), log_density_value(), full_like_scalar(log_density_value(), -INFINITY));
@@ -191,7 +153,9 @@ void Delta::check_params(const CheckContext& ctx) const { check::not_nan(ctx, "v
 
 Bernoulli::Bernoulli(Probs p) { set_params(broadcast_args("Bernoulli", {std::move(p.value)})); }
 Bernoulli::Bernoulli(Logits l) : success_(true) { set_params(broadcast_args("Bernoulli", {std::move(l.value)})); }
-Constraint Bernoulli::support() const { return {Constraint::Kind::boolean, {}, {}}; }
+Constraint Bernoulli::support() const { return constraints::boolean; }
+torch::Tensor Bernoulli::mean() const { return probs(); }
+torch::Tensor Bernoulli::variance() const { return probs() * (1 - probs()); }
 torch::Tensor Bernoulli::probs() const { return success_.probs(param(0)); }
 torch::Tensor Bernoulli::logits() const { return success_.logits(param(0)); }
 torch::Tensor Bernoulli::draw(c10::IntArrayRef sizes) const {
@@ -220,8 +184,8 @@ Categorical::Categorical(Logits l) : logits_(true) {
 }
 Constraint Categorical::support() const {
   const auto opts = param(0).options().requires_grad(false);
-  return {Constraint::Kind::integer_interval, torch::zeros({}, opts),
-          torch::full({}, static_cast<double>(num_categories() - 1), opts)};
+  return constraints::integer_interval(torch::zeros({}, opts),
+                                       torch::full({}, static_cast<double>(num_categories() - 1), opts));
 }
 torch::Tensor Categorical::probs() const { return category_probs(logits_, param(0)); }
 torch::Tensor Categorical::logits() const { return category_log_probs(logits_, param(0)); }
@@ -277,7 +241,7 @@ void GaussianMixture::init(Arg mixture, Arg loc, Arg scale_tril) {
   set_params(broadcast_args("GaussianMixture", {std::move(mixture), std::move(loc), std::move(scale_tril)},
                             {1, 2, 3}));
 }
-Constraint GaussianMixture::support() const { return real(); }
+Constraint GaussianMixture::support() const { return constraints::real; }
 torch::Tensor GaussianMixture::mixture_logits() const { return category_log_probs(logits_, param(0)); }
 torch::Tensor GaussianMixture::mixture_probs() const { return category_probs(logits_, param(0)); }
 torch::Tensor GaussianMixture::draw(c10::IntArrayRef sizes) const {
@@ -423,7 +387,7 @@ torch::Tensor RelaxedBernoulli::log_density_of(const torch::Tensor& value) const
   return log_density(value);
 }
 void RelaxedBernoulli::check_params(const CheckContext& ctx) const {
-  check::positive(ctx, "temperature", temperature());
+  positive_finite(ctx, "temperature", temperature());
   success_.check(ctx, param(1));
 }
 void RelaxedBernoulli::options_to_json(nlohmann::json& j) const { j["straight_through"] = straight_through_; }

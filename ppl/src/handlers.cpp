@@ -73,7 +73,7 @@ void default_process(Message& msg) {
         param_store().bind(msg.name, msg.init);
         msg.value = msg.init;
       } else {
-        msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint);
+        msg.value = param_store().get_or_create(msg.name, msg.init, msg.constraint, msg.location);
       }
       break;
   }
@@ -162,7 +162,7 @@ torch::Tensor deterministic(const std::string& name, const torch::Tensor& value,
   return msg.value;
 }
 
-torch::Tensor param(const std::string& name, const torch::Tensor& init, ParamConstraint constraint,
+torch::Tensor param(const std::string& name, const torch::Tensor& init, const constraints::Constraint& constraint,
                     std::source_location location) {
   Message msg;
   msg.name = name;
@@ -256,7 +256,7 @@ void Plate::process(Message& msg) {
                                  frame_.name, frame_.subsample_size, frame_.dim, where(msg), shape_string(batch),
                                  frame_.dim, at, frame_.subsample_size));
   }
-  if (target != batch) msg.dist = msg.dist->expand(target);
+  if (target != batch) msg.dist = msg.dist->expand_ptr(target);
 }
 
 // ------------------------------------------------------------------ handlers

@@ -9,47 +9,22 @@
 #include <ppl/core/archive.hpp>
 #include <ppl/core/check.hpp>
 #include <ppl/core/param_store.hpp>
+#include <ppl/transforms/biject_to.hpp>
+#include <ppl/transforms/transform.hpp>
 
 namespace ppl {
 
 // ------------------------------------------------------------------ constraints
 
-torch::Tensor constrain(const torch::Tensor& u, ParamConstraint c) {
-  switch (c) {
-    case ParamConstraint::real: return u;
-    case ParamConstraint::positive: return u.exp();
-    case ParamConstraint::unit_interval: return torch::sigmoid(u);
-  }
-  return u;
+torch::Tensor constrain(const torch::Tensor& u, const constraints::Constraint& c) {
+  if (c.kind() == constraints::Constraint::Kind::real) return u;
+  return transforms::biject_to(c)->forward(u);
 }
 
-torch::Tensor unconstrain(const torch::Tensor& x, ParamConstraint c) {
-  switch (c) {
-    case ParamConstraint::real: return x;
-    case ParamConstraint::positive: return x.log();
-    case ParamConstraint::unit_interval: return torch::log(x) - torch::log1p(-x);
-  }
-  return x;
+torch::Tensor unconstrain(const torch::Tensor& x, const constraints::Constraint& c) {
+  if (c.kind() == constraints::Constraint::Kind::real) return x;
+  return transforms::biject_to(c)->inverse(x);
 }
-
-namespace {
-std::string_view constraint_name(ParamConstraint c) {
-  switch (c) {
-    case ParamConstraint::real: return "real";
-    case ParamConstraint::positive: return "positive";
-    case ParamConstraint::unit_interval: return "unit_interval";
-  }
-  return "real";
-}
-constexpr ParamConstraint kConstraints[] = {ParamConstraint::real, ParamConstraint::positive,
-                                            ParamConstraint::unit_interval};
-/// The constraint that constraint_name calls `s`; none for another name.
-std::optional<ParamConstraint> constraint_from(std::string_view s) {
-  for (const auto c : kConstraints)
-    if (constraint_name(c) == s) return c;
-  return std::nullopt;
-}
-}  // namespace
 
 // ------------------------------------------------------------------ ParamStore
 
@@ -58,34 +33,77 @@ ParamStore& param_store() {
   return store;
 }
 
-torch::Tensor ParamStore::get_or_create(const std::string& name, const torch::Tensor& init, ParamConstraint c) {
+ParamStore::Entry ParamStore::make_entry(torch::Tensor unconstrained, const constraints::Constraint& c,
+                                         std::string origin) {
+  Entry e{std::move(unconstrained), c, nullptr, std::move(origin)};
+  if (c.kind() != constraints::Constraint::Kind::real) e.transform = transforms::biject_to(c);
+  return e;
+}
+
+torch::Tensor ParamStore::value_of(const Entry& e) {
+  return e.transform ? e.transform->forward(e.unconstrained) : e.unconstrained;
+}
+
+namespace {
+std::string origin_of(const SourceLocation& location) {
+  auto where = location.short_string();
+  return where.empty() ? std::string("an unknown place") : where;
+}
+}  // namespace
+
+torch::Tensor ParamStore::get_or_create(const std::string& name, const torch::Tensor& init,
+                                        const constraints::Constraint& c, const SourceLocation& location) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     if (!init.defined())
       throw ArgumentError(fmt::format("param: \"{}\" is not in the param store and has no initial value", name));
-    if (c != ParamConstraint::real && validation_enabled()) {
-      CheckContext ctx{"param", name};
-      if (c == ParamConstraint::positive) check::positive(ctx, "init", init);
-      else check::elementwise(ctx, "init", init, (init > 0).logical_and(init < 1), "in (0, 1)");
-    }
+    const CheckContext ctx{"param", name, &location};
+    if (c.is_discrete())
+      throw ArgumentError(fmt::format("param: the constraint {} is discrete, but a learnable parameter needs one "
+                                      "with a bijection from the reals{}",
+                                      c.to_string(), ctx.suffix()));
+    auto entry = make_entry({}, c, origin_of(location));
+    if (validation_enabled()) check::satisfies(ctx, "init", init, c);
     torch::Tensor u;
     {
       torch::NoGradGuard no_grad;
-      u = unconstrain(init.detach(), c).clone();
+      u = entry.transform ? entry.transform->inverse(init.detach()) : init.detach();
+      if (entry.transform && validation_enabled()) {
+        // On the boundary (a probability of 1, a zero on a Cholesky diagonal)
+        // the unconstrained value is infinite.
+        auto finite = torch::isfinite(u);
+        for (int64_t i = 0; i < entry.transform->domain_event_rank(); ++i) finite = finite.all(-1);
+        check::events(ctx, "init", init, finite, c.event_rank(),
+                      fmt::format("{}, off the boundary (its unconstrained value is not finite)", c.describe()));
+      }
+      u = u.clone();
     }
     u.set_requires_grad(true);
-    it = entries_.emplace(name, Entry{u, c}).first;
+    entry.unconstrained = u;
+    it = entries_.emplace(name, std::move(entry)).first;
     order_.push_back(name);
+    return value_of(it->second);
   }
-  return constrain(it->second.unconstrained, it->second.constraint);
+  const auto& e = it->second;
+  if (e.constraint != c)
+    throw ArgumentError(fmt::format("param: \"{}\" was created with constraint {} ({}), but is asked for with "
+                                    "constraint {} ({})",
+                                    name, e.constraint.to_string(), e.origin, c.to_string(), origin_of(location)));
+  auto value = value_of(e);
+  if (init.defined() && init.sizes() != value.sizes())
+    throw ShapeError(fmt::format("param: \"{}\" was created with shape {} ({}), but is asked for with an init of "
+                                 "shape {} ({})",
+                                 name, shape_string(value.sizes()), e.origin, shape_string(init.sizes()),
+                                 origin_of(location)));
+  return value;
 }
 
 void ParamStore::bind(const std::string& name, torch::Tensor tensor) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(name);
   if (it == entries_.end()) {
-    entries_.emplace(name, Entry{tensor, ParamConstraint::real});
+    entries_.emplace(name, make_entry(tensor, constraints::real, "a module"));
     order_.push_back(name);
     return;
   }
@@ -98,7 +116,7 @@ void ParamStore::bind(const std::string& name, torch::Tensor tensor) {
     torch::NoGradGuard no_grad;
     tensor.copy_(e.unconstrained);
   }
-  e = Entry{tensor, ParamConstraint::real};
+  e = make_entry(tensor, constraints::real, "a module");
 }
 
 torch::Tensor ParamStore::at(const std::string& name) const {
@@ -106,7 +124,14 @@ torch::Tensor ParamStore::at(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end())
     throw SiteError(fmt::format("param_store: no parameter named \"{}\" ({} parameters stored)", name, entries_.size()));
-  return constrain(it->second.unconstrained, it->second.constraint);
+  return value_of(it->second);
+}
+
+constraints::Constraint ParamStore::constraint(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw SiteError(fmt::format("param_store: no parameter named \"{}\"", name));
+  return it->second.constraint;
 }
 
 torch::Tensor ParamStore::unconstrained(const std::string& name) const {
@@ -160,7 +185,7 @@ TensorArchive ParamStore::to_archive() const {
     for (const auto& name : order_) {
       const auto& e = entries_.at(name);
       archive.tensors.emplace_back(name, e.unconstrained.detach().clone());
-      constraints[name] = std::string(constraint_name(e.constraint));
+      constraints[name] = e.constraint.to_json();
     }
   }
   archive.metadata["kind"] = kStoreKind;
@@ -175,19 +200,17 @@ void ParamStore::load(const TensorArchive& archive, const std::string& source) {
                             kStoreKind));
   const auto constraints = archive.metadata.value("constraints", nlohmann::json::object());
   // Check every name before changing any, so a bad archive leaves the store as it was.
-  std::vector<ParamConstraint> parsed;
+  std::vector<constraints::Constraint> parsed;
   parsed.reserve(archive.tensors.size());
   std::lock_guard lock(mutex_);
   for (const auto& [name, t] : archive.tensors) {
-    const auto c = constraints.value(name, std::string(constraint_name(ParamConstraint::real)));
-    const auto known = constraint_from(c);
-    if (!known) {
-      std::vector<std::string_view> names;
-      for (const auto k : kConstraints) names.push_back(constraint_name(k));
-      throw Error(fmt::format("param_store: \"{}\" in {} has the unknown constraint \"{}\" (expected one of {})",
-                              name, source, c, fmt::join(names, ", ")));
+    // Archives name a constraint ("positive") or give it with its bounds.
+    try {
+      parsed.push_back(constraints.contains(name) ? constraints::Constraint::from_json(constraints.at(name))
+                                                  : constraints::real);
+    } catch (const Error& e) {
+      throw Error(fmt::format("param_store: \"{}\" in {}: {}", name, source, e.what()));
     }
-    parsed.push_back(*known);
     auto it = entries_.find(name);
     if (it != entries_.end() && it->second.unconstrained.sizes() != t.sizes())
       throw ShapeError(fmt::format("param_store: \"{}\" in {} has shape {}, but the store holds shape {}", name,
@@ -199,11 +222,12 @@ void ParamStore::load(const TensorArchive& archive, const std::string& source) {
     auto it = entries_.find(name);
     if (it != entries_.end()) {
       it->second.unconstrained.copy_(t);
-      it->second.constraint = parsed[i];
+      const auto origin = it->second.constraint == parsed[i] ? it->second.origin : "loaded from " + source;
+      it->second = make_entry(it->second.unconstrained, parsed[i], origin);
     } else {
       auto u = t.detach().clone();
       u.set_requires_grad(true);
-      entries_.emplace(name, Entry{u, parsed[i]});
+      entries_.emplace(name, make_entry(u, parsed[i], "loaded from " + source));
       order_.push_back(name);
     }
   }

@@ -8,26 +8,19 @@
 
 #include "test_util.hpp"
 
+#include <ppl/core/handlers.hpp>
+
 namespace d = ppl::dist;
 using ppl::test::finite_difference;
 using ppl::test::ks_critical;
 using ppl::test::ks_statistic;
-
-namespace {
-torch::Tensor t(double v) { return torch::tensor(v, torch::kDouble); }
-torch::Tensor tv(std::vector<double> v) { return torch::tensor(v, torch::kDouble); }
-}  // namespace
+using ppl::test::t;
+using ppl::test::tv;
 
 TEST_CASE("log densities match independently computed values", "[dist]") {
-  struct Row {
-    const char* what;
-    std::function<std::shared_ptr<d::Distribution>()> make;
-    torch::Tensor value;
-    double expected;
-  };
   // Reference numbers: scipy.stats 1.10 logpdf / logpmf; ContinuousBernoulli
   // and RelaxedBernoulli from their closed forms evaluated in numpy.
-  const std::vector<Row> rows = {
+  ppl::test::check_log_probs({
       {"Normal(0.5, 2) at 1.3", [] { return d::Normal(t(0.5), t(2.0)).clone(); }, t(1.3), -1.6920857137646181},
       {"Normal(-1, 0.1) at -1.05", [] { return d::Normal(t(-1), t(0.1)).clone(); }, t(-1.05), 1.2586465597893726},
       {"Laplace(0.5, 2) at -1.3", [] { return d::Laplace(t(0.5), t(2.0)).clone(); }, t(-1.3), -2.2862943611198907},
@@ -55,22 +48,13 @@ TEST_CASE("log densities match independently computed values", "[dist]") {
       {"RelaxedBernoulli(T=2, p=0.2) at 0.8", [] { return d::RelaxedBernoulli(t(2.0), d::probs(t(0.2))).clone(); },
        t(0.8), -1.6641628121233474},
       {"Delta(1.5) at 1.5", [] { return d::Delta(t(1.5)).clone(); }, t(1.5), 0.0},
-  };
-  for (const auto& row : rows) {
-    INFO(row.what);
-    const double got = row.make()->log_prob(row.value).item<double>();
-    CHECK(got == Approx(row.expected).epsilon(1e-9).margin(1e-12));
-  }
+  });
   CHECK(std::isinf(d::Delta(t(1.5)).log_prob(t(1.0)).item<double>()));
   CHECK(std::isinf(d::Uniform(t(-1), t(2)).log_prob(t(2.5)).item<double>()));
 }
 
 TEST_CASE("invalid parameters throw a message naming the distribution, argument and value", "[dist]") {
-  struct Row {
-    std::function<void()> make;
-    const char* message;
-  };
-  const std::vector<Row> rows = {
+  ppl::test::check_throws({
       {[] { d::Normal(0.0, tv({1, 2, 3, -0.5})).sample(); }, "Normal: scale[3] is -0.5, but must be positive"},
       {[] { d::Normal(NAN, 1.0).sample(); }, "Normal: loc is nan, but must be finite"},
       {[] { d::Laplace(0.0, 0.0).sample(); }, "Laplace: scale is 0, but must be positive"},
@@ -91,12 +75,29 @@ TEST_CASE("invalid parameters throw a message naming the distribution, argument 
          d::Laplace(loc, torch::ones({1, 3, 3})).sample();
        },
        "Laplace: loc[8, 0, 2, 1] is nan, but must be finite"},
-  };
-  for (const auto& row : rows) {
-    INFO(row.message);
-    CHECK_THROWS_WITH(row.make(), Catch::Contains(row.message));
-  }
+  });
   CHECK_THROWS_AS(d::Normal(0.0, -1.0).sample(), ppl::ArgumentError);
+}
+
+TEST_CASE("non-finite parameters, non-finite observations and empty categories are checked errors", "[dist]") {
+  using ppl::test::sample_at_site;
+  CHECK_THROWS_WITH(sample_at_site(d::Normal(0.0, INFINITY)),
+                    Catch::Contains("Normal: scale is inf, but must be finite (site \"z_what/2\""));
+  CHECK_THROWS_WITH(sample_at_site(d::Gamma(INFINITY, 1.0)), Catch::Contains("Gamma: concentration is inf, but must be finite"));
+  auto observe = [](const d::Distribution& dist, const torch::Tensor& v) {
+    ppl::trace([&] { ppl::observe("x", dist, v); });
+  };
+  CHECK_THROWS_WITH(observe(d::Normal(0.0, 1.0), t(INFINITY)),
+                    Catch::Contains("Normal: value is inf, but must be finite (the support) (site \"x\", dist_test.cpp:"));
+  CHECK_THROWS_WITH(observe(d::Gamma(2.0, 1.0), tv({1.0, INFINITY})),
+                    Catch::Contains("Gamma: value[1] is inf, but must be positive and finite (the support)"));
+  CHECK_THROWS_WITH(sample_at_site(d::Categorical(torch::zeros({2, 3}))),
+                    Catch::Contains("Categorical: sum(probs)[0] is 0, but must be positive (site \"z_what/2\""));
+  CHECK_THROWS_WITH(sample_at_site(d::Categorical(d::logits(torch::full({3}, -INFINITY)))),
+                    Catch::Contains("Categorical: max(logits) is -inf, but must be greater than -inf (site \"z_what/2\""));
+  CHECK_THROWS_AS(d::Categorical(torch::zeros({3})).sample(), ppl::ArgumentError);
+  // Masked elements may hold placeholders, infinities included.
+  ppl::trace([&] { ppl::observe("y", d::Normal(0.0, 1.0), tv({0.5, INFINITY}), {.mask = torch::tensor({true, false})}); });
 }
 
 TEST_CASE("shapes: batch, event, to_event, expand, sample shapes", "[dist]") {
@@ -112,8 +113,8 @@ TEST_CASE("shapes: batch, event, to_event, expand, sample shapes", "[dist]") {
   auto x = torch::randn({4, 3});
   CHECK(torch::allclose(e.log_prob(x), n.log_prob(x).sum(-1)));
   auto big = e.expand({2, 4});
-  CHECK(big->batch_shape() == std::vector<int64_t>{2, 4});
-  CHECK(big->event_shape() == std::vector<int64_t>{3});
+  CHECK(big.batch_shape() == std::vector<int64_t>{2, 4});
+  CHECK(big.event_shape() == std::vector<int64_t>{3});
   auto c = d::Categorical(torch::ones({2, 5}));
   CHECK(c.batch_shape() == std::vector<int64_t>{2});
   CHECK(c.sample({7}).sizes() == c10::IntArrayRef({7, 2}));
@@ -347,9 +348,9 @@ TEST_CASE("GaussianMixture: shapes, to_event, expand, mask and JSON", "[dist]") 
   auto x = torch::randn({4, 2}, torch::kDouble);
   CHECK(torch::allclose(e.log_prob(x), g.log_prob(x).sum()));
   auto big = g.expand({6, 4});
-  CHECK(big->batch_shape() == std::vector<int64_t>{6, 4});
-  CHECK(big->event_shape() == std::vector<int64_t>{2});
-  CHECK(big->sample().sizes() == c10::IntArrayRef({6, 4, 2}));
+  CHECK(big.batch_shape() == std::vector<int64_t>{6, 4});
+  CHECK(big.event_shape() == std::vector<int64_t>{2});
+  CHECK(big.sample().sizes() == c10::IntArrayRef({6, 4, 2}));
   auto masked = g.mask(torch::tensor({true, false, true, false}));
   auto lp = masked.log_prob(x);
   CHECK(lp[1].item<double>() == 0.0);

@@ -48,8 +48,107 @@ TEST_CASE("param creates a learnable tensor once, with constraints", "[param]") 
   auto tr = ppl::trace([] { return ppl::param("scale", torch::Tensor{}, ppl::ParamConstraint::positive); });
   CHECK(tr.site("scale").kind == ppl::SiteKind::param);
   CHECK_THROWS_WITH(ppl::param("neg", torch::tensor(-1.0), ppl::ParamConstraint::positive),
-                    Catch::Contains("param: init is -1, but must be positive (site \"neg\")"));
+                    Catch::Contains("param: init is -1, but must be positive and finite (site \"neg\", store_test.cpp:"));
   CHECK_THROWS_WITH(ppl::param_store().at("missing"), Catch::Contains("no parameter named \"missing\""));
+}
+
+TEST_CASE("param takes any constraint: simplex weights and a Cholesky factor, kept unconstrained", "[param]") {
+  namespace c = ppl::constraints;
+  ppl::param_store().clear();
+  const auto w0 = torch::tensor({0.2, 0.3, 0.5}, torch::kDouble);
+  const auto l0 = torch::tensor({{1.0, 0.0, 0.0}, {0.5, 2.0, 0.0}, {-0.3, 0.1, 0.7}}, torch::kDouble);
+  auto w = ppl::param("weights", w0, c::simplex);
+  auto l = ppl::param("scale_tril", l0, c::lower_cholesky);
+  auto b = ppl::param("bounded", torch::tensor(1.5, torch::kDouble), c::interval(1.0, 2.0));
+  CHECK(torch::allclose(w, w0));
+  CHECK(torch::allclose(l, l0));
+  CHECK(b.item<double>() == Approx(1.5));
+  // The store keeps the unconstrained coordinates: K - 1 for a simplex, D(D+1)/2 for a factor.
+  CHECK(ppl::param_store().unconstrained("weights").sizes() == c10::IntArrayRef({2}));
+  CHECK(ppl::param_store().unconstrained("scale_tril").sizes() == c10::IntArrayRef({6}));
+  CHECK(ppl::param_store().constraint("bounded") == c::interval(1.0, 2.0));
+  // Any step on the unconstrained leaves keeps the values inside their constraints.
+  {
+    torch::NoGradGuard g;
+    for (const auto& p : ppl::param_store().parameters()) p.add_(torch::randn_like(p) * 5);
+  }
+  CHECK(c::simplex.check(ppl::param_store().at("weights")).item<bool>());
+  CHECK(c::lower_cholesky.check(ppl::param_store().at("scale_tril")).item<bool>());
+  CHECK(c::interval(1.0, 2.0).check(ppl::param_store().at("bounded")).item<bool>());
+  // Gradients reach the unconstrained leaves through the transform.
+  ppl::param("weights", torch::Tensor{}, c::simplex)[0].backward();
+  CHECK(ppl::param_store().unconstrained("weights").grad().abs().sum().item<double>() > 0);
+  // init is checked against the constraint, and must not sit on its boundary.
+  CHECK_THROWS_WITH(ppl::param("out", torch::tensor(2.5), c::interval(1.0, 2.0)),
+                    Catch::Contains("param: init is 2.5, but must be in [1, 2] (site \"out\", store_test.cpp:"));
+  CHECK_THROWS_WITH(ppl::param("edge", torch::tensor({0.0, 1.0}), c::simplex),
+                    Catch::Contains("param: init is [0, 1], but must be in the simplex (nonnegative, summing to 1), "
+                                    "off the boundary"));
+  CHECK_THROWS_WITH(ppl::param("bad", torch::tensor({0.5, 0.6}), c::simplex),
+                    Catch::Contains("init is [0.5, 0.6], but must be in the simplex"));
+  CHECK_THROWS_WITH(ppl::param("flag", torch::tensor(1.0), c::boolean),
+                    Catch::Contains("param: the constraint boolean is discrete, but a learnable parameter needs one "
+                                    "with a bijection from the reals (site \"flag\", store_test.cpp:"));
+  CHECK_FALSE(ppl::param_store().contains("out"));
+}
+
+TEST_CASE("a parameter asked for again with another constraint or shape is an error naming both calls",
+          "[param]") {
+  ppl::param_store().clear();
+  auto s = ppl::param("s", torch::tensor(-2.0));
+  CHECK(s.item<double>() == -2.0);
+  CHECK_THROWS_WITH(ppl::param("s", torch::tensor(1.0), ppl::constraints::positive),
+                    Catch::Matches(".*param: \"s\" was created with constraint real \\(store_test\\.cpp:[0-9]+\\), "
+                                   "but is asked for with constraint positive \\(store_test\\.cpp:[0-9]+\\).*"));
+  CHECK_THROWS_AS(ppl::param("s", torch::tensor(1.0), ppl::ParamConstraint::positive), ppl::ArgumentError);
+  ppl::param("m", torch::zeros({2}));
+  CHECK_THROWS_WITH(ppl::param("m", torch::zeros({3})),
+                    Catch::Contains("param: \"m\" was created with shape [2] (store_test.cpp:") &&
+                        Catch::Contains("but is asked for with an init of shape [3] (store_test.cpp:"));
+  CHECK_THROWS_AS(ppl::param("m", torch::zeros({3})), ppl::ShapeError);
+  // The same constraint with other bounds is another constraint.
+  ppl::param("i", torch::tensor(0.5), ppl::constraints::interval(0.0, 1.0));
+  CHECK_THROWS_WITH(ppl::param("i", torch::tensor(0.5), ppl::constraints::interval(0.0, 2.0)),
+                    Catch::Contains("created with constraint interval(0, 1)") &&
+                        Catch::Contains("asked for with constraint interval(0, 2)"));
+  CHECK_NOTHROW(ppl::param("i", torch::tensor(0.7), ppl::constraints::interval(0.0, 1.0)));
+}
+
+TEST_CASE("archives record parameterised constraints, and old archives with constraint names still load",
+          "[param][archive]") {
+  namespace c = ppl::constraints;
+  ppl::param_store().clear();
+  ppl::param("w", torch::tensor({0.1, 0.6, 0.3}), c::simplex);
+  ppl::param("b", torch::tensor(1.25), c::interval(1.0, 2.0));
+  ppl::param("g", torch::tensor(3.0), c::greater_than(-1.0));
+  ppl::param("sigma", torch::tensor(0.5), ppl::ParamConstraint::positive);
+  const auto path = temp_path("constrained.bin");
+  ppl::param_store().save(path);
+  const auto archive = ppl::load_archive(path);
+  CHECK(archive.metadata["constraints"]["w"] == "simplex");
+  CHECK(archive.metadata["constraints"]["sigma"] == "positive");
+  CHECK(archive.metadata["constraints"]["b"] ==
+        nlohmann::json({{"name", "interval"}, {"lower", 1.0}, {"upper", 2.0}}));
+  ppl::param_store().clear();
+  ppl::param_store().load(path);
+  CHECK(torch::allclose(ppl::param_store().at("w"), torch::tensor({0.1, 0.6, 0.3})));
+  CHECK(ppl::param_store().at("b").item<double>() == Approx(1.25));
+  CHECK(ppl::param_store().at("g").item<double>() == Approx(3.0));
+  CHECK(ppl::param_store().constraint("g") == c::greater_than(-1.0));
+  // The program asks for them with the same constraints: no conflict.
+  CHECK_NOTHROW(ppl::param("b", torch::tensor(1.5), c::interval(1.0, 2.0)));
+  // An archive written before parameterised constraints: names only.
+  ppl::TensorArchive old;
+  old.metadata = {{"kind", "ppl.param_store"},
+                  {"constraints", {{"loc", "real"}, {"scale", "positive"}, {"p", "unit_interval"}}}};
+  old.tensors.emplace_back("loc", torch::tensor({0.5}));
+  old.tensors.emplace_back("scale", torch::log(torch::tensor({2.0})));
+  old.tensors.emplace_back("p", torch::tensor({0.0}));
+  ppl::param_store().clear();
+  ppl::param_store().load(old, "old.bin");
+  CHECK(ppl::param_store().at("scale").item<double>() == Approx(2.0));
+  CHECK(ppl::param_store().at("p").item<double>() == Approx(0.5));
+  CHECK(ppl::param_store().constraint("scale") == c::positive);
 }
 
 TEST_CASE("module registers parameters under a prefix and they appear as param sites", "[param]") {
@@ -118,9 +217,9 @@ TEST_CASE("the param store round-trips through an in-memory archive, and a bad o
   CHECK(torch::allclose(ppl::param_store().at("mu"), torch::tensor({1.0, 2.0})));
 
   auto odd = archive;
-  odd.metadata["constraints"]["sigma"] = "simplex";
+  odd.metadata["constraints"]["sigma"] = "wobbly";
   CHECK_THROWS_WITH(ppl::param_store().load(odd, "odd.bin"),
-                    Catch::Contains("\"sigma\" in odd.bin") && Catch::Contains("unknown constraint \"simplex\""));
+                    Catch::Contains("\"sigma\" in odd.bin") && Catch::Contains("unknown constraint \"wobbly\""));
   auto foreign = archive;
   foreign.metadata["kind"] = "ppl.checkpoint";
   CHECK_THROWS_WITH(ppl::param_store().load(foreign, "run/checkpoint.bin"),

@@ -3,6 +3,7 @@
 ///   #include <ppl/ppl.hpp>
 ///   namespace d = ppl::dist;
 #include <ppl/config.hpp>
+#include <ppl/constraints.hpp>
 #include <ppl/core/archive.hpp>
 #include <ppl/core/atomic_file.hpp>
 #include <ppl/core/check.hpp>
@@ -18,3 +19,4 @@
 #include <ppl/core/tensor_json.hpp>
 #include <ppl/core/trace.hpp>
 #include <ppl/dist.hpp>
+#include <ppl/transforms.hpp>

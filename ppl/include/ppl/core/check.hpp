@@ -8,6 +8,7 @@
 
 #include <torch/types.h>
 
+#include <ppl/constraints.hpp>
 #include <ppl/core/errors.hpp>
 
 namespace ppl {
@@ -28,6 +29,18 @@ namespace check {
 /// as "<function>: <arg>[i] is <v>, but must be <requirement><suffix>".
 void elementwise(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value,
                  const torch::Tensor& ok, std::string_view requirement);
+
+/// Throws ArgumentError for the first event of `value` (its trailing
+/// `event_rank` dimensions) where `ok` (value's shape without them, or a
+/// shape that broadcasts to it) is false, as
+/// "<function>: <arg>[i] is [0.5, 0.7], but must be <requirement><suffix>".
+/// With `event_rank` 0 this is `elementwise`.
+void events(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value, const torch::Tensor& ok,
+            int64_t event_rank, std::string_view requirement);
+/// `value` lies in `c` (events of its rank); the requirement is `c.describe()`
+/// followed by `note` (e.g. " (the support)").
+void satisfies(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value,
+               const constraints::Constraint& c, std::string_view note = {});
 
 /// `value` > 0 everywhere.
 void positive(const CheckContext& ctx, std::string_view arg, const torch::Tensor& value);

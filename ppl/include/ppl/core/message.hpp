@@ -39,10 +39,6 @@ struct SampleOptions {
   torch::Tensor obs{};
 };
 
-/// Constraint of a learnable parameter: the store keeps an unconstrained
-/// tensor and returns its image under exp (positive) or sigmoid (unit_interval).
-enum class ParamConstraint { real, positive, unit_interval };
-
 /// A site in flight through the handlers (Pyro's `msg`).
 struct Message {
   std::string name;
@@ -60,7 +56,7 @@ struct Message {
   bool stop = false;                  ///< set by `block`: outer handlers never see it
   // param sites
   torch::Tensor init;
-  ParamConstraint constraint = ParamConstraint::real;
+  constraints::Constraint constraint;  ///< of the parameter (ppl::constraints::real by default)
   /// A module's parameter: the default binds `init` (the module's own
   /// tensor) into the store under the site's final name.
   bool module_param = false;

@@ -45,6 +45,14 @@ torch::Tensor bernoulli(const torch::Tensor& probs);
 torch::Tensor multinomial(const torch::Tensor& probs, int64_t n);
 /// Gamma(alpha, 1) draws, differentiable in `alpha` (ATen's standard-gamma gradient).
 torch::Tensor standard_gamma(const torch::Tensor& alpha);
+/// Standard exponential draws (rate 1) of the given shape.
+torch::Tensor standard_exponential(c10::IntArrayRef sizes, const torch::TensorOptions& options);
+/// Standard Cauchy draws (location 0, scale 1) of the given shape.
+torch::Tensor standard_cauchy(c10::IntArrayRef sizes, const torch::TensorOptions& options);
+/// Poisson draws with the given rates (same shape), as floating values.
+torch::Tensor poisson(const torch::Tensor& rate);
+/// Binomial draws with the given counts and success probabilities (same shape).
+torch::Tensor binomial(const torch::Tensor& count, const torch::Tensor& probs);
 
 }  // namespace random
 }  // namespace ppl

@@ -42,9 +42,15 @@ torch::Tensor deterministic(const std::string& name, const torch::Tensor& value,
                             std::source_location location = std::source_location::current());
 
 /// A learnable tensor in `ppl::param_store()`, created from `init` on first
-/// use (a copy; requires grad). Returns the constrained value.
+/// use (a copy; requires grad). The store keeps it unconstrained and returns
+/// `ppl::transforms::biject_to(constraint)` of it: `constraint` is any of
+/// `ppl::constraints` without integers (`positive`, `interval(a, b)`,
+/// `simplex`, `lower_cholesky`, ...; a `ParamConstraint` converts). Throws
+/// ArgumentError when `init` is outside the constraint, and when the name
+/// exists with another constraint (ShapeError: another shape), naming both
+/// calls' source locations.
 torch::Tensor param(const std::string& name, const torch::Tensor& init,
-                    ParamConstraint constraint = ParamConstraint::real,
+                    const constraints::Constraint& constraint = constraints::real,
                     std::source_location location = std::source_location::current());
 
 /// Registers every parameter of `module` in the param store as

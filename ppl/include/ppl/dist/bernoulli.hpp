@@ -15,6 +15,8 @@ class Bernoulli : public DistributionBase<Bernoulli> {
   std::string_view type_name() const override { return "Bernoulli"; }
   bool has_rsample() const override { return false; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   /// Success probabilities.
   torch::Tensor probs() const;
   /// Log-odds.

@@ -13,6 +13,8 @@ class Beta : public DistributionBase<Beta> {
   std::string_view type_name() const override { return "Beta"; }
   bool has_rsample() const override { return true; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   const torch::Tensor& concentration1() const { return param(0); }
   const torch::Tensor& concentration0() const { return param(1); }
 

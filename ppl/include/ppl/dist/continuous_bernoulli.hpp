@@ -20,7 +20,7 @@ class ContinuousBernoulli : public DistributionBase<ContinuousBernoulli> {
   torch::Tensor probs() const;
   torch::Tensor logits() const;
   /// E[x].
-  torch::Tensor mean() const;
+  torch::Tensor mean() const override;
   /// log C(lambda).
   torch::Tensor log_normalizer() const;
   bool given_logits() const { return success_.given_logits(); }

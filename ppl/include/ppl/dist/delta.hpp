@@ -11,6 +11,8 @@ class Delta : public DistributionBase<Delta> {
   std::string_view type_name() const override { return "Delta"; }
   bool has_rsample() const override { return true; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   const torch::Tensor& v() const { return param(0); }
   const torch::Tensor& log_density_value() const { return param(1); }
 

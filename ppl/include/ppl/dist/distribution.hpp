@@ -12,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
+#include <ppl/constraints.hpp>
 #include <ppl/core/errors.hpp>
 
 namespace ppl::dist {
@@ -41,19 +42,8 @@ struct Logits {
 inline Probs probs(Arg a) { return {std::move(a)}; }
 inline Logits logits(Arg a) { return {std::move(a)}; }
 
-/// The support of a distribution.
-struct Constraint {
-  enum class Kind { real, boolean, unit_interval, positive, interval, integer_interval };
-  Kind kind = Kind::real;
-  torch::Tensor lower, upper;  ///< bounds for interval kinds (broadcast to the batch shape)
-
-  /// "real", "boolean", "unit_interval", "positive", "interval", "integer_interval".
-  std::string name() const;
-  /// A readable requirement: "in [0, 1]", "0 or 1", ...
-  std::string describe() const;
-  /// Elementwise membership of `value` (bool tensor).
-  torch::Tensor check(const torch::Tensor& value) const;
-};
+/// The support of a distribution: one of the `ppl::constraints`.
+using Constraint = constraints::Constraint;
 
 /// Name and rank of a parameter: event_rank is the number of trailing
 /// dimensions that belong to one draw (1 for Categorical's probs, else 0).
@@ -63,12 +53,13 @@ struct ParamSpec {
 };
 
 /// Base class of every distribution in ppl::dist. Distributions are immutable
-/// values; `to_event` and `mask` return modified copies.
+/// values; `to_event`, `expand` and `mask` return modified copies.
 ///
-/// Most distributions here are univariate at their base (GaussianMixture's
-/// base draw is a vector, see `base_event_shape`); `to_event(n)` moves the
-/// rightmost n batch dimensions into the event shape, so that `log_prob` sums
-/// over them (as Pyro's `to_event`).
+/// A distribution's base draw is a scalar or, for the multivariate families
+/// (MultivariateNormal, Dirichlet, ...), a vector or matrix: its
+/// `base_event_shape`. `to_event(n)` moves the rightmost n batch dimensions
+/// into the event shape, so that `log_prob` sums over them (as Pyro's
+/// `to_event`).
 class Distribution {
  public:
   virtual ~Distribution() = default;
@@ -79,6 +70,12 @@ class Distribution {
   virtual bool has_rsample() const = 0;
   /// The set of values with positive density.
   virtual Constraint support() const = 0;
+  /// E[x], shape batch + event. Throws ArgumentError where the family has no
+  /// finite closed-form mean.
+  virtual torch::Tensor mean() const;
+  /// Var[x] elementwise, shape batch + event. Throws ArgumentError where the
+  /// family has no finite closed-form variance.
+  virtual torch::Tensor variance() const;
 
   /// Shape of the independent, non-identical batch of distributions.
   std::vector<int64_t> batch_shape() const;
@@ -117,14 +114,25 @@ class Distribution {
 
   /// A copy of this distribution (same dynamic type).
   virtual std::shared_ptr<Distribution> clone() const = 0;
-  /// A copy whose batch shape is `batch_shape` (parameters broadcast to it).
-  std::shared_ptr<Distribution> expand(c10::IntArrayRef batch_shape) const;
+  /// A copy whose batch shape is `batch_shape` (parameters broadcast to it);
+  /// `expand` on the concrete type returns that type. Throws ShapeError when
+  /// the batch shape does not broadcast to `batch_shape`.
+  std::shared_ptr<Distribution> expand_ptr(c10::IntArrayRef batch_shape) const;
   /// A copy with `n` more event dimensions.
   std::shared_ptr<Distribution> to_event_ptr(int64_t n) const;
   /// A copy masked by `m` (bool, broadcastable to the batch shape).
   std::shared_ptr<Distribution> mask_ptr(const torch::Tensor& m) const;
 
-  /// {"type", "params", "event_dims", "mask", "options"}; see docs/trace-json.md.
+  /// Broadcasts parameters given as tensors or numbers to one shape, numbers
+  /// taking the tensors' dtype and device; parameters with an event rank
+  /// keep their trailing dimensions. ShapeError naming `who` when the batch
+  /// parts do not broadcast.
+  static std::vector<torch::Tensor> broadcast_args(std::string_view who, std::vector<Arg> args,
+                                                   std::vector<int> event_ranks = {});
+
+  /// {"type", "params", "event_dims", "mask", "options"} and, for the
+  /// combinators, "parts" (the distributions they are built from); see
+  /// docs/trace-json.md.
   nlohmann::json to_json() const;
 
  protected:
@@ -132,6 +140,17 @@ class Distribution {
   /// Sets the parameters (already broadcast against each other) and the
   /// batch shape derived from them.
   void set_params(std::vector<torch::Tensor> params);
+  /// For the combinators, which hold distributions instead of parameters:
+  /// sets the base shape and the options directly.
+  void set_shape(std::vector<int64_t> base_shape, torch::TensorOptions options);
+  /// Broadcasts this copy's parameters (a combinator: its parts) to the base
+  /// shape `base_shape` (the new batch shape + the event dimensions added by
+  /// `to_event`); `expand_ptr` sets the shape itself.
+  virtual void expand_base(const std::vector<int64_t>& base_shape);
+  /// The distributions a combinator is built from, by name (for `to_json`).
+  virtual std::vector<std::pair<std::string, std::shared_ptr<const Distribution>>> parts() const { return {}; }
+  /// Throws the "not available" error of `mean` and `variance`.
+  [[noreturn]] void no_moment(std::string_view what) const;
   const torch::Tensor& param(size_t i) const { return params_[i]; }
   /// Shape of the base batch: batch_shape + the event dimensions added by
   /// `to_event` (without `base_event_shape`).
@@ -154,23 +173,24 @@ class Distribution {
   /// Hook for subclasses that cache per-sample state (straight-through).
   virtual torch::Tensor log_density_of(const torch::Tensor& value) const { return log_density(value); }
 
-  /// Broadcasts parameters given as tensors or numbers to one shape, numbers
-  /// taking the tensors' dtype and device.
-  static std::vector<torch::Tensor> broadcast_args(std::string_view who, std::vector<Arg> args,
-                                                   std::vector<int> event_ranks = {});
 
  private:
   std::vector<torch::Tensor> params_;
+  torch::TensorOptions options_;
   std::vector<int64_t> base_shape_;
   int64_t event_dims_ = 0;
   torch::Tensor mask_;
   mutable bool checked_ = false;
 };
 
-/// CRTP helper: `to_event` and `mask` return the concrete type.
+/// CRTP helper: `to_event`, `expand` and `mask` return the concrete type.
 template <class Derived>
 class DistributionBase : public Distribution {
  public:
+  /// A copy with batch shape `batch_shape` (the parameters broadcast to it).
+  Derived expand(c10::IntArrayRef batch_shape) const {
+    return static_cast<const Derived&>(*expand_ptr(batch_shape));
+  }
   /// Reinterprets the rightmost `n` batch dimensions as event dimensions.
   Derived to_event(int64_t n = 1) const {
     return static_cast<const Derived&>(*to_event_ptr(n));
@@ -188,8 +208,9 @@ class DistributionBase : public Distribution {
 /// Throws ppl::Error for an unknown type or missing parameter.
 std::shared_ptr<Distribution> from_json(const nlohmann::json& j);
 
-/// Analytic KL(p || q), summed over event dimensions; throws ArgumentError when
-/// the pair has no closed form (see `has_kl`).
+/// Analytic KL(p || q), summed over event dimensions (parameters broadcast
+/// across batch shapes); throws ArgumentError listing the pairs that have a
+/// closed form when this one has none (see `has_kl`).
 torch::Tensor kl(const Distribution& p, const Distribution& q);
 /// True when `kl(p, q)` has a closed form for these types.
 bool has_kl(const Distribution& p, const Distribution& q);

@@ -12,6 +12,8 @@ class Gamma : public DistributionBase<Gamma> {
   std::string_view type_name() const override { return "Gamma"; }
   bool has_rsample() const override { return true; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   const torch::Tensor& concentration() const { return param(0); }
   const torch::Tensor& rate() const { return param(1); }
 

@@ -11,6 +11,8 @@ class Laplace : public DistributionBase<Laplace> {
   std::string_view type_name() const override { return "Laplace"; }
   bool has_rsample() const override { return true; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   const torch::Tensor& loc() const { return param(0); }
   const torch::Tensor& scale() const { return param(1); }
 

@@ -3,7 +3,7 @@
 
 namespace ppl::dist {
 
-/// Uniform(low, high) on [low, high): density 1 / (high - low); needs low < high.
+/// Uniform(low, high) on [low, high]: density 1 / (high - low); needs low < high.
 /// Reparameterised: x = low + (high - low) u, u ~ U(0, 1).
 class Uniform : public DistributionBase<Uniform> {
  public:
@@ -11,6 +11,8 @@ class Uniform : public DistributionBase<Uniform> {
   std::string_view type_name() const override { return "Uniform"; }
   bool has_rsample() const override { return true; }
   Constraint support() const override;
+  torch::Tensor mean() const override;
+  torch::Tensor variance() const override;
   const torch::Tensor& low() const { return param(0); }
   const torch::Tensor& high() const { return param(1); }
 

@@ -1,0 +1,17 @@
+#pragma once
+#include <ppl/transforms/transform.hpp>
+
+namespace ppl::transforms {
+
+/// y = log(1 + exp(x)), onto the positive reals; inverse y + log(-expm1(-y));
+/// log|J| = -softplus(-x).
+class Softplus : public TransformBase<Softplus> {
+ public:
+  std::string_view name() const override { return "Softplus"; }
+  torch::Tensor forward(const torch::Tensor& x) const override;
+  torch::Tensor inverse(const torch::Tensor& y) const override;
+  torch::Tensor log_abs_det_jacobian(const torch::Tensor& x, const torch::Tensor& y) const override;
+  constraints::Constraint codomain() const override { return constraints::positive; }
+};
+
+}  // namespace ppl::transforms
