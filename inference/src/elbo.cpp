@@ -195,22 +195,27 @@ void check_pairing(const TracePair& traces, std::string_view who) {
   for (const auto& s : q)
     if (s.kind == SiteKind::observe)
       throw SiteError(fmt::format("{}: the guide observes {}; observations belong in the model", who, where(s)));
+  // Guide sample sites the model never visits (auxiliary ones aside).
+  std::vector<const Site*> unvisited;
+  for (const auto& s : q)
+    if (s.kind == SiteKind::sample && !s.options.auxiliary && !p.contains(s.name)) unvisited.push_back(&s);
   for (const auto& s : p) {
     if (!s.is_random()) continue;
     const Site* g = q.find(s.name);
     if (is_latent(s) && (!g || g->kind != SiteKind::sample))
-      throw SiteError(fmt::format("{}: model {} has no guide site; the guide must sample every latent site of the "
+      throw SiteError(fmt::format("{}: model {} has no guide site{}; the guide must sample every latent site of the "
                                   "model under the same name",
-                                  who, where(s)));
+                                  who, where(s),
+                                  unvisited.empty() ? std::string()
+                                                    : fmt::format(", and guide {} is never visited by the model",
+                                                                  where(*unvisited.front()))));
     if (!is_latent(s) && g && g->kind == SiteKind::sample)
       throw SiteError(fmt::format("{}: guide {} is observed by the model; the guide must not sample it", who,
                                   where(*g)));
   }
-  for (const auto& s : q) {
-    if (s.kind != SiteKind::sample) continue;
-    if (!p.contains(s.name))
-      throw SiteError(fmt::format("{}: guide {} is never visited by the model; check the site names", who, where(s)));
-  }
+  if (!unvisited.empty())
+    throw SiteError(fmt::format("{}: guide {} is never visited by the model; check the site names", who,
+                                where(*unvisited.front())));
 }
 
 // ------------------------------------------------------------------ options JSON

@@ -1,9 +1,15 @@
 #pragma once
-/// The inference layer: ELBO and IWAE objectives, importance sampling, SVI.
+/// The inference layer: ELBO and IWAE objectives, importance sampling, SVI,
+/// autoguides and Predictive.
 ///   #include <ppl/inference.hpp>
 #include <ppl/ppl.hpp>
+#include <ppl/infer/autoguide/auto_delta.hpp>
+#include <ppl/infer/autoguide/auto_low_rank_multivariate_normal.hpp>
+#include <ppl/infer/autoguide/auto_multivariate_normal.hpp>
+#include <ppl/infer/autoguide/auto_normal.hpp>
 #include <ppl/infer/checkpoint.hpp>
 #include <ppl/infer/elbo.hpp>
 #include <ppl/infer/importance.hpp>
 #include <ppl/infer/optim.hpp>
+#include <ppl/infer/predictive.hpp>
 #include <ppl/infer/svi.hpp>

@@ -37,6 +37,10 @@ struct SampleOptions {
   /// `ppl::sample(name, dist, {.obs = x})`: observed at `x` when it is
   /// defined, a latent draw otherwise, so one model fits and simulates.
   torch::Tensor obs{};
+  /// A guide-only site that the model does not have (the joint latent of
+  /// AutoMultivariateNormal): not paired with a model site; its log q counts
+  /// in the objective like any guide site's.
+  bool auxiliary = false;
 };
 
 /// A site in flight through the handlers (Pyro's `msg`).
