@@ -225,7 +225,8 @@ nlohmann::json to_json(const ElboOptions& o) {
           {"analytic_kl", o.analytic_kl},       {"decaying_baseline", o.decaying_baseline},
           {"baseline_decay", o.baseline_decay}, {"normalise_variance", o.normalise_variance},
           {"signal_kl_weight", o.signal_kl_weight}, {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
-          {"check_finite", o.check_finite}, {"pooled_baselines", o.pooled_baselines}};
+          {"check_finite", o.check_finite}, {"pooled_baselines", o.pooled_baselines},
+          {"vectorise", o.vectorise}, {"max_plate_nesting", o.max_plate_nesting}};
 }
 
 ElboOptions elbo_options_from_json(const nlohmann::json& j) {
@@ -246,6 +247,8 @@ ElboOptions elbo_options_from_json(const nlohmann::json& j) {
     o.pooled_baselines = j.value("pooled_baselines", o.pooled_baselines);
     o.iwae = j.value("iwae", o.iwae);
     o.check_finite = j.value("check_finite", o.check_finite);
+    o.vectorise = j.value("vectorise", o.vectorise);
+    o.max_plate_nesting = j.value("max_plate_nesting", o.max_plate_nesting);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("ElboOptions: {}", e.what()));
   }
@@ -284,6 +287,8 @@ void from_json(const nlohmann::json& j, ImportanceOptions& o) {
 Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {
   if (options_.particles < 1)
     throw ArgumentError(fmt::format("Elbo: particles is {}, but must be at least 1", options_.particles));
+  if (options_.max_plate_nesting < 0)
+    throw ArgumentError(fmt::format("Elbo: max_plate_nesting is {}, but must be at least 0", options_.max_plate_nesting));
   if (!(options_.baseline_decay >= 0.0 && options_.baseline_decay < 1.0))
     throw ArgumentError(fmt::format("Elbo: baseline_decay is {}, but must be in [0, 1)", options_.baseline_decay));
   for (const auto& [prefix, w] : options_.beta)
@@ -362,7 +367,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
   std::unordered_set<std::string> seen_params;
   std::unordered_set<const void*> seen_leaves;
   std::vector<torch::Tensor> losses, objectives;
-  for (int particle = 0; particle < options_.particles; ++particle) {
+  for (int r = 0; r < runs(); ++r) {
     const TracePair traces = run();
     check_pairing(traces);
     param_names(traces, result.params, seen_params);
@@ -497,9 +502,10 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
     if (options_.check_finite && !torch::isfinite(objectives.back()).item<bool>())
       throw_non_finite(traces, objectives.back(), "Elbo");
   }
+  // The mean over particles (vectorised ones are summed over their plate).
   const double k = options_.particles;
-  result.loss = losses.size() == 1 ? losses[0] : torch::stack(losses).sum() / k;
-  result.objective = objectives.size() == 1 ? objectives[0] : torch::stack(objectives).sum() / k;
+  result.loss = (losses.size() == 1 ? losses[0] : torch::stack(losses).sum()) / k;
+  result.objective = (objectives.size() == 1 ? objectives[0] : torch::stack(objectives).sum()) / k;
   return result;
 }
 
@@ -507,7 +513,7 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
   ElboResult result;
   std::unordered_set<std::string> seen_params;
   std::vector<torch::Tensor> weights, scores;
-  for (int particle = 0; particle < options_.particles; ++particle) {
+  for (int r = 0; r < runs(); ++r) {
     const TracePair traces = run();
     check_pairing(traces, "Elbo (iwae)");
     param_names(traces, result.params, seen_params);
@@ -524,13 +530,15 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
     if (score.defined()) scores.push_back(score);
   }
   const auto k = static_cast<double>(options_.particles);
-  auto bound = torch::logsumexp(torch::stack(weights), 0) - std::log(k);  // [N]
+  // Log-weights [K, N], from K runs or one vectorised run.
+  const auto all = options_.vectorise ? weights.front() : torch::stack(weights);
+  auto bound = torch::logsumexp(all, 0) - std::log(k);  // [N]
   auto surrogate = bound.sum();
   result.objective = surrogate.detach();
   if (!scores.empty()) {
     auto signal = bound.detach();
     auto centred = options_.decaying_baseline ? centre("iwae", signal, torch::Tensor()) : signal;
-    auto total = torch::stack(scores).sum(0);
+    auto total = (options_.vectorise ? scores.front() : torch::stack(scores)).sum(0);
     surrogate = surrogate + (total * centred).sum();
   }
   result.loss = -surrogate;
@@ -540,7 +548,7 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
 double Elbo::estimate_impl(const Runner& run) {
   torch::NoGradGuard no_grad;
   double total = 0;
-  for (int particle = 0; particle < options_.particles; ++particle) {
+  for (int r = 0; r < runs(); ++r) {
     const TracePair traces = run();
     check_pairing(traces);
     total += (traces.model.log_prob_sum() - traces.guide.log_prob_sum()).item<double>();

@@ -2,6 +2,7 @@
 /// The evidence lower bound and its gradient estimator (see docs/inference.md).
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <ppl/core/archive.hpp>
 #include <ppl/core/errors.hpp>
 #include <ppl/core/handlers.hpp>
+#include <ppl/core/plate.hpp>
 #include <ppl/core/trace.hpp>
 
 namespace ppl::infer {
@@ -33,29 +35,43 @@ struct TracePair {
 /// values replayed.
 using Runner = std::function<TracePair()>;
 
+/// Name of the outer plate of vectorised particles (Elbo, log_marginal).
+inline constexpr const char* kParticlePlate = "_particles";
+
 namespace detail {
-/// `score_guide`: compute each guide site's log_prob as it is drawn (see
-/// handlers::TraceHandler); off where the guide's log-densities go unused.
+/// One run of the guide under trace and of the model replayed against it;
+/// with `particles` > 0 both inside an outer plate of that many particles at
+/// `dim`. `score_guide`: compute each guide site's log_prob as it is drawn
+/// (see handlers::TraceHandler); off where the guide's log-densities go unused.
+template <class M, class G, class... Args>
+TracePair run_pair(bool score_guide, int64_t particles, int64_t dim, M& model, G& guide, Args&... args) {
+  TracePair out;
+  {
+    handlers::TraceHandler record(score_guide);
+    HandlerScope scope(record);
+    std::optional<Plate> plate;
+    if (particles > 0) plate.emplace(kParticlePlate, particles, PlateOptions{.dim = dim});
+    guide(args...);
+    plate.reset();
+    out.guide = std::move(record.trace());
+  }
+  {
+    handlers::TraceHandler record;
+    handlers::ReplayHandler replay(out.guide);
+    HandlerScope outer(record);
+    HandlerScope inner(replay);
+    std::optional<Plate> plate;
+    if (particles > 0) plate.emplace(kParticlePlate, particles, PlateOptions{.dim = dim});
+    model(args...);
+    plate.reset();
+    out.model = std::move(record.trace());
+  }
+  return out;
+}
+
 template <class M, class G, class... Args>
 Runner make_runner(bool score_guide, M& model, G& guide, Args&... args) {
-  return [score_guide, &model, &guide, &args...]() {
-    TracePair out;
-    {
-      handlers::TraceHandler record(score_guide);
-      HandlerScope scope(record);
-      guide(args...);
-      out.guide = std::move(record.trace());
-    }
-    {
-      handlers::TraceHandler record;
-      handlers::ReplayHandler replay(out.guide);
-      HandlerScope outer(record);
-      HandlerScope inner(replay);
-      model(args...);
-      out.model = std::move(record.trace());
-    }
-    return out;
-  };
+  return [score_guide, &model, &guide, &args...]() { return run_pair(score_guide, 0, -1, model, guide, args...); };
 }
 }  // namespace detail
 
@@ -103,6 +119,13 @@ struct ElboOptions {
   bool iwae = false;
   /// Check the objective for NaN / infinity and name the site at fault.
   bool check_finite = true;
+  /// Draw the `particles` in one run of guide and model, inside an outer
+  /// plate "_particles" at dim -(max_plate_nesting + 1); the programs must
+  /// broadcast over that leading dimension. The same estimator as the loop
+  /// (each particle's learning signals are its own), far fewer calls.
+  bool vectorise = false;
+  /// The number of nested plates the programs use (for `vectorise`).
+  int max_plate_nesting = 1;
 
   /// Chained setters: `ElboOptions().with_particles(4).with_beta("z_what", 4.0)`.
   ElboOptions& with_particles(int k) { particles = k; return *this; }
@@ -161,13 +184,13 @@ class Elbo {
   /// log q unused.
   template <class M, class G, class... Args>
   Runner loss_runner(M& model, G& guide, Args&... args) const {
-    return detail::make_runner(!options_.analytic_kl, model, guide, args...);
+    return runner(!options_.analytic_kl, model, guide, args...);
   }
   /// The plain ELBO estimate (no beta, no analytic KL), averaged over
   /// `particles` draws, without gradient.
   template <class M, class G, class... Args>
   double estimate(M&& model, G&& guide, Args&&... args) {
-    return estimate_impl(detail::make_runner(true, model, guide, args...));
+    return estimate_impl(runner(true, model, guide, args...));
   }
 
   /// One evaluation from traced executions (used by `loss` and `Svi`);
@@ -187,6 +210,16 @@ class Elbo {
   void load_state(const TensorArchive& archive, const std::string& prefix = "elbo/");
 
  private:
+  /// One run per call; with `vectorise`, all particles in one run.
+  template <class M, class G, class... Args>
+  Runner runner(bool score_guide, M& model, G& guide, Args&... args) const {
+    if (!options_.vectorise) return detail::make_runner(score_guide, model, guide, args...);
+    const int64_t n = options_.particles, dim = -(options_.max_plate_nesting + 1);
+    return [=, &model, &guide, &args...]() { return detail::run_pair(score_guide, n, dim, model, guide, args...); };
+  }
+  /// Runs per evaluation: 1 with `vectorise`, else `particles`.
+  int runs() const { return options_.vectorise ? 1 : options_.particles; }
+
   struct Running {
     torch::Tensor mean, var;  ///< 0-dim, detached; undefined before the first update
   };

@@ -11,9 +11,6 @@
 
 namespace ppl::infer {
 
-/// Name of the outer plate of vectorised particles.
-inline constexpr const char* kParticlePlate = "_particles";
-
 /// Runs guide and model once for `n` particles in parallel (see
 /// ImportanceOptions::vectorise).
 using VectorisedRunner = std::function<TracePair(int64_t n)>;
@@ -84,26 +81,7 @@ template <class M, class G, class... Args>
 VectorisedRunner make_vectorised_runner(M& model, G& guide, const ImportanceOptions& options, Args&... args) {
   if (!options.vectorise.value_or(true)) return {};
   const int64_t dim = -(options.max_plate_nesting + 1);
-  return [&model, &guide, dim, &args...](int64_t n) {
-    TracePair out;
-    {
-      handlers::TraceHandler record(/*score_sites=*/true);
-      HandlerScope scope(record);
-      Plate particles(kParticlePlate, n, {.dim = dim});
-      guide(args...);
-      out.guide = std::move(record.trace());
-    }
-    {
-      handlers::TraceHandler record;
-      handlers::ReplayHandler replay(out.guide);
-      HandlerScope outer(record);
-      HandlerScope inner(replay);
-      Plate particles(kParticlePlate, n, {.dim = dim});
-      model(args...);
-      out.model = std::move(record.trace());
-    }
-    return out;
-  };
+  return [&model, &guide, dim, &args...](int64_t n) { return run_pair(true, n, dim, model, guide, args...); };
 }
 }  // namespace detail
 
