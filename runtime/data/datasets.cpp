@@ -1,5 +1,6 @@
 // Dataset helpers, resizing, splits, the prefetching loader, and the data
 // roots with loading by name.
+#include <ppl/runtime/data/checks.hpp>
 #include <ppl/runtime/data/dataset.hpp>
 #include <ppl/runtime/data/loader.hpp>
 #include <ppl/runtime/data/registry.hpp>
@@ -128,6 +129,8 @@ torch::Tensor resize_images(const torch::Tensor& images, std::int64_t height, st
   if (height <= 0 || width <= 0)
     throw std::invalid_argument(fmt::format("resize_images: size is {} x {}, but must be positive", height, width));
   const auto h = images.size(-2), w = images.size(-1);
+  if (h <= 0 || w <= 0)
+    throw std::invalid_argument(fmt::format("resize_images: images are {} x {}, but must be at least 1 x 1", h, w));
   auto x = images.is_floating_point() ? images : images.to(torch::kFloat32);
   if (h == height && w == width) return x;
   const auto opts = x.options();
@@ -610,6 +613,9 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
     throw DataError(fmt::format("{}: expected a dataset name ({}), found an unknown one", name,
                                 fmt::join(dataset_names(), ", ")));
   }
+  if (d.size() == 0)
+    fail(fmt::format("{} ({})", name, where_looked(r)), fmt::format("images in its {} split", to_string(o.split)),
+         "none");
   // The subset is chosen at the stored size, so its images are those a whole load gives.
   d = o.spread ? spread(d, o.limit) : head(d, o.limit);
   return o.size > 0 ? resize_dataset(d, o.size) : d;
