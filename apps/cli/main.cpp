@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const c10::Error& e) {
+    // libtorch's messages carry a C++ stack trace: the user gets the message.
+    std::cerr << "ppl: error: " << e.what_without_backtrace() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "ppl: error: " << e.what() << "\n";
     return 2;
