@@ -292,23 +292,39 @@ TensorArchive load_archive(const std::filesystem::path& path) {
   }
   const uint64_t data_start = 16 + length;
   TensorArchive archive;
-  archive.metadata = header.value("metadata", nlohmann::json::object());
-  for (const auto& e : header.at("tensors")) {
-    const auto name = e.at("name").get<std::string>();
-    const auto offset = e.at("offset").get<uint64_t>();
-    const auto bytes = e.at("bytes").get<uint64_t>();
-    if (data_start + offset + bytes > size)
-      throw Error(fmt::format("archive: {} is truncated: tensor \"{}\" needs bytes {}..{}, the file has {}",
-                              path.string(), name, data_start + offset, data_start + offset + bytes, size));
-    auto t = torch::empty(e.at("shape").get<std::vector<int64_t>>(),
-                          torch::TensorOptions().dtype(dtype_from(e.at("dtype").get<std::string>(), path)));
-    if (static_cast<uint64_t>(t.numel() * t.element_size()) != bytes)
-      throw Error(fmt::format("archive: {}: tensor \"{}\" has {} bytes for its shape, the header says {}",
-                              path.string(), name, t.numel() * t.element_size(), bytes));
-    in.seekg(static_cast<std::streamoff>(data_start + offset));
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
-    if (!in) throw Error(fmt::format("archive: reading tensor \"{}\" from {} failed", name, path.string()));
-    archive.tensors.emplace_back(name, t);
+  try {
+    archive.metadata = header.value("metadata", nlohmann::json::object());
+    for (const auto& e : header.at("tensors")) {
+      const auto name = e.at("name").get<std::string>();
+      const auto offset = e.at("offset").get<uint64_t>();
+      const auto bytes = e.at("bytes").get<uint64_t>();
+      if (offset > size || bytes > size || data_start + offset + bytes > size)
+        throw Error(fmt::format("archive: {} is truncated: tensor \"{}\" needs bytes {}..{}, the file has {}",
+                                path.string(), name, data_start + offset, data_start + offset + bytes, size));
+      const auto shape = e.at("shape").get<std::vector<int64_t>>();
+      const auto dtype = dtype_from(e.at("dtype").get<std::string>(), path);
+      // The shape is checked against the declared bytes before anything is
+      // allocated (a product of the non-zero sizes over 2^48 never fits).
+      const uint64_t element = c10::elementSize(dtype);
+      uint64_t count = 1;
+      bool fits = true, empty = false;
+      for (const auto d : shape) {
+        if (d < 0 || (d > 0 && count > (uint64_t{1} << 48) / static_cast<uint64_t>(d))) fits = false;
+        else if (d == 0) empty = true;
+        else count *= static_cast<uint64_t>(d);
+      }
+      if (empty) count = 0;
+      if (!fits || count * element != bytes)
+        throw Error(fmt::format("archive: {}: tensor \"{}\" of shape [{}] does not fill the {} bytes the header says",
+                                path.string(), name, fmt::join(shape, ", "), bytes));
+      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+      in.seekg(static_cast<std::streamoff>(data_start + offset));
+      if (bytes > 0) in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+      if (!in) throw Error(fmt::format("archive: reading tensor \"{}\" from {} failed", name, path.string()));
+      archive.tensors.emplace_back(name, t);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("archive: {} has a malformed header: {}", path.string(), e.what()));
   }
   return archive;
 }

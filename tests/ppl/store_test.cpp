@@ -145,6 +145,34 @@ TEST_CASE("archives: missing, foreign and truncated files are clear errors", "[a
   CHECK_THROWS_WITH(ppl::load_archive(good), Catch::Contains("truncated") && Catch::Contains("\"x\""));
 }
 
+TEST_CASE("archives: a shape the declared bytes do not fill, or a malformed header, is refused before allocating",
+          "[archive]") {
+  // "PPLTENS1", the header's length, the header, then `data` bytes.
+  auto write = [](const std::string& name, const nlohmann::json& header, std::size_t data) {
+    const auto path = temp_path(name);
+    const auto text = header.dump();
+    const std::uint64_t length = text.size();
+    std::ofstream out(path, std::ios::binary);
+    out.write("PPLTENS1", 8);
+    out.write(reinterpret_cast<const char*>(&length), sizeof length);
+    out << text << std::string(data, '\0');
+    return path;
+  };
+  auto tensor = [](nlohmann::json shape, std::uint64_t bytes) {
+    return nlohmann::json{{"tensors", {{{"name", "w"}, {"dtype", "Float"}, {"shape", shape}, {"offset", 0}, {"bytes", bytes}}}}};
+  };
+  // 2^40 x 2^40 floats declared in 16 bytes: refused, nothing allocated.
+  CHECK_THROWS_WITH(ppl::load_archive(write("huge.bin", tensor({1LL << 40, 1LL << 40}, 16), 16)),
+                    Catch::Contains("huge.bin") && Catch::Contains("does not fill the 16 bytes"));
+  CHECK_THROWS_WITH(ppl::load_archive(write("negative.bin", tensor({-4}, 16), 16)),
+                    Catch::Contains("[-4]") && Catch::Contains("does not fill"));
+  CHECK(ppl::load_archive(write("fits.bin", tensor({2, 2}, 16), 16)).at("w").sizes() == torch::IntArrayRef({2, 2}));
+  CHECK(ppl::load_archive(write("empty.bin", tensor({0, 5}, 0), 0)).at("w").numel() == 0);
+  CHECK_THROWS_AS(ppl::load_archive(write("array.bin", nlohmann::json::array({1, 2}), 0)), ppl::Error);
+  CHECK_THROWS_WITH(ppl::load_archive(write("noname.bin", nlohmann::json{{"tensors", {{{"dtype", "Float"}}}}}, 0)),
+                    Catch::Contains("noname.bin") && Catch::Contains("malformed header"));
+}
+
 TEST_CASE("options structs round-trip through JSON and reject unknown keys", "[reflect]") {
   Options o{0.001, true, {1, 2}, {5, "air"}};
   auto j = ppl::options_to_json(o);

@@ -72,6 +72,34 @@ TEST_CASE("trace JSON errors name the field", "[trace][json]") {
   CHECK_THROWS_WITH(ppl::Trace::from_json(j), Catch::Contains("unknown distribution type \"Wobbly\""));
 }
 
+TEST_CASE("trace JSON: malformed documents and shapes are ppl::Error, never a JSON or libtorch exception",
+          "[trace][json]") {
+  const auto good = ppl::trace([] { ppl::sample("z", d::Normal(0.0, 1.0)); }).to_json();
+  auto bad = [&](auto edit, const std::string& fragment) {
+    auto j = good;
+    edit(j);
+    CHECK_THROWS_AS(ppl::Trace::from_json(j), ppl::Error);
+    CHECK_THROWS_WITH(ppl::Trace::from_json(j), Catch::Contains(fragment));
+  };
+  bad([](auto& j) { j["format"] = 5; }, "\"format\": \"ppl.trace\"");
+  bad([](auto& j) { j["version"] = "one"; }, "version \"one\"");
+  bad([](auto& j) { j["sites"] = 3; }, "\"sites\"");
+  bad([](auto& j) { j["sites"][0] = 3; }, "site \"#0\"");
+  bad([](auto& j) { j["sites"][0]["kind"] = 3; }, "site \"z\"");
+  bad([](auto& j) { j["sites"][0]["value"] = {{"dtype", "float32"}, {"shape", {-1, -1}}, {"data", {1.0}}}; },
+      "negative size");
+  bad([](auto& j) {
+        j["sites"][0]["value"] = {{"dtype", "float32"}, {"shape", {1LL << 40, 1LL << 40}}, {"data", {1.0}}};
+      },
+      "needs more values");
+  // Parameters of shapes that do not broadcast: libtorch's error, as ppl::Error naming the site.
+  bad([](auto& j) {
+        j["sites"][0]["distribution"]["params"]["loc"] = {{"dtype", "float32"}, {"shape", {2}}, {"data", {0.0, 1.0}}};
+        j["sites"][0]["distribution"]["params"]["scale"] = {{"dtype", "float32"}, {"shape", {3}}, {"data", {1, 1, 1}}};
+      },
+      "site \"z\"");
+}
+
 TEST_CASE("format_shapes lists every site with its shapes", "[trace]") {
   ppl::param_store().clear();
   auto tr = ppl::trace(rich_model);
