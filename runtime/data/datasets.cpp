@@ -131,8 +131,20 @@ torch::Tensor resize_images(const torch::Tensor& images, std::int64_t height, st
   const auto h = images.size(-2), w = images.size(-1);
   if (h <= 0 || w <= 0)
     throw std::invalid_argument(fmt::format("resize_images: images are {} x {}, but must be at least 1 x 1", h, w));
+  // The resampling matrices are [height, H] and [width, W].
+  constexpr std::int64_t kMaxMatrix = std::int64_t{1} << 24;
+  if (h > kMaxMatrix / height || w > kMaxMatrix / width)
+    throw std::invalid_argument(fmt::format("resize_images: resizing {} x {} images to {} x {} needs resampling "
+                                            "matrices of more than {} entries",
+                                            h, w, height, width, kMaxMatrix));
   auto x = images.is_floating_point() ? images : images.to(torch::kFloat32);
   if (h == height && w == width) return x;
+  if (x.numel() == 0) {
+    auto shape = x.sizes().vec();
+    shape[shape.size() - 2] = height;
+    shape[shape.size() - 1] = width;
+    return torch::empty(shape, x.options());
+  }
   const auto opts = x.options();
   const auto ry = axis_matrix(h, height, mode).to(opts);
   const auto rx = axis_matrix(w, width, mode).to(opts);

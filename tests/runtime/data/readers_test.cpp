@@ -724,6 +724,11 @@ TEST_CASE("idx: an image dimension of 0 or no images is an error naming the file
   // The resize such images once reached is refused on its own too.
   CHECK_THROWS_AS(rd::resize_images(torch::zeros({2, 0, 28}), 50, 50), std::invalid_argument);
   CHECK_THROWS_AS(rd::resize_images(torch::zeros({2, 28, 0}), 50, 50), std::invalid_argument);
+  // No images: an empty batch of the new size, without building the resampling matrices.
+  CHECK(rd::resize_images(torch::zeros({0, 28, 28}), 50, 50).sizes() == torch::IntArrayRef({0, 50, 50}));
+  // Resampling matrices of more than 2^24 entries (here [50, 2^25]) are refused, not allocated.
+  CHECK_THROWS_WITH(rd::resize_images(torch::zeros({0, 1, std::int64_t{1} << 25}), 50, 50),
+                    Contains("33554432") && Contains("16777216"));
 
   // Through a data root, as `ppl data grid mnist --data-dir D` reads it.
   const auto dir = tmp.path / "root" / "kmnist";
