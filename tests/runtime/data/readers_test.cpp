@@ -748,6 +748,10 @@ TEST_CASE("idx: declared sizes over the limit or the file are refused before any
   dump(huge, idx_bytes({1, 65536, 65536}, 16));
   require_throws_with<rd::DataError>([&] { rd::read_idx(huge); }, {huge.string(), "[1, 65536, 65536]", "limit"});
   require_throws_with<rd::DataError>([&] { rd::read_idx_shape(huge); }, {huge.string(), "limit"});
+  // No data at all, but sizes libtorch cannot lay out even an empty tensor by.
+  const auto empty = tmp.path / "empty-idx3-ubyte";
+  dump(empty, idx_bytes({0, 65536, 65536, 2}, 0));
+  require_throws_with<rd::DataError>([&] { rd::read_idx(empty); }, {empty.string(), "[0, 65536, 65536, 2]", "limit"});
   // 100 MB declared by a gzip file of a few hundred bytes: no deflate stream inflates that far.
   const auto bomb = tmp.path / "bomb-idx3-ubyte.gz";
   dump(bomb, gzip_bytes(idx_bytes({100, 1000, 1000}, 1000)));

@@ -45,21 +45,25 @@ template <class Error = DataError>
 
 /// The product of declared dimensions, checked on the way: throws `Error`
 /// naming `where`, `what` and the dimensions when it exceeds `limit` (never
-/// overflows).
+/// overflows). With a dimension of 0 the product is 0, but the other
+/// dimensions must still multiply to at most `limit` (libtorch lays out even
+/// an empty tensor by them).
 template <class Error = DataError, class Range>
 std::uint64_t declared_product(std::string_view where, std::string_view what, const Range& dims, std::uint64_t limit) {
   std::uint64_t product = 1;
   bool zero = false;
-  for (auto d : dims) zero = zero || d == 0;
-  if (zero) return 0;
   for (auto d : dims) {
     const auto u = static_cast<std::uint64_t>(d);
+    if (u == 0) {
+      zero = true;
+      continue;
+    }
     if (product > limit / u)
       fail<Error>(where, fmt::format("{} of at most {} in all", what, limit),
                   fmt::format("dimensions [{}] (more than the limit)", fmt::join(dims, ", ")));
     product *= u;
   }
-  return product;
+  return zero ? 0 : product;
 }
 
 /// Checks `declared` bytes of `what` against the file: at most `available`,
