@@ -142,7 +142,13 @@ const torch::Tensor& Site::log_prob() const {
     log_prob_ = torch::zeros({}, value.defined() ? value.options().requires_grad(false) : torch::TensorOptions());
     return log_prob_;
   }
-  auto lp = dist->log_prob(value);
+  torch::Tensor lp;
+  try {
+    lp = dist->log_prob(value);
+  } catch (const c10::Error& e) {
+    // libtorch's own refusal (a dtype its CPU kernels lack, say), as one line naming the site.
+    throw Error(fmt::format("site \"{}\": {} log_prob: {}", name, dist->type_name(), e.what_without_backtrace()));
+  }
   if (mask.defined()) lp = torch::where(mask, lp, torch::zeros({}, lp.options()));
   if (scale != 1.0) lp = lp * scale;
   log_prob_ = lp;

@@ -98,6 +98,18 @@ TEST_CASE("trace JSON: malformed documents and shapes are ppl::Error, never a JS
         j["sites"][0]["distribution"]["params"]["scale"] = {{"dtype", "float32"}, {"shape", {3}}, {"data", {1, 1, 1}}};
       },
       "site \"z\"");
+  // A float16 site without its log_prob, loaded on the CPU: libtorch 1.13 has no half kernels for
+  // every density, and its refusal comes as ppl::Error naming the site.
+  auto half = ppl::trace([] { ppl::sample("b", d::Bernoulli(torch::full({2}, 0.25))); }).to_json();
+  half["sites"][0]["distribution"]["params"]["probs"]["dtype"] = "float16";
+  half["sites"][0]["value"]["dtype"] = "float16";
+  half["sites"][0].erase("log_prob");
+  const auto loaded = ppl::Trace::from_json(half);
+  try {
+    (void)loaded.site("b").log_prob();
+  } catch (const ppl::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("site \"b\""));
+  }
 }
 
 TEST_CASE("format_shapes lists every site with its shapes", "[trace]") {
