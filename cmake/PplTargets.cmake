@@ -5,7 +5,14 @@
 
 add_library(ppl_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
 target_link_libraries(ppl_pch PUBLIC ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json ${PPL_FMT})
-target_precompile_headers(ppl_pch PRIVATE
+# Clang in C++20 instantiates the constexpr destructor of std::vector<IValue>
+# while libtorch 1.13's ATen/core/List.h still sees IValue incomplete (a hard
+# error); ivalue.h included first completes it before any other header.
+set(_ppl_pch_first "")
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  set(_ppl_pch_first "<ATen/core/ivalue.h>")
+endif()
+target_precompile_headers(ppl_pch PRIVATE ${_ppl_pch_first}
   <torch/torch.h> <nlohmann/json.hpp> <fmt/format.h> <fmt/ranges.h>
   <vector> <string> <memory> <optional> <functional> <map> <unordered_map>
   <stdexcept> <source_location>)

@@ -38,7 +38,8 @@ void list(const DataOptions& o) {
   std::printf("%s\ncache: %s\n\n", r.roots.empty() ? " (none)" : "", r.cache.string().c_str());
   std::printf("%-18s %-8s %8s %8s  %s\n", "dataset", "present", "train", "test", "source");
   for (const auto& info : rd::list_datasets(r)) {
-    std::printf("%-18s %-8s %8lld %8lld  %s%s%s\n", info.name.c_str(), info.present ? "yes" : "no",
+    std::printf("%-18s %-8s %8lld %8lld  %s%s%s\n", info.name.c_str(),
+                info.broken ? "broken" : info.present ? "yes" : "no",
                 static_cast<long long>(info.train), static_cast<long long>(info.test), info.note.c_str(),
                 info.location.empty() ? "" : "\n                                             at ",
                 info.location.c_str());
@@ -74,7 +75,9 @@ void grid(const DataOptions& o) {
     }
     rd::Loader loader(rd::load_dataset(o.name, r, rd::LoadOptions{}.with_split(split).with_size(0)),
                       rd::LoaderOptions{}.with_batch_size(o.count).with_seed(o.seed));
-    images = loader.next()->images;
+    auto batch = loader.next();
+    if (!batch) throw ppl::cli::UsageError(fmt::format("data grid: {} has no images", loader.dataset().name));
+    images = batch->images;
     if (o.size > 0) images = rd::resize_images(images, o.size, o.size).clamp(0.0, 1.0);
   }
   ppl::runtime::write_png_grid(o.out, images);

@@ -54,21 +54,28 @@ rd::Dataset read_stored(const std::string& name, const std::string& split_name, 
 }  // namespace
 
 std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& split_name, const std::string& data_dir,
-                                   int64_t limit, int64_t scene_size) {
+                                   int64_t limit, int64_t scene_size, const std::string& flag) {
   const auto kind = scene_kind(name);
   if (!kind)
     throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
   const auto split = rd::parse_split(split_name);
+  // Each split is a fixed set of scenes, so that every command (and `trace
+  // --index`) reads the same ones; a request past its end is refused before
+  // any scene is drawn.
+  const int64_t size = scene_split_size(split_name);
+  if (limit > size)
+    throw UsageError(fmt::format("{} {} is more than the {} scenes of {}'s {} split", flag, limit, size, name,
+                                 split_name));
   // Scenes are drawn from the digits of the same split, with a seed per split.
   const auto digits = read_stored("mnist", split_name, data_dir, rd::LoadOptions{}.with_size(0));
   const auto seed = split == rd::Split::train ? 1 : 2;
   rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
-  // The test split is a fixed set of kSceneTest scenes, so that every
-  // command (and `trace --index`) reads the same ones; the training split
-  // extends along the generator's stream when --n-train asks for more.
-  const int64_t n = split == rd::Split::train ? (limit > 0 ? limit : kSceneTrain)
-                                              : (limit > 0 ? std::min(limit, kSceneTest) : kSceneTest);
-  return gen.scenes(0, n);
+  return gen.scenes(0, limit > 0 ? limit : size);
+}
+
+int64_t scene_split_size(const std::string& split) {
+  // "all" reads the test scenes, as it always has.
+  return rd::parse_split(split) == rd::Split::train ? kSceneTrain : kSceneTest;
 }
 
 namespace {
@@ -78,13 +85,13 @@ ImageData image_data(const std::string& name, const std::string& split_name, con
 }  // namespace
 
 ImageData load_image_data(const std::string& name, const std::string& split_name, const std::string& data_dir,
-                          int64_t limit, int64_t scene_size) {
+                          int64_t limit, int64_t scene_size, const std::string& flag) {
   if (scene_kind(name)) {
     ImageData out;
     out.name = fmt::format("{}/{}", name, split_name);
     std::vector<torch::Tensor> images;
     std::vector<int64_t> counts;
-    for (const auto& s : load_scenes(name, split_name, data_dir, limit, scene_size)) {
+    for (const auto& s : load_scenes(name, split_name, data_dir, limit, scene_size, flag)) {
       images.push_back(s.image);
       counts.push_back(static_cast<int64_t>(s.objects.size()));
     }
@@ -103,6 +110,9 @@ ImageData load_image_data(const std::string& name, const std::string& split_name
 ImageData load_image_at(const std::string& command, const std::string& name, const std::string& split,
                         const std::string& data_dir, int64_t index, int64_t scene_size) {
   if (index < 0) throw UsageError(fmt::format("{}: --index {} is negative", command, index));
+  if (scene_kind(name) && index >= scene_split_size(split))
+    throw UsageError(fmt::format("{}: --index {} is outside {} {} (it has {} images)", command, index, name, split,
+                                 scene_split_size(split)));
   // Image `index` of a split is the last of its first index + 1.
   auto data = scene_kind(name)
                   ? load_image_data(name, split, data_dir, index + 1, scene_size)

@@ -35,9 +35,11 @@ struct ImageData {
 /// evenly over the split (stored splits may be ordered by class), of a
 /// generated scene set its first `limit` scenes. Scene sets (multi-mnist,
 /// mnist-4, ...) are drawn at `scene_size` x `scene_size` (0: the set's
-/// default); other sets ignore it. Throws UsageError naming the dataset.
+/// default); other sets ignore it. Throws UsageError naming the dataset,
+/// and, for a scene set, naming `flag` (the option that gave `limit`), the
+/// limit and the split's size when the limit exceeds it.
 ImageData load_image_data(const std::string& name, const std::string& split, const std::string& data_dir,
-                          int64_t limit, int64_t scene_size = 0);
+                          int64_t limit, int64_t scene_size = 0, const std::string& flag = "--n");
 
 /// Image `index` of the split (as [1, 1, H, W] with its label), for the
 /// commands that take `--index`; throws UsageError naming `command`, the
@@ -46,10 +48,17 @@ ImageData load_image_at(const std::string& command, const std::string& name, con
                         const std::string& data_dir, int64_t index, int64_t scene_size = 0);
 
 /// The scenes, with their ground truth, that load_image_data draws for the
-/// scene data set `name` (same digits, seeds and sizes). Throws UsageError
-/// for a data set that is not a scene set, or missing digits.
+/// scene data set `name` (same digits, seeds and sizes): the first `limit`
+/// (0: all scene_split_size). Throws UsageError for a data set that is not a
+/// scene set, missing digits, or a limit over the split's size (naming
+/// `flag`, the option that gave it).
 std::vector<runtime::data::Scene> load_scenes(const std::string& name, const std::string& split,
-                                              const std::string& data_dir, int64_t limit, int64_t scene_size = 0);
+                                              const std::string& data_dir, int64_t limit, int64_t scene_size = 0,
+                                              const std::string& flag = "--n");
+
+/// The scenes in split "train" (20,000) or "test" (2,000; "all" reads the
+/// test scenes) of every scene data set.
+int64_t scene_split_size(const std::string& split);
 
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);

@@ -241,7 +241,7 @@ void train(const TrainArgs& args) {
   program->to(device);
   const int64_t batch = t.batch_size > 0 ? t.batch_size : program->batch_size();
 
-  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train, program->image_size());
+  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train, program->image_size(), "--n-train");
   if (data.images.size(-1) != program->image_size() || data.images.size(-2) != program->image_size())
     throw UsageError(fmt::format("train: {} has {}x{} images but the program expects {}x{}; set image_size in --config",
                                  t.data, data.images.size(-2), data.images.size(-1), program->image_size(),

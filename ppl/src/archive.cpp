@@ -192,9 +192,9 @@ TensorArchive read_archive(std::istream& in, std::uint64_t size, const std::stri
                               source, name, fmt::join(shape, ", "), bytes));
     auto t = torch::empty(shape, torch::TensorOptions().dtype(*dtype));
     in.seekg(static_cast<std::streamoff>(header.data_start + offset));
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+    if (bytes > 0) in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
     if (!in) throw Error(fmt::format("archive: reading tensor \"{}\" from {} failed", name, source));
-    if (header.checksummed) {
+    if (header.checksummed && bytes > 0) {
       const auto crc = entry_field<std::uint32_t>(e, "crc32", name, source);
       if (crc32_of(t.data_ptr(), bytes) != crc)
         throw Error(fmt::format("archive: {} is damaged: tensor \"{}\" does not match its checksum", source, name));

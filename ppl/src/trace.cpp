@@ -1,5 +1,6 @@
 // Traces, their JSON form and the shapes table; tensors as JSON.
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -100,7 +101,19 @@ torch::Tensor tensor_from_json(const nlohmann::json& j) {
   const auto shape = j.at("shape").get<std::vector<int64_t>>();
   std::vector<const nlohmann::json*> flat;
   flatten(j.at("data"), flat);
-  const int64_t n = c10::multiply_integers(shape);
+  // Sizes are checked before they are multiplied (the product never overflows).
+  int64_t n = 1;
+  for (const auto d : shape) {
+    if (d < 0) throw Error(fmt::format("tensor JSON: shape {} has a negative size", shape_string(shape)));
+    if (d > 0 && n > std::numeric_limits<int64_t>::max() / d) {
+      n = -1;
+      break;
+    }
+    n *= d;
+  }
+  if (n < 0)
+    throw Error(fmt::format("tensor JSON: shape {} needs more values than the {} \"data\" holds", shape_string(shape),
+                            flat.size()));
   if (static_cast<int64_t>(flat.size()) != n)
     throw Error(fmt::format("tensor JSON: shape {} needs {} values, but \"data\" holds {}", shape_string(shape), n,
                             flat.size()));
@@ -129,7 +142,13 @@ const torch::Tensor& Site::log_prob() const {
     log_prob_ = torch::zeros({}, value.defined() ? value.options().requires_grad(false) : torch::TensorOptions());
     return log_prob_;
   }
-  auto lp = dist->log_prob(value);
+  torch::Tensor lp;
+  try {
+    lp = dist->log_prob(value);
+  } catch (const c10::Error& e) {
+    // libtorch's own refusal (a dtype its CPU kernels lack, say), as one line naming the site.
+    throw Error(fmt::format("site \"{}\": {} log_prob: {}", name, dist->type_name(), e.what_without_backtrace()));
+  }
   if (mask.defined()) lp = torch::where(mask, lp, torch::zeros({}, lp.options()));
   if (scale != 1.0) lp = lp * scale;
   if (scale_tensor.defined()) lp = lp * scale_tensor;
@@ -204,15 +223,24 @@ nlohmann::json Trace::to_json() const {
 }
 
 Trace Trace::from_json(const nlohmann::json& j) {
-  if (!j.is_object() || j.value("format", "") != "ppl.trace")
+  if (!j.is_object() || !j.contains("format") || j.at("format") != "ppl.trace")
     throw Error("trace JSON: expected an object with \"format\": \"ppl.trace\"");
-  if (j.value("version", 0) != 1)
-    throw Error(fmt::format("trace JSON: version {} is not supported (this build reads version 1)", j.value("version", 0)));
+  if (!j.contains("version") || j.at("version") != 1)
+    throw Error(fmt::format("trace JSON: version {} is not supported (this build reads version 1)",
+                            j.contains("version") ? j.at("version").dump() : std::string("(none)")));
+  if (!j.contains("sites") || !j.at("sites").is_array())
+    throw Error("trace JSON: expected \"sites\": an array of sites");
   Trace trace;
+  std::size_t index = 0;
   for (const auto& js : j.at("sites")) {
     Site s;
-    s.name = js.at("name").get<std::string>();
+    // A site without a usable name is named by its place in "sites".
+    s.name = js.is_object() && js.contains("name") && js.at("name").is_string() ? js.at("name").get<std::string>()
+                                                                                : fmt::format("#{}", index);
+    ++index;
     try {
+      if (!js.is_object() || !js.contains("name") || !js.at("name").is_string())
+        throw Error("expected an object with a string \"name\"");
       const auto kind = js.at("kind").get<std::string>();
       bool known = false;
       for (const auto k : {SiteKind::sample, SiteKind::observe, SiteKind::param, SiteKind::deterministic})
@@ -239,6 +267,9 @@ Trace Trace::from_json(const nlohmann::json& j) {
       if (js.contains("log_prob") && !js.at("log_prob").is_null()) s.set_log_prob(tensor_from_json(js.at("log_prob")));
     } catch (const nlohmann::json::exception& e) {
       throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what()));
+    } catch (const c10::Error& e) {
+      // Tensors whose shapes do not go together (a distribution's parameters, say).
+      throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what_without_backtrace()));
     } catch (const Error& e) {
       throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what()));
     }

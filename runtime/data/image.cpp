@@ -9,6 +9,8 @@
 #include <png.h>
 #include <torch/torch.h>
 
+#include <ppl/runtime/data/checks.hpp>
+
 namespace ppl::runtime {
 namespace {
 
@@ -22,9 +24,20 @@ struct PngImageGuard {
   ~PngImageGuard() { png_image_free(&image); }
 };
 
-torch::Tensor finish_read(PngImageGuard& g, const std::string& source, PngColor color) {
+/// Decodes the image whose header `g` holds, from a PNG of `file_bytes`
+/// bytes. The size the header declares is checked first: at most
+/// kMaxImagePixels, and no more than a deflate stream of the file's length
+/// can hold (each row at least a filter byte and one bit a pixel).
+torch::Tensor finish_read(PngImageGuard& g, const std::string& source, PngColor color, std::uint64_t file_bytes) {
+  const std::uint64_t width = g.image.width, height = g.image.height;
+  const auto dims = {height, width};
+  const auto pixels = data::declared_product<ImageError>(source, "PNG pixels", dims, data::kMaxImagePixels);
+  const std::uint64_t least_inflated = height * (1 + (width + 7) / 8);
+  if (pixels == 0 || least_inflated > data::max_inflated(file_bytes))
+    data::fail<ImageError>(source, fmt::format("a PNG of {} x {} pixels", width, height),
+                           fmt::format("{} bytes of file, too few to hold them (damaged header)", file_bytes));
   g.image.format = color == PngColor::gray ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-  const auto h = static_cast<std::int64_t>(g.image.height), w = static_cast<std::int64_t>(g.image.width);
+  const auto h = static_cast<std::int64_t>(height), w = static_cast<std::int64_t>(width);
   const std::int64_t channels = color == PngColor::gray ? 1 : 3;
   auto bytes = torch::empty({h, w, channels}, torch::kUInt8);
   // Composes alpha onto black (background nullptr with a non-alpha format).
@@ -46,7 +59,7 @@ torch::Tensor read_png(const std::filesystem::path& path, PngColor color) {
   if (!png_image_begin_read_from_file(&g.image, path.c_str()))
     throw ImageError(fmt::format("{}: expected a PNG file, found one libpng cannot read: {}", path.string(),
                                  g.image.message));
-  return finish_read(g, path.string(), color);
+  return finish_read(g, path.string(), color, std::filesystem::file_size(path, ec));
 }
 
 torch::Tensor read_png_memory(const std::vector<std::uint8_t>& bytes, const std::string& source, PngColor color) {
@@ -54,7 +67,7 @@ torch::Tensor read_png_memory(const std::vector<std::uint8_t>& bytes, const std:
   if (bytes.empty() || !png_image_begin_read_from_memory(&g.image, bytes.data(), bytes.size()))
     throw ImageError(fmt::format("{}: expected PNG data, found {}", source,
                                  bytes.empty() ? std::string("an empty entry") : std::string(g.image.message)));
-  return finish_read(g, source, color);
+  return finish_read(g, source, color, bytes.size());
 }
 
 namespace {

@@ -94,6 +94,12 @@ set +e
 "$ppl" trace "$work/straight" --index 2000 2> "$work/err-index"; rc_index=$?
 set -e
 [ $rc_index -eq 2 ] && grep -q -- "--index 2000 is outside multi-mnist test (it has 2000 images)" "$work/err-index"
+# The training split is its 20,000 scenes: an index past them is refused
+# before any scene is drawn (not 3,000,001 scenes generated first).
+set +e
+timeout 60 "$ppl" trace "$work/straight" --split train --index 3000000 2> "$work/err-index"; rc_index=$?
+set -e
+[ $rc_index -eq 2 ] && grep -q -- "--index 3000000 is outside multi-mnist train (it has 20000 images)" "$work/err-index"
 
 # Errors: one line, exit code 2, nothing overwritten.
 before=$(md5sum < "$work/straight/checkpoint.bin")

@@ -313,6 +313,10 @@ TEST_CASE("archives: declared sizes are checked against the file before anything
   CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("tensor \"x\" has no valid \"shape\""));
   write_bytes(path, v1_archive("{\"metadata\":{},\"tensors\":3}", data));
   CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("no \"tensors\" list"));
+  write_bytes(path, v1_archive("[1, 2]", data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("v1.bin has a corrupt header: not a JSON object"));
+  write_bytes(path, v1_archive("{\"tensors\":[{\"dtype\":\"Int\"}]}", data));
+  CHECK_THROWS_WITH(ppl::load_archive(path), Catch::Contains("has no valid \"name\""));
   // A header longer than the file.
   auto cut = v1_archive(entry("\"shape\":[4],\"offset\":0,\"bytes\":16"), data);
   write_bytes(path, cut.substr(0, 20));

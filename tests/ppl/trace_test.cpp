@@ -72,6 +72,46 @@ TEST_CASE("trace JSON errors name the field", "[trace][json]") {
   CHECK_THROWS_WITH(ppl::Trace::from_json(j), Catch::Contains("unknown distribution type \"Wobbly\""));
 }
 
+TEST_CASE("trace JSON: malformed documents and shapes are ppl::Error, never a JSON or libtorch exception",
+          "[trace][json]") {
+  const auto good = ppl::trace([] { ppl::sample("z", d::Normal(0.0, 1.0)); }).to_json();
+  auto bad = [&](auto edit, const std::string& fragment) {
+    auto j = good;
+    edit(j);
+    CHECK_THROWS_AS(ppl::Trace::from_json(j), ppl::Error);
+    CHECK_THROWS_WITH(ppl::Trace::from_json(j), Catch::Contains(fragment));
+  };
+  bad([](auto& j) { j["format"] = 5; }, "\"format\": \"ppl.trace\"");
+  bad([](auto& j) { j["version"] = "one"; }, "version \"one\"");
+  bad([](auto& j) { j["sites"] = 3; }, "\"sites\"");
+  bad([](auto& j) { j["sites"][0] = 3; }, "site \"#0\"");
+  bad([](auto& j) { j["sites"][0]["kind"] = 3; }, "site \"z\"");
+  bad([](auto& j) { j["sites"][0]["value"] = {{"dtype", "float32"}, {"shape", {-1, -1}}, {"data", {1.0}}}; },
+      "negative size");
+  bad([](auto& j) {
+        j["sites"][0]["value"] = {{"dtype", "float32"}, {"shape", {1LL << 40, 1LL << 40}}, {"data", {1.0}}};
+      },
+      "needs more values");
+  // Parameters of shapes that do not broadcast: libtorch's error, as ppl::Error naming the site.
+  bad([](auto& j) {
+        j["sites"][0]["distribution"]["params"]["loc"] = {{"dtype", "float32"}, {"shape", {2}}, {"data", {0.0, 1.0}}};
+        j["sites"][0]["distribution"]["params"]["scale"] = {{"dtype", "float32"}, {"shape", {3}}, {"data", {1, 1, 1}}};
+      },
+      "site \"z\"");
+  // A float16 site without its log_prob, loaded on the CPU: libtorch 1.13 has no half kernels for
+  // every density, and its refusal comes as ppl::Error naming the site.
+  auto half = ppl::trace([] { ppl::sample("b", d::Bernoulli(torch::full({2}, 0.25))); }).to_json();
+  half["sites"][0]["distribution"]["params"]["probs"]["dtype"] = "float16";
+  half["sites"][0]["value"]["dtype"] = "float16";
+  half["sites"][0].erase("log_prob");
+  const auto loaded = ppl::Trace::from_json(half);
+  try {
+    (void)loaded.site("b").log_prob();
+  } catch (const ppl::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("site \"b\""));
+  }
+}
+
 TEST_CASE("format_shapes lists every site with its shapes", "[trace]") {
   ppl::param_store().clear();
   auto tr = ppl::trace(rich_model);

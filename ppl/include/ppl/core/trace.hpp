@@ -30,7 +30,8 @@ struct Site {
 
   /// log p(value), summed over event dimensions, masked and scaled: shape is
   /// the batch shape. Computed on first use and kept. Zeros for param and
-  /// deterministic sites.
+  /// deterministic sites. Throws the distribution's errors, and ppl::Error
+  /// naming the site where libtorch refuses the computation (e.g. float16 on CPU).
   const torch::Tensor& log_prob() const;
   /// The sum of `log_prob()`.
   torch::Tensor log_prob_sum() const;

@@ -30,7 +30,9 @@ enum class PngColor {
 /// Reads a PNG file into a float32 tensor in [0, 1]: [H, W] for
 /// PngColor::gray, [3, H, W] for PngColor::rgb. Alpha is composed onto black.
 /// Throws ImageError naming the path for a missing file or one that is not a
-/// valid PNG (wrong signature, truncated data).
+/// valid PNG (wrong signature, truncated data), and, before anything is
+/// allocated, for a header that declares more than data::kMaxImagePixels
+/// pixels or more than the file's length can hold.
 torch::Tensor read_png(const std::filesystem::path& path, PngColor color = PngColor::gray);
 
 /// Reads a PNG held in memory (e.g. an entry of a zip archive); `source` names

