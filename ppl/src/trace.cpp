@@ -73,6 +73,12 @@ void flatten(const nlohmann::json& j, std::vector<const nlohmann::json*>& out) {
 
 }  // namespace
 
+int64_t json_whole_number(const nlohmann::json& j, std::string_view what) {
+  if (j.is_number_integer() && !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX}))
+    return j.get<int64_t>();
+  throw Error(fmt::format("{} is {}, but must be a whole number of at most {}", what, j.dump(), INT64_MAX));
+}
+
 nlohmann::json tensor_to_json(const torch::Tensor& t) {
   nlohmann::json j;
   if (!t.defined()) return nullptr;
@@ -98,7 +104,10 @@ torch::Tensor tensor_from_json(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("dtype") || !j.contains("shape") || !j.contains("data"))
     throw Error("tensor JSON: expected an object with \"dtype\", \"shape\" and \"data\"");
   const auto dtype = dtype_from_name(j.at("dtype").get<std::string>());
-  const auto shape = j.at("shape").get<std::vector<int64_t>>();
+  const auto& js = j.at("shape");
+  if (!js.is_array()) throw Error(fmt::format("tensor JSON: \"shape\" is {}, but must be an array", js.dump()));
+  std::vector<int64_t> shape;
+  for (const auto& d : js) shape.push_back(json_whole_number(d, "tensor JSON: a size in \"shape\""));
   std::vector<const nlohmann::json*> flat;
   flatten(j.at("data"), flat);
   // Sizes are checked before they are multiplied (the product never overflows).
@@ -125,7 +134,7 @@ torch::Tensor tensor_from_json(const nlohmann::json& j) {
   } else if (c10::isIntegralType(dtype, false)) {
     out = torch::empty({n}, torch::kLong);
     auto* p = out.data_ptr<int64_t>();
-    for (int64_t i = 0; i < n; ++i) p[i] = flat[i]->get<int64_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = json_whole_number(*flat[i], "tensor JSON: a value of an integer tensor");
   } else {
     out = torch::empty({n}, torch::kDouble);
     auto* p = out.data_ptr<double>();
@@ -142,6 +151,7 @@ const torch::Tensor& Site::log_prob() const {
     log_prob_ = torch::zeros({}, value.defined() ? value.options().requires_grad(false) : torch::TensorOptions());
     return log_prob_;
   }
+  if (!dist) throw Error(fmt::format("site \"{}\" has no distribution, so its log_prob cannot be computed", name));
   torch::Tensor lp;
   try {
     lp = dist->log_prob(value);
@@ -255,16 +265,23 @@ Trace Trace::from_json(const nlohmann::json& j) {
       if (!js.at("distribution").is_null()) s.dist = dist::from_json(js.at("distribution"));
       s.value = tensor_from_json(js.at("value"));
       for (const auto& p : js.value("plates", nlohmann::json::array()))
-        s.plates.push_back({p.at("name").get<std::string>(), p.at("size").get<int64_t>(),
-                            p.value("subsample_size", p.at("size").get<int64_t>()), p.at("dim").get<int64_t>()});
+        s.plates.push_back(
+            {p.at("name").get<std::string>(), json_whole_number(p.at("size"), "a plate's \"size\""),
+             json_whole_number(p.contains("subsample_size") ? p.at("subsample_size") : p.at("size"),
+                               "a plate's \"subsample_size\""),
+             json_whole_number(p.at("dim"), "a plate's \"dim\"")});
       s.scale = js.value("scale", 1.0);
       if (js.contains("scale_tensor")) s.scale_tensor = tensor_from_json(js.at("scale_tensor"));
       if (js.contains("mask")) s.mask = tensor_from_json(js.at("mask"));
       if (js.contains("location")) {
         const auto& l = js.at("location");
-        s.location = SourceLocation::owning(l.value("file", ""), l.value("line", 0), l.value("function", ""));
+        const auto line = l.contains("line") ? json_whole_number(l.at("line"), "\"location.line\"") : 0;
+        if (line < 0 || line > INT32_MAX) throw Error(fmt::format("\"location.line\" is {}, but must be a line number", line));
+        s.location = SourceLocation::owning(l.value("file", ""), static_cast<int>(line), l.value("function", ""));
       }
       if (js.contains("log_prob") && !js.at("log_prob").is_null()) s.set_log_prob(tensor_from_json(js.at("log_prob")));
+      if (s.is_random() && !s.dist && (!js.contains("log_prob") || js.at("log_prob").is_null()))
+        throw Error(fmt::format("a {} site needs a distribution or a log_prob, and has neither", kind));
     } catch (const nlohmann::json::exception& e) {
       throw Error(fmt::format("trace JSON: site \"{}\": {}", s.name, e.what()));
     } catch (const c10::Error& e) {

@@ -362,7 +362,7 @@ std::shared_ptr<const Transform> from_json(const nlohmann::json& j) {
   if (type == "CorrCholesky") return std::make_shared<CorrCholesky>();
   if (type == "CholeskyOuter") return std::make_shared<CholeskyOuter>();
   if (type == "Ordered") return std::make_shared<Ordered>();
-  if (type == "Affine") return std::make_shared<Affine>(get("loc"), get("scale"), j.value("event_rank", int64_t{0}));
+  if (type == "Affine") return std::make_shared<Affine>(get("loc"), get("scale"), j.contains("event_rank") ? json_whole_number(j.at("event_rank"), "transform JSON: Affine \"event_rank\"") : 0);
   if (type == "Compose") {
     std::vector<TransformArg> parts;
     for (const auto& p : j.value("parts", nlohmann::json::array())) parts.emplace_back(from_json(p));

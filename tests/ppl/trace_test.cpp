@@ -98,6 +98,23 @@ TEST_CASE("trace JSON: malformed documents and shapes are ppl::Error, never a JS
         j["sites"][0]["distribution"]["params"]["scale"] = {{"dtype", "float32"}, {"shape", {3}}, {"data", {1, 1, 1}}};
       },
       "site \"z\"");
+  // Found by fuzzing: numbers that are no whole numbers where sizes, counts
+  // and line numbers belong (once converted out of range), and a random
+  // site with neither a distribution nor a log_prob.
+  bad([](auto& j) { j["sites"][0]["value"] = {{"dtype", "float32"}, {"shape", {1.5e58}}, {"data", {1.0}}}; },
+      "a size in \"shape\" is 1.5e+58, but must be a whole number");
+  bad([](auto& j) { j["sites"][0]["value"] = {{"dtype", "int64"}, {"shape", {1}}, {"data", {2.5}}}; },
+      "a value of an integer tensor is 2.5");
+  bad([](auto& j) { j["sites"][0]["distribution"]["event_dims"] = 1e300; }, "\"event_dims\" is 1e+300");
+  bad([](auto& j) { j["sites"][0]["location"] = {{"file", "m.cpp"}, {"line", -3.5}}; }, "\"location.line\"");
+  bad([](auto& j) { j["sites"][0]["plates"] = {{{"name", "p"}, {"size", 2.5}, {"dim", -1}}}; },
+      "a plate's \"size\" is 2.5");
+  bad(
+      [](auto& j) {
+        j["sites"][0]["distribution"] = nullptr;
+        j["sites"][0].erase("log_prob");
+      },
+      "needs a distribution or a log_prob");
   // A float16 site without its log_prob, loaded on the CPU: libtorch 1.13 has no half kernels for
   // every density, and its refusal comes as ppl::Error naming the site.
   auto half = ppl::trace([] { ppl::sample("b", d::Bernoulli(torch::full({2}, 0.25))); }).to_json();

@@ -1,4 +1,6 @@
 // Distributions rebuilt from their JSON form: one row per family.
+#include <limits>
+#include <type_traits>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -32,7 +34,14 @@ class Reader {
   T option(const char* name) const {
     if (!options_.contains(name))
       throw Error(fmt::format("distribution JSON: {} has no option \"{}\"", type_, name));
-    return options_.at(name).get<T>();
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      const auto v = json_whole_number(options_.at(name), fmt::format("distribution JSON: {} option \"{}\"", type_, name));
+      if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max())
+        throw Error(fmt::format("distribution JSON: {} option \"{}\" is {}, out of range", type_, name, v));
+      return static_cast<T>(v);
+    } else {
+      return options_.at(name).get<T>();
+    }
   }
   std::shared_ptr<Distribution> part(const char* name) const {
     if (!parts_.contains(name)) throw Error(fmt::format("distribution JSON: {} has no part \"{}\"", type_, name));
@@ -158,7 +167,7 @@ std::shared_ptr<Distribution> from_json(const nlohmann::json& j) {
   auto d = row->second(Reader(type, j));
   // The mask is stored aligned with the base shape: apply it before to_event.
   if (j.contains("mask") && !j.at("mask").is_null()) d = d->mask_ptr(tensor_from_json(j.at("mask")));
-  const int64_t event_dims = j.value("event_dims", 0);
+  const int64_t event_dims = j.contains("event_dims") ? json_whole_number(j.at("event_dims"), "distribution JSON: \"event_dims\"") : 0;
   if (event_dims > 0) d = d->to_event_ptr(event_dims);
   return d;
 }
