@@ -145,7 +145,7 @@ TEST_CASE("MixtureSameFamily: batches, multivariate components, expand, mask and
   CHECK(shared.mixture().batch_shape() == std::vector<int64_t>{6});
 }
 
-TEST_CASE("Independent equals to_event, and FoldedDistribution folds a base onto [0, inf)", "[dist][combinators]") {
+TEST_CASE("Independent equals to_event, and FoldedDistribution folds a base onto the half-line from 0", "[dist][combinators]") {
   const auto loc = torch::randn({2, 3}, torch::kDouble);
   const d::Independent ind(d::Normal(loc, 1.5), 1);
   const auto ref = d::Normal(loc, 1.5).to_event(1);

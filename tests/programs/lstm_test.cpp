@@ -3,7 +3,7 @@
 
 #include <ppl/programs/lstm.hpp>
 
-TEST_CASE("SplitLSTMCell steps equal LSTMCell on [fixed, varying], values and gradients", "[programs][lstm]") {
+TEST_CASE("SplitLSTMCell steps equal LSTMCell on fixed and varying inputs, values and gradients", "[programs][lstm]") {
   torch::manual_seed(3);
   ppl::programs::SplitLSTMCell split(7, 3, 5);
   torch::nn::LSTMCell cell(7 + 3, 5);
