@@ -91,6 +91,14 @@ void check_numbers(CLI::App& app) {
   for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) check_numbers(*sub);
 }
 
+/// " (rank R)" in a worker of a data-parallel group (WORLD_SIZE > 1), else "".
+std::string rank_tag() {
+  const char* world = std::getenv("WORLD_SIZE");
+  const char* rank = std::getenv("RANK");
+  if (!world || !rank || std::string(world) == "1") return {};
+  return fmt::format(" (rank {})", rank);
+}
+
 /// `what` on one line.
 std::string one_line(std::string what) {
   std::replace(what.begin(), what.end(), '\n', ' ');
@@ -132,10 +140,10 @@ int main(int argc, char** argv) {
     // A libtorch check that the commands' own checks did not anticipate:
     // its message without the C++ stack trace.
     const std::string what = e.what_without_backtrace();
-    std::cerr << "ppl: error: " << one_line(what.substr(0, what.find('\n'))) << "\n";
+    std::cerr << "ppl: error" << rank_tag() << ": " << one_line(what.substr(0, what.find('\n'))) << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "ppl: error: " << one_line(e.what()) << "\n";
+    std::cerr << "ppl: error" << rank_tag() << ": " << one_line(e.what()) << "\n";
     return 2;
   }
   // Stopped by Ctrl-C (or SIGTERM) after saving: the shells' convention,

@@ -19,7 +19,8 @@ nlohmann::json train_options_to_json(const TrainOptions& t) {
           {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
           {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
           {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
-          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"}};
+          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"},
+          {"world_size", t.world_size}, {"backend", t.backend}};
 }
 
 void check_train_options(const TrainOptions& t, const std::function<std::string(std::string_view key)>& name) {
@@ -36,6 +37,8 @@ void check_train_options(const TrainOptions& t, const std::function<std::string(
   if (!(t.lr_factor > 0 && t.lr_factor < 1)) fail("lr_factor", t.lr_factor, "in (0, 1)");
   if (!(t.lr_threshold >= 0 && std::isfinite(t.lr_threshold))) fail("lr_threshold", t.lr_threshold, "finite and nonnegative");
   if (!(t.min_lr >= 0 && std::isfinite(t.min_lr))) fail("min_lr", t.min_lr, "finite and nonnegative");
+  if (t.world_size < 1) fail("world_size", t.world_size, "at least 1");
+  if (t.backend != "gloo" && t.backend != "nccl") fail("backend", t.backend, "gloo or nccl");
 }
 
 TrainOptions train_options_from_json(const nlohmann::json& train, const std::filesystem::path& config_path) {
@@ -77,6 +80,8 @@ TrainOptions train_options_from_json(const nlohmann::json& train, const std::fil
   field("lr_factor", t.lr_factor, false);
   field("lr_threshold", t.lr_threshold, false);
   field("min_lr", t.min_lr, false);
+  field("world_size", t.world_size, false);
+  field("backend", t.backend, false);
   check_train_options(t, where);
   return t;
 }

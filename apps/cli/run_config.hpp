@@ -30,6 +30,9 @@ struct TrainOptions {
   double lr_factor = 0.1;     ///< plateau reduction factor
   double lr_threshold = 0.0;  ///< improvement in nats per image the plateau rule asks for
   double min_lr = 0.0;        ///< floor of every scheduled rate
+  // Data-parallel training (recorded; a resume may change them).
+  int64_t world_size = 1;      ///< ranks that trained the last stretch (each `batch_size` images a step)
+  std::string backend = "gloo";  ///< their c10d backend
 };
 
 /// The JSON of `t` as config.json stores it under "train".

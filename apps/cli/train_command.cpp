@@ -1,14 +1,23 @@
 // `ppl train PROGRAM --data NAME ...`: stochastic variational inference with
 // checkpoints, resume, metrics, progress and pictures of the result.
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include <ppl/core/archive.hpp>
 #include <ppl/core/atomic_file.hpp>
+#include <ppl/infer/distributed.hpp>
 #include <ppl/runtime/data/registry.hpp>
 
 #include "commands.hpp"
@@ -23,12 +32,16 @@ struct TrainArgs {
   std::string out = "runs/latest";
   std::string config;
   bool resume = false;
+  int nproc = 1;                   ///< local worker processes (data-parallel)
+  std::string backend = "gloo";    ///< c10d backend of a group
+  double rendezvous_timeout = 60;  ///< seconds the ranks wait for each other to join
   TrainOptions train;
   std::set<std::string> given;  ///< the flags given on the command line ("--eval-every", ...)
 };
 
 /// How a training setting is named in messages about the command line: its flag.
 std::string flag_name(std::string_view key) {
+  if (key == "world_size") return "--nproc";
   std::string flag = "--" + std::string(key);
   std::replace(flag.begin(), flag.end(), '_', '-');
   return flag;
@@ -198,41 +211,82 @@ void append_lines(const std::filesystem::path& path, std::vector<std::string>& l
   lines.clear();
 }
 
+/// The seed of rank `rank`'s draws at `step` (rank 0: step_seed's stream, so
+/// that a run on one process is what it always was).
+uint64_t rank_seed(uint64_t seed, int64_t step, int rank) {
+  return step_seed(seed, step) ^ (static_cast<uint64_t>(rank) * 0xD1B54A32D192ED03ull);
+}
+
+/// Starts `nproc` local workers of this same command (over Gloo on the
+/// loopback interface, a TCPStore on a free port) and waits for them; when one
+/// fails, stops the others and names it.
+void launch_workers(const TrainArgs& args);
+
+/// Training, alone or as one rank of a group (the torchrun environment).
 void train(const TrainArgs& args) {
   namespace fs = std::filesystem;
+  const auto environment = infer::distributed_from_environment();
+  if (!environment && args.nproc > 1) return launch_workers(args);
+  if (args.nproc < 1) throw UsageError(fmt::format("train: --nproc is {}, but must be at least 1", args.nproc));
+  std::shared_ptr<infer::ProcessGroup> group;
+  if (environment && environment->world_size > 1) {
+    auto o = *environment;
+    o.backend = infer::backend_from(args.backend);
+    o.rendezvous_timeout = std::chrono::milliseconds(static_cast<int64_t>(args.rendezvous_timeout * 1000));
+    group = infer::init_process_group(o);
+  }
+  const int rank = group ? group->rank() : 0, world = group ? group->size() : 1;
+  const bool lead = rank == 0;  // writes the run: config, checkpoints, metrics, pictures
+
   const fs::path dir = args.out;
   const auto config_path = dir / "config.json", checkpoint = dir / "checkpoint.bin";
   nlohmann::json config;
   TrainOptions t = args.train;
-  if (args.resume) {
-    if (!fs::exists(config_path) || !fs::exists(checkpoint))
-      throw UsageError(fmt::format("train: --resume needs a run in {} (config.json and checkpoint.bin); none found",
-                                   dir.string()));
-    config = read_config(config_path);
-    if (config.at("program") != args.program)
-      throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
-                                   config.at("program").get<std::string>(), args.program));
-    if (args.given.count("--config"))
-      throw UsageError(fmt::format("train: --config cannot change the options of the run in {}; start a new run "
-                                   "(another --out) to train with other options",
-                                   dir.string()));
-    check_run_identity(config, config_path, checkpoint);
-    t = resumed_settings(args, config.at("train"), config_path);
-  } else {
-    if (fs::exists(checkpoint))
-      throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
-                                   dir.string()));
-    const auto& info = programs::find_program(args.program);
-    nlohmann::json options = info.default_options();
-    if (!args.config.empty()) {
-      const auto user = read_json_file(args.config);
-      if (!user.is_object())
-        throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", args.config));
-      for (auto& [k, v] : user.items()) options[k] = v;
+  if (lead) {
+    if (args.resume) {
+      if (!fs::exists(config_path) || !fs::exists(checkpoint))
+        throw UsageError(fmt::format("train: --resume needs a run in {} (config.json and checkpoint.bin); none found",
+                                     dir.string()));
+      config = read_config(config_path);
+      if (config.at("program") != args.program)
+        throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
+                                     config.at("program").get<std::string>(), args.program));
+      if (args.given.count("--config"))
+        throw UsageError(fmt::format("train: --config cannot change the options of the run in {}; start a new run "
+                                     "(another --out) to train with other options",
+                                     dir.string()));
+      check_run_identity(config, config_path, checkpoint);
+      t = resumed_settings(args, config.at("train"), config_path);
+    } else {
+      if (fs::exists(checkpoint))
+        throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another "
+                                     "--out",
+                                     dir.string()));
+      const auto& info = programs::find_program(args.program);
+      nlohmann::json options = info.default_options();
+      if (!args.config.empty()) {
+        const auto user = read_json_file(args.config);
+        if (!user.is_object())
+          throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", args.config));
+        for (auto& [k, v] : user.items()) options[k] = v;
+      }
+      config = {{"program", args.program}, {"options", options}};
     }
-    config = {{"program", args.program}, {"options", options}, {"train", train_options_to_json(t)}};
+    t.world_size = world;
+    t.backend = group ? group->backend() : t.backend;
+    check_train_options(t, flag_name);
+    config["train"] = train_options_to_json(t);
   }
-  check_train_options(t, flag_name);
+  if (group) {
+    // Every rank trains what rank 0 settled on.
+    std::string text = lead ? config.dump() : std::string();
+    infer::broadcast_bytes(*group, text);
+    if (!lead) {
+      config = nlohmann::json::parse(text);
+      t = train_options_from_json(config.at("train"), "the configuration rank 0 sent");
+      if (args.given.count("--device")) t.device = args.train.device;
+    }
+  }
 
   const auto device = parse_device(t.device);
   param_store().clear();
@@ -246,78 +300,110 @@ void train(const TrainArgs& args) {
     throw UsageError(fmt::format("train: {} has {}x{} images but the program expects {}x{}; set image_size in --config",
                                  t.data, data.images.size(-2), data.images.size(-1), program->image_size(),
                                  program->image_size()));
-  auto test = load_image_data(t.data, "test", t.data_dir, 1000, program->image_size());
-  const int64_t n = data.images.size(0);
-  if (n < batch) throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}", t.data, n, batch));
+  const int64_t n = data.images.size(0), global_batch = batch * world;
+  if (n < global_batch)
+    throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}{}", t.data, n, global_batch,
+                                 world > 1 ? fmt::format(" ({} on each of {} ranks)", batch, world) : ""));
+  ImageData test;
+  if (lead) test = load_image_data(t.data, "test", t.data_dir, 1000, program->image_size());
 
   // From here on the run directory is written: one process at a time.
-  fs::create_directories(dir);
-  RunLock lock(dir);
-  if (!args.resume && fs::exists(checkpoint))
-    throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another --out",
-                                 dir.string()));
-  remove_stale_temporaries(dir);
+  std::optional<RunLock> lock;
+  if (lead) {
+    fs::create_directories(dir);
+    lock.emplace(dir);
+    if (!args.resume && fs::exists(checkpoint))
+      throw UsageError(fmt::format("train: {} already holds a run; pass --resume to continue it or choose another "
+                                   "--out",
+                                   dir.string()));
+    remove_stale_temporaries(dir);
+  }
 
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
   auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
   infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), scheduled_adam(*program, t));
   svi.schedule_by_caller();  // with the loss per image, below
+  if (group) svi.distribute(group);
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
-  if (args.resume) {
+  if (args.resume) {  // every rank runs the same command line
+    // Rank 0 reads the checkpoint and sends it: every rank starts from its state.
+    std::string bytes;
+    if (lead) {
+      std::ifstream in(checkpoint, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (group) infer::broadcast_bytes(*group, bytes);
     try {
-      infer::load_checkpoint(checkpoint, svi);
+      std::istringstream in(bytes);
+      const auto archive = read_archive(in, bytes.size(), checkpoint.string());
+      svi.set_steps(infer::load_checkpoint(archive, checkpoint.string(), svi.elbo(), svi.optimiser()));
     } catch (const Error& e) {
       throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}", dir.string(), e.what()));
     }
     bind_checkpoint(*program, device, param_store().names(), checkpoint);
     start = svi.steps();
-    std::fprintf(stderr, "train: resuming %s at step %lld\n", dir.string().c_str(), static_cast<long long>(start));
+    if (lead)
+      std::fprintf(stderr, "train: resuming %s at step %lld%s\n", dir.string().c_str(), static_cast<long long>(start),
+                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
   }
-  // Written once the run is known to load: a resumed run records its
-  // extended step count and any changed evaluation, checkpoint, data-directory
-  // or device setting.
-  config["train"] = train_options_to_json(t);
-  write_atomic(config_path, config.dump(2));
-  const auto identity = nlohmann::json{{"run", run_identity(config)}};
 
-  // metrics.jsonl holds exactly the steps up to the checkpoint's: records
-  // are flushed before each checkpoint, and a resume drops those of the
-  // steps after it (a kill came between the two), which it trains again.
   const auto metrics_path = dir / "metrics.jsonl";
   std::vector<std::pair<int64_t, double>> curve;
-  for (const auto& j : kept_metrics(metrics_path, start))
-    if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
   std::vector<std::string> pending_metrics;
+  nlohmann::json identity;
+  if (lead) {
+    // Written once the run is known to load: a resumed run records its
+    // extended step count and any changed evaluation, checkpoint, data-directory,
+    // device or world-size setting.
+    write_atomic(config_path, config.dump(2));
+    identity = nlohmann::json{{"run", run_identity(config)}};
+    // metrics.jsonl holds exactly the steps up to the checkpoint's: records
+    // are flushed before each checkpoint, and a resume drops those of the
+    // steps after it (a kill came between the two), which it trains again.
+    for (const auto& j : kept_metrics(metrics_path, start))
+      if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+  }
   auto flush = [&] {
+    if (!lead) return;
     append_lines(metrics_path, pending_metrics);
     infer::save_checkpoint(checkpoint, svi, identity);
   };
 
   program->set_training(true);
   install_interrupt_handler();
+  // Every rank stops at the same step: a Ctrl-C seen by any of them stops all.
+  auto stop_requested = [&] {
+    return group ? infer::sum_over_ranks(*group, interrupted() ? 1.0 : 0.0) > 0 : interrupted();
+  };
 
-  ProgressBar bar(fmt::format("train {}", args.program), t.steps, start);
+  std::optional<ProgressBar> bar;
+  if (lead) bar.emplace(fmt::format("train {}{}", args.program, world > 1 ? fmt::format(" x{}", world) : ""), t.steps, start);
   double smoothed = NAN;
   const auto begin = std::chrono::steady_clock::now();
   int64_t step = start;
-  while (step < t.steps && !interrupted()) {
+  bool stopped = false;
+  while (step < t.steps && !stopped) {
     ++step;
     program->set_step(step);
-    // Each step's batch and noise depend only on (seed, step): resuming is exact.
-    const int64_t epoch = (step - 1) * batch / n;
+    // Each step's batch and noise depend only on (seed, step, rank): resuming
+    // is exact. The ranks share one permutation of the data per epoch and
+    // take consecutive slices of the step's global batch.
+    const int64_t epoch = (step - 1) * global_batch / n;
     auto gen = at::make_generator<at::CPUGeneratorImpl>(t.seed * 7919 + static_cast<uint64_t>(epoch));
     auto perm = torch::randperm(n, gen, torch::kLong);
-    const int64_t offset = ((step - 1) * batch) % n;
-    auto idx = perm.narrow(0, std::min(offset, n - batch), batch);
+    const int64_t offset = ((step - 1) * global_batch) % n;
+    auto idx = perm.narrow(0, std::min(offset, n - global_batch), global_batch).narrow(0, rank * batch, batch);
     auto x = data.images.index_select(0, idx).to(device);
     double loss;
     {
-      random::SeedScope seed(step_seed(t.seed, step));
-      loss = svi.step(x) / static_cast<double>(batch);
+      random::SeedScope seed(rank_seed(t.seed, step, rank));
+      loss = svi.step(x) / static_cast<double>(batch);  // the ranks' mean loss, per image
     }
     if (scheduled) svi.optimiser().step_schedule(loss);
+    stopped = stop_requested();
+    if (!lead) continue;
     smoothed = std::isnan(smoothed) ? loss : 0.98 * smoothed + 0.02 * loss;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     nlohmann::json record{{"step", step}, {"loss", loss}, {"elapsed", elapsed}};
@@ -333,13 +419,14 @@ void train(const TrainArgs& args) {
       eval["split"] = "test";
       pending_metrics.push_back(eval.dump());
     }
-    bar.update(step, scheduled ? fmt::format("loss {:.2f} lr x{:.3g}", smoothed, svi.optimiser().lr_scale())
-                               : fmt::format("loss {:.2f}", smoothed));
+    bar->update(step, scheduled ? fmt::format("loss {:.2f} lr x{:.3g}", smoothed, svi.optimiser().lr_scale())
+                                : fmt::format("loss {:.2f}", smoothed));
     if (step % t.checkpoint_every == 0) flush();
   }
+  if (!lead) return;
   flush();
-  bar.finish(fmt::format("loss {:.2f}", smoothed));
-  if (interrupted()) {
+  bar->finish(fmt::format("loss {:.2f}", smoothed));
+  if (stopped) {
     std::fprintf(stderr, "train: interrupted at step %lld; checkpoint saved in %s (continue with --resume)\n",
                  static_cast<long long>(step), dir.string().c_str());
     return;
@@ -362,6 +449,104 @@ void train(const TrainArgs& args) {
   }
   std::printf("trained %s for %lld steps; run in %s (samples.png, reconstructions.png, curve.png, metrics.jsonl)\n",
               args.program.c_str(), static_cast<long long>(step), dir.string().c_str());
+}
+
+/// This process's command line, from /proc/self/cmdline.
+std::vector<std::string> own_arguments() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> out;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) out.push_back(arg);
+  return out;
+}
+
+/// "exited with status 2" / "was killed by signal 9".
+std::string describe_exit(int status) {
+  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  return fmt::format("exited with status {}", WEXITSTATUS(status));
+}
+
+void launch_workers(const TrainArgs& args) {
+  // The same command line for every worker, without --nproc: each one reads
+  // its rank from the environment.
+  auto argv = own_arguments();
+  if (argv.empty()) throw UsageError("train: cannot read this process's command line to start the workers");
+  std::vector<std::string> worker_args;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (argv[i].rfind("--nproc=", 0) == 0) continue;
+    worker_args.push_back(argv[i]);
+  }
+  const int port = infer::free_port();
+  install_interrupt_handler();  // Ctrl-C reaches the workers too; they save and stop together
+  std::vector<pid_t> workers;
+  for (int r = 0; r < args.nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw UsageError(fmt::format("train: cannot start worker {}: {}", r, std::strerror(errno)));
+    if (pid == 0) {
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(args.nproc).c_str(), 1);
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      std::vector<char*> cargs;
+      for (auto& a : worker_args) cargs.push_back(a.data());
+      cargs.push_back(nullptr);
+      ::execv("/proc/self/exe", cargs.data());
+      std::fprintf(stderr, "ppl: error: cannot start worker %d: %s\n", r, std::strerror(errno));
+      std::_Exit(127);
+    }
+    workers.push_back(pid);
+  }
+  // Wait for all, polling: a signal to this process alone (SIGTERM) is
+  // passed on to the workers, and the first worker that fails stops the others.
+  std::string failure;
+  bool forwarded = false;
+  size_t running = workers.size();
+  auto reap = [&](bool block) -> std::pair<int, int> {  // (rank, status), or (-1, 0) when none ended
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+    if (pid <= 0) return {-1, 0};
+    const auto it = std::find(workers.begin(), workers.end(), pid);
+    if (it == workers.end()) return {-1, 0};
+    *it = -1;
+    --running;
+    return {static_cast<int>(it - workers.begin()), status};
+  };
+  while (running > 0) {
+    if (interrupted() && !forwarded) {
+      for (pid_t w : workers)
+        if (w > 0) ::kill(w, SIGINT);
+      forwarded = true;
+    }
+    const auto [r, status] = reap(false);
+    if (r < 0) {
+      ::usleep(50'000);
+      continue;
+    }
+    // A worker that saved and stopped on Ctrl-C exits with 128 + the signal.
+    const bool ok = WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) > 128);
+    if (ok) continue;
+    failure = fmt::format("rank {} {}", r, describe_exit(status));
+    for (pid_t other : workers)
+      if (other > 0) ::kill(other, SIGTERM);
+    // Those still in a collective leave it when their peer's connection
+    // closes; any that do not are killed after 10 s.
+    for (int waited = 0; waited < 200 && running > 0; ++waited)
+      if (reap(false).first < 0) ::usleep(50'000);
+    for (pid_t other : workers)
+      if (other > 0) ::kill(other, SIGKILL);
+    while (running > 0 && reap(true).first >= 0) {
+    }
+    break;
+  }
+  if (!failure.empty())
+    throw UsageError(fmt::format("train: {}, so the other ranks were stopped; the last checkpoint in {} is kept "
+                                 "(continue with --resume, with any --nproc)",
+                                 failure, args.out));
 }
 
 RegisterCommand reg{"train", [](CLI::App& app) {
@@ -388,6 +573,15 @@ RegisterCommand reg{"train", [](CLI::App& app) {
   cmd->add_option("--lr-threshold", a->train.lr_threshold,
                   "improvement (nats per image) --lr-plateau counts as one")->capture_default_str();
   cmd->add_option("--min-lr", a->train.min_lr, "no schedule takes a learning rate below this")->capture_default_str();
+  cmd->add_option("--nproc", a->nproc,
+                  "data-parallel worker processes on this machine (Gloo over loopback; each --batch-size images a "
+                  "step, --threads threads)")
+      ->capture_default_str();
+  cmd->add_option("--backend", a->backend, "gloo or nccl, for a group from the torchrun environment (WORLD_SIZE, ...)")
+      ->capture_default_str();
+  cmd->add_option("--rendezvous-timeout", a->rendezvous_timeout,
+                  "seconds the ranks of a group wait for each other to join")
+      ->capture_default_str();
   cmd->callback([a, cmd] {
     a->given.clear();
     for (const auto* opt : cmd->get_options())

@@ -336,7 +336,38 @@ torch::Tensor Elbo::centre(const std::string& key, const torch::Tensor& signal, 
   return out;
 }
 
+void Elbo::reduce_batch() {
+  // The keys in order (std::map), each [3] (sum, sum of squares, count), then
+  // the number of keys and a hash of their names: sums that every rank must
+  // reach alike.
+  std::vector<torch::Tensor> parts;
+  std::size_t names = 0;
+  for (const auto& [key, acc] : batch_) {
+    parts.push_back(acc.to(torch::kCPU, torch::kDouble).reshape({3}));
+    names = names * 31 + std::hash<std::string>{}(key) % 1000003;
+  }
+  const double count = static_cast<double>(batch_.size()), hash = static_cast<double>(names % 1000003);
+  parts.push_back(torch::tensor({count, hash}, torch::kDouble));
+  std::vector<torch::Tensor> all{torch::cat(parts)};
+  if (group_->backend() == "nccl" && !batch_.empty()) all[0] = all[0].to(batch_.begin()->second.device());
+  group_->all_reduce_sum(all);
+  const auto sums = all[0].cpu();
+  const double* v = sums.data_ptr<double>();
+  const auto w = static_cast<double>(group_->size());
+  const auto tail = static_cast<int64_t>(3 * batch_.size());
+  if (v[tail] != count * w || v[tail + 1] != hash * w)
+    throw Error(fmt::format("Elbo: rank {} has {} score-function statistics, but the ranks of its group do not all have "
+                            "the same; every rank must run the same program",
+                            group_->rank(), batch_.size()));
+  int64_t at = 0;
+  for (auto& [key, acc] : batch_) {
+    acc = sums.narrow(0, at, 3).to(acc.device());
+    at += 3;
+  }
+}
+
 void Elbo::update_running() {
+  if (group_ && group_->size() > 1) reduce_batch();
   for (const auto& [key, acc] : batch_) {
     const auto sums = acc.cpu();  // one transfer per key and step
     const double* v = sums.data_ptr<double>();

@@ -216,8 +216,77 @@ void Optimiser::zero_grad() {
     if (s.param.grad().defined()) s.param.mutable_grad().reset();
 }
 
+void Optimiser::reduce_gradients() {
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(slots_.size());
+  const bool nccl = group_->backend() == "nccl";
+  const auto flag_device = nccl && n > 0 ? slots_.front().param.device() : torch::Device(torch::kCPU);
+  // Averages the gradients over the ranks. Per slot: 1 where this rank has
+  // a gradient; then the number of slots,
+  // which every rank must share.
+  auto flags = torch::zeros({n + 1}, torch::TensorOptions().dtype(torch::kDouble));
+  auto* f = flags.data_ptr<double>();
+  for (int64_t i = 0; i < n; ++i) f[i] = slots_[static_cast<size_t>(i)].param.grad().defined() ? 1.0 : 0.0;
+  f[n] = static_cast<double>(n);
+  // Buckets of consecutive slots of one dtype and device, at most 16 MB.
+  constexpr int64_t kBucketBytes = 16 << 20;
+  struct Bucket {
+    size_t first, last;
+    torch::Tensor flat;
+  };
+  std::vector<Bucket> buckets;
+  for (size_t i = 0; i < slots_.size();) {
+    const auto& p = slots_[i].param;
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<torch::Tensor> parts;
+    while (j < slots_.size() && slots_[j].param.scalar_type() == p.scalar_type() &&
+           slots_[j].param.device() == p.device() && (j == i || bytes + slots_[j].param.nbytes() <= kBucketBytes)) {
+      const auto& q = slots_[j].param;
+      parts.push_back(q.grad().defined() ? q.grad().reshape({-1}) : torch::zeros({q.numel()}, q.options()));
+      bytes += static_cast<int64_t>(q.nbytes());
+      ++j;
+    }
+    buckets.push_back({i, j, torch::cat(parts)});
+    i = j;
+  }
+  std::vector<torch::Tensor> all{flags.to(flag_device)};
+  for (auto& b : buckets) all.push_back(b.flat);
+  group_->all_reduce_sum(all);
+  const auto summed = all.front().cpu();
+  const double* g = summed.data_ptr<double>();
+  if (g[n] != static_cast<double>(n) * group_->size())
+    throw Error(fmt::format("Optimiser: rank {} trains {} parameters, but the ranks of its group do not all train as "
+                            "many; every rank must run the same program",
+                            group_->rank(), n));
+  const auto world = static_cast<double>(group_->size());
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    auto& flat = all[k + 1];
+    flat.div_(world);  // the mean over the ranks
+    int64_t at = 0;
+    for (size_t i = buckets[k].first; i < buckets[k].last; ++i) {
+      auto& p = slots_[i].param;
+      const auto part = flat.narrow(0, at, p.numel()).view_as(p);
+      at += p.numel();
+      if (g[i] <= 0) continue;  // no rank has a gradient for it: it keeps none
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().copy_(part);
+    }
+  }
+}
+
+void Optimiser::broadcast_parameters(int root) {
+  if (!group_ || group_->size() < 2) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> params;
+  for (auto& s : slots_) params.push_back(s.param.detach().contiguous());
+  group_->broadcast(params, root);
+  for (size_t i = 0; i < slots_.size(); ++i) slots_[i].param.copy_(params[i]);
+}
+
 double Optimiser::update(bool check_finite) {
   torch::NoGradGuard no_grad;
+  if (group_ && group_->size() > 1) reduce_gradients();
   double norm = NAN;
   if (check_finite || spec_.clip_norm > 0) {
     std::vector<torch::Tensor> norms;
@@ -346,6 +415,13 @@ double svi_step(Elbo& elbo, Optimiser& optimiser, const Runner& run) {
   return -result.objective.item<double>();
 }
 
+double sum_over_ranks(ProcessGroup& group, double value) {
+  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kDouble)};
+  if (group.backend() == "nccl") t[0] = t[0].to(torch::kCUDA);
+  group.all_reduce_sum(t);
+  return t[0].item<double>();
+}
+
 // ------------------------------------------------------------------ checkpoints
 
 namespace {
@@ -356,8 +432,7 @@ at::Generator cpu_generator() {
 constexpr const char* kKind = "ppl.checkpoint";
 }  // namespace
 
-void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step,
-                     const nlohmann::json& user) {
+TensorArchive checkpoint_archive(const Elbo& elbo, const Optimiser& optimiser, int64_t step, const nlohmann::json& user) {
   // The store's own archive (with its constraints), folded into ours.
   const auto params = param_store().to_archive();
 
@@ -378,11 +453,20 @@ void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const 
   archive.metadata["step"] = step;
   archive.metadata["param_store"] = params.metadata;
   if (!user.is_null()) archive.metadata["user"] = user;
-  save_archive(archive, path);
+  return archive;
+}
+
+void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step,
+                     const nlohmann::json& user) {
+  save_archive(checkpoint_archive(elbo, optimiser, step, user), path);
 }
 
 int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser& optimiser) {
-  auto archive = load_archive(path);
+  return load_checkpoint(load_archive(path), path.string(), elbo, optimiser);
+}
+
+int64_t load_checkpoint(const TensorArchive& archive, const std::string& source, Elbo& elbo, Optimiser& optimiser) {
+  const std::filesystem::path path = source;
   if (archive.metadata.value("kind", std::string()) != kKind)
     throw Error(fmt::format("load_checkpoint: {} is not a checkpoint (kind \"{}\")", path.string(),
                             archive.metadata.value("kind", std::string())));

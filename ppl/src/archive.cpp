@@ -113,7 +113,7 @@ const torch::Tensor& TensorArchive::at(const std::string& name) const {
   throw Error(fmt::format("archive: no tensor named \"{}\"", name));
 }
 
-void save_archive(const TensorArchive& archive, const std::filesystem::path& path) {
+void write_archive(const TensorArchive& archive, std::ostream& out) {
   nlohmann::json header;
   header["metadata"] = archive.metadata;
   header["tensors"] = nlohmann::json::array();
@@ -135,15 +135,17 @@ void save_archive(const TensorArchive& archive, const std::filesystem::path& pat
   const std::uint64_t length = text.size();
   const std::uint32_t header_crc = crc32_of(text.data(), text.size()), zero = 0;
 
-  write_atomic(path, [&](std::ostream& out) {
-    out.write(kMagicV2, sizeof kMagicV2);
-    out.write(reinterpret_cast<const char*>(&length), sizeof length);
-    out.write(reinterpret_cast<const char*>(&header_crc), sizeof header_crc);
-    out.write(reinterpret_cast<const char*>(&zero), sizeof zero);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& b : blobs)
-      out.write(static_cast<const char*>(b.data_ptr()), static_cast<std::streamsize>(b.numel() * b.element_size()));
-  });
+  out.write(kMagicV2, sizeof kMagicV2);
+  out.write(reinterpret_cast<const char*>(&length), sizeof length);
+  out.write(reinterpret_cast<const char*>(&header_crc), sizeof header_crc);
+  out.write(reinterpret_cast<const char*>(&zero), sizeof zero);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const auto& b : blobs)
+    out.write(static_cast<const char*>(b.data_ptr()), static_cast<std::streamsize>(b.numel() * b.element_size()));
+}
+
+void save_archive(const TensorArchive& archive, const std::filesystem::path& path) {
+  write_atomic(path, [&](std::ostream& out) { write_archive(archive, out); });
 }
 
 TensorArchive read_archive(std::istream& in, std::uint64_t size, const std::string& source) {

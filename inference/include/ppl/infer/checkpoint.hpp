@@ -21,6 +21,12 @@ namespace ppl::infer {
 /// the checkpoint belongs to. Throws ppl::Error naming the path on I/O failure.
 void save_checkpoint(const std::filesystem::path& path, const Elbo& elbo, const Optimiser& optimiser, int64_t step,
                      const nlohmann::json& user = nullptr);
+/// What save_checkpoint writes, as an archive in memory (to send to other
+/// processes, see ppl/infer/distributed.hpp).
+TensorArchive checkpoint_archive(const Elbo& elbo, const Optimiser& optimiser, int64_t step,
+                                 const nlohmann::json& user = nullptr);
+/// load_checkpoint of an archive read elsewhere; `source` names it in errors.
+int64_t load_checkpoint(const TensorArchive& archive, const std::string& source, Elbo& elbo, Optimiser& optimiser);
 /// Restores what save_checkpoint wrote: parameters into ppl::param_store()
 /// (in place when present), optimiser and Elbo state, the generator; returns
 /// the step counter. Throws ppl::Error naming the path for a missing,

@@ -2,6 +2,7 @@
 /// The evidence lower bound and its gradient estimator (see docs/inference.md).
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,6 +16,7 @@
 #include <ppl/core/handlers.hpp>
 #include <ppl/core/plate.hpp>
 #include <ppl/core/trace.hpp>
+#include <ppl/infer/distributed.hpp>
 
 namespace ppl::infer {
 
@@ -204,6 +206,12 @@ class Elbo {
   /// The KL weight of site `name` (longest matching prefix of options().beta).
   double weight(const std::string& name) const;
 
+  /// Data-parallel training: the moments of each step's learning signals are
+  /// summed over the group's ranks before they move the running baselines,
+  /// so every rank keeps the same statistics, those of the whole effective
+  /// batch. Every rank must have the same score-function sites.
+  void set_process_group(std::shared_ptr<ProcessGroup> group) { group_ = std::move(group); }
+
   /// Writes / reads the running baseline statistics as "<prefix><site>/mean"
   /// and "<prefix><site>/var" tensors (for checkpoints).
   void save_state(TensorArchive& archive, const std::string& prefix = "elbo/") const;
@@ -239,6 +247,9 @@ class Elbo {
   /// This evaluation's sums over the active elements, by statistics key:
   /// [3] double (sum, sum of squares, count); cleared when an evaluation starts.
   std::map<std::string, torch::Tensor> batch_;
+  std::shared_ptr<ProcessGroup> group_;
+  /// Sums batch_ over the process group.
+  void reduce_batch();
 };
 
 }  // namespace ppl::infer

@@ -2,6 +2,7 @@
 /// Adam with parameter groups, gradient clipping and exact checkpoints.
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -11,6 +12,7 @@
 #include <torch/types.h>
 
 #include <ppl/core/archive.hpp>
+#include <ppl/infer/distributed.hpp>
 
 namespace ppl::infer {
 
@@ -92,6 +94,14 @@ class Optimiser {
   /// `.baseline` tensor), as the schedule has left it.
   double learning_rate(const std::string& name, bool baseline) const;
 
+  /// Data-parallel training: `update` first averages every gradient over the
+  /// group's ranks (in buckets of at most 16 MB, all in flight at once), so
+  /// every rank takes the same step. Every rank must hold the same parameters
+  /// in the same order (ppl::Error otherwise).
+  void set_process_group(std::shared_ptr<ProcessGroup> group) { group_ = std::move(group); }
+  /// Copies every registered parameter of rank `root` into the other ranks'.
+  void broadcast_parameters(int root = 0);
+
   /// Advances the learning-rate schedule by one call with the loss to
   /// monitor (e.g. the loss `Svi::step` returned, or a validation loss);
   /// returns true when the plateau rule reduced the rates. A NaN loss is an
@@ -152,6 +162,9 @@ class Optimiser {
     int64_t t = 0;
   };
   static void check_moments(const std::string& name, const torch::Tensor& param, const Saved& saved);
+  /// Sums the gradients over the process group (see set_process_group).
+  void reduce_gradients();
+  std::shared_ptr<ProcessGroup> group_;
   Adam spec_;
   std::vector<Slot> slots_;
   std::unordered_map<std::string, size_t> index_;

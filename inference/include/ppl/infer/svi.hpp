@@ -17,6 +17,9 @@ namespace ppl::infer {
 /// NonFiniteError naming a parameter whose gradient is NaN or infinite.
 double svi_step(Elbo& elbo, Optimiser& optimiser, const Runner& run);
 
+/// `value` summed over the ranks of `group`.
+double sum_over_ranks(ProcessGroup& group, double value);
+
 /// `Svi svi(model, guide, Elbo(), Adam(1e-3)); double loss = svi.step(x);`
 template <class Model, class Guide>
 class Svi {
@@ -31,11 +34,35 @@ class Svi {
   /// advances with this loss, unless `schedule_by_caller()` was called.
   template <class... Args>
   double step(Args&&... args) {
-    const double loss = svi_step(elbo_, optimiser_, elbo_.loss_runner(model_, guide_, args...));
+    double loss = svi_step(elbo_, optimiser_, elbo_.loss_runner(model_, guide_, args...));
     ++steps_;
+    if (group_ && group_->size() > 1) {
+      // The ranks' mean loss; and after the first step, on which every
+      // parameter has been registered, every rank holds rank 0's.
+      loss = sum_over_ranks(*group_, loss) / group_->size();
+      if (!synced_) optimiser_.broadcast_parameters(0);
+      synced_ = true;
+    }
     if (auto_schedule_ && optimiser_.scheduled()) optimiser_.step_schedule(loss);
     return loss;
   }
+
+  /// Data-parallel training (docs/inference.md): each rank calls `step` on
+  /// its own share of the data; gradients are averaged over the ranks and the
+  /// baselines' statistics pooled, so every rank takes the same step, and
+  /// `step` returns the ranks' mean loss. After the first step every rank
+  /// holds rank 0's parameters. A model with global latents scales its data
+  /// terms to the whole data set (a plate of the full size with
+  /// `subsample_size` the rank's share), so that each rank's loss estimates
+  /// the whole objective. Returns *this.
+  Svi& distribute(std::shared_ptr<ProcessGroup> group) {
+    group_ = group;
+    elbo_.set_process_group(group);
+    optimiser_.set_process_group(group);
+    return *this;
+  }
+  /// The process group (null when training alone).
+  const std::shared_ptr<ProcessGroup>& process_group() const { return group_; }
 
   /// The caller advances the schedule itself (`optimiser().step_schedule`),
   /// e.g. with a loss per data point or a validation loss; `step` no longer
@@ -67,6 +94,8 @@ class Svi {
   Optimiser optimiser_;
   int64_t steps_ = 0;
   bool auto_schedule_ = true;
+  std::shared_ptr<ProcessGroup> group_;
+  bool synced_ = false;
 };
 
 }  // namespace ppl::infer

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <istream>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +32,10 @@ struct TensorArchive {
 /// folder, flushed to disk, then renamed over `path`, so a crash never leaves
 /// a half-written file. Throws ppl::Error naming the path on I/O failure.
 void save_archive(const TensorArchive& archive, const std::filesystem::path& path);
+
+/// Writes `archive` in the format above to `out` (e.g. a std::ostringstream,
+/// to send it elsewhere).
+void write_archive(const TensorArchive& archive, std::ostream& out);
 
 /// Reads an archive; throws ppl::Error naming the path and what was wrong
 /// (missing, not an archive, truncated, a bad header or key, a checksum that
