@@ -359,3 +359,129 @@ TEST_CASE("enumeration options: pairing without it, iwae, JSON", "[enum][elbo]")
   CHECK(back.max_plate_nesting == 2);
   CHECK_FALSE(nlohmann::json(infer::ElboOptions{}).get<infer::ElboOptions>().enumerate);
 }
+
+namespace {
+// ---- a global enumerated variable over a plate of local ones
+
+const auto kTable = torch::tensor({{0.5, 0.3, 0.2}, {0.1, 0.3, 0.6}}, kF64);
+const auto kLocs = torch::tensor({-1.0, 0.0, 1.5}, kF64);
+
+void regime_model(const torch::Tensor& x) {
+  auto z = ppl::sample("regime", d::Bernoulli(torch::tensor(0.4, kF64)), {.enumerate = true});
+  auto data = ppl::plate("data", x.size(0));
+  auto y = ppl::sample("y", d::Categorical(kTable.index({z.to(torch::kLong)})), {.enumerate = true});
+  ppl::observe("x", d::Normal(kLocs.index({y}) + z, 1.0), x);
+}
+
+const auto kRegimePrior = torch::tensor({0.6, 0.4}, kF64).log();
+
+/// [2 (regime), N, 3 (y)]: log p(y | regime) + log p(x_n | y, regime).
+torch::Tensor regime_local(const torch::Tensor& x) {
+  const auto z = torch::tensor({0.0, 1.0}, kF64).reshape({2, 1, 1});
+  return kTable.log().unsqueeze(1) + normal_lp(x.reshape({1, -1, 1}), kLocs + z);
+}
+
+// ---- nested plates: a variable per group, one per member
+
+void groups_model(const torch::Tensor& x) {  // x: [G, M]
+  auto groups = ppl::plate("groups", x.size(0), {.dim = -2});
+  auto z = ppl::sample("z", d::Bernoulli(torch::tensor(0.3, kF64)), {.enumerate = true});
+  auto members = ppl::plate("members", x.size(1), {.dim = -1});
+  auto y = ppl::sample("y", d::Bernoulli(0.2 + 0.6 * z), {.enumerate = true});
+  ppl::observe("x", d::Normal(2.0 * y - z, 1.0), x);
+}
+
+/// sum_g log sum_z p(z) prod_m sum_y p(y | z) N(x_gm | 2y - z, 1).
+torch::Tensor groups_log_likelihood(const torch::Tensor& x) {
+  auto total = torch::zeros({x.size(0)}, kF64);
+  std::vector<torch::Tensor> per_z;
+  for (double z : {0.0, 1.0}) {
+    const double py1 = 0.2 + 0.6 * z;
+    const auto member = torch::logaddexp(std::log(1 - py1) + normal_lp(x, torch::tensor(-z, kF64)),
+                                         std::log(py1) + normal_lp(x, torch::tensor(2.0 - z, kF64)));
+    per_z.push_back(std::log(z ? 0.3 : 0.7) + member.sum(1));
+  }
+  return torch::logsumexp(torch::stack(per_z), 0).sum();
+}
+
+torch::Tensor g_indices;  // the subsample the last run drew
+
+void subsampled_mixture(const torch::Tensor& x) {
+  auto weights = ppl::param("weights", torch::tensor({0.3, 0.7}, kF64), c::simplex);
+  auto locs = ppl::param("locs", torch::tensor({-1.0, 2.0}, kF64));
+  auto data = ppl::plate("data", x.size(0), {.subsample_size = 3});
+  g_indices = data.indices();
+  auto z = ppl::sample("z", d::Categorical(weights), {.enumerate = true});
+  ppl::observe("x", d::Normal(locs.index({z}), 1.0), x.index_select(0, g_indices));
+}
+}  // namespace
+
+TEST_CASE("a global enumerated variable over a plate of local ones: sums, products over the plate, MAP",
+          "[enum][elbo][infer_discrete]") {
+  const auto x = torch::tensor({-1.2, 0.4, 2.2, 1.1}, kF64);
+  const auto local = regime_local(x);
+  const auto log_px = torch::logsumexp(kRegimePrior + local.logsumexp(-1).sum(-1), 0);
+  infer::Elbo elbo({.enumerate = true});
+  const auto result = elbo.evaluate(elbo.loss_runner(regime_model, empty_guide, x));
+  CHECK(result.loss.item<double>() == Approx(-log_px.item<double>()).epsilon(1e-12));
+  CHECK(result.elimination.variables == 2);
+  CHECK(result.elimination.plate_products == 1);
+  const auto r = infer::log_marginal(regime_model, empty_guide, x, {.particles = 1});
+  CHECK(r.joint);
+  CHECK(r.log_likelihood.item<double>() == Approx(log_px.item<double>()).epsilon(1e-12));
+
+  // MAP: the best regime with each point's best y, then those y.
+  const auto z = (kRegimePrior + local.amax(-1).sum(-1)).argmax().item<int64_t>();
+  const auto t = ppl::trace(infer::infer_discrete(regime_model, {.temperature = 0}), x);
+  CHECK(t.site("regime").value.item<double>() == static_cast<double>(z));
+  CHECK(torch::equal(t.site("y").value, local[z].argmax(-1)));
+}
+
+TEST_CASE("nested plates: a variable per group summed inside one per member", "[enum][elbo]") {
+  torch::manual_seed(1);
+  const auto x = torch::randn({3, 4}, kF64) + 1.0;
+  infer::Elbo elbo({.max_plate_nesting = 2, .enumerate = true});
+  const auto result = elbo.evaluate(elbo.loss_runner(groups_model, empty_guide, x));
+  CHECK(result.loss.item<double>() == Approx(-groups_log_likelihood(x).item<double>()).epsilon(1e-12));
+  CHECK(result.elimination.variables == 2);
+  CHECK(result.elimination.plate_products == 1);
+  // Without room for both plates, the handler says so.
+  CHECK_THROWS_WITH(infer::Elbo({.enumerate = true}).loss(groups_model, empty_guide, x),
+                    Catch::Contains("raise max_plate_nesting"));
+}
+
+TEST_CASE("enumeration over plates that do not nest, and over sites of different scales, is an error",
+          "[enum][elbo]") {
+  auto crossed = [](const torch::Tensor& x) {
+    torch::Tensor r, k;
+    {
+      auto rows = ppl::plate("rows", x.size(0), {.dim = -2});
+      r = ppl::sample("r", d::Bernoulli(0.5), {.enumerate = true});
+    }
+    {
+      auto cols = ppl::plate("cols", x.size(1), {.dim = -1});
+      k = ppl::sample("k", d::Bernoulli(0.5), {.enumerate = true});
+    }
+    auto rows = ppl::plate("rows", x.size(0), {.dim = -2});
+    auto cols = ppl::plate("cols", x.size(1), {.dim = -1});
+    ppl::observe("x", d::Normal(r + k, 1.0), x);
+  };
+  const auto x = torch::zeros({2, 3}, kF64);
+  CHECK_THROWS_WITH(infer::Elbo({.max_plate_nesting = 2, .enumerate = true}).loss(crossed, empty_guide, x),
+                    Catch::Contains("independent plates") && Catch::Contains("\"rows\"") && Catch::Contains("\"cols\""));
+
+  // A subsampled plate scales the sites inside it alike: fine for local
+  // variables, an error for a global one summed with them.
+  ppl::param_store().clear();
+  const auto data = torch::tensor({-1.3, 0.2, 2.5, 1.9, -0.7}, kF64);
+  const auto loss = infer::Elbo({.enumerate = true}).loss(subsampled_mixture, empty_guide, data);
+  const auto expected = -(5.0 / 3.0) * mixture_log_likelihood(data.index_select(0, g_indices)).sum();
+  CHECK(loss.item<double>() == Approx(expected.item<double>()).epsilon(1e-12));
+  auto global = [](const torch::Tensor& x) {
+    auto z = ppl::sample("z", d::Bernoulli(0.5), {.enumerate = true});
+    auto data = ppl::plate("data", x.size(0), {.subsample_size = 2});
+    ppl::observe("x", d::Normal(z, 1.0), x.index_select(0, data.indices()));
+  };
+  CHECK_THROWS_WITH(infer::Elbo({.enumerate = true}).loss(global, empty_guide, data),
+                    Catch::Contains("scales differ"));
+}

@@ -184,7 +184,7 @@ torch::Tensor Graph::unpack(const Factor& f) const {
   for (const auto i : order) perm.push_back(static_cast<int64_t>(i));
   const auto nv = static_cast<int64_t>(f.vars.size());
   for (int64_t i = 0; i < block_; ++i) perm.push_back(nv + i);
-  const int64_t left = f.vars.empty() ? -block_ - 1 : vars_.at(f.vars[order.front()]).dim;
+  const int64_t left = f.vars.empty() ? -block_ : vars_.at(f.vars[order.front()]).dim;
   std::vector<int64_t> shape;
   size_t next = 0;
   for (int64_t d = left; d < -block_; ++d) {
