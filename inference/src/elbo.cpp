@@ -13,6 +13,7 @@
 #include <ppl/core/check.hpp>
 #include <ppl/infer/elbo.hpp>
 
+#include "enum/elimination.hpp"
 #include "longest_prefix.hpp"
 #include <ppl/infer/importance.hpp>
 
@@ -124,6 +125,67 @@ struct Cost {
   bool latent = false;                      ///< a latent site's log p or log q (or -KL)
 };
 
+/// The guide's sample sites in order, and each one's position among them
+/// by its index in the guide trace (-1 for other sites).
+void guide_positions(const Trace& q, std::vector<int64_t>& position, std::vector<const Site*>& guide_sites) {
+  position.assign(q.size(), -1);
+  guide_sites.clear();
+  guide_sites.reserve(q.size());
+  for (size_t i = 0; i < q.size(); ++i) {
+    if (q.sites()[i].kind != SiteKind::sample) continue;
+    position[i] = static_cast<int64_t>(guide_sites.size());
+    guide_sites.push_back(&q.sites()[i]);
+  }
+}
+
+/// The costs of a pair of traces run under enumeration: the model's
+/// enumerated variables summed out (`terms` keeps the plates of the
+/// contracted terms), and every cost averaged over the guide's enumerated
+/// variables, weighted by their probabilities. A guide site drawn without
+/// reparameterisation must not depend on the guide's enumerated ones.
+void enumerated_costs(const TracePair& traces, const std::vector<int64_t>& position,
+                      const std::vector<const Site*>& guide_sites,
+                      const std::function<double(const std::string&)>& weight,
+                      std::vector<enumeration::Term>& terms, std::vector<Cost>& costs, EliminationStats& stats) {
+  const auto& q = traces.guide;
+  const auto& p = traces.model;
+  // Model terms depend on the guide sites up to the largest guide position
+  // among the paired latents at or before them (as without enumeration).
+  std::vector<int64_t> upto_at(p.size(), -1);
+  int64_t upto = -1;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const Site& s = p.sites()[i];
+    if (s.is_random() && is_latent(s))
+      if (const Site* g = q.find(s.name)) upto = std::max(upto, position[static_cast<size_t>(g - q.sites().data())]);
+    upto_at[i] = upto;
+  }
+  terms = enumeration::sum_out(traces, enumeration::Sum::model, stats, "Elbo");
+  for (const auto& t : terms) {
+    int64_t u = -1;
+    for (const Site* s : t.sites) u = std::max(u, upto_at[static_cast<size_t>(s - p.sites().data())]);
+    const Site& s = *t.sites.front();
+    const bool latent = !t.contracted && is_latent(s);
+    const double w = latent ? weight(s.name) : 1.0;
+    auto value = enumeration::expect_under_guide(q, w == 1.0 ? t.log_value : w * t.log_value, t.plates, "Elbo");
+    costs.push_back({std::move(value), &t.plates, u, false, latent});
+  }
+  for (size_t t = 0; t < guide_sites.size(); ++t) {
+    const Site& g = *guide_sites[t];
+    const auto& lq = g.log_prob();
+    if (!g.reparameterised && !g.enumeration.enumerated() && g.enumeration.active()) {
+      const int64_t lead = lq.dim() + g.enumeration.first_dim + 1;
+      for (int64_t i = 0; i < lead; ++i)
+        if (lq.size(i) > 1)
+          throw ArgumentError(fmt::format("Elbo: guide {} is drawn (not reparameterised) but depends on an enumerated "
+                                          "guide site; enumerate it too, or draw the sites before it",
+                                          where(g)));
+    }
+    const double w = weight(g.name);
+    auto value = enumeration::expect_under_guide(q, w == 1.0 ? lq : w * lq, g.plates, "Elbo");
+    costs.push_back({std::move(value), &g.plates, static_cast<int64_t>(t), true, true});
+  }
+}
+
 void param_names(const TracePair& traces, std::vector<std::string>& out, std::unordered_set<std::string>& seen) {
   for (const Trace* t : {&traces.guide, &traces.model})
     for (const auto& s : *t)
@@ -154,18 +216,19 @@ const PlateFrame* factor_plate(const TracePair& traces) {
   return data;
 }
 
-/// `lp` (of site `s`) summed to one value per element of the data plate: [N],
-/// or [1] without a data plate.
-torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const PlateFrame* data, std::string_view who) {
+/// `lp` (of site `s`, in `plates`) summed to one value per element of the
+/// data plate: [N], or [1] without a data plate.
+torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const std::vector<PlateFrame>& plates,
+                        const PlateFrame* data, std::string_view who) {
   const PlateFrame* particles = nullptr;
-  for (const auto& g : s.plates)
+  for (const auto& g : plates)
     if (g.name == kParticlePlate) particles = &g;
   if (particles) {
     // Vectorised particles: [n, N] (or [n, 1]).
     std::vector<PlateFrame> keep{*particles};
     if (data) keep.push_back(*data);
-    auto r = reduce_to(lp, s.plates, keep);
-    const bool in_data = data && std::any_of(s.plates.begin(), s.plates.end(),
+    auto r = reduce_to(lp, plates, keep);
+    const bool in_data = data && std::any_of(plates.begin(), plates.end(),
                                              [&](const PlateFrame& g) { return g.name == data->name; });
     if (data && !in_data)
       throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
@@ -175,13 +238,13 @@ torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const PlateFrame
   }
   if (!data) return lp.sum().reshape({1});
   const PlateFrame* f = nullptr;
-  for (const auto& g : s.plates)
+  for (const auto& g : plates)
     if (g.name == data->name) f = &g;
   if (!f)
     throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
                                 "data point; put every random site inside it",
                                 who, where(s), data->name));
-  auto r = reduce_to(lp, s.plates, {*f});
+  auto r = reduce_to(lp, plates, {*f});
   return r.dim() == 0 ? r.reshape({1}) : r.reshape({-1});
 }
 
@@ -202,13 +265,18 @@ void check_pairing(const TracePair& traces, std::string_view who) {
   for (const auto& s : p) {
     if (!s.is_random()) continue;
     const Site* g = q.find(s.name);
+    // Summed out by the elimination: no guide site wanted.
+    if (is_latent(s) && !g && s.enumeration.enumerated()) continue;
     if (is_latent(s) && (!g || g->kind != SiteKind::sample))
       throw SiteError(fmt::format("{}: model {} has no guide site{}; the guide must sample every latent site of the "
-                                  "model under the same name",
+                                  "model under the same name{}",
                                   who, where(s),
                                   unvisited.empty() ? std::string()
                                                     : fmt::format(", and guide {} is never visited by the model",
-                                                                  where(*unvisited.front()))));
+                                                                  where(*unvisited.front())),
+                                  s.options.enumerate ? " (or sum this .enumerate site out with "
+                                                        "Elbo({.enumerate = true}))"
+                                                      : ""));
     if (!is_latent(s) && g && g->kind == SiteKind::sample)
       throw SiteError(fmt::format("{}: guide {} is observed by the model; the guide must not sample it", who,
                                   where(*g)));
@@ -226,7 +294,7 @@ nlohmann::json to_json(const ElboOptions& o) {
           {"baseline_decay", o.baseline_decay}, {"normalise_variance", o.normalise_variance},
           {"signal_kl_weight", o.signal_kl_weight}, {"downstream_only", o.downstream_only}, {"iwae", o.iwae},
           {"check_finite", o.check_finite}, {"pooled_baselines", o.pooled_baselines},
-          {"vectorise", o.vectorise}, {"max_plate_nesting", o.max_plate_nesting}};
+          {"vectorise", o.vectorise}, {"max_plate_nesting", o.max_plate_nesting}, {"enumerate", o.enumerate}};
 }
 
 ElboOptions elbo_options_from_json(const nlohmann::json& j) {
@@ -249,6 +317,7 @@ ElboOptions elbo_options_from_json(const nlohmann::json& j) {
     o.check_finite = j.value("check_finite", o.check_finite);
     o.vectorise = j.value("vectorise", o.vectorise);
     o.max_plate_nesting = j.value("max_plate_nesting", o.max_plate_nesting);
+    o.enumerate = j.value("enumerate", o.enumerate);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("ElboOptions: {}", e.what()));
   }
@@ -300,6 +369,9 @@ Elbo::Elbo(ElboOptions options) : options_(std::move(options)) {
     throw ArgumentError(fmt::format("Elbo: signal_kl_weight is {}, but the importance-weighted bound (iwae) has "
                                     "one learning signal for all sites and takes only 1",
                                     options_.signal_kl_weight));
+  if (options_.enumerate && (options_.iwae || options_.analytic_kl))
+    throw ArgumentError(fmt::format("Elbo: enumerate sums sites out of the ELBO, and does not combine with {}",
+                                    options_.iwae ? "iwae" : "analytic_kl"));
 }
 
 double Elbo::weight(const std::string& name) const {
@@ -407,22 +479,23 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
 
     // Guide positions of the sample sites, by their index in the guide trace
     // (check_pairing has made sure that every latent has one).
-    std::vector<int64_t> position(q.size(), -1);
+    std::vector<int64_t> position;
     std::vector<const Site*> guide_sites;
-    guide_sites.reserve(q.size());
-    for (size_t i = 0; i < q.size(); ++i) {
-      if (q.sites()[i].kind != SiteKind::sample) continue;
-      position[i] = static_cast<int64_t>(guide_sites.size());
-      guide_sites.push_back(&q.sites()[i]);
-    }
+    guide_positions(q, position, guide_sites);
     std::vector<char> analytic(guide_sites.size(), 0);
     std::vector<Cost> costs;
     costs.reserve(guide_sites.size() + p.size());
+    std::vector<enumeration::Term> terms;
+    const bool enumerated = options_.enumerate && enumeration::enumerated(traces);
+    if (enumerated)
+      enumerated_costs(traces, position, guide_sites, [this](const std::string& n) { return weight(n); }, terms,
+                       costs, result.elimination);
 
     // Model terms: a term at model position k depends on the guide sites up
     // to the largest guide position among the latents at model positions <= k.
     int64_t upto = -1;
     for (const auto& s : p) {
+      if (enumerated) break;
       if (!s.is_random()) continue;
       if (!is_latent(s)) {
         costs.push_back({s.log_prob(), &s.plates, upto});
@@ -446,7 +519,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
       upto = std::max(upto, t);
       costs.push_back({w == 1.0 ? s.log_prob() : w * s.log_prob(), &s.plates, upto, false, true});
     }
-    for (size_t t = 0; t < guide_sites.size(); ++t) {
+    for (size_t t = 0; t < guide_sites.size() && !enumerated; ++t) {
       if (analytic[t]) continue;
       const Site& g = *guide_sites[t];
       const double w = weight(g.name);
@@ -466,7 +539,8 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
     // Score-function terms, latest site first, so that each plate signature
     // accumulates its downstream costs once.
     bool any_score = false;
-    for (const Site* g : guide_sites) any_score = any_score || !g->reparameterised;
+    // (A guide site enumerated is weighted by its probabilities instead.)
+    for (const Site* g : guide_sites) any_score = any_score || !(g->reparameterised || g->enumeration.enumerated());
     if (any_score) {
       std::vector<size_t> order(costs.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -479,7 +553,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
       std::vector<torch::Tensor> extra, baseline_losses;
       for (size_t ti = guide_sites.size(); ti-- > 0;) {
         const Site& g = *guide_sites[ti];
-        if (g.reparameterised) continue;
+        if (g.reparameterised || g.enumeration.enumerated()) continue;
         const auto t = static_cast<int64_t>(ti);
         std::string key;
         for (const auto& f : g.plates) key += fmt::format("{}@{};", f.name, f.dim);
@@ -555,7 +629,7 @@ ElboResult Elbo::evaluate_iwae(const Runner& run) {
     torch::Tensor score;
     for (const auto& s : traces.guide) {
       if (s.kind != SiteKind::sample || s.reparameterised) continue;
-      auto r = per_datum(unscaled_log_prob(s), s, factor_plate(traces), "Elbo (iwae)");
+      auto r = per_datum(unscaled_log_prob(s), s, s.plates, factor_plate(traces), "Elbo (iwae)");
       score = score.defined() ? score + r : r;
     }
     if (score.defined()) scores.push_back(score);
@@ -582,6 +656,17 @@ double Elbo::estimate_impl(const Runner& run) {
   for (int r = 0; r < runs(); ++r) {
     const TracePair traces = run();
     check_pairing(traces);
+    if (options_.enumerate && enumeration::enumerated(traces)) {
+      std::vector<int64_t> position;
+      std::vector<const Site*> guide_sites;
+      guide_positions(traces.guide, position, guide_sites);
+      std::vector<enumeration::Term> terms;
+      std::vector<Cost> costs;
+      EliminationStats stats;
+      enumerated_costs(traces, position, guide_sites, [](const std::string&) { return 1.0; }, terms, costs, stats);
+      for (const auto& c : costs) total += (c.negative ? -1.0 : 1.0) * c.value.sum().item<double>();
+      continue;
+    }
     total += (traces.model.log_prob_sum() - traces.guide.log_prob_sum()).item<double>();
   }
   return total / options_.particles;
@@ -618,16 +703,22 @@ bool is_joint(const TracePair& traces) { return data_plate(traces) && !factor_pl
 torch::Tensor log_weights(const TracePair& traces, std::string_view who) {
   const PlateFrame* data = factor_plate(traces);
   torch::Tensor total;
-  for (const auto& s : traces.model) {
-    if (!s.is_random()) continue;
-    auto r = per_datum(s.log_prob(), s, data, who);
-    total = total.defined() ? total + r : r;
+  auto add = [&](const torch::Tensor& lp, const Site& s, const std::vector<PlateFrame>& plates, bool minus) {
+    auto r = per_datum(lp, s, plates, data, who);
+    total = total.defined() ? (minus ? total - r : total + r) : (minus ? -r : r);
+  };
+  if (enumeration::enumerated(traces)) {
+    // Every enumerated variable summed out; the guide's q of its own
+    // enumerated sites cancels from the weight.
+    EliminationStats stats;
+    for (const auto& t : enumeration::sum_out(traces, enumeration::Sum::all, stats, who))
+      add(t.log_value, *t.sites.front(), t.plates, t.guide);
+    return total.defined() ? total : torch::zeros({1});
   }
-  for (const auto& s : traces.guide) {
-    if (s.kind != SiteKind::sample) continue;
-    auto r = per_datum(s.log_prob(), s, data, who);
-    total = total.defined() ? total - r : -r;
-  }
+  for (const auto& s : traces.model)
+    if (s.is_random()) add(s.log_prob(), s, s.plates, false);
+  for (const auto& s : traces.guide)
+    if (s.kind == SiteKind::sample) add(s.log_prob(), s, s.plates, true);
   return total.defined() ? total : torch::zeros({1});
 }
 

@@ -177,6 +177,31 @@ void Distribution::check_value(const CheckContext& ctx, const torch::Tensor& val
   check::events(ctx, "value", value, in_support, sup.event_rank(), fmt::format("{} (the support)", sup.describe()));
 }
 
+torch::Tensor Distribution::support_values() const {
+  throw ArgumentError(fmt::format("{}: enumerate_support is not available: its support {} is not a finite set "
+                                  "(Bernoulli, Categorical, OneHotCategorical, DiscreteUniform and Binomial can "
+                                  "be enumerated)",
+                                  type_name(), support().describe()));
+}
+
+torch::Tensor Distribution::enumerate_support(bool expand) const {
+  if (event_dims_ > 0)
+    throw ArgumentError(fmt::format("{}: enumerate_support over the {} event dimension{} added by to_event is not "
+                                    "available (the support would be their cartesian product); enumerate a batch "
+                                    "instead",
+                                    type_name(), event_dims_, event_dims_ == 1 ? "" : "s"));
+  check_args({type_name()});
+  const auto values = support_values();
+  const auto n = values.size(0);
+  std::vector<int64_t> shape{n};
+  shape.insert(shape.end(), base_shape_.size(), 1);
+  const auto atom = base_event_shape();
+  shape.insert(shape.end(), atom.begin(), atom.end());
+  auto out = values.reshape(shape);
+  if (!expand) return out;
+  return out.expand(this->shape({n}));
+}
+
 torch::Tensor Distribution::sample(c10::IntArrayRef sample_shape) const {
   check_args({type_name()});
   torch::NoGradGuard no_grad;

@@ -169,6 +169,7 @@ torch::Tensor Bernoulli::log_density(const torch::Tensor& v) const {
                                                   {}, {}, at::Reduction::None);
 }
 void Bernoulli::check_params(const CheckContext& ctx) const { success_.check(ctx, param(0)); }
+torch::Tensor Bernoulli::support_values() const { return torch::arange(2, options().requires_grad(false)); }
 
 // ------------------------------------------------------------------ Categorical
 
@@ -201,6 +202,9 @@ torch::Tensor Categorical::log_density(const torch::Tensor& v) const {
 }
 void Categorical::check_params(const CheckContext& ctx) const {
   check_categorical_weights(ctx, logits_, param(0));
+}
+torch::Tensor Categorical::support_values() const {
+  return torch::arange(num_categories(), torch::TensorOptions().dtype(torch::kLong).device(param(0).device()));
 }
 
 // ------------------------------------------------------------------ GaussianMixture

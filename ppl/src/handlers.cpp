@@ -280,6 +280,7 @@ void TraceHandler::postprocess(Message& msg) {
   s.mask = msg.mask;
   s.options = msg.options;
   s.location = msg.location;
+  s.enumeration = msg.enumeration;
   trace_.add(std::move(s));
   if (score_sites_ && trace_.sites().back().is_random()) {
     torch::AutoGradMode mode(grad_mode_);
@@ -292,7 +293,10 @@ void ReplayHandler::process(Message& msg) {
   const Site* s = trace_.find(msg.name);
   if (!s) return;
   const auto expected = msg.dist->shape();
-  if (s->value.sizes() != c10::IntArrayRef(expected))
+  // Under enumeration a value may carry the guide's enumeration dims, which
+  // the model's distribution need not have: it must only broadcast with it
+  // (check_value below).
+  if (!s->enumeration.active() && s->value.sizes() != c10::IntArrayRef(expected))
     throw ShapeError(fmt::format("replay: {} has shape {} in the replayed trace, but the program's "
                                  "distribution there has shape {} (batch {}, event {})",
                                  where(msg), shape_string(s->value.sizes()), shape_string(expected),
@@ -302,6 +306,10 @@ void ReplayHandler::process(Message& msg) {
   msg.dist->check_value(msg.context(msg.dist->type_name()), s->value, msg.mask);
   msg.value = s->value;
   msg.reparameterised = s->reparameterised;
+  if (s->enumeration.enumerated()) {
+    msg.enumeration.dim = s->enumeration.dim;
+    msg.enumeration.variable = s->enumeration.variable;
+  }
 }
 
 void ConditionHandler::process(Message& msg) {

@@ -224,6 +224,14 @@ nlohmann::json Trace::to_json() const {
     j["scale"] = s.scale;
     if (s.scale_tensor.defined()) j["scale_tensor"] = tensor_to_json(s.scale_tensor);
     j["mask"] = tensor_to_json(s.mask);
+    if (s.enumeration.active()) {
+      auto visible = nlohmann::json::array();
+      for (const auto& [d, v] : s.enumeration.visible) visible.push_back({d, v});
+      j["enumeration"] = {{"first_dim", s.enumeration.first_dim},
+                          {"dim", s.enumeration.dim},
+                          {"variable", s.enumeration.variable},
+                          {"visible", std::move(visible)}};
+    }
     j["location"] = {{"file", std::string(s.location.file())},
                      {"line", s.location.line()},
                      {"function", std::string(s.location.function())}};
@@ -273,6 +281,16 @@ Trace Trace::from_json(const nlohmann::json& j) {
       s.scale = js.value("scale", 1.0);
       if (js.contains("scale_tensor")) s.scale_tensor = tensor_from_json(js.at("scale_tensor"));
       if (js.contains("mask")) s.mask = tensor_from_json(js.at("mask"));
+      if (js.contains("enumeration")) {
+        const auto& e = js.at("enumeration");
+        s.enumeration.first_dim = e.at("first_dim").get<int64_t>();
+        s.enumeration.dim = e.value("dim", int64_t{0});
+        s.enumeration.variable = e.value("variable", int64_t{-1});
+        for (const auto& dv : e.value("visible", nlohmann::json::array()))
+          s.enumeration.visible.emplace_back(dv.at(0).get<int64_t>(), dv.at(1).get<int64_t>());
+        if (s.enumeration.first_dim >= 0)
+          throw Error(fmt::format("enumeration: first_dim is {}, but must be negative", s.enumeration.first_dim));
+      }
       if (js.contains("location")) {
         const auto& l = js.at("location");
         const auto line = l.contains("line") ? json_whole_number(l.at("line"), "\"location.line\"") : 0;
@@ -304,6 +322,7 @@ std::string Trace::format_shapes() const {
     Row r;
     r.name = s.name;
     r.kind = std::string(to_string(s.kind)) + (s.observed && s.kind == SiteKind::sample ? "*" : "");
+    if (s.enumeration.enumerated()) r.kind += fmt::format(" enum@{}", s.enumeration.dim);
     r.dist = s.dist ? std::string(s.dist->type_name()) : "-";
     r.batch = s.dist ? shape_string(s.dist->batch_shape()) : "-";
     r.event = s.dist ? shape_string(s.dist->event_shape()) : "-";

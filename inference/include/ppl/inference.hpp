@@ -1,6 +1,6 @@
 #pragma once
 /// The inference layer: ELBO and IWAE objectives, importance sampling, SVI,
-/// autoguides and Predictive.
+/// autoguides, Predictive and enumeration.
 ///   #include <ppl/inference.hpp>
 #include <ppl/ppl.hpp>
 #include <ppl/infer/autoguide/auto_delta.hpp>
@@ -9,6 +9,7 @@
 #include <ppl/infer/autoguide/auto_normal.hpp>
 #include <ppl/infer/checkpoint.hpp>
 #include <ppl/infer/elbo.hpp>
+#include <ppl/infer/enum/infer_discrete.hpp>
 #include <ppl/infer/importance.hpp>
 #include <ppl/infer/optim.hpp>
 #include <ppl/infer/predictive.hpp>

@@ -31,7 +31,8 @@ torch::Tensor prior_median(const Site& site) {
 std::vector<LatentSite> latent_sites(const Trace& prototype, const AutoGuideOptions& options, std::string_view guide) {
   std::vector<LatentSite> out;
   for (const auto& s : prototype) {
-    if (s.kind != SiteKind::sample || s.observed) continue;
+    // Sites marked for enumeration are summed out (Elbo({.enumerate = true})), not guided.
+    if (s.kind != SiteKind::sample || s.observed || s.options.enumerate) continue;
     const auto where = [&] { return fmt::format("{}: site \"{}\"{}", guide, s.name, s.location.short_string().empty() ? "" : " (" + s.location.short_string() + ")"); };
     for (const auto& f : s.plates)
       if (f.subsample_size != f.size)

@@ -7,9 +7,11 @@
 #include <ppl/core/archive.hpp>
 #include <ppl/core/atomic_file.hpp>
 #include <ppl/core/check.hpp>
+#include <ppl/core/enumerate.hpp>
 #include <ppl/core/errors.hpp>
 #include <ppl/core/handler.hpp>
 #include <ppl/core/handlers.hpp>
+#include <ppl/core/markov.hpp>
 #include <ppl/core/message.hpp>
 #include <ppl/core/param_store.hpp>
 #include <ppl/core/plate.hpp>

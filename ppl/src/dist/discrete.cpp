@@ -36,6 +36,16 @@ torch::Tensor times_log(const torch::Tensor& x, const torch::Tensor& log_p) {
 torch::Tensor log_binomial_coefficient(const torch::Tensor& n, const torch::Tensor& k) {
   return torch::lgamma(n + 1) - torch::lgamma(k + 1) - torch::lgamma(n - k + 1);
 }
+/// The one value of `t` over the whole batch, for enumerate_support
+/// (ArgumentError naming `who` and `arg` when its elements differ).
+double homogeneous(std::string_view who, std::string_view arg, const torch::Tensor& t) {
+  const auto low = t.min().item<double>(), high = t.max().item<double>();
+  if (low != high)
+    throw ArgumentError(fmt::format("{}: enumerate_support needs one {} for the whole batch, but it ranges from {} "
+                                    "to {}",
+                                    who, arg, low, high));
+  return low;
+}
 /// The first index sizes of `sizes` (the last dimension dropped).
 std::vector<int64_t> without_last(c10::IntArrayRef sizes) { return {sizes.begin(), sizes.end() - 1}; }
 /// Category weights [..., K] broadcast on their batch part, at least 1-d.
@@ -95,6 +105,10 @@ void DiscreteUniform::check_params(const CheckContext& ctx) const {
   integer(ctx, "high", high());
   check::elementwise(ctx, "low", low(), low() <= high(), "at most high");
 }
+torch::Tensor DiscreteUniform::support_values() const {
+  const auto lo = homogeneous("DiscreteUniform", "low", low()), hi = homogeneous("DiscreteUniform", "high", high());
+  return torch::arange(lo, hi + 1, options().requires_grad(false));
+}
 
 // ------------------------------------------------------------------ Binomial
 
@@ -129,6 +143,10 @@ void Binomial::check_params(const CheckContext& ctx) const {
   check::finite(ctx, "total_count", total_count());
   integer(ctx, "total_count", total_count());
   success_.check(ctx, param(1));
+}
+torch::Tensor Binomial::support_values() const {
+  const auto n = homogeneous("Binomial", "total_count", total_count());
+  return torch::arange(n + 1, options().requires_grad(false));
 }
 
 // ------------------------------------------------------------------ NegativeBinomial
@@ -259,6 +277,9 @@ torch::Tensor OneHotCategorical::log_density(const torch::Tensor& v) const {
 }
 void OneHotCategorical::check_params(const CheckContext& ctx) const {
   check_categorical_weights(ctx, logits_, param(0));
+}
+torch::Tensor OneHotCategorical::support_values() const {
+  return torch::eye(num_categories(), options().requires_grad(false));
 }
 
 // ------------------------------------------------------------------ RelaxedOneHotCategorical

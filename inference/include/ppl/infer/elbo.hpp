@@ -12,11 +12,13 @@
 #include <torch/types.h>
 
 #include <ppl/core/archive.hpp>
+#include <ppl/core/enumerate.hpp>
 #include <ppl/core/errors.hpp>
 #include <ppl/core/handlers.hpp>
 #include <ppl/core/plate.hpp>
 #include <ppl/core/trace.hpp>
 #include <ppl/infer/distributed.hpp>
+#include <ppl/infer/enum/elimination_stats.hpp>
 
 namespace ppl::infer {
 
@@ -45,12 +47,24 @@ namespace detail {
 /// with `particles` > 0 both inside an outer plate of that many particles at
 /// `dim`. `score_guide`: compute each guide site's log_prob as it is drawn
 /// (see handlers::TraceHandler); off where the guide's log-densities go unused.
+/// `enum_dim` < 0: both run under parallel enumeration, its dims starting
+/// there (the guide's variables keep theirs; the model's recycle along its
+/// Markov chains); 0: no enumeration.
 template <class M, class G, class... Args>
-TracePair run_pair(bool score_guide, int64_t particles, int64_t dim, M& model, G& guide, Args&... args) {
+TracePair run_pair(bool score_guide, int64_t particles, int64_t dim, int64_t enum_dim, M& model, G& guide,
+                   Args&... args) {
   TracePair out;
+  std::optional<handlers::EnumerationState> state;
+  if (enum_dim != 0) state.emplace(enum_dim);
   {
     handlers::TraceHandler record(score_guide);
     HandlerScope scope(record);
+    std::optional<handlers::EnumerateHandler> enumerate;
+    std::optional<HandlerScope> enumerating;
+    if (state) {
+      enumerate.emplace(*state, /*recycle=*/false);
+      enumerating.emplace(*enumerate);
+    }
     std::optional<Plate> plate;
     if (particles > 0) plate.emplace(kParticlePlate, particles, PlateOptions{.dim = dim});
     guide(args...);
@@ -61,6 +75,12 @@ TracePair run_pair(bool score_guide, int64_t particles, int64_t dim, M& model, G
     handlers::TraceHandler record;
     handlers::ReplayHandler replay(out.guide);
     HandlerScope outer(record);
+    std::optional<handlers::EnumerateHandler> enumerate;
+    std::optional<HandlerScope> enumerating;
+    if (state) {
+      enumerate.emplace(*state);
+      enumerating.emplace(*enumerate);
+    }
     HandlerScope inner(replay);
     std::optional<Plate> plate;
     if (particles > 0) plate.emplace(kParticlePlate, particles, PlateOptions{.dim = dim});
@@ -72,15 +92,18 @@ TracePair run_pair(bool score_guide, int64_t particles, int64_t dim, M& model, G
 }
 
 template <class M, class G, class... Args>
-Runner make_runner(bool score_guide, M& model, G& guide, Args&... args) {
-  return [score_guide, &model, &guide, &args...]() { return run_pair(score_guide, 0, -1, model, guide, args...); };
+Runner make_runner(bool score_guide, int64_t enum_dim, M& model, G& guide, Args&... args) {
+  return [score_guide, enum_dim, &model, &guide, &args...]() {
+    return run_pair(score_guide, 0, -1, enum_dim, model, guide, args...);
+  };
 }
 }  // namespace detail
 
 /// Checks that guide and model sites pair by name: every latent (unobserved
 /// sample) site of the model has a guide sample site, every guide sample site
-/// is visited by the model as a latent, and the guide observes nothing.
-/// Throws SiteError naming the first site at fault.
+/// is visited by the model as a latent, and the guide observes nothing; a
+/// latent the model enumerated needs no guide site. Throws SiteError naming
+/// the first site at fault.
 void check_pairing(const TracePair& traces, std::string_view who = "Elbo");
 
 /// Options of `Elbo`. Aggregate: `Elbo({.particles = 4, .beta = {{"z_what", 4.0}}})`.
@@ -126,8 +149,16 @@ struct ElboOptions {
   /// broadcast over that leading dimension. The same estimator as the loop
   /// (each particle's learning signals are its own), far fewer calls.
   bool vectorise = false;
-  /// The number of nested plates the programs use (for `vectorise`).
+  /// The number of nested plates the programs use (for `vectorise` and
+  /// `enumerate`).
   int max_plate_nesting = 1;
+  /// Sum the model's `.enumerate` sites out exactly (they need no guide
+  /// site) by tensor variable elimination over the plates, and weight the
+  /// guide's `.enumerate` sites by their probabilities instead of drawing
+  /// them (Pyro's TraceEnum_ELBO). Enumeration dims start at
+  /// -(max_plate_nesting + 1), one further left with `vectorise`. Not with
+  /// `iwae` or `analytic_kl`.
+  bool enumerate = false;
 
   /// Chained setters: `ElboOptions().with_particles(4).with_beta("z_what", 4.0)`.
   ElboOptions& with_particles(int k) { particles = k; return *this; }
@@ -155,6 +186,9 @@ struct ElboResult {
   std::vector<std::string> params;
   /// Leaf tensors that the `.baseline` tensors depend on (baseline networks).
   std::vector<torch::Tensor> baseline_params;
+  /// With `enumerate`: the work of summing the model's enumerated sites out
+  /// (over all particles).
+  EliminationStats elimination;
 };
 
 /// The ELBO objective, L = E_q[log p(x, z) - log q(z | x)], with a surrogate
@@ -171,7 +205,8 @@ struct ElboResult {
 class Elbo {
  public:
   /// Throws ArgumentError for particles < 1, baseline_decay outside [0, 1),
-  /// a negative beta or signal_kl_weight, or signal_kl_weight != 1 with iwae.
+  /// a negative beta or signal_kl_weight, signal_kl_weight != 1 with iwae,
+  /// or enumerate with iwae or analytic_kl.
   explicit Elbo(ElboOptions options = {});
 
   /// Differentiable surrogate loss (negative ELBO estimate) for one step.
@@ -221,9 +256,13 @@ class Elbo {
   /// One run per call; with `vectorise`, all particles in one run.
   template <class M, class G, class... Args>
   Runner runner(bool score_guide, M& model, G& guide, Args&... args) const {
-    if (!options_.vectorise) return detail::make_runner(score_guide, model, guide, args...);
-    const int64_t n = options_.particles, dim = -(options_.max_plate_nesting + 1);
-    return [=, &model, &guide, &args...]() { return detail::run_pair(score_guide, n, dim, model, guide, args...); };
+    const int64_t dim = -(options_.max_plate_nesting + 1);
+    const int64_t enum_dim = options_.enumerate ? dim - (options_.vectorise ? 1 : 0) : 0;
+    if (!options_.vectorise) return detail::make_runner(score_guide, enum_dim, model, guide, args...);
+    const int64_t n = options_.particles;
+    return [=, &model, &guide, &args...]() {
+      return detail::run_pair(score_guide, n, dim, enum_dim, model, guide, args...);
+    };
   }
   /// Runs per evaluation: 1 with `vectorise`, else `particles`.
   int runs() const { return options_.vectorise ? 1 : options_.particles; }

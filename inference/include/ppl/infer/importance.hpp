@@ -81,34 +81,39 @@ template <class M, class G, class... Args>
 VectorisedRunner make_vectorised_runner(M& model, G& guide, const ImportanceOptions& options, Args&... args) {
   if (!options.vectorise.value_or(true)) return {};
   const int64_t dim = -(options.max_plate_nesting + 1);
-  return [&model, &guide, dim, &args...](int64_t n) { return run_pair(true, n, dim, model, guide, args...); };
+  return [&model, &guide, dim, &args...](int64_t n) { return run_pair(true, n, dim, dim - 1, model, guide, args...); };
+}
+/// One run per particle, enumeration dims from -(max_plate_nesting + 1).
+template <class M, class G, class... Args>
+Runner make_importance_runner(M& model, G& guide, const ImportanceOptions& options, Args&... args) {
+  return make_runner(true, -(options.max_plate_nesting + 1), model, guide, args...);
 }
 }  // namespace detail
 
 /// `log_marginal(model, guide, x, {.particles = K, .chunk = C})`.
 template <class M, class G>
 LogMarginal log_marginal(M&& model, G&& guide, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(true, model, guide), options,
+  return log_marginal_impl(detail::make_importance_runner(model, guide, options), options,
                            detail::make_vectorised_runner(model, guide, options));
 }
 template <class M, class G, class A1>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(true, model, guide, a1), options,
+  return log_marginal_impl(detail::make_importance_runner(model, guide, options, a1), options,
                            detail::make_vectorised_runner(model, guide, options, a1));
 }
 template <class M, class G, class A1, class A2>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(true, model, guide, a1, a2), options,
+  return log_marginal_impl(detail::make_importance_runner(model, guide, options, a1, a2), options,
                            detail::make_vectorised_runner(model, guide, options, a1, a2));
 }
 template <class M, class G, class A1, class A2, class A3>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(true, model, guide, a1, a2, a3), options,
+  return log_marginal_impl(detail::make_importance_runner(model, guide, options, a1, a2, a3), options,
                            detail::make_vectorised_runner(model, guide, options, a1, a2, a3));
 }
 template <class M, class G, class A1, class A2, class A3, class A4>
 LogMarginal log_marginal(M&& model, G&& guide, A1&& a1, A2&& a2, A3&& a3, A4&& a4, ImportanceOptions options) {
-  return log_marginal_impl(detail::make_runner(true, model, guide, a1, a2, a3, a4), options,
+  return log_marginal_impl(detail::make_importance_runner(model, guide, options, a1, a2, a3, a4), options,
                            detail::make_vectorised_runner(model, guide, options, a1, a2, a3, a4));
 }
 

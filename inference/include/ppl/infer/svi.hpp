@@ -75,7 +75,7 @@ class Svi {
   /// The ELBO estimate without gradient (no step taken).
   template <class... Args>
   double evaluate(Args&&... args) {
-    return elbo_.estimate_impl(detail::make_runner(true, model_, guide_, args...));
+    return elbo_.estimate(model_, guide_, args...);
   }
 
   /// The objective, with its running baseline statistics.

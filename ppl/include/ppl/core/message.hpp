@@ -2,6 +2,7 @@
 /// The message that a site sends through the handler stack.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
@@ -41,6 +42,42 @@ struct SampleOptions {
   /// AutoMultivariateNormal): not paired with a model site; its log q counts
   /// in the objective like any guide site's.
   bool auxiliary = false;
+  /// A finite-support site (Bernoulli, Categorical, OneHotCategorical,
+  /// DiscreteUniform, Binomial) summed out exactly under enumeration
+  /// (`ppl::infer::Elbo({.enumerate = true})`, `log_marginal`,
+  /// `ppl::infer::infer_discrete`): its value is then its whole support,
+  /// laid along a batch dimension of its own to the left of every plate.
+  /// Elsewhere the site is drawn as usual.
+  bool enumerate = false;
+};
+
+/// Where a site stands under parallel enumeration (set by
+/// `handlers::EnumerateHandler`; see docs/inference.md, "Enumeration").
+struct Enumeration {
+  /// The rightmost dimension enumeration uses, -(plates + 1); 0 when the
+  /// site ran without enumeration.
+  int64_t first_dim = 0;
+  /// The batch dimension along which the site's value lists its support;
+  /// 0 when the site is not enumerated.
+  int64_t dim = 0;
+  /// The id of the site's enumerated variable; -1 when it is not enumerated.
+  int64_t variable = -1;
+  /// (dim, variable) of every enumerated variable the site may depend on:
+  /// those enumerated outside every `ppl::Markov`, those of its Markov
+  /// window, and its own. Dims recycle along a Markov chain, so the
+  /// variable a dim holds is read here, per site.
+  std::vector<std::pair<int64_t, int64_t>> visible;
+
+  /// True when the site ran under enumeration.
+  bool active() const { return first_dim != 0; }
+  /// True when the site's value is its enumerated support.
+  bool enumerated() const { return variable >= 0; }
+  /// The variable held by `dim` at this site, or -1.
+  int64_t variable_at(int64_t d) const {
+    for (const auto& [vd, v] : visible)
+      if (vd == d) return v;
+    return -1;
+  }
 };
 
 /// A site in flight through the handlers (Pyro's `msg`).
@@ -58,6 +95,7 @@ struct Message {
   SampleOptions options;
   SourceLocation location;
   bool stop = false;                  ///< set by `block`: outer handlers never see it
+  Enumeration enumeration;            ///< set by the enumeration handler
   // param sites
   torch::Tensor init;
   constraints::Constraint constraint;  ///< of the parameter (ppl::constraints::real by default)

@@ -27,6 +27,7 @@ struct Site {
   torch::Tensor mask;              ///< undefined for none
   SampleOptions options;
   SourceLocation location;
+  Enumeration enumeration;         ///< its enumeration dim and the variables it may depend on
 
   /// log p(value), summed over event dimensions, masked and scaled: shape is
   /// the batch shape. Computed on first use and kept. Zeros for param and

@@ -14,6 +14,7 @@ class Bernoulli : public DistributionBase<Bernoulli> {
   explicit Bernoulli(Logits l);
   std::string_view type_name() const override { return "Bernoulli"; }
   bool has_rsample() const override { return false; }
+  bool has_enumerate_support() const override { return true; }
   Constraint support() const override;
   torch::Tensor mean() const override;
   torch::Tensor variance() const override;
@@ -30,6 +31,7 @@ class Bernoulli : public DistributionBase<Bernoulli> {
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
   void check_params(const CheckContext& ctx) const override;
+  torch::Tensor support_values() const override;
 
  private:
   BinarySuccess success_;

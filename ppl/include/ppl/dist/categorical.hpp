@@ -14,6 +14,7 @@ class Categorical : public DistributionBase<Categorical> {
   explicit Categorical(Logits l);
   std::string_view type_name() const override { return "Categorical"; }
   bool has_rsample() const override { return false; }
+  bool has_enumerate_support() const override { return true; }
   Constraint support() const override;
   /// Normalised probabilities [..., K].
   torch::Tensor probs() const;
@@ -29,6 +30,7 @@ class Categorical : public DistributionBase<Categorical> {
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
   void check_params(const CheckContext& ctx) const override;
+  torch::Tensor support_values() const override;
 
  private:
   bool logits_ = false;

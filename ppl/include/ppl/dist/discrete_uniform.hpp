@@ -11,6 +11,7 @@ class DiscreteUniform : public DistributionBase<DiscreteUniform> {
   DiscreteUniform(Arg low, Arg high);
   std::string_view type_name() const override { return "DiscreteUniform"; }
   bool has_rsample() const override { return false; }
+  bool has_enumerate_support() const override { return true; }
   Constraint support() const override;
   torch::Tensor mean() const override;
   torch::Tensor variance() const override;
@@ -22,6 +23,7 @@ class DiscreteUniform : public DistributionBase<DiscreteUniform> {
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
   void check_params(const CheckContext& ctx) const override;
+  torch::Tensor support_values() const override;
 };
 
 }  // namespace ppl::dist

@@ -86,6 +86,20 @@ class Distribution {
   /// Number of dimensions that `to_event` moved into the event.
   int64_t event_dims() const { return event_dims_; }
 
+  /// True for the families whose support is finite and can be listed by
+  /// `enumerate_support` (Bernoulli, Categorical, OneHotCategorical,
+  /// DiscreteUniform, Binomial).
+  virtual bool has_enumerate_support() const { return false; }
+  /// Every value of the support along a new leading dimension of size n:
+  /// shape [n] + [1] * batch rank + event shape, or with `expand` [n] +
+  /// batch shape + event shape (Pyro's `enumerate_support`). Every batch
+  /// element must have the same support. Throws ArgumentError for a family
+  /// whose support is not finite, for event dimensions added by `to_event`
+  /// (their support would be a cartesian product), and for a batch whose
+  /// elements have different supports (Binomial counts, DiscreteUniform
+  /// bounds).
+  torch::Tensor enumerate_support(bool expand = false) const;
+
   /// A draw of shape `shape(sample_shape)`, with no gradient.
   torch::Tensor sample(c10::IntArrayRef sample_shape = {}) const;
   /// A reparameterised draw (gradients flow to the parameters). Throws
@@ -170,6 +184,9 @@ class Distribution {
   virtual void check_params(const CheckContext& ctx) const = 0;
   /// Extra JSON options (temperature flags and the like).
   virtual void options_to_json(nlohmann::json& j) const;
+  /// The support of one base draw, [n] + base_event_shape, for the families
+  /// with `has_enumerate_support`; the base throws ArgumentError.
+  virtual torch::Tensor support_values() const;
   /// Hook for subclasses that cache per-sample state (straight-through).
   virtual torch::Tensor log_density_of(const torch::Tensor& value) const { return log_density(value); }
 

@@ -15,6 +15,7 @@ class OneHotCategorical : public DistributionBase<OneHotCategorical> {
   explicit OneHotCategorical(Logits l);
   std::string_view type_name() const override { return "OneHotCategorical"; }
   bool has_rsample() const override { return false; }
+  bool has_enumerate_support() const override { return true; }
   Constraint support() const override;
   torch::Tensor mean() const override;
   torch::Tensor variance() const override;
@@ -31,6 +32,7 @@ class OneHotCategorical : public DistributionBase<OneHotCategorical> {
   torch::Tensor draw(c10::IntArrayRef sizes) const override;
   torch::Tensor log_density(const torch::Tensor& value) const override;
   void check_params(const CheckContext& ctx) const override;
+  torch::Tensor support_values() const override;
 
  private:
   bool logits_ = false;

@@ -58,7 +58,8 @@ struct LatentSite {
 };
 
 /// The latent sites of `prototype`, a trace of the model: every sample site
-/// that is not observed, with its initial value. Throws ArgumentError naming
+/// that is neither observed nor marked `.enumerate` (those are summed out),
+/// with its initial value. Throws ArgumentError naming
 /// the guide and the site for a discrete support (autoguides cover
 /// continuous latents), a subsampled plate, or an init value of the wrong
 /// shape or outside the support.
