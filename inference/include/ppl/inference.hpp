@@ -1,6 +1,6 @@
 #pragma once
 /// The inference layer: ELBO and IWAE objectives, importance sampling, SVI,
-/// autoguides and Predictive.
+/// autoguides, Predictive and MCMC (NUTS, HMC).
 ///   #include <ppl/inference.hpp>
 #include <ppl/ppl.hpp>
 #include <ppl/infer/autoguide/auto_delta.hpp>
@@ -10,6 +10,7 @@
 #include <ppl/infer/checkpoint.hpp>
 #include <ppl/infer/elbo.hpp>
 #include <ppl/infer/importance.hpp>
+#include <ppl/infer/mcmc.hpp>
 #include <ppl/infer/optim.hpp>
 #include <ppl/infer/predictive.hpp>
 #include <ppl/infer/svi.hpp>
