@@ -81,6 +81,15 @@ int64_t latent_dim(const std::vector<LatentSite>& sites) {
   return d;
 }
 
+std::pair<torch::Tensor, torch::Tensor> constrain_site(const LatentSite& site, const torch::Tensor& x) {
+  if (site.real) return {x, torch::Tensor()};
+  const auto y = site.transform->forward(x);
+  auto ladj = site.transform->log_abs_det_jacobian(x, y);
+  const auto keep = x.dim() - static_cast<int64_t>(site.unconstrained_shape.size()) + site.batch_rank;
+  while (ladj.dim() > keep) ladj = ladj.sum(-1);
+  return {y, ladj};
+}
+
 std::vector<std::pair<torch::Tensor, torch::Tensor>> constrain(const std::vector<LatentSite>& sites,
                                                                const torch::Tensor& u) {
   std::vector<std::pair<torch::Tensor, torch::Tensor>> out;
@@ -89,17 +98,8 @@ std::vector<std::pair<torch::Tensor, torch::Tensor>> constrain(const std::vector
   for (const auto& s : sites) {
     auto shape = u.sizes().slice(0, u.dim() - 1).vec();
     shape.insert(shape.end(), s.unconstrained_shape.begin(), s.unconstrained_shape.end());
-    const auto x = u.narrow(-1, at, s.numel()).reshape(shape);
+    out.push_back(constrain_site(s, u.narrow(-1, at, s.numel()).reshape(shape)));
     at += s.numel();
-    if (s.real) {
-      out.emplace_back(x, torch::Tensor());
-      continue;
-    }
-    const auto y = s.transform->forward(x);
-    auto ladj = s.transform->log_abs_det_jacobian(x, y);
-    const auto keep = static_cast<int64_t>(u.dim() - 1) + s.batch_rank;
-    while (ladj.dim() > keep) ladj = ladj.sum(-1);
-    out.emplace_back(y, ladj);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The potential energy of a model's continuous latents (see potential.hpp).
 #include <ppl/infer/mcmc/potential.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,31 +53,43 @@ ModelPotential::ModelPotential(ModelRunner runner, std::vector<LatentSite> sites
 double ModelPotential::operator()(const std::vector<double>& q, std::vector<double>& grad) {
   PPL_ASSERT(static_cast<int64_t>(q.size()) == dim_);
   torch::AutoGradMode grad_mode(true);
-  auto u = torch::tensor(q, torch::kDouble).requires_grad_(true);
+  // One leaf per site (not slices of one vector): fewer autograd nodes.
+  std::vector<torch::Tensor> leaves;
+  leaves.reserve(sites_.size());
   ValueMap values;
-  torch::Tensor log_det;
-  const auto constrained = constrain(sites_, u);
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    const auto& [value, ladj] = constrained[i];
-    values[sites_[i].name] = value.to(sites_[i].options.dtype());
-    if (ladj.defined()) log_det = log_det.defined() ? log_det + ladj.sum() : ladj.sum();
+  torch::Tensor log_density;
+  const double* at = q.data();
+  for (const auto& site : sites_) {
+    auto leaf = torch::empty(site.unconstrained_shape, torch::kDouble);
+    std::copy(at, at + site.numel(), leaf.data_ptr<double>());
+    at += site.numel();
+    leaf.requires_grad_(true);
+    auto [value, ladj] = constrain_site(site, leaf);
+    if (ladj.defined()) log_density = log_density.defined() ? log_density + ladj.sum() : ladj.sum();
+    values[site.name] = value.scalar_type() == site.options.dtype() ? value : value.to(site.options.dtype());
+    leaves.push_back(std::move(leaf));
   }
-  auto log_density = log_joint(runner_(values)).to(torch::kDouble);
-  if (log_det.defined()) log_density = log_density + log_det;
+  auto joint = log_joint(runner_(values));
+  if (joint.scalar_type() != torch::kDouble) joint = joint.to(torch::kDouble);
+  log_density = log_density.defined() ? log_density + joint : joint;
   const double value = -log_density.item<double>();
   if (!std::isfinite(value)) return std::numeric_limits<double>::infinity();
-  const auto g = torch::autograd::grad({log_density}, {u}, {}, /*retain_graph=*/false, /*create_graph=*/false,
-                                       /*allow_unused=*/true)[0];
+  const auto grads = torch::autograd::grad({log_density}, leaves, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                           /*allow_unused=*/true);
   grad.resize(static_cast<size_t>(dim_));
-  if (!g.defined()) {
-    std::fill(grad.begin(), grad.end(), 0.0);
-    return value;
-  }
-  const auto gd = g.to(torch::kDouble).contiguous();
-  const auto* gp = gd.data_ptr<double>();
-  for (int64_t i = 0; i < dim_; ++i) {
-    grad[static_cast<size_t>(i)] = -gp[i];
-    if (!std::isfinite(gp[i])) return std::numeric_limits<double>::infinity();
+  auto out = grad.begin();
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    const auto n = sites_[i].numel();
+    if (!grads[i].defined()) {
+      out = std::fill_n(out, n, 0.0);
+      continue;
+    }
+    const auto g = grads[i].contiguous();
+    const auto* gp = g.data_ptr<double>();
+    for (int64_t k = 0; k < n; ++k, ++out) {
+      if (!std::isfinite(gp[k])) return std::numeric_limits<double>::infinity();
+      *out = -gp[k];
+    }
   }
   return value;
 }

@@ -58,6 +58,12 @@ std::vector<LatentSite> latent_sites(const Trace& prototype, const LatentSiteOpt
 /// D, the number of unconstrained coordinates of all `sites`.
 int64_t latent_dim(const std::vector<LatentSite>& sites);
 
+/// One site's value from its unconstrained coordinates x [..., unconstrained
+/// shape], with log |det dy/dx| summed to the site's batch shape (leading
+/// dimensions of x kept); undefined for a real site, whose transform is the
+/// identity.
+std::pair<torch::Tensor, torch::Tensor> constrain_site(const LatentSite& site, const torch::Tensor& x);
+
 /// Every site's value from u [..., D] (the sites' unconstrained coordinates
 /// concatenated in order, after any leading batch dimensions), with
 /// log |det dy/du| of its transform summed to the site's batch shape
