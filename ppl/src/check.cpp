@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <ppl/core/check.hpp>
+#include <ppl/core/validation_scope.hpp>
 #include <ppl/core/errors.hpp>
 #include <ppl/core/random.hpp>
 
@@ -45,10 +46,17 @@ std::string CheckContext::suffix() const {
 
 namespace {
 std::atomic<bool> g_validation{true};
-}
+/// -1: follow g_validation; 0 or 1: a ValidationScope on this thread decides.
+thread_local int t_validation = -1;
+}  // namespace
 
 void set_validation(bool enabled) noexcept { g_validation.store(enabled, std::memory_order_relaxed); }
-bool validation_enabled() noexcept { return g_validation.load(std::memory_order_relaxed); }
+bool validation_enabled() noexcept {
+  return t_validation >= 0 ? t_validation == 1 : g_validation.load(std::memory_order_relaxed);
+}
+
+ValidationScope::ValidationScope(bool enabled) noexcept : previous_(t_validation) { t_validation = enabled ? 1 : 0; }
+ValidationScope::~ValidationScope() { t_validation = previous_; }
 
 std::string shape_string(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 

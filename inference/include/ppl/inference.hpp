@@ -1,6 +1,6 @@
 #pragma once
 /// The inference layer: ELBO and IWAE objectives, importance sampling, SVI,
-/// autoguides, Predictive and enumeration.
+/// autoguides, Predictive, enumeration and MCMC (NUTS, HMC).
 ///   #include <ppl/inference.hpp>
 #include <ppl/ppl.hpp>
 #include <ppl/infer/autoguide/auto_delta.hpp>
@@ -11,6 +11,7 @@
 #include <ppl/infer/elbo.hpp>
 #include <ppl/infer/enum/infer_discrete.hpp>
 #include <ppl/infer/importance.hpp>
+#include <ppl/infer/mcmc.hpp>
 #include <ppl/infer/optim.hpp>
 #include <ppl/infer/predictive.hpp>
 #include <ppl/infer/svi.hpp>

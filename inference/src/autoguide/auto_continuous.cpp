@@ -9,12 +9,7 @@
 
 namespace ppl::infer {
 
-int64_t AutoContinuous::latent_dim() const {
-  if (!built()) return 0;
-  int64_t d = 0;
-  for (const auto& s : latent_sites()) d += s.numel();
-  return d;
-}
+int64_t AutoContinuous::latent_dim() const { return built() ? infer::latent_dim(latent_sites()) : 0; }
 
 void AutoContinuous::on_build() {
   if (latent_dim() == 0) throw ArgumentError(fmt::format("{}: the model has no continuous latent site", name()));
@@ -27,20 +22,9 @@ torch::Tensor AutoContinuous::initial_loc() const {
 }
 
 std::vector<std::pair<torch::Tensor, torch::Tensor>> AutoContinuous::unpack(const torch::Tensor& u) const {
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> out;
-  int64_t at = 0;
-  for (const auto& s : latent_sites()) {
-    auto shape = u.sizes().slice(0, u.dim() - 1).vec();
-    shape.insert(shape.end(), s.unconstrained_shape.begin(), s.unconstrained_shape.end());
-    const auto x = u.narrow(-1, at, s.numel()).reshape(shape);
-    at += s.numel();
-    const auto y = s.transform->forward(x);
-    // Minus log|det dy/dx|, summed to the site's batch shape.
-    auto ladj = s.transform->log_abs_det_jacobian(x, y);
-    const auto keep = static_cast<int64_t>(u.dim() - 1) + s.batch_rank;
-    while (ladj.dim() > keep) ladj = ladj.sum(-1);
-    out.emplace_back(y, -ladj);
-  }
+  auto out = constrain(latent_sites(), u);
+  for (auto& [value, ladj] : out)
+    if (ladj.defined()) ladj = -ladj;
   return out;
 }
 

@@ -1,4 +1,4 @@
-// The prototype run shared by the autoguides: latent sites, plates, initial values.
+// What the autoguides share: the prototype run, plates, Delta sites, the guide object.
 #include <ppl/infer/autoguide/autoguide.hpp>
 
 #include <fmt/format.h>
@@ -8,71 +8,20 @@
 #include <ppl/core/check.hpp>
 #include <ppl/core/sites.hpp>
 #include <ppl/dist/delta.hpp>
-#include <ppl/transforms/biject_to.hpp>
 
 namespace ppl::infer {
 
 namespace autoguide {
 
-int64_t LatentSite::numel() const {
-  int64_t n = 1;
-  for (auto d : unconstrained_shape) n *= d;
-  return n;
-}
-
-namespace {
-/// The prior median of `site`'s distribution, per element, from 15 draws.
-torch::Tensor prior_median(const Site& site) {
-  torch::NoGradGuard no_grad;
-  return std::get<0>(site.dist->sample({15}).median(0));
-}
-}  // namespace
-
 std::vector<LatentSite> latent_sites(const Trace& prototype, const AutoGuideOptions& options, std::string_view guide) {
-  std::vector<LatentSite> out;
-  for (const auto& s : prototype) {
-    // Sites marked for enumeration are summed out (Elbo({.enumerate = true})), not guided.
-    if (s.kind != SiteKind::sample || s.observed || s.options.enumerate) continue;
-    const auto where = [&] { return fmt::format("{}: site \"{}\"{}", guide, s.name, s.location.short_string().empty() ? "" : " (" + s.location.short_string() + ")"); };
-    for (const auto& f : s.plates)
-      if (f.subsample_size != f.size)
-        throw ArgumentError(fmt::format("{} lies in plate \"{}\", which is subsampled ({} of {}); autoguides need the "
-                                        "whole plate (write a guide that indexes its parameters by the plate's indices)",
-                                        where(), f.name, f.subsample_size, f.size));
-    const auto support = s.dist->support();
-    if (support.is_discrete())
-      throw ArgumentError(fmt::format("{} has the discrete support {}; autoguides cover continuous latents (sum it out "
-                                      "with enumeration, or write a guide site for it)",
-                                      where(), support.to_string()));
-    LatentSite site;
-    site.name = s.name;
-    site.shape = s.value.sizes().vec();
-    site.batch_rank = static_cast<int64_t>(s.dist->batch_shape().size());
-    site.transform = transforms::biject_to(support);
-    site.real = support.kind() == constraints::Constraint::Kind::real;
-    site.unconstrained_shape = site.transform->inverse_shape(site.shape);
-    site.plates = s.plates;
-    site.options = s.value.options().requires_grad(false);
-    torch::Tensor value;
-    if (auto it = options.init_values.find(s.name); it != options.init_values.end()) {
-      value = it->second.to(site.options);
-      if (value.sizes() != s.value.sizes())
-        throw ArgumentError(fmt::format("{}: init value has shape {}, but the site's values have shape {}", where(),
-                                        shape_string(value.sizes()), shape_string(s.value.sizes())));
-      if (!support.check(value).all().item<bool>())
-        throw ArgumentError(fmt::format("{}: init value lies outside the support ({})", where(), support.describe()));
-    } else {
-      // An elementwise median stays in an elementwise support; a vector or
-      // matrix one (simplex, Cholesky factors) keeps the prototype's draw.
-      value = support.event_rank() == 0 ? prior_median(s) : s.value.detach();
-    }
-    {
-      torch::NoGradGuard no_grad;
-      site.init = site.transform->inverse(value.detach()).clone();
-    }
-    out.push_back(std::move(site));
-  }
-  return out;
+  return infer::latent_sites(
+      prototype, {.who = guide,
+                  .discrete_hint = "autoguides cover continuous latents (sum it out with enumeration, or write a guide "
+                                   "site for it)",
+                  .subsample_hint = "autoguides need the whole plate (write a guide that indexes its parameters by "
+                                    "the plate's indices)",
+                  .init_values = &options.init_values,
+                  .skip_enumerated = true});
 }
 
 namespace {

@@ -27,7 +27,8 @@ class AutoContinuous : public AutoGuide {
   virtual std::pair<torch::Tensor, torch::Tensor> marginals() const = 0;
   /// Every site's initial unconstrained value, concatenated: [D].
   torch::Tensor initial_loc() const;
-  /// Each site's constrained value from u [..., D], with minus the log-det.
+  /// Each site's constrained value from u [..., D], with minus the log-det
+  /// (undefined for a real site: zero).
   std::vector<std::pair<torch::Tensor, torch::Tensor>> unpack(const torch::Tensor& u) const;
 };
 

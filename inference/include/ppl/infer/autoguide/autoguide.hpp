@@ -14,7 +14,7 @@
 
 #include <ppl/core/handlers.hpp>
 #include <ppl/core/trace.hpp>
-#include <ppl/transforms/transform.hpp>
+#include <ppl/infer/latent_sites.hpp>
 
 namespace ppl::infer {
 
@@ -41,25 +41,11 @@ struct AutoGuideOptions {
 
 namespace autoguide {
 
-/// One latent site of the model, as the prototype run saw it.
-struct LatentSite {
-  std::string name;
-  std::vector<int64_t> shape;                ///< the value's shape: batch + event
-  int64_t batch_rank = 0;                    ///< leading dimensions of `shape` that are batch
-  std::vector<int64_t> unconstrained_shape;  ///< transform->inverse_shape(shape)
-  std::shared_ptr<const transforms::Transform> transform;  ///< biject_to(support)
-  bool real = false;                         ///< support is the real line (no transform needed)
-  std::vector<PlateFrame> plates;            ///< outermost first
-  torch::Tensor init;                        ///< initial value, unconstrained
-  torch::TensorOptions options;              ///< dtype and device of the value
+/// One latent site of the model (ppl/infer/latent_sites.hpp).
+using infer::LatentSite;
 
-  /// Number of unconstrained coordinates.
-  int64_t numel() const;
-};
-
-/// The latent sites of `prototype`, a trace of the model: every sample site
-/// that is neither observed nor marked `.enumerate` (those are summed out),
-/// with its initial value. Throws ArgumentError naming
+/// `infer::latent_sites` with the autoguides' messages, leaving out the sites
+/// marked `.enumerate` (summed out by Elbo({.enumerate = true})): ArgumentError naming
 /// the guide and the site for a discrete support (autoguides cover
 /// continuous latents), a subsampled plate, or an init value of the wrong
 /// shape or outside the support.
