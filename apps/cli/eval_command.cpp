@@ -2,7 +2,8 @@
 // a trained run's samples (S-Acc with its failure counts, D-Steps),
 // `ppl eval scenes --real`: the same judge on real and deliberately broken
 // scenes, to validate it without a run, and `ppl eval boxes RUN`: the
-// average precision of GNM's inferred boxes (Table 4).
+// average precision of the boxes a program infers (GNM, SPACE, GENESIS;
+// Table 4).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -367,15 +368,16 @@ struct EvalBoxesArgs {
 };
 
 
-/// RUN (a GNM trained on a scene set): AP of its inferred boxes against the
-/// generator's boxes on the test scenes, and a PNG of both.
+/// RUN (a program that infers objects, trained on a scene set): AP of its
+/// inferred boxes against the generator's boxes on the test scenes, and a
+/// PNG of both.
 void evaluate_boxes(const EvalBoxesArgs& a) {
   if (a.n < 1) throw UsageError(fmt::format("eval boxes: --n is {}, but must be at least 1", a.n));
   auto run = open_run(a.run, a.device);
-  auto* program = dynamic_cast<gnm::Gnm*>(run.program.get());
-  if (!program)
-    throw UsageError(fmt::format("eval boxes: run {} holds a \"{}\" program, but boxes come from GNM's structure map "
-                                 "(program \"gnm\")", a.run, run.program->name()));
+  auto* program = run.program.get();
+  if (!program->infers_objects())
+    throw UsageError(fmt::format("eval boxes: run {} holds a \"{}\" program, which infers no object boxes (gnm, "
+                                 "space and genesis do)", a.run, program->name()));
   const auto& name = run.train.data;
   const auto scenes = load_scenes(name, "test", a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
                                   program->image_size());
@@ -387,7 +389,7 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
   for (int64_t i = 0; i < images.size(0); i += 50) {
     const auto count = std::min<int64_t>(50, images.size(0) - i);
     const auto x = images.narrow(0, i, count).to(run.device);
-    const auto inferred = gnm::gnm_objects(*program, x);
+    const auto inferred = program->infer_objects(x);
     detections.insert(detections.end(), inferred.boxes.begin(), inferred.boxes.end());
     const std::vector<rd::Scene> batch(scenes.begin() + i, scenes.begin() + i + count);
     auto what = gnm::gnm_what_features(inferred, batch);
@@ -555,8 +557,8 @@ RegisterCommand reg{"eval", [](CLI::App& app) {
     }
   });
   auto b = std::make_shared<EvalBoxesArgs>();
-  auto* bx = cmd->add_subcommand("boxes", "Average precision of GNM's inferred boxes on the test scenes (Table 4)");
-  bx->add_option("run", b->run, "run directory of a GNM trained on a scene set")->required();
+  auto* bx = cmd->add_subcommand("boxes", "Average precision of the inferred boxes (GNM, SPACE, GENESIS) on the test scenes (Table 4)");
+  bx->add_option("run", b->run, "run directory of a GNM, SPACE or GENESIS trained on a scene set")->required();
   bx->add_option("--n", b->n, "number of test scenes")->capture_default_str();
   bx->add_option("--device", b->device, "cpu or cuda (default: the run's)");
   bx->add_option("--data-dir", b->data_dir, "data root");

@@ -8,7 +8,9 @@
 #include <ppl/programs/dood/dood.hpp>
 #include <ppl/programs/gnm/convdraw.hpp>
 #include <ppl/programs/gnm/gnm.hpp>
+#include <ppl/programs/genesis/genesis.hpp>
 #include <ppl/programs/gnm/vae.hpp>
+#include <ppl/programs/space/space.hpp>
 
 namespace ppl::programs {
 
@@ -34,6 +36,17 @@ const std::vector<ProgramInfo>& registry() {
        [] { return options_to_json(gnm::VaeOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
          return std::make_unique<gnm::Vae>(options_from_json<gnm::VaeOptions>(j, gnm::VaeOptions::defaults()));
+       }},
+      {"genesis", "GENESIS (Engelcke et al. 2020), GNM's baseline: K components, masks by stick-breaking from an autoregressive prior over z_m, a component VAE z_c each, pixel-wise mixture; GECO or the ELBO",
+       [] { return options_to_json(genesis::GenesisOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<genesis::Genesis>(
+             options_from_json<genesis::GenesisOptions>(j, genesis::GenesisOptions::defaults()));
+       }},
+      {"space", "SPACE (Lin et al. 2020), GNM's baseline: an S x S grid of z_pres / z_where / z_depth / z_what with independent priors, rendered as GNM's, over a background of K GENESIS components",
+       [] { return options_to_json(space::SpaceOptions::defaults()); },
+       [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
+         return std::make_unique<space::Space>(options_from_json<space::SpaceOptions>(j, space::SpaceOptions::defaults()));
        }},
       {"dood", "DooD (Liang et al. 2022): strokes drawn one at a time, on/off o / layout l / Bezier stroke s, rendered and composited",
        [] { return options_to_json(dood::DoodOptions::defaults()); },

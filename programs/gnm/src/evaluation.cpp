@@ -684,46 +684,12 @@ double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detecti
 }
 
 namespace {
-/// q(z_s | x) for images x, checked against the program's image size.
-StructureParams guide_structure(Gnm& program, const torch::Tensor& x) {
-  const auto& o = program.gnm_options();
-  if (x.dim() != 4 || x.size(1) != 1 || x.size(2) != o.image_size || x.size(3) != o.image_size)
-    throw std::invalid_argument(fmt::format("gnm_boxes: images are [{}], but must be [B, 1, {}, {}]",
-                                            fmt::join(x.sizes(), ", "), o.image_size, o.image_size));
-  return program.structure_params(program.nets()->encoder->forward(x));
-}
-
 /// A ground-truth box as a ScoredBox of score 1.
 ScoredBox scored(const runtime::data::PixelBox& b) { return {b.x, b.y, b.width, b.height, 1.0}; }
 
-/// The boxes of z_where [b, n, 4] of a batch of b images, scored by `presence` [b, n].
-std::vector<std::vector<ScoredBox>> boxes_of(const Gnm& program, const torch::Tensor& z_where,
-                                             const torch::Tensor& presence, int64_t b) {
-  const auto& o = program.gnm_options();
-  const int64_t n = int64_t{o.num_cells} * o.num_cells;
-  const auto affine = where_to_runtime(z_where, o.num_cells).view({b, n, 6}).to(torch::kDouble).cpu();
-  const auto score = presence.to(torch::kDouble).cpu();
-  const auto a = affine.accessor<double, 3>();
-  const auto sc = score.accessor<double, 2>();
-  const double side = o.image_size;
-  std::vector<std::vector<ScoredBox>> out(static_cast<size_t>(b));
-  for (int64_t i = 0; i < b; ++i)
-    for (int64_t k = 0; k < n; ++k) {
-      // The window covers centre +- scale in [-1, 1] coordinates: a side of scale * image side.
-      const double w = a[i][k][0] * side, h = a[i][k][4] * side;
-      const double cx = (a[i][k][2] + 1) / 2 * side, cy = (a[i][k][5] + 1) / 2 * side;
-      out[static_cast<size_t>(i)].push_back({cx - w / 2, cy - h / 2, w, h, sc[i][k]});
-    }
-  return out;
-}
 }  // namespace
 
-GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  const auto p = guide_structure(program, x);
-  return {boxes_of(program, p.where_loc, torch::sigmoid(p.pres_logits), x.size(0)),
-          p.what_loc.detach().to(torch::kFloat32).cpu()};
-}
+GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x) { return program.infer_objects(x); }
 
 std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const StructureLatents& z) {
   const auto& o = program.gnm_options();
@@ -731,7 +697,7 @@ std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const Struc
   if (!z.z_where.defined() || !z.z_pres.defined() || z.z_where.dim() != 3 || z.z_where.size(1) != n ||
       z.z_where.size(2) != 4 || z.z_pres.sizes() != z.z_where.sizes().slice(0, 2))
     throw std::invalid_argument(fmt::format("latent_boxes: z_where must be [B, {}, 4] and z_pres [B, {}]", n, n));
-  const auto all = boxes_of(program, z.z_where.detach(), z.z_pres.detach(), z.z_where.size(0));
+  const auto all = structure_boxes(z.z_where, z.z_pres, o.num_cells, o.image_size);
   std::vector<std::vector<ScoredBox>> out;
   for (const auto& image : all) {
     out.emplace_back();

@@ -7,15 +7,13 @@
 #include <fmt/format.h>
 
 #include <ppl/core/reflect.hpp>
-#include <ppl/runtime/stn.hpp>
+#include <ppl/programs/structure_map.hpp>
 
 namespace ppl::programs::gnm {
 namespace d = ppl::dist;
 namespace nn = torch::nn;
 
 namespace {
-// Table 7 (object patch decoder, 1 x 1 to 64 x 64): kernel, channels, upscale.
-const std::vector<ConvRow> kGlimpseDecoder = {{3, 128, 2}, {3, 64, 2}, {3, 32, 2}, {3, 16, 2}, {3, 8, 2}, {3, 4, 2}};
 // Table 8 (background decoder, 1 x 1 to 128 x 128).
 const std::vector<ConvRow> kBackgroundDecoder = {{1, 128, 4}, {1, 64, 2}, {1, 32, 4}, {1, 16, 2}, {1, 8, 2}, {3, 4, 1}};
 
@@ -35,14 +33,6 @@ int64_t global_size(const GnmOptions& o) {
   // StructDRAW: z_g = CAT[z_g/l]; the Gaussian ablation gets the same total size.
   if (o.global_prior == "gaussian" || o.mlp_interaction) return int64_t{o.draw_steps} * o.z_global_size;
   return int64_t{o.draw_steps} * o.z_global_size * o.num_cells * o.num_cells;
-}
-
-nn::Sequential structure_head(int64_t in, int64_t out) {
-  // StackConv([128, 128, out]) with 1 x 1 kernels: per cell, as SPACE's heads.
-  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, 128, 1)), nn::GroupNorm(nn::GroupNormOptions(1, 128)),
-                        nn::CELU(), nn::Conv2d(nn::Conv2dOptions(128, 128, 1)),
-                        nn::GroupNorm(nn::GroupNormOptions(1, 128)), nn::CELU(),
-                        nn::Conv2d(nn::Conv2dOptions(128, out, 1)));
 }
 
 void require(bool ok, const std::string& message) {
@@ -93,27 +83,6 @@ GnmOptions GnmOptions::defaults() {
   return o;
 }
 
-double linear_schedule(int64_t step, int64_t begin, int64_t finish, double start, double end) {
-  if (step <= begin) return finish <= begin && step >= finish ? end : start;
-  if (step >= finish) return end;
-  return start + (end - start) * static_cast<double>(step - begin) / static_cast<double>(finish - begin);
-}
-
-torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells) {
-  const int64_t b = z_where.size(0), n = z_where.size(1);
-  auto idx = torch::arange(n, z_where.options());
-  auto col = torch::remainder(idx, static_cast<double>(cells)), row = torch::floor(idx / static_cast<double>(cells));
-  auto cx = -1.0 + (2.0 * col + 1.0) / static_cast<double>(cells);
-  auto cy = -1.0 + (2.0 * row + 1.0) / static_cast<double>(cells);
-  const double cell = 2.0 / static_cast<double>(cells);
-  auto sx = torch::sigmoid(z_where.select(2, 0)).clamp_min(1e-3);
-  auto sy = torch::sigmoid(z_where.select(2, 1)).clamp_min(1e-3);
-  auto tx = cx + cell * torch::tanh(z_where.select(2, 2));
-  auto ty = cy + cell * torch::tanh(z_where.select(2, 3));
-  auto zero = torch::zeros_like(sx);
-  return torch::stack({sx, zero, tx, zero, sy, ty}, 2).reshape({b * n, 6});
-}
-
 GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
   const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
   encoder = register_module("encoder", image_encoder(o.image_size, s, c));
@@ -124,12 +93,11 @@ GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
     g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
     g_dec = register_module("g_dec", mlp(g, {512, 1024, flat}));
   }
-  head = register_module("head", structure_head(c, head_channels(o)));
+  head = register_module("head", cell_head(c, head_channels(o)));
   // Two output channels (appearance, mask) for Algorithm 2; one for the sum.
   const int64_t patch_channels = o.composition == "overlap" ? 2 : 1;
-  glimpse_dec = register_module(
-      "glimpse_dec", subpixel_stack(o.z_what_size, fit_strides(kGlimpseDecoder, o.glimpse_size, "GNM glimpse decoder"),
-                                    patch_channels, "celu"));
+  glimpse_dec = register_module("glimpse_dec",
+                                glimpse_decoder(o.z_what_size, o.glimpse_size, patch_channels, "GNM glimpse decoder"));
   if (o.composition != "overlap") return;
   bg_enc = register_module("bg_enc", mlp(flat, {512, 256, 2 * int64_t{o.z_bg_size}}));
   bg_prior = register_module("bg_prior", mlp(global_size(o), {128, 64, 2 * int64_t{o.z_bg_size}}));
@@ -241,30 +209,16 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
 }
 
 torch::Tensor Gnm::render(const StructureLatents& z) {
-  const int64_t b = z.z_what.size(0), n = z.z_what.size(1), h = options_.image_size;
+  const int64_t b = z.z_what.size(0), n = z.z_what.size(1), h = options_.image_size, s = options_.num_cells;
   auto patch = torch::sigmoid(nets_->glimpse_dec->forward(z.z_what.reshape({b * n, -1, 1, 1})));
-  if (!has_background()) {
-    // The authors' MNIST renderer: present objects summed on a black canvas.
-    auto placed = ppl::runtime::stn_place(patch, where_to_runtime(z.z_where, options_.num_cells), h, h)
-                      .view({b, n, 1, h, h});
-    return (placed * z.z_pres.view({b, n, 1, 1, 1})).sum(1);
-  }
+  // The authors' MNIST renderer: present objects summed on a black canvas.
+  if (!has_background()) return sum_objects(patch, z.z_pres, z.z_where, s, h);
   auto appearance = patch.narrow(1, 0, 1);
   // Curriculum (Appendix C): the mask fills the box at a fixed value.
   auto mask = curriculum_ ? torch::full_like(appearance, options_.mask_curriculum_value) : patch.narrow(1, 1, 1);
-  auto placed = ppl::runtime::stn_place(torch::cat({appearance, mask}, 1),
-                                        where_to_runtime(z.z_where, options_.num_cells), h, h)
-                    .view({b, n, 2, h, h});
-  auto x_i = placed.narrow(2, 0, 1);
-  auto pres = z.z_pres.view({b, n, 1, 1, 1});
-  auto m_i = placed.narrow(2, 1, 1) * pres;
-  // Responsibilities: mask * presence * sigmoid(-depth), normalised over objects.
-  auto gamma = m_i * torch::sigmoid(-z.z_depth).view({b, n, 1, 1, 1});
-  gamma = gamma / (gamma.sum(1, true) + 1e-8);
-  auto colour = (gamma * x_i).sum(1);
-  auto m = m_i.sum(1).clamp_max(1.0);
+  auto fg = composite_objects(torch::cat({appearance, mask}, 1), z.z_pres, z.z_where, z.z_depth, s, h);
   auto background = torch::sigmoid(nets_->bg_dec->forward(z.z_b.view({b, -1, 1, 1})));
-  return m * colour + (1 - m) * background;
+  return fg.alpha * fg.colour + (1 - fg.alpha) * background;
 }
 
 torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
@@ -386,6 +340,17 @@ torch::Tensor Gnm::step_canvases(const Trace& model_trace) {
 torch::Tensor Gnm::infer_counts(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   return (structure_params(nets_->encoder->forward(x)).pres_logits > 0).sum(1);
+}
+
+InferredObjects Gnm::infer_objects(const torch::Tensor& x) {
+  const auto& o = options_;
+  if (x.dim() != 4 || x.size(1) != 1 || x.size(2) != o.image_size || x.size(3) != o.image_size)
+    throw std::invalid_argument(fmt::format("gnm_boxes: images are [{}], but must be [B, 1, {}, {}]",
+                                            fmt::join(x.sizes(), ", "), o.image_size, o.image_size));
+  torch::NoGradGuard no_grad;
+  const auto p = structure_params(nets_->encoder->forward(x));
+  return {structure_boxes(p.where_loc, torch::sigmoid(p.pres_logits), o.num_cells, o.image_size),
+          p.what_loc.detach().to(torch::kFloat32).cpu()};
 }
 
 nlohmann::json Gnm::evaluate(const torch::Tensor& x, const torch::Tensor& counts) {

@@ -1,4 +1,4 @@
-// Networks shared by GNM, ConvDRAW and the VAE baseline.
+// The ConvLSTM cell and the DRAW core of GNM and ConvDRAW.
 #include <ppl/programs/gnm/layers.hpp>
 
 #include <fmt/format.h>
@@ -22,79 +22,6 @@ std::tuple<torch::Tensor, torch::Tensor> ConvLSTMCellImpl::forward(const torch::
   auto c_next = torch::sigmoid(g[1]) * c + torch::sigmoid(g[0]) * torch::tanh(g[2]);
   auto h_next = torch::sigmoid(g[3]) * torch::tanh(c_next);
   return {h_next, c_next};
-}
-
-std::vector<ConvRow> fit_strides(std::vector<ConvRow> rows, int64_t ratio, const std::string& what) {
-  auto product = [&] {
-    int64_t p = 1;
-    for (const auto& r : rows) p *= r.stride;
-    return p;
-  };
-  for (auto it = rows.rbegin(); it != rows.rend() && product() > ratio; ++it)
-    if (it->stride == 2) it->stride = 1;
-  if (product() != ratio)
-    throw ArgumentError(fmt::format("{}: cannot scale by {} with the rows of its table (at most {}, powers of two)",
-                                    what, ratio, product()));
-  return rows;
-}
-
-torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> rows, int64_t out_channels,
-                                     const std::string& activation) {
-  nn::Sequential seq;
-  int64_t in = in_channels;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const bool last = i + 1 == rows.size();
-    const int64_t ch = last ? out_channels : rows[i].channels;
-    const int64_t u = rows[i].stride;
-    seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, ch * u * u, rows[i].kernel).padding(rows[i].kernel / 2)));
-    if (u > 1) seq->push_back(nn::PixelShuffle(nn::PixelShuffleOptions(u)));
-    if (!last) {
-      seq->push_back(nn::GroupNorm(nn::GroupNormOptions(1, ch)));  // layer norm over (C, H, W)
-      if (activation == "relu") seq->push_back(nn::ReLU());
-      else seq->push_back(nn::CELU());
-    }
-    in = ch;
-  }
-  return seq;
-}
-
-torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels) {
-  // Table 6 (128 x 128 to 4 x 4): kernel, channels, stride.
-  static const std::vector<ConvRow> table = {{4, 16, 2}, {3, 16, 1},  {4, 32, 2},  {3, 32, 1}, {4, 64, 2},
-                                             {3, 64, 1}, {4, 128, 2}, {3, 128, 1}, {4, 128, 2}};
-  int64_t k = 0;
-  while ((cells << k) < image_size) ++k;
-  if ((cells << k) != image_size || k < 1 || k > 5)
-    throw ArgumentError(fmt::format("image encoder: image_size {} must be num_cells {} times 2, 4, 8, 16 or 32",
-                                    image_size, cells));
-  nn::Sequential seq;
-  int64_t in = 1;
-  const size_t first = table.size() - static_cast<size_t>(2 * k - 1);
-  for (size_t i = first; i < table.size(); ++i) {
-    const bool last = i + 1 == table.size();
-    const auto& r = table[i];
-    const int64_t ch = last ? channels : r.channels;
-    seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, ch, r.kernel).stride(r.stride).padding(1)));
-    if (!last) {
-      seq->push_back(nn::GroupNorm(nn::GroupNormOptions(1, ch)));
-      seq->push_back(nn::CELU());
-    }
-    in = ch;
-  }
-  return seq;
-}
-
-torch::nn::Sequential mlp(int64_t in, const std::vector<int64_t>& sizes) {
-  nn::Sequential seq;
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    seq->push_back(nn::Linear(in, sizes[i]));
-    if (i + 1 < sizes.size()) {
-      seq->push_back(nn::CELU());
-      seq->push_back(nn::LayerNorm(nn::LayerNormOptions({sizes[i]})));
-    }
-    in = sizes[i];
-  }
-  return seq;
 }
 
 namespace {
@@ -172,7 +99,5 @@ DrawResult run_draw(DrawCore& core, const std::string& site, int64_t steps, int6
   result.f = f;
   return result;
 }
-
-torch::Tensor positive_scale(const torch::Tensor& raw) { return torch::softplus(raw) + 1e-4; }
 
 }  // namespace ppl::programs::gnm

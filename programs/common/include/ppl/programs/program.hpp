@@ -11,6 +11,7 @@
 
 #include <ppl/infer/elbo.hpp>
 #include <ppl/ppl.hpp>
+#include <ppl/programs/objects.hpp>
 
 namespace ppl::programs {
 
@@ -84,6 +85,16 @@ class ImageProgram {
   /// Program-specific evaluation on a labelled batch (e.g. count accuracy);
   /// `labels` may be undefined. Returns named figures.
   virtual nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) { return nlohmann::json::object(); }
+
+  /// Evaluation only: whether infer_objects gives the boxes of the objects
+  /// the program finds (`ppl eval boxes`).
+  virtual bool infers_objects() const { return false; }
+  /// Evaluation only: the objects inferred in images x [B, 1, H, W], one box
+  /// and feature row per object slot (InferredObjects). Programs without
+  /// object slots throw ArgumentError naming themselves.
+  virtual InferredObjects infer_objects(const torch::Tensor& x) {
+    throw ArgumentError("program \"" + name() + "\" infers no object boxes");
+  }
 
   /// Evaluation only: whether the likelihood has a learnt per-pixel scale
   /// that `set_likelihood_scale` can replace.

@@ -235,11 +235,8 @@ Discriminability discriminability_steps(const torch::Tensor& real, const torch::
 // ---------------------------------------------------------------------------
 // Boxes and average precision (Table 4)
 
-/// An axis-aligned box in pixels (x across, y down) with a detection score.
-struct ScoredBox {
-  double x = 0, y = 0, width = 0, height = 0;  ///< top-left corner and size
-  double score = 1;
-};
+/// Boxes are the programs' common ScoredBox (<ppl/programs/objects.hpp>).
+using ppl::programs::ScoredBox;
 
 /// Intersection over union of two boxes (0 when either is empty).
 double box_iou(const ScoredBox& a, const ScoredBox& b);
@@ -264,10 +261,8 @@ double average_precision_coco(const std::vector<std::vector<ScoredBox>>& detecti
 /// pass of the encoder: for every cell of the structure map, the box of the
 /// mean of q(z_where | x) (where_to_runtime in pixels) scored by
 /// q(z_pres = 1 | x), and the mean of q(z_what | x).
-struct GnmObjects {
-  std::vector<std::vector<ScoredBox>> boxes;  ///< [B][S * S]; the score ranks them for average_precision
-  torch::Tensor what;                         ///< [B, S * S, z_what_size] float, on the CPU
-};
+/// (Gnm::infer_objects; the boxes [B][S * S], the rows [B, S * S, z_what_size].)
+using GnmObjects = InferredObjects;
 GnmObjects gnm_objects(Gnm& program, const torch::Tensor& x);
 
 /// The boxes of structure latents z (e.g. of Gnm::sample_structured): for
@@ -304,7 +299,8 @@ struct WhatFeatures {
   torch::Tensor labels;    ///< [M] int64
   int64_t objects = 0;     ///< ground-truth objects seen (M of them matched)
 };
-/// `objects` are gnm_objects of the images of `scenes` (same order). Throws
+/// `objects` are gnm_objects (or any program's infer_objects) of the images
+/// of `scenes` (same order). Throws
 /// std::invalid_argument when their numbers differ.
 WhatFeatures gnm_what_features(const GnmObjects& objects, const std::vector<runtime::data::Scene>& scenes,
                                double iou = 0.5);

@@ -49,6 +49,7 @@
 #include <ppl/dist/normal.hpp>
 #include <ppl/programs/gnm/layers.hpp>
 #include <ppl/programs/program.hpp>
+#include <ppl/programs/structure_map.hpp>
 
 namespace ppl::programs::gnm {
 
@@ -98,16 +99,10 @@ struct GnmOptions {
   static GnmOptions defaults();
 };
 
-/// A value moving linearly from `start` (at step `begin` and before) to
-/// `end` (at step `finish` and after).
-double linear_schedule(int64_t step, int64_t begin, int64_t finish, double start, double end);
-
-/// The runtime affine z_where [B * S*S, 6] (a, b, tx, c, d, ty) of GNM's
-/// z_where [B, S*S, 4] on an S x S grid: a = sigmoid(z0), d = sigmoid(z1),
-/// b = c = 0, (tx, ty) = centre of cell (i, j) + (2 / S) tanh(z2, z3), the
-/// centre of cell (i, j) being (-1 + (2 j + 1) / S, -1 + (2 i + 1) / S)
-/// for the cell n = i S + j.
-torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells);
+// The schedule and the structure map's placement, shared with SPACE
+// (<ppl/programs/layers.hpp>, <ppl/programs/structure_map.hpp>).
+using ppl::programs::linear_schedule;
+using ppl::programs::where_to_runtime;
 
 /// The distribution parameters of the structure map from a feature map, the
 /// output of the shared head q(z_s | f_x) = p(z_s | f), per cell n = i S + j.
@@ -181,6 +176,12 @@ class Gnm : public ImageProgram {
   /// against the true object counts (when given).
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& counts) override;
   void to(const torch::Device& device) override { nets_->to(device); }
+  bool infers_objects() const override { return true; }
+  /// Per cell of the structure map, the box of the mean of q(z_where | x)
+  /// (where_to_runtime in pixels) scored by q(z_pres = 1 | x), and the mean
+  /// of q(z_what | x) as its feature row, from one pass of the encoder.
+  /// Throws std::invalid_argument for images of another shape.
+  InferredObjects infer_objects(const torch::Tensor& x) override;
 
   /// The mean image, [B, 1, H, W]: Algorithm 2 ("overlap") or the sum of
   /// the present objects ("additive", z.z_b unused and may be undefined).

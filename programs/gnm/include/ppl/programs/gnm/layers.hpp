@@ -1,15 +1,25 @@
 #pragma once
 /// Networks shared by GNM and its baselines (seed 003, Appendix D, Tables 6-11):
-/// the convolutional LSTM cell, sub-pixel decoder stacks, the image encoder,
-/// MLPs with layer normalisation, and the DRAW core that StructDRAW and
-/// ConvDRAW have in common (Algorithm 1).
+/// the convolutional LSTM cell and the DRAW core that StructDRAW and ConvDRAW
+/// have in common (Algorithm 1). The networks the whole family shares (the
+/// sub-pixel decoders, the image encoder, MLPs) are in
+/// <ppl/programs/layers.hpp>; they are named here too.
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include <ppl/programs/layers.hpp>
+
 namespace ppl::programs::gnm {
+
+using ppl::programs::ConvRow;
+using ppl::programs::fit_strides;
+using ppl::programs::image_encoder;
+using ppl::programs::mlp;
+using ppl::programs::positive_scale;
+using ppl::programs::subpixel_stack;
 
 /// A convolutional LSTM cell (Shi et al. 2015): the gates are one convolution
 /// of [x, h] with `kernel` x `kernel` filters (zero padding keeps the size),
@@ -26,34 +36,6 @@ struct ConvLSTMCellImpl : torch::nn::Module {
   torch::nn::Conv2d conv{nullptr};
 };
 TORCH_MODULE(ConvLSTMCell);
-
-/// One row of Tables 6-11: a (sub-pixel) convolution with `kernel` x `kernel`
-/// filters, `channels` outputs and `stride` (for a sub-pixel row, the upscale
-/// factor: a convolution to channels * stride^2 followed by a pixel shuffle).
-struct ConvRow {
-  int64_t kernel, channels, stride;
-};
-
-/// The factors of `rows` fitted to an overall factor `ratio` (a power of
-/// two): the last factors of 2 become 1 until the product is `ratio`. The
-/// paper's tables are for 128 x 128 images; this adapts them to smaller ones.
-/// Throws ppl::ArgumentError when no such fit exists.
-std::vector<ConvRow> fit_strides(std::vector<ConvRow> rows, int64_t ratio, const std::string& what);
-
-/// A sub-pixel decoder (Shi et al. 2016): each row is conv -> pixel shuffle,
-/// followed by layer normalisation and `activation` ("relu" or "celu")
-/// except the last, whose channels are replaced by `out_channels`.
-torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> rows, int64_t out_channels,
-                                     const std::string& activation);
-
-/// The image encoder of Table 6 for `image_size` x `image_size` grayscale
-/// images down to a `cells` x `cells` map of `channels` features: the last
-/// 2k - 1 rows of the table with k = log2(image_size / cells) stride-2 rows.
-torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels);
-
-/// An MLP with `sizes` outputs per layer; hidden layers are followed by
-/// CELU and layer normalisation (Table 9's note), the output layer by nothing.
-torch::nn::Sequential mlp(int64_t in, const std::vector<int64_t>& sizes);
 
 /// The networks of a DRAW core over `cells` x `cells` maps of `channels`
 /// features (Algorithm 1): the encoder and decoder ConvLSTMs (`kernel` x
@@ -102,8 +84,5 @@ struct DrawResult {
 /// d_l = MLP^g_dec(z_l), and f_l = f_l-1 + CNN_out(h_dec,l).
 DrawResult run_draw(DrawCore& core, const std::string& site, int64_t steps, int64_t batch,
                     const torch::TensorOptions& options, const torch::Tensor& fx);
-
-/// The scale of a Normal from an unconstrained output: softplus(raw) + 1e-4.
-torch::Tensor positive_scale(const torch::Tensor& raw);
 
 }  // namespace ppl::programs::gnm

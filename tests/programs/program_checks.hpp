@@ -1,0 +1,77 @@
+// Checks every image program should pass, shared by the program tests.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <ppl/inference.hpp>
+#include <ppl/programs/program.hpp>
+
+namespace ppl::test {
+
+/// Guide then model replayed on it; checks that both visit the same latent
+/// sites with equal values and finite log-densities, and returns the traces.
+inline std::pair<ppl::Trace, ppl::Trace> check_same_sites(ppl::programs::ImageProgram& program,
+                                                          const torch::Tensor& x) {
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto q = ppl::trace(ppl::handlers::seed(guide, 5), x);
+  auto p = ppl::trace(ppl::handlers::replay(model, q), x);
+  std::vector<std::string> guide_latents, model_latents;
+  for (const auto& s : q)
+    if (s.kind == ppl::SiteKind::sample) guide_latents.push_back(s.name);
+  for (const auto& s : p)
+    if (s.kind == ppl::SiteKind::sample && !s.observed) model_latents.push_back(s.name);
+  std::sort(guide_latents.begin(), guide_latents.end());
+  std::sort(model_latents.begin(), model_latents.end());
+  CHECK(guide_latents == model_latents);
+  for (const auto& name : guide_latents) {
+    INFO(name);
+    CHECK(torch::equal(p.site(name).value, q.site(name).value));
+    CHECK(p.site(name).log_prob().isfinite().all().item<bool>());
+    CHECK(q.site(name).log_prob().isfinite().all().item<bool>());
+    CHECK(q.site(name).reparameterised);
+  }
+  REQUIRE(p.contains("x"));
+  CHECK(p.site("x").observed);
+  return {q, p};
+}
+
+/// A copy of every parameter of the store, by name.
+inline std::vector<std::pair<std::string, torch::Tensor>> snapshot_params() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& name : ppl::param_store().names())
+    out.emplace_back(name, ppl::param_store().at(name).detach().clone());
+  return out;
+}
+
+/// One SVI step of `program` on x (Adam, lr 1e-3): checks that the loss is
+/// finite, that no parameter became NaN and that some trained parameter
+/// moved; returns the loss.
+inline double check_one_step(ppl::programs::ImageProgram& program, const torch::Tensor& x) {
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  ppl::infer::Svi svi(model, guide, ppl::infer::Elbo(program.elbo_options()), ppl::infer::Adam(1e-3));
+  program.set_step(1);
+  // The first step creates the parameters; the second is the one checked.
+  svi.step(x);
+  const auto before = snapshot_params();
+  program.set_step(2);
+  const double loss = svi.step(x);
+  CHECK(std::isfinite(loss));
+  int64_t moved = 0;
+  for (const auto& [name, old] : before) {
+    const auto now = ppl::param_store().at(name);
+    INFO(name);
+    CHECK_FALSE(now.isnan().any().item<bool>());
+    moved += !torch::equal(now.detach(), old);
+  }
+  CHECK(moved > 0);
+  return loss;
+}
+
+}  // namespace ppl::test
