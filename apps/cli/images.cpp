@@ -19,9 +19,8 @@ namespace {
 constexpr int64_t kSceneTrain = 20000, kSceneTest = 2000;
 
 std::optional<rd::SceneKind> scene_kind(const std::string& name) {
-  const std::string n = name == "multi-mnist" ? "multi-mnist-2" : name;
   try {
-    return rd::parse_scene_kind(n);
+    return rd::parse_scene_kind(name);
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -57,7 +56,9 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
                                    int64_t limit, int64_t scene_size, const std::string& flag) {
   const auto kind = scene_kind(name);
   if (!kind)
-    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
+    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, multi-mnist-overlap, multi-mnist-3, mnist-4, "
+                                 "mnist-10, mnist-4-10)",
+                                 name));
   const auto split = rd::parse_split(split_name);
   // Each split is a fixed set of scenes, so that every command (and `trace
   // --index`) reads the same ones; a request past its end is refused before
