@@ -74,6 +74,28 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
   return gen.scenes(0, limit > 0 ? limit : size);
 }
 
+std::optional<rd::SceneGenerator> training_scene_stream(const std::string& name, const std::string& data_dir,
+                                                        int64_t scene_size, uint64_t seed) {
+  const auto kind = scene_kind(name);
+  if (!kind) return std::nullopt;
+  const auto digits = read_stored("mnist", "train", data_dir, rd::LoadOptions{}.with_size(0));
+  return rd::SceneGenerator(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(1 + seed * 1000003).with_size(scene_size));
+}
+
+ImageData scene_batch(const rd::SceneGenerator& stream, int64_t first, int64_t n) {
+  ImageData out;
+  out.name = rd::to_string(stream.options().kind);
+  std::vector<torch::Tensor> images;
+  std::vector<int64_t> counts;
+  for (const auto& s : stream.scenes(first, n)) {
+    images.push_back(s.image);
+    counts.push_back(static_cast<int64_t>(s.objects.size()));
+  }
+  out.images = torch::stack(images).unsqueeze(1).to(torch::kFloat);
+  out.labels = torch::tensor(counts, torch::kLong);
+  return out;
+}
+
 int64_t scene_split_size(const std::string& split) {
   // "all" reads the test scenes, as it always has.
   return rd::parse_split(split) == rd::Split::train ? kSceneTrain : kSceneTest;
