@@ -127,7 +127,7 @@ ppl::cli::RegisterCommand reg{"data", [](CLI::App& app) {
   gr->callback([opts] { grid(*opts); });
 
   auto* gen = cmd->add_subcommand("generate", "Generate a seeded scene dataset: PNG images plus scenes.json");
-  gen->add_option("kind", opts->kind, "multi-mnist-2, multi-mnist-3, mnist-4, mnist-10 or mnist-4-10")->required();
+  gen->add_option("kind", opts->kind, "multi-mnist, multi-mnist-overlap, multi-mnist-3, mnist-4, mnist-10 or mnist-4-10")->required();
   gen->add_option("--n", opts->count, "number of scenes")->capture_default_str();
   gen->add_option("--out", opts->out, "output folder")->required();
   gen->add_option("--seed", opts->seed, "random seed")->capture_default_str();

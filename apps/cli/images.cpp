@@ -19,9 +19,8 @@ namespace {
 constexpr int64_t kSceneTrain = 20000, kSceneTest = 2000;
 
 std::optional<rd::SceneKind> scene_kind(const std::string& name) {
-  const std::string n = name == "multi-mnist" ? "multi-mnist-2" : name;
   try {
-    return rd::parse_scene_kind(n);
+    return rd::parse_scene_kind(name);
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -57,7 +56,9 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
                                    int64_t limit, int64_t scene_size, const std::string& flag) {
   const auto kind = scene_kind(name);
   if (!kind)
-    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, mnist-4, mnist-10, mnist-4-10)", name));
+    throw UsageError(fmt::format("{} is not a scene data set (multi-mnist, multi-mnist-overlap, multi-mnist-3, mnist-4, "
+                                 "mnist-10, mnist-4-10)",
+                                 name));
   const auto split = rd::parse_split(split_name);
   // Each split is a fixed set of scenes, so that every command (and `trace
   // --index`) reads the same ones; a request past its end is refused before
@@ -71,6 +72,28 @@ std::vector<rd::Scene> load_scenes(const std::string& name, const std::string& s
   const auto seed = split == rd::Split::train ? 1 : 2;
   rd::SceneGenerator gen(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(seed).with_size(scene_size));
   return gen.scenes(0, limit > 0 ? limit : size);
+}
+
+std::optional<rd::SceneGenerator> training_scene_stream(const std::string& name, const std::string& data_dir,
+                                                        int64_t scene_size, uint64_t seed) {
+  const auto kind = scene_kind(name);
+  if (!kind) return std::nullopt;
+  const auto digits = read_stored("mnist", "train", data_dir, rd::LoadOptions{}.with_size(0));
+  return rd::SceneGenerator(digits, rd::SceneOptions{}.with_kind(*kind).with_seed(1 + seed * 1000003).with_size(scene_size));
+}
+
+ImageData scene_batch(const rd::SceneGenerator& stream, int64_t first, int64_t n) {
+  ImageData out;
+  out.name = rd::to_string(stream.options().kind);
+  std::vector<torch::Tensor> images;
+  std::vector<int64_t> counts;
+  for (const auto& s : stream.scenes(first, n)) {
+    images.push_back(s.image);
+    counts.push_back(static_cast<int64_t>(s.objects.size()));
+  }
+  out.images = torch::stack(images).unsqueeze(1).to(torch::kFloat);
+  out.labels = torch::tensor(counts, torch::kLong);
+  return out;
 }
 
 int64_t scene_split_size(const std::string& split) {

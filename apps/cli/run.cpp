@@ -78,7 +78,8 @@ Run open_run(const std::filesystem::path& dir, const std::string& device_overrid
                                  dir.string(), dir.string()));
   const auto config_path = dir / "config.json", checkpoint = dir / "checkpoint.bin";
   if (!fs::exists(config_path) || !fs::exists(checkpoint))
-    throw UsageError(fmt::format("{} is not a finished or checkpointed run (config.json and checkpoint.bin expected)",
+    throw UsageError(fmt::format("{} is not a finished or checkpointed run or a model folder (config.json and "
+                                 "checkpoint.bin expected)",
                                  dir.string()));
   Run run;
   run.dir = dir;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -55,6 +56,17 @@ ImageData load_image_at(const std::string& command, const std::string& name, con
 std::vector<runtime::data::Scene> load_scenes(const std::string& name, const std::string& split,
                                               const std::string& data_dir, int64_t limit, int64_t scene_size = 0,
                                               const std::string& flag = "--n");
+
+/// The endless training stream of the scene data set `name`: scene i of a
+/// SceneGenerator over the MNIST training digits with a seed that follows
+/// from the run's `seed`, drawn when asked for (no fixed pool); nullopt when
+/// `name` is not a scene set. Throws UsageError for missing digits.
+std::optional<runtime::data::SceneGenerator> training_scene_stream(const std::string& name, const std::string& data_dir,
+                                                                   int64_t scene_size, uint64_t seed);
+
+/// Scenes first..first+n-1 of `stream` as images [n, 1, H, W] with their
+/// object counts as labels.
+ImageData scene_batch(const runtime::data::SceneGenerator& stream, int64_t first, int64_t n);
 
 /// The scenes in split "train" (20,000) or "test" (2,000; "all" reads the
 /// test scenes) of every scene data set.

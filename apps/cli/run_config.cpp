@@ -16,7 +16,8 @@ namespace ppl::cli {
 
 nlohmann::json train_options_to_json(const TrainOptions& t) {
   return {{"data", t.data},         {"steps", t.steps},           {"batch_size", t.batch_size},
-          {"checkpoint_every", t.checkpoint_every}, {"eval_every", t.eval_every}, {"n_train", t.n_train},
+          {"checkpoint_every", t.checkpoint_every}, {"checkpoint_minutes", t.checkpoint_minutes},
+          {"eval_every", t.eval_every}, {"n_train", t.n_train},
           {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
           {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
           {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"},
@@ -29,6 +30,8 @@ void check_train_options(const TrainOptions& t, const std::function<std::string(
   };
   if (t.steps < 1) fail("steps", t.steps, "at least 1");
   if (t.checkpoint_every < 1) fail("checkpoint_every", t.checkpoint_every, "at least 1");
+  if (!(t.checkpoint_minutes >= 0 && std::isfinite(t.checkpoint_minutes)))
+    fail("checkpoint_minutes", t.checkpoint_minutes, "a finite number of minutes of at least 0 (0: off)");
   if (t.batch_size < 0) fail("batch_size", t.batch_size, "at least 0 (0: the program's batch size)");
   if (t.n_train < 0) fail("n_train", t.n_train, "at least 0 (0: every image)");
   if (t.eval_every < 0) fail("eval_every", t.eval_every, "at least 0 (0: no evaluations)");
@@ -70,6 +73,7 @@ TrainOptions train_options_from_json(const nlohmann::json& train, const std::fil
   field("steps", t.steps, true);
   field("batch_size", t.batch_size, true);
   field("checkpoint_every", t.checkpoint_every, true);
+  field("checkpoint_minutes", t.checkpoint_minutes, false);
   field("eval_every", t.eval_every, true);
   field("n_train", t.n_train, true);
   field("seed", t.seed, true);

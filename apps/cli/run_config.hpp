@@ -18,6 +18,7 @@ struct TrainOptions {
   int64_t steps = 1000;
   int64_t batch_size = 0;  ///< 0: the program's own
   int64_t checkpoint_every = 500;
+  double checkpoint_minutes = 0;  ///< also a checkpoint when this many minutes passed since the last; 0: off
   int64_t eval_every = 500;
   int64_t n_train = 0;     ///< 0: all training images
   uint64_t seed = 0;
@@ -45,7 +46,7 @@ nlohmann::json train_options_to_json(const TrainOptions& t);
 TrainOptions train_options_from_json(const nlohmann::json& train, const std::filesystem::path& config_path);
 
 /// Range checks of training options (steps and checkpoint interval at least
-/// 1, counts at least 0, the schedule's values in range); `name(key)` says
+/// 1, checkpoint minutes finite and at least 0, counts at least 0, the schedule's values in range); `name(key)` says
 /// in messages where the value came from, given its config key ("steps" ->
 /// "--steps" for a command line). Throws UsageError.
 void check_train_options(const TrainOptions& t, const std::function<std::string(std::string_view key)>& name);

@@ -97,7 +97,8 @@ uint64_t step_seed(uint64_t seed, int64_t step) { return seed * 1000003 + static
 uint64_t evaluation_seed(uint64_t seed, int64_t step) { return step_seed(seed, step) + 0x9E3779B97F4A7C15ull; }
 
 /// The training settings of a resumed run: the stored ones, with --steps
-/// (extends the run; never shortens it), --eval-every, --checkpoint-every, --data-dir and
+/// (extends the run; never shortens it), --eval-every, --checkpoint-every,
+/// --checkpoint-minutes, --data-dir and
 /// --device taken from the command line when given. A flag that would
 /// change what the run computes (its data, batches, seed or schedule) is a
 /// UsageError naming it, unless it repeats the stored value.
@@ -144,6 +145,7 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   // Settings that change neither the batches nor the draws.
   if (!args.given.count("--eval-every")) t.eval_every = stored.eval_every;
   if (!args.given.count("--checkpoint-every")) t.checkpoint_every = stored.checkpoint_every;
+  if (!args.given.count("--checkpoint-minutes")) t.checkpoint_minutes = stored.checkpoint_minutes;
   if (!args.given.count("--data-dir")) t.data_dir = stored.data_dir;
   if (!args.given.count("--device")) t.device = stored.device;
   t.steps = args.given.count("--steps") ? std::max(given.steps, stored.steps) : stored.steps;
@@ -295,13 +297,20 @@ void train(const TrainArgs& args) {
   program->to(device);
   const int64_t batch = t.batch_size > 0 ? t.batch_size : program->batch_size();
 
-  auto data = load_image_data(t.data, "train", t.data_dir, t.n_train, program->image_size(), "--n-train");
+  // A scene set without --n-train is an endless seeded stream: step s takes
+  // the scenes (s - 1) * global_batch onwards, drawn when needed. Otherwise
+  // the images are loaded once and shuffled per epoch.
+  const int64_t global_batch = batch * world;
+  const auto stream = t.n_train == 0 ? training_scene_stream(t.data, t.data_dir, program->image_size(), t.seed)
+                                     : std::nullopt;
+  ImageData data = stream ? scene_batch(*stream, 0, 1)
+                          : load_image_data(t.data, "train", t.data_dir, t.n_train, program->image_size(), "--n-train");
   if (data.images.size(-1) != program->image_size() || data.images.size(-2) != program->image_size())
     throw UsageError(fmt::format("train: {} has {}x{} images but the program expects {}x{}; set image_size in --config",
                                  t.data, data.images.size(-2), data.images.size(-1), program->image_size(),
                                  program->image_size()));
-  const int64_t n = data.images.size(0), global_batch = batch * world;
-  if (n < global_batch)
+  const int64_t n = data.images.size(0);
+  if (!stream && n < global_batch)
     throw UsageError(fmt::format("train: {} has {} images, fewer than the batch size {}{}", t.data, n, global_batch,
                                  world > 1 ? fmt::format(" ({} on each of {} ranks)", batch, world) : ""));
   ImageData test;
@@ -327,6 +336,7 @@ void train(const TrainArgs& args) {
   if (group) svi.distribute(group);
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
+  bool released = false;  // a released model (`ppl export`): weights without optimiser state
   if (args.resume) {  // every rank runs the same command line
     // Rank 0 reads the checkpoint and sends it: every rank starts from its state.
     std::string bytes;
@@ -339,12 +349,18 @@ void train(const TrainArgs& args) {
       std::istringstream in(bytes);
       const auto archive = read_archive(in, bytes.size(), checkpoint.string());
       svi.set_steps(infer::load_checkpoint(archive, checkpoint.string(), svi.elbo(), svi.optimiser()));
+      released = archive.metadata.contains("released");
     } catch (const Error& e) {
       throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}", dir.string(), e.what()));
     }
     bind_checkpoint(*program, device, param_store().names(), checkpoint);
     start = svi.steps();
-    if (lead)
+    if (lead && released)
+      std::fprintf(stderr,
+                   "train: %s holds a released model (weights without optimiser state): continuing its weights at "
+                   "step %lld with a fresh Adam state, so the steps from here differ from the original run's\n",
+                   dir.string().c_str(), static_cast<long long>(start));
+    else if (lead)
       std::fprintf(stderr, "train: resuming %s at step %lld%s\n", dir.string().c_str(), static_cast<long long>(start),
                    world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
   }
@@ -365,10 +381,20 @@ void train(const TrainArgs& args) {
     for (const auto& j : kept_metrics(metrics_path, start))
       if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
   }
+  auto last_checkpoint = std::chrono::steady_clock::now();
   auto flush = [&] {
     if (!lead) return;
     append_lines(metrics_path, pending_metrics);
     infer::save_checkpoint(checkpoint, svi, identity);
+    last_checkpoint = std::chrono::steady_clock::now();
+  };
+  // A checkpoint is due every checkpoint_every steps, and when
+  // checkpoint_minutes (> 0) have passed since the last one.
+  auto checkpoint_due = [&](int64_t at) {
+    if (at % t.checkpoint_every == 0) return true;
+    return t.checkpoint_minutes > 0 &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() >=
+               t.checkpoint_minutes * 60;
   };
 
   program->set_training(true);
@@ -390,12 +416,17 @@ void train(const TrainArgs& args) {
     // Each step's batch and noise depend only on (seed, step, rank): resuming
     // is exact. The ranks share one permutation of the data per epoch and
     // take consecutive slices of the step's global batch.
-    const int64_t epoch = (step - 1) * global_batch / n;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(t.seed * 7919 + static_cast<uint64_t>(epoch));
-    auto perm = torch::randperm(n, gen, torch::kLong);
-    const int64_t offset = ((step - 1) * global_batch) % n;
-    auto idx = perm.narrow(0, std::min(offset, n - global_batch), global_batch).narrow(0, rank * batch, batch);
-    auto x = data.images.index_select(0, idx).to(device);
+    torch::Tensor x;
+    if (stream) {
+      x = scene_batch(*stream, (step - 1) * global_batch + rank * batch, batch).images.to(device);
+    } else {
+      const int64_t epoch = (step - 1) * global_batch / n;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(t.seed * 7919 + static_cast<uint64_t>(epoch));
+      auto perm = torch::randperm(n, gen, torch::kLong);
+      const int64_t offset = ((step - 1) * global_batch) % n;
+      auto idx = perm.narrow(0, std::min(offset, n - global_batch), global_batch).narrow(0, rank * batch, batch);
+      x = data.images.index_select(0, idx).to(device);
+    }
     double loss;
     {
       random::SeedScope seed(rank_seed(t.seed, step, rank));
@@ -421,7 +452,7 @@ void train(const TrainArgs& args) {
     }
     bar->update(step, scheduled ? fmt::format("loss {:.2f} lr x{:.3g}", smoothed, svi.optimiser().lr_scale())
                                 : fmt::format("loss {:.2f}", smoothed));
-    if (step % t.checkpoint_every == 0) flush();
+    if (checkpoint_due(step)) flush();
   }
   if (!lead) return;
   flush();
@@ -561,6 +592,9 @@ RegisterCommand reg{"train", [](CLI::App& app) {
   cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint");
   cmd->add_option("--batch-size", a->train.batch_size, "batch size (0: the program's)")->capture_default_str();
   cmd->add_option("--checkpoint-every", a->train.checkpoint_every, "steps between checkpoints")->capture_default_str();
+  cmd->add_option("--checkpoint-minutes", a->train.checkpoint_minutes,
+                  "also checkpoint when this many minutes have passed since the last checkpoint (0: off)")
+      ->capture_default_str();
   cmd->add_option("--eval-every", a->train.eval_every, "steps between evaluations (0: never)")->capture_default_str();
   cmd->add_option("--n-train", a->train.n_train, "use only this many training images (0: all)")->capture_default_str();
   cmd->add_option("--seed", a->train.seed, "random seed")->capture_default_str();

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -34,7 +35,19 @@ struct Rng {
     return lo + static_cast<std::int64_t>(next() % static_cast<std::uint64_t>(hi - lo + 1));
   }
   bool coin() { return (next() >> 63) != 0; }
+  /// Uniform in (0, 1): 53 random bits, never 0.
+  double unit() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  /// Standard normal (Box-Muller).
+  double normal() {
+    const double u = unit(), v = unit();
+    return std::sqrt(-2.0 * std::log(u)) * std::cos(2.0 * M_PI * v);
+  }
 };
+
+/// multi-mnist (Pyro's multi_mnist.py): the digit shrink factor's mean and
+/// standard deviation, and the draws of a scene's digits tried before giving up.
+constexpr double kScaleMean = 1.3, kScaleSd = 0.1;
+constexpr int kMaxSceneDraws = 10000;
 
 // Quadrants clockwise from top-left.
 enum Quadrant { kTopLeft = 0, kTopRight = 1, kBottomRight = 2, kBottomLeft = 3 };
@@ -97,7 +110,8 @@ int quadrant_of(double x, double y, double size) {
 
 std::string to_string(SceneKind kind) {
   switch (kind) {
-    case SceneKind::multi_mnist_2: return "multi-mnist-2";
+    case SceneKind::multi_mnist: return "multi-mnist";
+    case SceneKind::multi_mnist_overlap: return "multi-mnist-overlap";
     case SceneKind::multi_mnist_3: return "multi-mnist-3";
     case SceneKind::mnist4: return "mnist-4";
     case SceneKind::mnist10: return "mnist-10";
@@ -114,16 +128,19 @@ SceneKind parse_scene_kind(const std::string& text) {
   auto t = text;
   std::replace(t.begin(), t.end(), '_', '-');
   std::transform(t.begin(), t.end(), t.begin(), ::tolower);
-  for (auto k : {SceneKind::multi_mnist_2, SceneKind::multi_mnist_3, SceneKind::mnist4, SceneKind::mnist10,
-                 SceneKind::mnist4_10})
+  for (auto k : {SceneKind::multi_mnist, SceneKind::multi_mnist_overlap, SceneKind::multi_mnist_3, SceneKind::mnist4,
+                 SceneKind::mnist10, SceneKind::mnist4_10})
     if (t == to_string(k) || squash(t) == squash(to_string(k))) return k;
-  if (t == "multi-mnist") return SceneKind::multi_mnist_2;
-  throw std::invalid_argument(fmt::format(
-      "scene kind is \"{}\", but must be one of multi-mnist-2, multi-mnist-3, mnist-4, mnist-10, mnist-4-10", text));
+  if (t == "multi-mnist-2" || t == "multimnist2") return SceneKind::multi_mnist_overlap;
+  throw std::invalid_argument(fmt::format("scene kind is \"{}\", but must be one of multi-mnist, multi-mnist-overlap, "
+                                          "multi-mnist-3, mnist-4, mnist-10, mnist-4-10",
+                                          text));
 }
 
 std::int64_t default_scene_size(SceneKind kind) {
-  return kind == SceneKind::multi_mnist_2 || kind == SceneKind::multi_mnist_3 ? 50 : 128;
+  return kind == SceneKind::multi_mnist || kind == SceneKind::multi_mnist_overlap || kind == SceneKind::multi_mnist_3
+             ? 50
+             : 128;
 }
 
 void to_json(nlohmann::json& j, const SceneOptions& o) {
@@ -183,9 +200,50 @@ Scene SceneGenerator::scene(std::int64_t index) const {
   if (kind == SceneKind::mnist4_10) kind = rng.coin() ? SceneKind::mnist10 : SceneKind::mnist4;
   s.kind = kind;
   const auto q = size / 2;
-  if (kind == SceneKind::multi_mnist_2 || kind == SceneKind::multi_mnist_3) {
+  if (kind == SceneKind::multi_mnist) {
+    // Pyro's multi_mnist.py: the count first, then the digits, all of them
+    // drawn again while two digits' ink overlaps.
+    const int count = static_cast<int>(rng.uniform(0, 2));
+    struct Drawn {
+      std::int64_t item, x, y, d;
+      double scale;
+      torch::Tensor glyph;
+    };
+    std::vector<Drawn> drawn;
+    for (int attempt = 0;; ++attempt) {
+      if (attempt == kMaxSceneDraws)
+        throw std::runtime_error(fmt::format("SceneGenerator: multi-mnist scene {} found no {} digits without "
+                                             "overlapping ink in {} draws (canvas {} x {})",
+                                             index, count, kMaxSceneDraws, size, size));
+      drawn.clear();
+      auto ink = torch::zeros({size, size}, torch::kBool);
+      bool overlap = false;
+      for (int k = 0; k < count && !overlap; ++k) {
+        const auto item = rng.uniform(0, digits_.size() - 1);
+        const double scale = kScaleMean + kScaleSd * rng.normal();
+        const auto d = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::floor(28.0 * size / 50.0 / scale)), 1,
+                                                size);
+        const auto x = rng.uniform(0, size - d), y = rng.uniform(0, size - d);
+        auto glyph = resize_images(digits_.images[item], d, d).clamp(0.0, 1.0);
+        auto region = ink.narrow(0, y, d).narrow(1, x, d);
+        const auto mine = glyph >= kInkLevel;
+        overlap = (region & mine).any().item<bool>();
+        region.logical_or_(mine);
+        drawn.push_back({item, x, y, d, scale, glyph});
+      }
+      if (!overlap) break;
+    }
+    for (const auto& g : drawn) {
+      s.image.narrow(0, g.y, g.d).narrow(1, g.x, g.d).add_(g.glyph);
+      const auto label = digits_.labels[g.item].item<std::int64_t>();
+      SceneObject o{label, double(g.x), double(g.y), double(g.d), double(g.d), ink_extent(g.glyph, double(g.x), double(g.y))};
+      o.scale = g.scale;
+      s.objects.push_back(o);
+    }
+    s.image.clamp_(0.0, 1.0);
+  } else if (kind == SceneKind::multi_mnist_overlap || kind == SceneKind::multi_mnist_3) {
     const auto d = std::max<std::int64_t>(1, std::llround(28.0 * size / 50.0));
-    const int count = static_cast<int>(rng.uniform(0, kind == SceneKind::multi_mnist_2 ? 2 : 3));
+    const int count = static_cast<int>(rng.uniform(0, kind == SceneKind::multi_mnist_overlap ? 2 : 3));
     for (int k = 0; k < count; ++k) {
       const auto item = rng.uniform(0, digits_.size() - 1);
       const auto x = rng.uniform(0, size - d), y = rng.uniform(0, size - d);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -27,6 +29,19 @@ rd::Dataset synthetic_digits() {
 
 rd::SceneGenerator generator(rd::SceneKind kind, std::int64_t size, std::uint64_t seed) {
   return rd::SceneGenerator(synthetic_digits(), rd::SceneOptions{}.with_kind(kind).with_size(size).with_seed(seed));
+}
+
+/// Digits that are ink everywhere (solid 28 x 28 squares): two of them
+/// overlap in ink exactly when their boxes intersect.
+rd::Dataset solid_digits() {
+  rd::Dataset d;
+  d.images = torch::ones({10, 28, 28});
+  d.labels = torch::arange(10);
+  return d;
+}
+
+bool boxes_meet(const rd::PixelBox& a, const rd::PixelBox& b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 }
 
 int quadrant(const rd::DigitPlacement& p, double size) {
@@ -128,7 +143,8 @@ TEST_CASE("scenes: MNIST-4-10 mixes both kinds", "[runtime][data][scenes]") {
 }
 
 TEST_CASE("scenes: generation is deterministic under a seed", "[runtime][data][scenes]") {
-  for (auto kind : {rd::SceneKind::multi_mnist_2, rd::SceneKind::mnist4, rd::SceneKind::mnist10}) {
+  for (auto kind : {rd::SceneKind::multi_mnist, rd::SceneKind::multi_mnist_overlap, rd::SceneKind::mnist4,
+                    rd::SceneKind::mnist10}) {
     auto a = generator(kind, 0, 11).scene(7), b = generator(kind, 0, 11).scene(7);
     auto c = generator(kind, 0, 12).scene(7);
     CHECK(torch::equal(a.image, b.image));
@@ -141,8 +157,8 @@ TEST_CASE("scenes: generation is deterministic under a seed", "[runtime][data][s
   }
 }
 
-TEST_CASE("scenes: multi-MNIST has 0-2 (0-3) digits inside a 50 x 50 canvas", "[runtime][data][scenes]") {
-  for (auto [kind, most] : {std::pair{rd::SceneKind::multi_mnist_2, 2}, std::pair{rd::SceneKind::multi_mnist_3, 3}}) {
+TEST_CASE("scenes: multi-MNIST-overlap has 0-2 (0-3) digits of 28 x 28 inside a 50 x 50 canvas", "[runtime][data][scenes]") {
+  for (auto [kind, most] : {std::pair{rd::SceneKind::multi_mnist_overlap, 2}, std::pair{rd::SceneKind::multi_mnist_3, 3}}) {
     auto gen = generator(kind, 0, 1);
     CHECK(gen.options().size == 50);
     std::set<std::size_t> counts;
@@ -286,4 +302,76 @@ TEST_CASE("scenes: written as PNG images plus JSON ground truth", "[runtime][dat
   CHECK(back.kind == opts.kind);
   CHECK(back.size == 64);
   CHECK(back.seed == 9);
+}
+
+TEST_CASE("scenes: multi-MNIST counts 0, 1 and 2 digits equally often", "[runtime][data][scenes]") {
+  const int n = 1500;
+  const auto scenes = generator(rd::SceneKind::multi_mnist, 0, 21).scenes(0, n);
+  std::array<int, 3> counts{};
+  for (const auto& s : scenes) {
+    REQUIRE(s.objects.size() <= 2);
+    ++counts[s.objects.size()];
+  }
+  // Each share is binomial(n, 1/3): within 4 standard errors.
+  const double p = 1.0 / 3, se = std::sqrt(p * (1 - p) / n);
+  for (int c = 0; c < 3; ++c) CHECK(std::abs(counts[c] / double(n) - p) < 4 * se);
+}
+
+TEST_CASE("scenes: multi-MNIST digits never overlap in ink, multi-MNIST-overlap's do", "[runtime][data][scenes]") {
+  // With solid digits, ink overlaps exactly where the boxes meet.
+  rd::SceneGenerator gen(solid_digits(), rd::SceneOptions{}.with_kind(rd::SceneKind::multi_mnist).with_seed(4));
+  rd::SceneGenerator old(solid_digits(), rd::SceneOptions{}.with_kind(rd::SceneKind::multi_mnist_overlap).with_seed(4));
+  int pairs = 0, old_overlaps = 0;
+  for (std::int64_t i = 0; i < 300; ++i) {
+    const auto s = gen.scene(i);
+    for (const auto& o : s.objects) {
+      CHECK(o.x >= 0);
+      CHECK(o.y >= 0);
+      CHECK(o.x + o.width <= 50);
+      CHECK(o.y + o.height <= 50);
+    }
+    if (s.objects.size() == 2) {
+      ++pairs;
+      CHECK_FALSE(boxes_meet(s.objects[0].ink(), s.objects[1].ink()));
+      // The canvas holds exactly the two squares' ink.
+      const double area = s.objects[0].width * s.objects[0].height + s.objects[1].width * s.objects[1].height;
+      CHECK(s.image.sum().item<double>() == Approx(area).epsilon(1e-5));
+    }
+    const auto o = old.scene(i);
+    if (o.objects.size() == 2 && boxes_meet(o.objects[0].ink(), o.objects[1].ink())) ++old_overlaps;
+  }
+  CHECK(pairs > 50);
+  CHECK(old_overlaps > 20);  // the rejection is what keeps the new scenes apart
+}
+
+TEST_CASE("scenes: multi-MNIST shrinks digits by a factor from N(1.3, 0.1)", "[runtime][data][scenes]") {
+  // Scenes of one digit: no rejection, so their factors are the prior's draws.
+  const auto scenes = generator(rd::SceneKind::multi_mnist, 0, 8).scenes(0, 1500);
+  std::vector<double> scales;
+  for (const auto& s : scenes) {
+    for (const auto& o : s.objects) {
+      CHECK(o.width == std::floor(28.0 / o.scale));
+      CHECK(o.height == o.width);
+    }
+    if (s.objects.size() == 1) scales.push_back(s.objects[0].scale);
+  }
+  const double n = static_cast<double>(scales.size());
+  REQUIRE(n > 400);
+  double mean = 0, var = 0;
+  for (double v : scales) mean += v / n;
+  for (double v : scales) var += (v - mean) * (v - mean) / (n - 1);
+  // Within 4 standard errors: of the mean sd / sqrt(n), of the sd about sd / sqrt(2 (n - 1)).
+  CHECK(std::abs(mean - 1.3) < 4 * 0.1 / std::sqrt(n));
+  CHECK(std::abs(std::sqrt(var) - 0.1) < 4 * 0.1 / std::sqrt(2 * (n - 1)));
+}
+
+TEST_CASE("scenes: multi-mnist names the published recipe, multi-mnist-2 the overlapping one", "[runtime][data][scenes]") {
+  CHECK(rd::parse_scene_kind("multi-mnist") == rd::SceneKind::multi_mnist);
+  CHECK(rd::parse_scene_kind("multi_mnist_overlap") == rd::SceneKind::multi_mnist_overlap);
+  CHECK(rd::parse_scene_kind("multi-mnist-2") == rd::SceneKind::multi_mnist_overlap);
+  CHECK(rd::to_string(rd::SceneKind::multi_mnist_overlap) == "multi-mnist-overlap");
+  CHECK(rd::default_scene_size(rd::SceneKind::multi_mnist) == 50);
+  const auto opts = rd::SceneOptions{}.with_kind(rd::SceneKind::multi_mnist).with_seed(3);
+  nlohmann::json j = opts;
+  CHECK(j.get<rd::SceneOptions>().kind == rd::SceneKind::multi_mnist);
 }

@@ -2,9 +2,16 @@
 /// Seeded, deterministic multi-object scene generators built from single
 /// digit images, and the checker of the MNIST-4 / MNIST-10 structure rules.
 ///
-/// multi_mnist_2 / multi_mnist_3 (AIR, Eslami et al. 2016): a 50 x 50 canvas
-/// (or `size`) with 0-2 (0-3) digits drawn at their 28 x 28 size (scaled by
-/// size / 50) at uniform positions inside the canvas, overlaps combined by max.
+/// multi_mnist (AIR, Eslami et al. 2016, as Pyro's multi_mnist.py draws it):
+/// a 50 x 50 canvas (or `size`) with 0, 1 or 2 digits (uniformly). Each digit
+/// is shrunk by a factor s ~ N(1.3, 0.1) to floor(28 / s) pixels (scaled by
+/// size / 50), placed uniformly inside the canvas, and added; a draw whose
+/// digits' ink overlaps (a pixel of at least kInkLevel in two digits) is
+/// rejected and the scene's digits drawn again.
+///
+/// multi_mnist_overlap / multi_mnist_3 (this project's first AIR scenes):
+/// 0-2 (0-3) digits drawn at their 28 x 28 size (scaled by size / 50) at
+/// uniform positions inside the canvas, overlaps combined by max.
 ///
 /// MNIST-4 (seed 003, section 4): four quadrants (top-left, top-right,
 /// bottom-right, bottom-left = clockwise from top-left), one digit each. A
@@ -36,12 +43,14 @@
 namespace ppl::runtime::data {
 
 /// The scene datasets.
-enum class SceneKind { multi_mnist_2, multi_mnist_3, mnist4, mnist10, mnist4_10 };
+enum class SceneKind { multi_mnist, multi_mnist_overlap, multi_mnist_3, mnist4, mnist10, mnist4_10 };
 
-/// "multi-mnist-2", "multi-mnist-3", "mnist-4", "mnist-10", "mnist-4-10".
+/// "multi-mnist", "multi-mnist-overlap", "multi-mnist-3", "mnist-4", "mnist-10",
+/// "mnist-4-10".
 std::string to_string(SceneKind kind);
 
-/// Parses the names of to_string (also with '_' for '-'). Throws
+/// Parses the names of to_string (also with '_' for '-'; "multi-mnist-2", the
+/// earlier name of multi-mnist-overlap, is read as that). Throws
 /// std::invalid_argument listing the known names otherwise.
 SceneKind parse_scene_kind(const std::string& text);
 
@@ -60,6 +69,9 @@ struct SceneObject {
   /// The tight box of the glyph's ink (pixels of at least kInkLevel) inside
   /// that square; a width of 0 means unknown, and ink() falls back to the square.
   PixelBox ink_box;
+  /// The factor the 28 x 28 digit was shrunk by (multi-mnist: s ~ N(1.3, 0.1);
+  /// 1 for the kinds that draw digits at a fixed size).
+  double scale = 1;
   double cx() const { return x + width / 2; }   ///< box centre, x
   double cy() const { return y + height / 2; }  ///< box centre, y
   /// The square the glyph was drawn into, as a PixelBox.
