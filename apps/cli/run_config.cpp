@@ -20,7 +20,7 @@ nlohmann::json train_options_to_json(const TrainOptions& t) {
           {"eval_every", t.eval_every}, {"n_train", t.n_train},
           {"seed", t.seed},         {"device", t.device},         {"data_dir", t.data_dir},
           {"lr_decay", t.lr_decay}, {"lr_plateau", t.lr_plateau},   {"lr_factor", t.lr_factor},
-          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"},
+          {"lr_threshold", t.lr_threshold}, {"min_lr", t.min_lr}, {"n_train_subset", "spread"}, {"multi_mnist_recipe", "air"},
           {"world_size", t.world_size}, {"backend", t.backend}};
 }
 

@@ -120,6 +120,14 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
                "train: warning: the run in {0} took its --n-train {1} images as the first {1} of {2}'s training "
                "split; from this resume on it trains on {1} images spread over the split\n",
                dir.string(), t.n_train, t.data);
+  // Runs written before multi-mnist followed AIR's published recipe (they
+  // have no multi_mnist_recipe) trained on full-size digits that overlap,
+  // the scenes now called multi-mnist-overlap.
+  if (t.data == "multi-mnist" && !stored_json.contains("multi_mnist_recipe"))
+    fmt::print(stderr,
+               "train: warning: the run in {} trained on multi-mnist's earlier scenes (full-size digits that may "
+               "overlap, now multi-mnist-overlap); from this resume on it trains on the published recipe's scenes\n",
+               dir.string());
   t.seed = stored.seed;
   t.lr_decay = stored.lr_decay;
   t.lr_plateau = stored.lr_plateau;
