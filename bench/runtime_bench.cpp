@@ -72,7 +72,9 @@ void sync(const torch::Device& device) {
 }
 
 // One measurement: op in {render, composite}, impl in {fused, composed}.
-int child(const std::string& op, const std::string& impl, std::int64_t T, const std::string& dev, int reps) {
+int child(const std::string& op, const std::string& impl, std::int64_t T, const std::string& dev, int reps,
+          int threads) {
+  if (threads > 0) ppl::runtime::set_cpu_threads(threads);
   const torch::Device device(dev == "cuda" ? torch::kCUDA : torch::kCPU);
   const std::int64_t B = 64, K = 4, S = 100, H = 50, W = 50;
   torch::manual_seed(0);
@@ -119,8 +121,8 @@ struct Result {
 };
 
 Result measure(const char* self, const std::string& op, const std::string& impl, std::int64_t T,
-               const std::string& dev, int reps) {
-  const auto cmd = fmt::format("'{}' --child {} {} {} {} {}", self, op, impl, T, dev, reps);
+               const std::string& dev, int reps, int threads = 0) {
+  const auto cmd = fmt::format("'{}' --child {} {} {} {} {} {}", self, op, impl, T, dev, reps, threads);
   Result r;
   if (FILE* pipe = popen(cmd.c_str(), "r")) {
     if (std::fscanf(pipe, "%lf %lf", &r.ms, &r.mib) != 2) r = {-1, -1};
@@ -132,8 +134,9 @@ Result measure(const char* self, const std::string& op, const std::string& impl,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 7 && std::string(argv[1]) == "--child")
-    return child(argv[2], argv[3], std::atoll(argv[4]), argv[5], std::atoi(argv[6]));
+  ppl::runtime::rerun_with_runtime_defaults(argv);  // as ppl does: OpenMP's workers sleep when idle
+  if (argc >= 8 && std::string(argv[1]) == "--child")
+    return child(argv[2], argv[3], std::atoll(argv[4]), argv[5], std::atoi(argv[6]), std::atoi(argv[7]));
 
   std::vector<std::string> devices{"cpu"};
   if (torch::cuda::is_available() && ppl::runtime::built_with_cuda()) devices.push_back("cuda");
@@ -154,5 +157,22 @@ int main(int argc, char** argv) {
           fmt::print("{:<10} {:<5} {:>3} {:>12.2f} {:>12.2f} {:>8.1f}x {:>12.1f} {:>12.1f} {:>8.1f}x\n", op, dev,
                      T, f.ms, c.ms, c.ms / f.ms, f.mib, c.mib, c.mib / std::max(f.mib, 0.1));
       }
+
+  // Thread scaling of the fused CPU kernels (one batch element or stroke per
+  // task): the same work on 1, 2, 4, ... intra-op threads, up to the cores
+  // this process may use, each in a fresh process.
+  const int cores = static_cast<int>(std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN)));
+  fmt::print("\nCPU thread scaling of the fused kernels, T = 4 ({} cores online)\n", cores);
+  fmt::print("{:<10} {:>8} {:>10} {:>10} {:>11}\n", "op", "threads", "ms", "speedup", "efficiency");
+  for (const std::string op : {"render", "composite"}) {
+    double one = 0;
+    for (int threads = 1; threads <= cores; threads = threads < cores && threads * 2 > cores ? cores : threads * 2) {
+      const auto r = measure(argv[0], op, "fused", 4, "cpu", 10, threads);
+      if (threads == 1) one = r.ms;
+      fmt::print("{:<10} {:>8} {:>10.2f} {:>9.2f}x {:>10.0f}%\n", op, threads, r.ms, one / r.ms,
+                 100.0 * one / r.ms / threads);
+      if (threads == cores) break;
+    }
+  }
   return 0;
 }

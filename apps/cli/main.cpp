@@ -108,13 +108,15 @@ std::string one_line(std::string what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ppl::runtime::rerun_with_faster_blas(argv);
+  ppl::runtime::rerun_with_runtime_defaults(argv);
   keep_large_blocks();
   CLI::App app{"ppl: probabilistic programming on libtorch"};
   app.require_subcommand(1);
   const auto blas = ppl::runtime::blas_core();
-  app.set_version_flag("--version", fmt::format("ppl {} (libtorch {}, {})", PPL_VERSION, TORCH_VERSION,
-                                                blas.empty() ? "BLAS not OpenBLAS" : "OpenBLAS kernels " + blas));
+  const char* omp_wait = std::getenv("OMP_WAIT_POLICY");
+  app.set_version_flag("--version", fmt::format("ppl {} (libtorch {}, {}, OMP_WAIT_POLICY={})", PPL_VERSION,
+                                                TORCH_VERSION, blas.empty() ? "BLAS not OpenBLAS" : "OpenBLAS kernels " + blas,
+                                                omp_wait ? omp_wait : "unset"));
   app.add_option_function<int>(
          "--threads",
          [](int n) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <strings.h>
+#include <vector>
 
 #if defined(__unix__)
 #include <dlfcn.h>
@@ -72,18 +73,25 @@ std::string faster_blas_core(std::string_view chosen, bool avx512, bool avx2_fma
   return {};
 }
 
-void rerun_with_faster_blas([[maybe_unused]] char** argv) {
-#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || argv == nullptr) return;
-  __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const auto core = faster_blas_core(blas_core(), avx512, avx2_fma, __builtin_cpu_supports("avx"));
-  if (core.empty()) return;
-  if (setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+void rerun_with_runtime_defaults([[maybe_unused]] char** argv) {
+#if defined(__linux__)
+  if (argv == nullptr) return;
+  std::vector<const char*> set;  // the variables this call sets, to undo if the rerun does not start
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
+    set.push_back("OMP_WAIT_POLICY");
+#if defined(__x86_64__) || defined(__i386__)
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const auto core = faster_blas_core(blas_core(), avx512, avx2_fma, __builtin_cpu_supports("avx"));
+    if (!core.empty() && setenv("OPENBLAS_CORETYPE", core.c_str(), 1) == 0) set.push_back("OPENBLAS_CORETYPE");
+  }
+#endif
+  if (set.empty()) return;
   execv("/proc/self/exe", argv);
-  unsetenv("OPENBLAS_CORETYPE");  // the rerun did not start: go on as loaded
+  for (const char* name : set) unsetenv(name);  // the rerun did not start: go on as loaded
 #endif
 }
 

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# `ppl --version` names the OpenBLAS kernels in use. On a CPU with AVX,
+# `ppl --version` names the OpenBLAS kernels in use and OpenMP's wait
+# policy. On a CPU with AVX,
 # OpenBLAS's Prescott (SSE3) fallback must have been replaced by a rerun,
 # unless the user chose the kernels with OPENBLAS_CORETYPE.
 set -euo pipefail
 ppl=$1
+# OpenMP's workers sleep between parallel regions unless the user says
+# otherwise (the rerun sets OMP_WAIT_POLICY=passive; runtime.md says why).
+env -u OMP_WAIT_POLICY "$ppl" --version | grep -q "OMP_WAIT_POLICY=passive" ||
+  { echo "blas core: no OMP_WAIT_POLICY=passive after the rerun" >&2; exit 1; }
+OMP_WAIT_POLICY=active "$ppl" --version | grep -q "OMP_WAIT_POLICY=active" ||
+  { echo "blas core: the user's OMP_WAIT_POLICY was not kept" >&2; exit 1; }
 version=$(env -u OPENBLAS_CORETYPE "$ppl" --version)
 echo "$version"
 case "$version" in

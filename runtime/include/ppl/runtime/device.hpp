@@ -40,11 +40,18 @@ std::string blas_core();
 std::string faster_blas_core(std::string_view chosen, bool avx512, bool avx2_fma, bool avx);
 
 /// Runs the program again from the start, in place of this process, with
-/// OPENBLAS_CORETYPE set to faster_blas_core(blas_core(), <this CPU>), when
-/// that is not empty and OPENBLAS_CORETYPE is not set already (the user's
-/// choice wins; the rerun sees it set, so it runs once). Call it first in
-/// main, before any output or thread; `argv` is main's. Returns, doing
-/// nothing, in every other case and when the rerun cannot start.
-void rerun_with_faster_blas(char** argv);
+/// the runtime settings that are fixed once the libraries have loaded, for
+/// each one the environment does not set already (the user's choice wins;
+/// the rerun sees them set, so it runs once):
+/// - OMP_WAIT_POLICY=passive: libtorch's OpenMP workers sleep between
+///   parallel regions instead of spinning, which on a machine with as many
+///   threads as cores starved the BLAS pool and the main thread (AIR on 2
+///   threads of 2 cores: 211 ms a step spinning, 81 ms passive);
+/// - OPENBLAS_CORETYPE=faster_blas_core(blas_core(), <this CPU>), when that
+///   is not empty.
+/// Call it first in main, before any output or thread; `argv` is main's.
+/// Returns, doing nothing, when there is nothing to set and when the rerun
+/// cannot start.
+void rerun_with_runtime_defaults(char** argv);
 
 }  // namespace ppl::runtime
