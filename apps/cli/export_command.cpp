@@ -62,7 +62,7 @@ std::string card(const std::string& name, const Run& run, double megabytes) {
       "|---|---|---|---|\n"
       "| (fill in) | | | `ppl ll models/{name} --particles 100 --n 1000` |\n",
       fmt::arg("name", name), fmt::arg("program", program), fmt::arg("data", t.data),
-      fmt::arg("subset", t.n_train > 0 ? fmt::format(" (first {} images)", t.n_train) : std::string()),
+      fmt::arg("subset", t.n_train > 0 ? fmt::format(" ({} images spread over it)", t.n_train) : std::string()),
       fmt::arg("steps", run.step), fmt::arg("images", run.step * batch * t.world_size), fmt::arg("batch", batch),
       fmt::arg("world", t.world_size), fmt::arg("seed", t.seed), fmt::arg("mb", megabytes),
       fmt::arg("n_train", t.n_train > 0 ? fmt::format(" --n-train {}", t.n_train) : std::string()));
