@@ -30,14 +30,6 @@ genesis::GenesisOptions small_genesis() {
   o.decoder_layers = 2;
   return o;
 }
-
-/// Four fixed 16 x 16 images: a bright square at a different place in each.
-torch::Tensor squares() {
-  auto x = torch::zeros({4, 1, 16, 16});
-  for (int i = 0; i < 4; ++i)
-    x.index_put_({i, 0, torch::indexing::Slice(2 + 3 * i, 6 + 3 * i), torch::indexing::Slice(4, 9)}, 1.0);
-  return x;
-}
 }  // namespace
 
 TEST_CASE("stick-breaking gives masks that are the products of the sticks left and sum to 1", "[genesis]") {
@@ -101,7 +93,7 @@ TEST_CASE("one GENESIS step gives a finite loss and moves the parameters, with G
     o.objective = objective;
     genesis::Genesis program(o);
     program.set_training(true);
-    ppl::test::check_one_step(program, squares());
+    ppl::test::check_one_step(program, ppl::test::squares());
   }
 }
 
@@ -117,7 +109,7 @@ TEST_CASE("GECO lowers beta while the reconstruction is worse than the goal and 
     CHECK(program.geco_beta() == 1.0);
     CHECK(program.kl_weight() == 1.0);
     // A model run with gradients on records the error; the next set_step applies it.
-    program.model(squares());
+    program.model(ppl::test::squares());
     REQUIRE(program.pending_error().has_value());
     const double error = *program.pending_error();
     program.set_step(1);
@@ -168,7 +160,7 @@ TEST_CASE("GENESIS infers one box and feature row per component, the background'
   torch::manual_seed(5);
   genesis::Genesis program(small_genesis());
   REQUIRE(program.infers_objects());
-  auto x = squares();
+  auto x = ppl::test::squares();
   auto objects = program.infer_objects(x);
   REQUIRE(objects.boxes.size() == 4);
   for (const auto& image : objects.boxes) {

@@ -12,6 +12,7 @@
 #include <ppl/programs/program.hpp>
 #include <ppl/runtime/stn.hpp>
 
+#include "program_checks.hpp"
 #include "small_gnm.hpp"
 
 namespace gnm = ppl::programs::gnm;
@@ -54,32 +55,7 @@ gnm::VaeOptions small_vae() {
   return o;
 }
 
-/// Guide then model replayed on it; checks that both visit the same latent
-/// sites with equal values and finite log-densities, and returns the traces.
-std::pair<ppl::Trace, ppl::Trace> check_same_sites(ppl::programs::ImageProgram& program, const torch::Tensor& x) {
-  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
-  auto model = [&](const torch::Tensor& img) { return program.model(img); };
-  auto q = ppl::trace(ppl::handlers::seed(guide, 5), x);
-  auto p = ppl::trace(ppl::handlers::replay(model, q), x);
-  std::vector<std::string> guide_latents, model_latents;
-  for (const auto& s : q)
-    if (s.kind == ppl::SiteKind::sample) guide_latents.push_back(s.name);
-  for (const auto& s : p)
-    if (s.kind == ppl::SiteKind::sample && !s.observed) model_latents.push_back(s.name);
-  std::sort(guide_latents.begin(), guide_latents.end());
-  std::sort(model_latents.begin(), model_latents.end());
-  CHECK(guide_latents == model_latents);
-  for (const auto& name : guide_latents) {
-    INFO(name);
-    CHECK(torch::equal(p.site(name).value, q.site(name).value));
-    CHECK(p.site(name).log_prob().isfinite().all().item<bool>());
-    CHECK(q.site(name).log_prob().isfinite().all().item<bool>());
-    CHECK(q.site(name).reparameterised);
-  }
-  REQUIRE(p.contains("x"));
-  CHECK(p.site("x").observed);
-  return {q, p};
-}
+using ppl::test::check_same_sites;
 }  // namespace
 
 TEST_CASE("a ConvLSTM cell with 1x1 kernels is an LSTMCell at every pixel", "[gnm]") {

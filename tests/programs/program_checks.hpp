@@ -41,6 +41,14 @@ inline std::pair<ppl::Trace, ppl::Trace> check_same_sites(ppl::programs::ImagePr
   return {q, p};
 }
 
+/// Four fixed 16 x 16 images: a bright square at a different place in each.
+inline torch::Tensor squares() {
+  auto x = torch::zeros({4, 1, 16, 16});
+  for (int i = 0; i < 4; ++i)
+    x.index_put_({i, 0, torch::indexing::Slice(2 + 3 * i, 6 + 3 * i), torch::indexing::Slice(4, 9)}, 1.0);
+  return x;
+}
+
 /// A copy of every parameter of the store, by name.
 inline std::vector<std::pair<std::string, torch::Tensor>> snapshot_params() {
   std::vector<std::pair<std::string, torch::Tensor>> out;

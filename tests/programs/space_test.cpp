@@ -33,13 +33,6 @@ space::SpaceOptions small_space() {
   o.bg_decoder_layers = 1;
   return o;
 }
-
-torch::Tensor squares() {
-  auto x = torch::zeros({4, 1, 16, 16});
-  for (int i = 0; i < 4; ++i)
-    x.index_put_({i, 0, torch::indexing::Slice(2 + 3 * i, 6 + 3 * i), torch::indexing::Slice(4, 9)}, 1.0);
-  return x;
-}
 }  // namespace
 
 TEST_CASE("SPACE model and guide visit the same sites with the documented shapes", "[space]") {
@@ -148,7 +141,7 @@ TEST_CASE("one SPACE step gives a finite loss and moves the parameters", "[space
   torch::manual_seed(4);
   space::Space program(small_space());
   program.set_training(true);
-  ppl::test::check_one_step(program, squares());
+  ppl::test::check_one_step(program, ppl::test::squares());
   // The background trains at its own rate.
   auto groups = program.param_groups();
   REQUIRE(groups.size() == 2);
@@ -177,7 +170,7 @@ TEST_CASE("SPACE infers a box per cell from q(z_where), scored by q(z_pres), as 
   torch::manual_seed(5);
   space::Space program(small_space());
   REQUIRE(program.infers_objects());
-  auto x = squares();
+  auto x = ppl::test::squares();
   auto objects = program.infer_objects(x);
   REQUIRE(objects.boxes.size() == 4);
   CHECK(objects.what.sizes() == c10::IntArrayRef({4, 16, 4}));
