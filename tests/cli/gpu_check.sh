@@ -4,12 +4,13 @@
 set -euo pipefail
 script=$1
 bash -n "$script"
-"$script" --help | grep -q "scripts/gpu-check \[--steps N\]"
+help=$("$script" --help)
+grep -q "scripts/gpu-check \[--steps N\]" <<<"$help"
 expect_error() {  # expect_error MESSAGE ARGS...
   local message=$1 rc=0
   shift
   err=$("$script" "$@" 2>&1 >/dev/null) || rc=$?
-  [ $rc -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && printf '%s' "$err" | grep -qF -- "$message" ||
+  [ $rc -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && grep -qF -- "$message" <<<"$err" ||
     { echo "gpu-check $* gave exit $rc: $err"; exit 1; }
 }
 expect_error 'unknown argument "--bogus"' --bogus
@@ -19,8 +20,8 @@ expect_error '--budget is "10", but must be a whole number of at least 60' --bud
 expect_error '--data-dir "/nonexistent/x" is not a folder' --data-dir /nonexistent/x
 plan=$("$script" --dry-run --steps 50)
 for stage in configure build "cuda tests" "train air" "train dood" "train gnm" "runtime benchmark"; do
-  printf '%s\n' "$plan" | grep -q "^== $stage " || { echo "the plan lacks \"$stage\":"; echo "$plan"; exit 1; }
+  grep -q "^== $stage " <<<"$plan" || { echo "the plan lacks \"$stage\":"; echo "$plan"; exit 1; }
 done
-printf '%s\n' "$plan" | grep -q -- "--steps 50 --device cuda" || { echo "--steps is not passed on"; exit 1; }
-printf '%s\n' "$plan" | grep -q "dry run, nothing was run"
+grep -q -- "--steps 50 --device cuda" <<<"$plan" || { echo "--steps is not passed on"; exit 1; }
+grep -q "dry run, nothing was run" <<<"$plan"
 echo "gpu check: ok"
