@@ -367,6 +367,80 @@ TEST_CASE("MCMC: draws feed Predictive, flattened over chains", "[mcmc]") {
   CHECK(std::abs(draws.at("x").mean().item<double>() - mean) < 4 * sd / std::sqrt(1000.0 / 3));
 }
 
+/// A mixture with unknown means and scale, its assignments marked
+/// `.enumerate`: NUTS samples loc and scale with z summed out.
+void enumerated_mixture(const torch::Tensor& x) {
+  auto loc = ppl::sample("loc", d::Normal(torch::zeros({2}, kF64), 3.0).to_event(1));
+  auto scale = ppl::sample("scale", d::LogNormal(torch::tensor(0.0, kF64), 0.5));
+  auto data = ppl::plate("data", x.size(0));
+  auto z = ppl::sample("z", d::Categorical(torch::tensor({0.3, 0.7}, kF64)), {.enumerate = true});
+  ppl::sample("x", d::Normal(loc.index({z}), scale), {.obs = x});
+}
+
+/// The same density with z marginalised by hand: log sum_k w_k N(x | loc_k, scale).
+void marginal_mixture(const torch::Tensor& x) {
+  auto loc = ppl::sample("loc", d::Normal(torch::zeros({2}, kF64), 3.0).to_event(1));
+  auto scale = ppl::sample("scale", d::LogNormal(torch::tensor(0.0, kF64), 0.5));
+  auto data = ppl::plate("data", x.size(0));
+  const auto log_w = torch::tensor({0.3, 0.7}, kF64).log();
+  ppl::factor("x", torch::logsumexp(log_w + d::Normal(loc, scale).log_prob(x.unsqueeze(-1)), -1));
+}
+
+TEST_CASE("NUTS: an enumerated site is summed out exactly: the potential and its gradient equal the hand-marginalised "
+          "model's",
+          "[mcmc][nuts][enum]") {
+  const auto x = torch::tensor({-1.2, 0.4, 2.5, 1.9, -0.3}, kF64);
+  const auto enumerated_runner = infer::Nuts(enumerated_mixture).bind(x);
+  const auto marginal_runner = infer::Nuts(marginal_mixture).bind(x);
+  const auto sites = mcmc::model_latent_sites(enumerated_runner, "NUTS", {}, 1);
+  REQUIRE(sites.size() == 2);  // loc and scale; z is summed out
+  CHECK(sites[0].name == "loc");
+  CHECK(sites[1].name == "scale");
+  mcmc::ModelPotential enumerated(enumerated_runner, sites);
+  mcmc::ModelPotential marginal(marginal_runner, mcmc::model_latent_sites(marginal_runner, "NUTS", {}, 1));
+  REQUIRE(enumerated.dim() == 3);
+  for (const auto& q : std::vector<std::vector<double>>{{0.0, 0.0, 0.0}, {-1.0, 2.0, -0.4}, {1.5, -0.7, 0.6}}) {
+    std::vector<double> g1, g2;
+    const double u1 = enumerated(q, g1), u2 = marginal(q, g2);
+    CHECK(u1 == Approx(u2).epsilon(1e-12));
+    for (size_t i = 0; i < g1.size(); ++i) CHECK(g1[i] == Approx(g2[i]).epsilon(1e-10).margin(1e-12));
+  }
+  // The assignments given one draw of loc and scale: infer_discrete on the
+  // model with the draw substituted.
+  const auto loc = torch::tensor({-1.0, 2.0}, kF64), scale = torch::tensor(0.8, kF64);
+  const auto conditioned = ppl::handlers::substitute(enumerated_mixture, {{"loc", loc}, {"scale", scale}});
+  const auto t = ppl::trace(infer::infer_discrete(conditioned, {.temperature = 0}), x);
+  const auto expected = (torch::tensor({0.3, 0.7}, kF64).log() + d::Normal(loc, scale).log_prob(x.unsqueeze(-1))).argmax(-1);
+  CHECK(torch::equal(t.site("z").value, expected));
+}
+
+TEST_CASE("NUTS: with a global enumerated site, the posterior of a Normal mean is the closed-form mixture",
+          "[mcmc][nuts][enum]") {
+  // z ~ Bernoulli(0.3), mu ~ N(0, 1), x ~ N(mu + 3 z, 1), x = 2: given z,
+  // x ~ N(3 z, sqrt 2) and mu | x, z ~ N((x - 3 z) / 2, 1 / 2).
+  const auto model = [](const torch::Tensor& x) {
+    auto z = ppl::sample("z", d::Bernoulli(torch::tensor(0.3, kF64)), {.enumerate = true});
+    auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0, kF64), 1.0));
+    ppl::sample("x", d::Normal(mu + 3.0 * z, 1.0), {.obs = x});
+  };
+  const double x = 2.0;
+  double weight[2], mean = 0, second = 0, total = 0;
+  for (int z = 0; z < 2; ++z) {
+    const double r = x - 3.0 * z;
+    weight[z] = (z == 1 ? 0.3 : 0.7) * std::exp(-r * r / 4);
+    total += weight[z];
+  }
+  for (int z = 0; z < 2; ++z) {
+    const double m = (x - 3.0 * z) / 2;
+    mean += weight[z] / total * m;
+    second += weight[z] / total * (0.5 + m * m);
+  }
+  infer::Mcmc mcmc(infer::Nuts{model}, {.warmup = 300, .samples = 1000, .chains = 4, .seed = 2, .progress = false});
+  mcmc.run(torch::tensor(x, kF64));
+  CHECK(mcmc.samples().count("z") == 0);
+  check_moments("mu", mcmc.samples().at("mu"), mean, second - mean * mean);
+}
+
 TEST_CASE("MCMC: bad input is an error naming the site or the option", "[mcmc]") {
   const auto x = torch::tensor(kData, kF64);
   CHECK_THROWS_WITH(infer::Nuts(conjugate, {.target_accept = 1.2}), Catch::Contains("NUTS: target_accept is 1.2"));
@@ -384,7 +458,17 @@ TEST_CASE("MCMC: bad input is an error naming the site or the option", "[mcmc]")
   infer::Mcmc with_discrete(infer::Nuts{discrete}, {.warmup = 5, .samples = 5, .progress = false});
   CHECK_THROWS_WITH(with_discrete.run(),
                     Catch::Contains("NUTS: site \"k\"") && Catch::Contains("discrete support") &&
-                        Catch::Contains("enumeration"));
+                        Catch::Contains(".enumerate"));
+  // A continuous latent drawn once per value of an enumerated site.
+  const auto downstream = [] {
+    auto k = ppl::sample("k", d::Bernoulli(torch::tensor(0.3, kF64)), {.enumerate = true});
+    ppl::sample("z", d::Normal(k, 1.0));
+  };
+  infer::Mcmc with_downstream(infer::Nuts{downstream}, {.warmup = 5, .samples = 5, .progress = false});
+  CHECK_THROWS_WITH(with_downstream.run(), Catch::Contains("NUTS: site \"z\" has shape [2, 1]") &&
+                                               Catch::Contains("must not depend on an enumerated site"));
+  CHECK_THROWS_WITH(infer::Nuts(conjugate, {.max_plate_nesting = -1}),
+                    Catch::Contains("NUTS: max_plate_nesting is -1, but must be at least 0"));
 
   infer::Mcmc misnamed(infer::Nuts(conjugate, {.init = {{"m", torch::tensor(0.0, kF64)}}}),
                        {.warmup = 5, .samples = 5, .progress = false});

@@ -24,6 +24,7 @@ void check_settings(std::string_view who, const HamiltonianSettings& s) {
   if (!(s.target_accept > 0 && s.target_accept < 1)) fail("target_accept", s.target_accept, "in (0, 1)");
   if (!(s.init_radius >= 0) || !std::isfinite(s.init_radius)) fail("init_radius", s.init_radius, "nonnegative and finite");
   if (!(s.max_energy_error > 0)) fail("max_energy_error", s.max_energy_error, "positive");
+  if (s.max_plate_nesting < 0) fail("max_plate_nesting", s.max_plate_nesting, "at least 0");
   const auto& a = s.adaptation;
   if (!(a.gamma > 0) || !std::isfinite(a.gamma)) fail("adaptation.gamma", a.gamma, "positive and finite");
   if (!(a.kappa > 0 && a.kappa <= 1)) fail("adaptation.kappa", a.kappa, "in (0, 1]");

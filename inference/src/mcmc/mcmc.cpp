@@ -221,7 +221,7 @@ struct ChainRecord {
 Results run_chains(const Kernel& kernel, const ModelRunner& runner, const McmcOptions& options) {
   check_options(options);
   const std::string who(kernel.name());
-  const auto sites = model_latent_sites(runner, who, kernel.init_values());
+  const auto sites = model_latent_sites(runner, who, kernel.init_values(), kernel.max_plate_nesting());
   const int64_t dim = latent_dim(sites);
   const int64_t chains = options.chains, warmup = options.warmup, samples = options.samples;
   uint64_t seed = 0;

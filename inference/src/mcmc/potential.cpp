@@ -10,28 +10,52 @@
 
 #include <ppl/core/check.hpp>
 
+#include "../enum/elimination.hpp"
+
 namespace ppl::infer::mcmc {
 
 torch::Tensor log_joint(const Trace& trace) {
   torch::Tensor total;
-  for (const auto& site : trace) {
-    if (!site.is_random()) continue;
-    auto lp = site.log_prob_sum();
-    total = total.defined() ? total + lp : lp;
+  const auto add = [&](const torch::Tensor& lp) { total = total.defined() ? total + lp : lp; };
+  const bool enumerated = std::any_of(trace.begin(), trace.end(), [](const Site& s) { return s.enumeration.enumerated(); });
+  if (enumerated) {
+    TracePair pair;
+    pair.model = trace;
+    EliminationStats stats;
+    for (const auto& term : enumeration::sum_out(pair, enumeration::Sum::model, stats, "MCMC")) add(term.log_value.sum());
+  } else {
+    for (const auto& site : trace)
+      if (site.is_random()) add(site.log_prob_sum());
   }
   return total.defined() ? total : torch::zeros({}, torch::kDouble);
 }
 
-std::vector<LatentSite> model_latent_sites(const ModelRunner& runner, std::string_view who, const ValueMap& init_values) {
+std::vector<LatentSite> model_latent_sites(const ModelRunner& runner, std::string_view who, const ValueMap& init_values,
+                                           int max_plate_nesting) {
   const auto prototype = runner({});
   auto sites = latent_sites(
       prototype,
       {.who = who,
-       .discrete_hint = fmt::format("{} samples continuous latents (sum discrete ones out with enumeration, or "
-                                    "marginalise them in the model)",
+       .discrete_hint = fmt::format("{} samples continuous latents (mark the site .enumerate to sum it out exactly, "
+                                    "or marginalise it in the model)",
                                     who),
        .subsample_hint = fmt::format("{} needs the whole plate (the potential is the full joint density)", who),
-       .init_values = &init_values});
+       .init_values = &init_values,
+       .skip_enumerated = true});
+  // A continuous latent drawn along an enumeration dim has one value per
+  // value of an enumerated site: it cannot be one point of the sampler.
+  for (const auto& s : sites) {
+    const auto& site = *prototype.find(s.name);
+    const auto event_rank = static_cast<int64_t>(site.dist->event_shape().size());
+    const auto sizes = site.value.sizes();
+    for (int64_t d = 0; d + event_rank + max_plate_nesting < static_cast<int64_t>(sizes.size()); ++d)
+      if (sizes[static_cast<size_t>(d)] > 1)
+        throw ArgumentError(fmt::format("{}: site \"{}\" has shape [{}], of size {} at dim {}, left of its {} plate "
+                                        "dim(s) (max_plate_nesting): a continuous latent must not depend on an "
+                                        "enumerated site, nor lie in more plates than max_plate_nesting",
+                                        who, s.name, fmt::join(sizes, ", "), sizes[static_cast<size_t>(d)],
+                                        d - static_cast<int64_t>(sizes.size()), max_plate_nesting));
+  }
   for (const auto& [name, value] : init_values) {
     bool found = false;
     for (const auto& s : sites) found = found || s.name == name;

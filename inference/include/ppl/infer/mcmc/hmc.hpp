@@ -37,6 +37,11 @@ struct HmcOptions {
   /// An energy error H - H0 above this is a divergence.
   double max_energy_error = 1000.0;
   mcmc::AdaptationOptions adaptation{};
+  /// The number of nested plates the model uses. Sites marked `.enumerate`
+  /// are summed out exactly (tensor variable elimination over the plates,
+  /// as `Elbo({.enumerate = true})` does) along dims left of
+  /// -max_plate_nesting; the sampler sees only the continuous latents.
+  int max_plate_nesting = 1;
 };
 
 namespace mcmc {
@@ -53,6 +58,7 @@ struct HamiltonianSettings {
   AdaptationOptions adaptation{};
   ValueMap init{};
   double init_radius = 2.0;
+  int max_plate_nesting = 1;
 };
 
 /// Checks the settings; ArgumentError naming `who` and the option at fault.
@@ -70,7 +76,8 @@ HamiltonianSettings hamiltonian_settings(std::string who, const Options& options
                         .max_energy_error = options.max_energy_error,
                         .adaptation = options.adaptation,
                         .init = options.init,
-                        .init_radius = options.init_radius};
+                        .init_radius = options.init_radius,
+                        .max_plate_nesting = options.max_plate_nesting};
   check_settings(s.who, s);
   return s;
 }
@@ -170,6 +177,7 @@ class HamiltonianKernel : public Kernel {
   std::string_view name() const override { return settings_.who; }
   const ValueMap& init_values() const override { return settings_.init; }
   double init_radius() const override { return settings_.init_radius; }
+  int max_plate_nesting() const override { return settings_.max_plate_nesting; }
   const Options& options() const { return options_; }
 
  protected:

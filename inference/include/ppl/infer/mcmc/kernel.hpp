@@ -18,6 +18,7 @@
 
 #include <torch/types.h>
 
+#include <ppl/core/enumerate.hpp>
 #include <ppl/core/handlers.hpp>
 #include <ppl/core/trace.hpp>
 
@@ -27,7 +28,8 @@ namespace ppl::infer::mcmc {
 using ValueMap = std::map<std::string, torch::Tensor>;
 
 /// A model bound to its arguments: runs it once with the given latent values
-/// substituted (sites not given are drawn), hidden from the handlers
+/// substituted (sites not given are drawn, those marked `.enumerate` take
+/// their whole support along an enumeration dim), hidden from the handlers
 /// outside, and returns its trace.
 using ModelRunner = std::function<Trace(const ValueMap& values)>;
 
@@ -93,6 +95,8 @@ class Kernel {
   /// in (-init_radius, init_radius) in unconstrained space.
   virtual const ValueMap& init_values() const = 0;
   virtual double init_radius() const = 0;
+  /// The number of nested plates the model uses: enumeration dims lie left of them.
+  virtual int max_plate_nesting() const = 0;
 };
 
 /// A kernel `Base` (the algorithm) with its model: `bind(args...)` gives the
@@ -105,12 +109,17 @@ class ModelKernel : public Base {
 
   template <class... Args>
   ModelRunner bind(Args&&... args) const {
-    return [model = model_, ... args = std::decay_t<Args>(std::forward<Args>(args))](const ValueMap& values) mutable {
+    const int64_t first_enum_dim = -(this->max_plate_nesting() + 1);
+    return [model = model_, first_enum_dim,
+            ... args = std::decay_t<Args>(std::forward<Args>(args))](const ValueMap& values) mutable {
       handlers::BlockHandler block([](const Message&) { return true; });
       handlers::TraceHandler record;
+      handlers::EnumerationState state(first_enum_dim);
+      handlers::EnumerateHandler enumerate(state);
       handlers::SubstituteHandler substitute(values);
       HandlerScope hide(block);
       HandlerScope outer(record);
+      HandlerScope enumerating(enumerate);
       HandlerScope inner(substitute);
       model(args...);
       return std::move(record.trace());

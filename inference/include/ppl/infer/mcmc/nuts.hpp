@@ -37,6 +37,11 @@ struct NutsOptions {
   /// An energy error H - H0 above this is a divergence.
   double max_energy_error = 1000.0;
   mcmc::AdaptationOptions adaptation{};
+  /// The number of nested plates the model uses. Sites marked `.enumerate`
+  /// are summed out exactly (tensor variable elimination over the plates,
+  /// as `Elbo({.enumerate = true})` does) along dims left of
+  /// -max_plate_nesting; the sampler sees only the continuous latents.
+  int max_plate_nesting = 1;
 };
 
 namespace mcmc {

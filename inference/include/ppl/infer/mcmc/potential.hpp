@@ -21,17 +21,20 @@ namespace ppl::infer::mcmc {
 
 /// log p(x, z) of one run of the model: the sum of the log-densities of its
 /// sample and observe sites (scales and masks applied), a 0-dim tensor.
-/// This is the one place where the joint density is read off a trace:
-/// enumerated discrete sites would be summed out here (with the model run
-/// under the enumeration handler by the runner).
+/// This is the one place where the joint density is read off a trace: the
+/// sites the runner enumerated are summed out here, exactly, by tensor
+/// variable elimination over the plates (as the enumerating Elbo does).
 torch::Tensor log_joint(const Trace& trace);
 
 /// The latent sites of the model that `runner` runs, from one prototype run
-/// (a draw from the prior): the continuous latents, with `who` ("NUTS") in
-/// the messages for a discrete latent or a subsampled plate, and
+/// (a draw from the prior): the continuous latents (the enumerated ones left
+/// out), with `who` ("NUTS") in the messages for a discrete latent not
+/// marked `.enumerate`, a subsampled plate, or a continuous latent drawn
+/// along an enumeration dim (left of `max_plate_nesting` plate dims), and
 /// `init_values` checked against the sites (a name that is no latent site is
 /// a SiteError).
-std::vector<LatentSite> model_latent_sites(const ModelRunner& runner, std::string_view who, const ValueMap& init_values);
+std::vector<LatentSite> model_latent_sites(const ModelRunner& runner, std::string_view who, const ValueMap& init_values,
+                                           int max_plate_nesting);
 
 /// U(q) of a model bound to its arguments.
 class ModelPotential : public Potential {
