@@ -199,11 +199,6 @@ nlohmann::json d_steps(const torch::Tensor& real, const torch::Tensor& generated
                             "batch 16 real + 16 generated; 20% of each set held out"}};
 }
 
-torch::Tensor stack_scenes(const std::vector<rd::Scene>& scenes) {
-  std::vector<torch::Tensor> images;
-  for (const auto& s : scenes) images.push_back(s.image);
-  return torch::stack(images).unsqueeze(1).to(torch::kFloat32);
-}
 
 void write_json(const fs::path& path, const nlohmann::json& summary, const nlohmann::json& full) {
   std::printf("%s\n", summary.dump(2).c_str());
@@ -260,41 +255,6 @@ void evaluate_real(const EvalScenesArgs& a) {
   save_annotated(dir / "eval_scenes_real.png", real_images, real);
   save_annotated(dir / "eval_scenes_broken.png", broken_images, bad);
   write_json(dir / "eval_scenes.json", summary, full);
-}
-
-/// Draws a box outline in pixels of an RGB image [3, H, W] scaled by `scale`.
-void draw_box(torch::Tensor& rgb, const gnm::ScoredBox& b, std::array<float, 3> colour, int64_t scale) {
-  auto px = rgb.accessor<float, 3>();
-  const auto h = rgb.size(1), w = rgb.size(2);
-  auto clampx = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, w - 1); };
-  auto clampy = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, h - 1); };
-  const auto x0 = clampx(b.x), x1 = clampx(b.x + b.width) , y0 = clampy(b.y), y1 = clampy(b.y + b.height);
-  for (int k = 0; k < 3; ++k) {
-    for (auto x = x0; x <= x1; ++x) px[k][y0][x] = colour[static_cast<size_t>(k)], px[k][y1][x] = colour[static_cast<size_t>(k)];
-    for (auto y = y0; y <= y1; ++y) px[k][y][x0] = colour[static_cast<size_t>(k)], px[k][y][x1] = colour[static_cast<size_t>(k)];
-  }
-}
-
-/// A set of boxes per image and the colour to draw them in.
-struct BoxLayer {
-  const std::vector<std::vector<gnm::ScoredBox>>* boxes;
-  std::array<float, 3> colour;
-};
-
-/// The first (up to) 36 images [N, 1, H, W] as a 6-column grid of RGB tiles
-/// scaled up to about 128 pixels, with each layer's boxes of score > 1/2.
-void save_boxed_grid(const fs::path& path, const torch::Tensor& images, const std::vector<BoxLayer>& layers) {
-  const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
-  std::vector<torch::Tensor> tiles;
-  for (int64_t i = 0; i < shown; ++i) {
-    auto rgb = images[i][0].to(torch::kFloat32).repeat_interleave(scale, 0).repeat_interleave(scale, 1).unsqueeze(0)
-                   .repeat({3, 1, 1}).contiguous();
-    for (const auto& layer : layers)
-      for (const auto& b : (*layer.boxes)[static_cast<size_t>(i)])
-        if (b.score > 0.5) draw_box(rgb, b, layer.colour, scale);
-    tiles.push_back(rgb);
-  }
-  save_image_grid(path, torch::stack(tiles), 6);
 }
 
 /// RUN: the judge on the run's samples, and D-Steps against real scenes.
@@ -365,6 +325,7 @@ struct EvalBoxesArgs {
   int64_t n = 500;
   std::string device;
   std::string data_dir;
+  uint64_t seed = 0;  ///< for programs whose boxes come from a guide draw (AIR)
 };
 
 
@@ -376,8 +337,8 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
   auto run = open_run(a.run, a.device);
   auto* program = run.program.get();
   if (!program->infers_objects())
-    throw UsageError(fmt::format("eval boxes: run {} holds a \"{}\" program, which infers no object boxes (gnm, "
-                                 "space and genesis do)", a.run, program->name()));
+    throw UsageError(fmt::format("eval boxes: run {} holds a \"{}\" program, which infers no object boxes (air, "
+                                 "gnm, space and genesis do)", a.run, program->name()));
   const auto& name = run.train.data;
   const auto scenes = load_scenes(name, "test", a.data_dir.empty() ? run.train.data_dir : a.data_dir, a.n,
                                   program->image_size());
@@ -385,6 +346,7 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
   std::vector<std::vector<gnm::ScoredBox>> detections;
   std::vector<torch::Tensor> features, labels;
   int64_t objects = 0;
+  random::SeedScope seeded(a.seed);
   ProgressBar bar("boxes", images.size(0));
   for (int64_t i = 0; i < images.size(0); i += 50) {
     const auto count = std::min<int64_t>(50, images.size(0) - i);
@@ -419,6 +381,7 @@ void evaluate_boxes(const EvalBoxesArgs& a) {
                                   {"frame_ap_50", gnm::average_precision(detections, frames, 0.5)},
                                   {"frame_ap_50_95", gnm::average_precision_coco(detections, frames)},
                                   {"count_accuracy", static_cast<double>(right) / n},
+                                  {"seed", a.seed},
                                   {"mean_inferred_count", static_cast<double>(inferred) / n},
                                   {"z_what_accuracy", std::isnan(what_accuracy) ? nlohmann::json(nullptr)
                                                                                 : nlohmann::json(what_accuracy)},
@@ -557,10 +520,11 @@ RegisterCommand reg{"eval", [](CLI::App& app) {
     }
   });
   auto b = std::make_shared<EvalBoxesArgs>();
-  auto* bx = cmd->add_subcommand("boxes", "Average precision of the inferred boxes (GNM, SPACE, GENESIS) on the test scenes (Table 4)");
+  auto* bx = cmd->add_subcommand("boxes", "Average precision of the inferred boxes (AIR, GNM, SPACE, GENESIS) on the test scenes (Table 4)");
   bx->add_option("run", b->run, "run directory of a GNM, SPACE or GENESIS trained on a scene set")->required();
   bx->add_option("--n", b->n, "number of test scenes")->capture_default_str();
   bx->add_option("--device", b->device, "cpu or cuda (default: the run's)");
+  bx->add_option("--seed", b->seed, "random seed (AIR's boxes are one guide draw)")->capture_default_str();
   bx->add_option("--data-dir", b->data_dir, "data root");
   bx->callback([b] { evaluate_boxes(*b); });
   auto t = std::make_shared<EvalTraverseArgs>();

@@ -1,6 +1,7 @@
 // Data and pictures for the program commands, on the runtime's datasets,
 // scene generators and PNG writer.
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -146,6 +147,41 @@ ImageData load_image_at(const std::string& command, const std::string& name, con
   data.images = data.images.narrow(0, index, 1);
   if (data.labels.defined()) data.labels = data.labels.narrow(0, index, 1);
   return data;
+}
+
+torch::Tensor stack_scenes(const std::vector<rd::Scene>& scenes) {
+  std::vector<torch::Tensor> images;
+  for (const auto& s : scenes) images.push_back(s.image);
+  return torch::stack(images).unsqueeze(1).to(torch::kFloat32);
+}
+
+namespace {
+/// Draws a box outline in pixels of an RGB image [3, H, W] scaled by `scale`.
+void draw_box(torch::Tensor& rgb, const programs::ScoredBox& b, std::array<float, 3> colour, int64_t scale) {
+  auto px = rgb.accessor<float, 3>();
+  const auto h = rgb.size(1), w = rgb.size(2);
+  auto clampx = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, w - 1); };
+  auto clampy = [&](double v) { return std::clamp<int64_t>(std::lround(v * static_cast<double>(scale)), 0, h - 1); };
+  const auto x0 = clampx(b.x), x1 = clampx(b.x + b.width), y0 = clampy(b.y), y1 = clampy(b.y + b.height);
+  for (size_t k = 0; k < 3; ++k) {
+    for (auto x = x0; x <= x1; ++x) px[k][y0][x] = colour[k], px[k][y1][x] = colour[k];
+    for (auto y = y0; y <= y1; ++y) px[k][y][x0] = colour[k], px[k][y][x1] = colour[k];
+  }
+}
+}  // namespace
+
+void save_boxed_grid(const std::filesystem::path& path, const torch::Tensor& images, const std::vector<BoxLayer>& layers) {
+  const int64_t shown = std::min<int64_t>(36, images.size(0)), scale = std::max<int64_t>(1, 128 / images.size(-1));
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < shown; ++i) {
+    auto rgb = images[i][0].to(torch::kFloat32).repeat_interleave(scale, 0).repeat_interleave(scale, 1).unsqueeze(0)
+                   .repeat({3, 1, 1}).contiguous();
+    for (const auto& layer : layers)
+      for (const auto& b : (*layer.boxes)[static_cast<size_t>(i)])
+        if (b.score > 0.5) draw_box(rgb, b, layer.colour, scale);
+    tiles.push_back(rgb);
+  }
+  save_image_grid(path, torch::stack(tiles), 6);
 }
 
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns) {

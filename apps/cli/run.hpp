@@ -6,6 +6,7 @@
 ///   checkpoint.bin   parameters, optimiser state, step (ppl::infer checkpoints)
 ///   metrics.jsonl    one JSON object per logged step
 ///   samples.png, reconstructions.png, curve.png   written at the end of training
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -72,6 +73,20 @@ ImageData scene_batch(const runtime::data::SceneGenerator& stream, int64_t first
 /// test scenes) of every scene data set.
 int64_t scene_split_size(const std::string& split);
 
+/// Scenes' images as one batch [N, 1, H, W] (float).
+torch::Tensor stack_scenes(const std::vector<runtime::data::Scene>& scenes);
+
+/// A set of boxes per image and the colour to draw them in.
+struct BoxLayer {
+  const std::vector<std::vector<programs::ScoredBox>>* boxes;
+  std::array<float, 3> colour;
+};
+
+/// The first (up to) 36 images [N, 1, H, W] as a PNG grid of 6 columns of
+/// RGB tiles scaled up to about 128 pixels, with each layer's boxes of
+/// score > 1/2 drawn over them.
+void save_boxed_grid(const std::filesystem::path& path, const torch::Tensor& images, const std::vector<BoxLayer>& layers);
+
 /// Writes images [N, 1, H, W] as one PNG grid with `columns` columns.
 void save_image_grid(const std::filesystem::path& path, const torch::Tensor& images, int64_t columns);
 /// Writes images x [N, 1, H, W] and their reconstructions as one PNG grid,
@@ -131,6 +146,27 @@ torch::Device parse_device(const std::string& name);
 /// The optimiser spec of a program: its learning rates by parameter prefix
 /// and its gradient-norm bound.
 infer::Adam adam_for(const programs::ImageProgram& program);
+
+/// Where the image of a trace comes from, for its page and JSON.
+struct TraceSource {
+  std::string data;   ///< the data set's name
+  std::string split;  ///< "train" or "test"
+  int64_t index = 0;  ///< the image's index in the split
+  uint64_t seed = 0;  ///< the seed of the guide's draw
+};
+
+/// What write_trace wrote about.
+struct TraceWritten {
+  double elbo = 0;     ///< log p(x, z) - log q(z | x) of the draw
+  std::string shapes;  ///< the model trace's table of shapes (Trace::format_shapes)
+};
+
+/// One execution of guide and model on `image` [1, 1, H, W] (`ppl trace`):
+/// a guide draw and the model replayed at it, written as ppl.trace JSON
+/// (random sites, parameters by name and shape) and as a self-contained
+/// HTML page (images, canvases, site tables).
+TraceWritten write_trace(Run& run, const torch::Tensor& image, const TraceSource& source,
+                         const std::filesystem::path& json_path, const std::filesystem::path& html_path);
 
 
 }  // namespace ppl::cli

@@ -81,12 +81,13 @@ std::string figure(const std::string& caption, const torch::Tensor& image) {
                      png_base64(image), escape(caption), escape(caption));
 }
 
-void run_trace(const TraceArgs& a) {
-  auto run = open_run(a.run, a.device);
-  const auto name = a.data.empty() ? run.train.data : a.data;
-  const auto data = load_image_at("trace", name, a.split, run.train.data_dir, a.index, run.program->image_size());
+}  // namespace
+
+TraceWritten write_trace(Run& run, const torch::Tensor& image, const TraceSource& a,
+                         const std::filesystem::path& json_path, const std::filesystem::path& html_path) {
+  const auto& name = a.data;
   auto& program = *run.program;
-  auto x = data.images.to(run.device);
+  auto x = image.to(run.device);
   random::SeedScope seed(a.seed);
   torch::NoGradGuard no_grad;
   auto guide_fn = [&](const torch::Tensor& img) { return program.guide(img); };
@@ -107,7 +108,6 @@ void run_trace(const TraceArgs& a) {
     }
     return out;
   };
-  const auto json_path = a.json.empty() ? run.dir / fmt::format("trace_{}_{}.json", name, a.index) : std::filesystem::path(a.json);
   nlohmann::json j = {{"program", program.name()}, {"step", run.step}, {"data", name}, {"split", a.split}, {"index", a.index},
                       {"elbo", elbo}, {"guide", random_sites(guide_trace).to_json()},
                       {"model", random_sites(model_trace).to_json()}};
@@ -139,10 +139,23 @@ void run_trace(const TraceArgs& a) {
   html << "<details><summary>Parameters (" << params.size() << ")</summary><table id=\"params\">"
        << header << site_rows(guide_trace, true) << "</table></details>\n";
   html << "<p>Full values: <code>" << escape(json_path.filename().string()) << "</code> (ppl.trace JSON).</p></body></html>\n";
-  const auto html_path = a.html.empty() ? run.dir / fmt::format("trace_{}_{}.html", name, a.index) : std::filesystem::path(a.html);
   write_atomic(html_path, html.str());
-  std::printf("%s", model_trace.format_shapes().c_str());
-  std::printf("elbo %.3f\nwrote %s and %s\n", elbo, json_path.string().c_str(), html_path.string().c_str());
+  return {elbo, model_trace.format_shapes()};
+}
+
+namespace {
+
+void run_trace(const TraceArgs& a) {
+  auto run = open_run(a.run, a.device);
+  const auto name = a.data.empty() ? run.train.data : a.data;
+  const auto data = load_image_at("trace", name, a.split, run.train.data_dir, a.index, run.program->image_size());
+  const auto json_path =
+      a.json.empty() ? run.dir / fmt::format("trace_{}_{}.json", name, a.index) : std::filesystem::path(a.json);
+  const auto html_path =
+      a.html.empty() ? run.dir / fmt::format("trace_{}_{}.html", name, a.index) : std::filesystem::path(a.html);
+  const auto written = write_trace(run, data.images, {name, a.split, a.index, a.seed}, json_path, html_path);
+  std::printf("%selbo %.3f\nwrote %s and %s\n", written.shapes.c_str(), written.elbo, json_path.string().c_str(),
+              html_path.string().c_str());
 }
 
 RegisterCommand reg{"trace", [](CLI::App& app) {

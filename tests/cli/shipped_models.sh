@@ -28,4 +28,16 @@ PY
 # The card's figure is the mean over 100 scenes; across machines only the
 # floating-point rounding of the same draws differs, far below a nat.
 check air-multi-mnist 10 100 636.9 1.0
+
+# The count accuracy and box precision its card quotes (`ppl eval boxes` on 500
+# test scenes, seed 0): a rounding difference may flip a scene or two (0.002 each).
+"$ppl" --threads 1 eval boxes "$work/air-multi-mnist" --n 500 > "$work/boxes.json" 2> /dev/null
+python3 - "$work/boxes.json" <<'PY'
+import json, sys
+got = json.load(open(sys.argv[1]))
+for key, expected, tolerance in [("count_accuracy", 0.982, 0.01), ("frame_ap_50", 0.868, 0.02)]:
+    if abs(got[key] - expected) > tolerance:
+        sys.exit(f"air-multi-mnist: {key} {got[key]:.3f}, but its card says {expected} (tolerance {tolerance})")
+    print(f"air-multi-mnist: {key} {got[key]:.3f}, card {expected}")
+PY
 echo "shipped models: ok"

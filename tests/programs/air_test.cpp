@@ -1,8 +1,11 @@
 // AIR: the count prior, the sites of model and guide, masking, options.
+#include <array>
+
 #include <catch2/catch.hpp>
 
 #include <ppl/programs/air/air.hpp>
 #include <ppl/programs/program.hpp>
+#include <ppl/runtime/stn.hpp>
 
 namespace air = ppl::programs::air;
 
@@ -38,6 +41,41 @@ TEST_CASE("AIR z_where converts to the runtime's window convention", "[air]") {
   CHECK(rt[0][0].item<double>() == Approx(0.5));
   CHECK(rt[0][1].item<double>() == Approx(-0.25));
   CHECK(rt[0][2].item<double>() == Approx(0.5));
+}
+
+TEST_CASE("AIR's window box is where stn_place puts the window", "[air]") {
+  // A window of ones placed at z_where: the pixels it covers at least half
+  // span the box window_box gives, to a pixel (bilinear edges).
+  for (const auto& [s, x, y] : std::vector<std::array<double, 3>>{{2.5, 0.4, -0.6}, {3.0, -1.2, 0.9}, {1.6, 0.0, 0.3}}) {
+    const auto where = torch::tensor({{s, x, y}});
+    const auto placed = ppl::runtime::stn_place(torch::ones({1, 1, 28, 28}), air::to_runtime_where(where), 50, 50)[0][0];
+    const auto cols = (placed > 0.5).any(0).nonzero().squeeze(1), rows = (placed > 0.5).any(1).nonzero().squeeze(1);
+    const auto box = air::window_box(s, x, y, 50);
+    INFO("z_where " << s << ", " << x << ", " << y << ": box x " << box.x << " y " << box.y << " side " << box.width);
+    CHECK(box.width == Approx(50 / s));
+    CHECK(std::abs(static_cast<double>(cols.min().item<int64_t>()) - std::max(box.x, 0.0)) <= 1.0);
+    CHECK(std::abs(static_cast<double>(cols.max().item<int64_t>() + 1) - std::min(box.x + box.width, 50.0)) <= 1.0);
+    CHECK(std::abs(static_cast<double>(rows.min().item<int64_t>()) - std::max(box.y, 0.0)) <= 1.0);
+    CHECK(std::abs(static_cast<double>(rows.max().item<int64_t>() + 1) - std::min(box.y + box.height, 50.0)) <= 1.0);
+  }
+  // infer_objects: a box and a z_what row per step; after a step scored 0
+  // (no object, so no later one) every score is 0.
+  ppl::param_store().clear();
+  air::Air program;
+  const auto objects = program.infer_objects(torch::rand({4, 1, 50, 50}));
+  const auto steps = program.air_options().max_steps;
+  REQUIRE(objects.boxes.size() == 4);
+  CHECK(objects.what.sizes() == torch::IntArrayRef({4, steps, program.air_options().z_what_size}));
+  for (const auto& boxes : objects.boxes) {
+    REQUIRE(static_cast<int64_t>(boxes.size()) == steps);
+    bool ended = false;
+    for (const auto& b : boxes) {
+      CHECK(b.score >= 0);
+      CHECK(b.score <= 1);
+      if (ended) CHECK(b.score == 0);
+      ended = ended || b.score == 0;
+    }
+  }
 }
 
 TEST_CASE("AIR model and guide visit the same latent sites, and absent objects score zero", "[air]") {

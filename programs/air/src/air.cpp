@@ -61,6 +61,13 @@ torch::Tensor to_runtime_where(const torch::Tensor& z_where) {
   return torch::cat({1.0 / s, -z_where.narrow(1, 1, 2) / s}, 1);
 }
 
+ScoredBox window_box(double s, double x, double y, int64_t image_size, double score) {
+  s = std::max(s, 1e-2);
+  const double side = static_cast<double>(image_size), size = side / s;
+  const double cx = (1 - x / s) * side / 2, cy = (1 - y / s) * side / 2;
+  return {.x = cx - size / 2, .y = cy - size / 2, .width = size, .height = size, .score = score};
+}
+
 namespace {
 nn::Sequential mlp(int64_t in, int64_t hidden, int64_t out) {
   return nn::Sequential(nn::Linear(in, hidden), nn::ReLU(), nn::Linear(hidden, out));
@@ -253,6 +260,34 @@ torch::Tensor Air::step_canvases(const Trace& tr) {
 torch::Tensor Air::infer_counts(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   return handlers::block([this](const torch::Tensor& img) { return guide(img); })(x).sum(1);
+}
+
+InferredObjects Air::infer_objects(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  Trace guide_trace;
+  {
+    handlers::BlockHandler hide_all([](const Message&) { return true; });
+    handlers::TraceHandler record;
+    HandlerScope hidden(hide_all);
+    HandlerScope recording(record);
+    guide(x);
+    guide_trace = std::move(record.trace());
+  }
+  const auto n = x.size(0);
+  InferredObjects out;
+  out.boxes.assign(static_cast<size_t>(n), {});
+  std::vector<torch::Tensor> what;
+  for (int t = 0; t < options_.max_steps; ++t) {
+    const auto score = guide_trace.site(addr("z_pres", t)).dist->mean().to(torch::kDouble).cpu().contiguous();
+    const auto where = guide_trace.site(addr("z_where", t)).value.to(torch::kDouble).cpu().contiguous();
+    what.push_back(guide_trace.site(addr("z_what", t)).value.to(torch::kFloat32).cpu());
+    const auto* w = where.data_ptr<double>();
+    for (int64_t i = 0; i < n; ++i)
+      out.boxes[static_cast<size_t>(i)].push_back(
+          window_box(w[3 * i], w[3 * i + 1], w[3 * i + 2], options_.image_size, score.data_ptr<double>()[i]));
+  }
+  out.what = torch::stack(what, 1);
+  return out;
 }
 
 nlohmann::json Air::evaluate(const torch::Tensor& x, const torch::Tensor& counts) {

@@ -100,6 +100,12 @@ class Air : public ImageProgram {
 
   /// Inferred number of objects per image (guide draws), [B].
   torch::Tensor infer_counts(const torch::Tensor& x);
+  bool infers_objects() const override { return true; }
+  /// One guide draw per image: a box per step from z_where (the window's
+  /// extent in the image: 1/s of its side, centred at -(x, y)/s), scored by
+  /// the guide's presence probability at that step (0 after an absent step),
+  /// and z_what as the step's feature row.
+  InferredObjects infer_objects(const torch::Tensor& x) override;
   /// The current prior success probabilities rho_t (after annealing).
   const std::vector<double>& prior_trials() const { return trials_; }
   const AirOptions& air_options() const { return options_; }
@@ -122,5 +128,10 @@ class Air : public ImageProgram {
 /// Converts AIR's z_where (s, x, y) to the runtime's (scale, shift x, shift y)
 /// convention of ppl::runtime::stn_crop / stn_place.
 torch::Tensor to_runtime_where(const torch::Tensor& z_where);
+
+/// The box in pixels of an image of side `image_size` that the window at
+/// z_where = (s, x, y) covers: side image_size / s, centred at -(x, y)/s in
+/// coordinates [-1, 1] (s kept at 0.01 or more, as to_runtime_where does).
+ScoredBox window_box(double s, double x, double y, int64_t image_size, double score = 1);
 
 }  // namespace ppl::programs::air
