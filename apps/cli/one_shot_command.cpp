@@ -338,10 +338,13 @@ RegisterCommand reg{"one-shot", [](CLI::App& app) {
                                                          three(authors.scale_low, supplement.scale_low, quick.scale_low));
   cmd->add_option("--scale-high", a->flags.scale_high,
                   "highest scale of the token affine" + three(authors.scale_high, supplement.scale_high, quick.scale_high));
-  cmd->add_option("--rotation", a->flags.rotation, "|rotation| of the token affine, radians" +
-                                                       three(authors.rotation, supplement.rotation, quick.rotation));
-  cmd->add_option("--shear", a->flags.shear, "|shear angle| of the token affine, radians (the matrix holds its tan)" +
-                                                 three(authors.shear, supplement.shear, quick.shear));
+  const auto angle = [](double radians) { return fmt::format("{:.4g}", radians); };
+  cmd->add_option("--rotation", a->flags.rotation,
+                  "|rotation| of the token affine, radians" +
+                      three(angle(authors.rotation), angle(supplement.rotation), angle(quick.rotation)));
+  cmd->add_option("--shear", a->flags.shear,
+                  "|shear angle| of the token affine, radians (the matrix holds its tan)" +
+                      three(angle(authors.shear), angle(supplement.shear), angle(quick.shear)));
   cmd->add_option("--batch", a->flags.batch, fmt::format("(query, psi_k) pairs optimised at once (all: {})", authors.batch));
   cmd->add_option("--scores", a->scores_file,
                   "where every query's scores go as JSON (default: RUN/one_shot_scores.json, with --from-data "
