@@ -1,6 +1,9 @@
 // `ppl one-shot RUN`: DooD's one-shot classification (seed 000, Eq. 18-21)
 // on the Omniglot 20-way 1-shot runs, or on tasks drawn from a labelled
-// dataset; accuracy as JSON and a picture of one task.
+// dataset; accuracy with its standard error as JSON, every query's scores
+// as JSON (for paired comparisons of two runs) and a picture of one task.
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <numeric>
@@ -30,10 +33,12 @@ struct OneShotArgs {
   int64_t episodes = 10;
   int64_t ways = 20;
   int64_t max_tasks = 0;
-  int particles = dood::OneShotOptions::defaults().particles;
-  int steps = dood::OneShotOptions::defaults().steps;
-  double learning_rate = dood::OneShotOptions::defaults().learning_rate;
-  int batch = dood::OneShotOptions::defaults().batch;
+  std::string protocol = "authors";
+  // The search's flags: each overrides the protocol's value where given.
+  dood::OneShotOptions flags = dood::OneShotOptions::defaults();
+  std::string motor_noise, renderer;
+  std::vector<std::string> given;  // the options fields whose flags were given
+  std::string scores_file;
   int64_t png_task = 0;
   std::string device;
   std::string data_dir;
@@ -146,22 +151,60 @@ void save_task_png(const std::filesystem::path& path, const Task& task, const to
   save_image_grid(path, torch::stack(all), c);
 }
 
+/// The flags of the search, each with the options field it sets.
+constexpr std::array<std::pair<const char*, const char*>, 13> kSearchFlags = {{{"particles", "--particles"},
+                                                                               {"draws", "--draws"},
+                                                                               {"steps", "--steps"},
+                                                                               {"learning_rate", "--lr"},
+                                                                               {"motor_sd", "--motor-sd"},
+                                                                               {"motor_noise", "--motor-noise"},
+                                                                               {"renderer", "--renderer"},
+                                                                               {"shift", "--shift"},
+                                                                               {"scale_low", "--scale-low"},
+                                                                               {"scale_high", "--scale-high"},
+                                                                               {"rotation", "--rotation"},
+                                                                               {"shear", "--shear"},
+                                                                               {"batch", "--batch"}}};
+
+/// The protocol's options with the flags given on the command line in
+/// place of its values; UsageError naming the flag and its value.
+dood::OneShotOptions one_shot_options(const OneShotArgs& a) {
+  auto flag_of = [](const std::string& message) {
+    for (const auto& [field, flag] : kSearchFlags)
+      if (message.find(fmt::format(" {} is ", field)) != std::string::npos) return std::string(flag);
+    return std::string("--protocol");
+  };
+  try {
+    auto o = dood::OneShotOptions::preset(nlohmann::json(a.protocol).get<dood::OneShotProtocol>());
+    const auto& f = a.flags;
+    auto given = [&](const char* field) { return std::find(a.given.begin(), a.given.end(), field) != a.given.end(); };
+    if (given("particles")) o.particles = f.particles;
+    if (given("draws")) o.draws = f.draws;
+    if (given("steps")) o.steps = f.steps;
+    if (given("learning_rate")) o.learning_rate = f.learning_rate;
+    if (given("motor_sd")) o.motor_sd = f.motor_sd;
+    if (given("motor_noise")) o.motor_noise = nlohmann::json(a.motor_noise).get<dood::MotorNoise>();
+    if (given("renderer")) o.renderer = nlohmann::json(a.renderer).get<dood::TokenRenderer>();
+    if (given("shift")) o.shift = f.shift;
+    if (given("scale_low")) o.scale_low = f.scale_low;
+    if (given("scale_high")) o.scale_high = f.scale_high;
+    if (given("rotation")) o.rotation = f.rotation;
+    if (given("shear")) o.shear = f.shear;
+    if (given("batch")) o.batch = f.batch;
+    o.check();
+    return o;
+  } catch (const ArgumentError& e) {
+    throw UsageError(fmt::format("one-shot: {} ({})", e.what(), flag_of(e.what())));
+  }
+}
+
 void one_shot(const OneShotArgs& a) {
+  const auto options = one_shot_options(a);
   auto run = open_run(a.run, a.device);
   auto* program = dynamic_cast<dood::Dood*>(run.program.get());
   if (!program)
     throw UsageError(fmt::format("one-shot: {} is a run of {}, but one-shot classification needs a dood run", a.run,
                                  run.program->name()));
-  const auto options = dood::OneShotOptions::defaults()
-                           .with_particles(a.particles)
-                           .with_steps(a.steps)
-                           .with_learning_rate(a.learning_rate)
-                           .with_batch(a.batch);
-  try {
-    options.check();
-  } catch (const ArgumentError& e) {
-    throw UsageError(fmt::format("one-shot: {} (--k, --steps, --lr, --batch)", e.what()));
-  }
   std::string source;
   auto tasks = a.from_data.empty() ? omniglot_tasks(a, program->image_size(), source) : data_tasks(a, run, source);
   if (a.max_tasks > 0 && static_cast<int64_t>(tasks.size()) > a.max_tasks) tasks.resize(a.max_tasks);
@@ -170,51 +213,78 @@ void one_shot(const OneShotArgs& a) {
 
   int64_t total = 0;
   for (const auto& t : tasks) total += t.queries.size(0) * t.support.size(0) * options.particles;
-  ProgressBar bar(fmt::format("one-shot K={} steps={}", options.particles, options.steps), total);
+  ProgressBar bar(fmt::format("one-shot {} K={} draws={} steps={}", a.protocol, options.particles, options.draws,
+                              options.steps),
+                  total);
   random::SeedScope seed(a.seed);
   const auto begin = std::chrono::steady_clock::now();
-  nlohmann::json per_task = nlohmann::json::array();
-  int64_t done = 0, correct = 0, count = 0;
+  nlohmann::json per_task = nlohmann::json::array(), per_query = nlohmann::json::array();
+  int64_t done = 0;
+  dood::Accuracy overall;
   torch::Tensor png_predictions;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     const auto& task = tasks[i];
-    const auto status = fmt::format("{} ({}/{}), accuracy so far {}/{}", task.name, i + 1, tasks.size(), correct, count);
+    const auto status =
+        fmt::format("{} ({}/{}), accuracy so far {}/{}", task.name, i + 1, tasks.size(), overall.correct, overall.queries);
+    const auto task_begin = std::chrono::steady_clock::now();
     auto scores = dood::one_shot_scores(*program, task.support.to(run.device), task.queries.to(run.device), options,
                                         [&](int64_t n, int64_t) { bar.update(done + n, status); });
     done += task.queries.size(0) * task.support.size(0) * options.particles;
-    auto predictions = dood::classify(scores).cpu();
-    const auto right = (predictions == task.answers).sum().item<int64_t>();
-    correct += right;
-    count += task.queries.size(0);
+    scores = scores.to(torch::kCPU, torch::kDouble);
+    auto predictions = dood::classify(scores);
+    const dood::Accuracy accuracy{(predictions == task.answers).sum().item<int64_t>(), task.queries.size(0)};
+    overall.correct += accuracy.correct;
+    overall.queries += accuracy.queries;
     if (static_cast<int64_t>(i) == a.png_task) png_predictions = predictions;
     const auto as_vector = [](const torch::Tensor& t) {
       auto c = t.contiguous();
       return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
     };
-    per_task.push_back({{"name", task.name},
-                        {"ways", task.support.size(0)},
-                        {"queries", task.queries.size(0)},
-                        {"correct", right},
-                        {"accuracy", static_cast<double>(right) / task.queries.size(0)},
-                        {"predictions", as_vector(predictions)},
-                        {"answers", as_vector(task.answers)}});
+    for (int64_t q = 0; q < task.queries.size(0); ++q) {
+      auto row = scores[q].contiguous();
+      per_query.push_back({{"task", task.name},
+                           {"query", q},
+                           {"answer", task.answers[q].item<int64_t>()},
+                           {"prediction", predictions[q].item<int64_t>()},
+                           {"correct", predictions[q].item<int64_t>() == task.answers[q].item<int64_t>()},
+                           {"scores", std::vector<double>(row.data_ptr<double>(), row.data_ptr<double>() + row.numel())}});
+    }
+    per_task.push_back(
+        {{"name", task.name},
+         {"ways", task.support.size(0)},
+         {"queries", accuracy.queries},
+         {"correct", accuracy.correct},
+         {"accuracy", accuracy.value()},
+         {"standard_error", accuracy.standard_error()},
+         {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - task_begin).count()},
+         {"predictions", as_vector(predictions)},
+         {"answers", as_vector(task.answers)}});
   }
-  bar.finish(fmt::format("accuracy {}/{}", correct, count));
+  bar.finish(fmt::format("accuracy {}/{}", overall.correct, overall.queries));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   const auto stem = a.from_data.empty() ? std::string("one_shot") : fmt::format("one_shot_{}", a.from_data);
   const auto png = run.dir / (stem + ".png");
   save_task_png(png, tasks[a.png_task], png_predictions);
-  nlohmann::json out = {{"run", a.run},
-                        {"source", source},
-                        {"task", a.from_data.empty() ? "omniglot one-shot runs" : "generated from a labelled dataset"},
-                        {"options", options_to_json(options)},
-                        {"seed", a.seed},
-                        {"tasks", per_task},
-                        {"correct", correct},
-                        {"queries", count},
-                        {"accuracy", count > 0 ? static_cast<double>(correct) / count : 0.0},
-                        {"seconds", seconds},
-                        {"png", png.filename().string()}};
+  const auto scores_path = a.scores_file.empty() ? run.dir / (stem + "_scores.json") : std::filesystem::path(a.scores_file);
+  nlohmann::json head = {{"run", a.run},
+                         {"source", source},
+                         {"task", a.from_data.empty() ? "omniglot one-shot runs" : "generated from a labelled dataset"},
+                         {"protocol", a.protocol},
+                         {"options", options_to_json(options)},
+                         {"seed", a.seed}};
+  auto scores_json = head;
+  scores_json["score"] = "log p(x_T | x_c) of Eq. 20 per class; the prediction is the highest";
+  scores_json["queries"] = per_query;
+  write_atomic(scores_path, scores_json.dump(1));
+  auto out = head;
+  out.update({{"tasks", per_task},
+              {"correct", overall.correct},
+              {"queries", overall.queries},
+              {"accuracy", overall.value()},
+              {"standard_error", overall.standard_error()},
+              {"seconds", seconds},
+              {"png", png.filename().string()},
+              {"scores", scores_path.string()}});
   write_atomic(run.dir / (stem + ".json"), out.dump(2));
   // On the terminal: accuracies only (the file also has every prediction).
   for (auto& t : out["tasks"]) {
@@ -237,15 +307,57 @@ RegisterCommand reg{"one-shot", [](CLI::App& app) {
   cmd->add_option("--ways", a->ways, "classes per task drawn with --from-data (at most the classes it has)")
       ->capture_default_str();
   cmd->add_option("--max-tasks", a->max_tasks, "evaluate only the first N tasks (0: all)")->capture_default_str();
-  cmd->add_option("--k", a->particles, "guide samples psi_k per support (K of Eq. 20)")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "gradient steps of the max over the token")->capture_default_str();
-  cmd->add_option("--lr", a->learning_rate, "learning rate of that maximisation (Adam)")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "(query, psi_k) pairs optimised at once")->capture_default_str();
+  const auto authors = dood::OneShotOptions::defaults();
+  const auto supplement = dood::OneShotOptions::preset(dood::OneShotProtocol::supplement);
+  const auto quick = dood::OneShotOptions::preset(dood::OneShotProtocol::quick);
+  cmd->add_option("--protocol", a->protocol,
+                  "the search: authors (their released code), supplement (the supplement alone), or quick (the "
+                  "authors' scoring with a small search, for checks); the flags below override its values")
+      ->capture_default_str();
+  const auto three = [](auto x, auto y, auto z) { return fmt::format(" (authors {}, supplement {}, quick {})", x, y, z); };
+  cmd->add_option("--particles,--k", a->flags.particles,
+                  "types psi_k per support (K of Eq. 20)" + three(authors.particles, supplement.particles, quick.particles));
+  cmd->add_option("--draws", a->flags.draws,
+                  "guide draws per particle, the particle the best by p(psi, x_c)" +
+                      three(authors.draws, supplement.draws, quick.draws));
+  cmd->add_option("--steps", a->flags.steps,
+                  "gradient steps of the max over the token" + three(authors.steps, supplement.steps, quick.steps));
+  cmd->add_option("--lr", a->flags.learning_rate,
+                  "learning rate of that maximisation (Adam)" +
+                      three(authors.learning_rate, supplement.learning_rate, quick.learning_rate));
+  cmd->add_option("--motor-sd", a->flags.motor_sd, fmt::format("sd of the motor noise (all: {})", authors.motor_sd));
+  cmd->add_option("--motor-noise", a->motor_noise,
+                  "the motor noise's log-density: average (over the drawn strokes) or sum (over every control point)" +
+                      three("average", "sum", "average"));
+  cmd->add_option("--renderer", a->renderer,
+                  "the token's renderer parameters: fixed (the type's) or recomputed (from the token's strokes)" +
+                      three("fixed", "recomputed", "fixed"));
+  cmd->add_option("--shift", a->flags.shift, "|shift| of the token affine, image widths" +
+                                                 three(authors.shift, supplement.shift, quick.shift));
+  cmd->add_option("--scale-low", a->flags.scale_low, "lowest scale of the token affine" +
+                                                         three(authors.scale_low, supplement.scale_low, quick.scale_low));
+  cmd->add_option("--scale-high", a->flags.scale_high,
+                  "highest scale of the token affine" + three(authors.scale_high, supplement.scale_high, quick.scale_high));
+  const auto angle = [](double radians) { return fmt::format("{:.4g}", radians); };
+  cmd->add_option("--rotation", a->flags.rotation,
+                  "|rotation| of the token affine, radians" +
+                      three(angle(authors.rotation), angle(supplement.rotation), angle(quick.rotation)));
+  cmd->add_option("--shear", a->flags.shear,
+                  "|shear angle| of the token affine, radians (the matrix holds its tan)" +
+                      three(angle(authors.shear), angle(supplement.shear), angle(quick.shear)));
+  cmd->add_option("--batch", a->flags.batch, fmt::format("(query, psi_k) pairs optimised at once (all: {})", authors.batch));
+  cmd->add_option("--scores", a->scores_file,
+                  "where every query's scores go as JSON (default: RUN/one_shot_scores.json, with --from-data "
+                  "RUN/one_shot_DATA_scores.json)");
   cmd->add_option("--png-task", a->png_task, "index of the task drawn in RUN/one_shot.png")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
   cmd->add_option("--data-dir", a->data_dir, "data root searched first");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
-  cmd->callback([a] { one_shot(*a); });
+  cmd->callback([a, cmd] {
+    for (const auto& [field, flag] : kSearchFlags)
+      if (cmd->count(flag) > 0) a->given.emplace_back(field);
+    one_shot(*a);
+  });
 }};
 
 }  // namespace

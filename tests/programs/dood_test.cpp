@@ -552,6 +552,86 @@ TEST_CASE("DooD samples, reconstructions, parameter groups and options round tri
   CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("steps is 0"));
 }
 
+TEST_CASE("DooD: the model replayed on the guide takes its canvas features, with the same loss and gradients",
+          "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(11);
+  auto o = small();
+  dood::Dood program(o);
+  program.set_training(true);
+  auto x = lines(4, 12);
+  const int64_t b = 4, t = o.steps;
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  struct Step {
+    torch::Tensor loss;
+    std::vector<torch::Tensor> grads;
+    int64_t cnn_images;
+  };
+  auto step = [&](bool reuse) {
+    program.set_feature_reuse(reuse);
+    auto params = program.nets()->parameters();
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    const auto before = program.cnn_images();
+    ppl::infer::Elbo elbo;  // a fresh decaying-average baseline each time
+    auto loss = ppl::handlers::seed([&](const torch::Tensor& img) { return elbo.loss(model, guide, img); }, 5)(x);
+    loss.backward();
+    Step out{loss.detach(), {}, program.cnn_images() - before};
+    for (auto& p : params) out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return out;
+  };
+  auto recomputed = step(false), reused = step(true);
+  CHECK(torch::allclose(reused.loss, recomputed.loss, 1e-6, 1e-5));
+  REQUIRE(reused.grads.size() == recomputed.grads.size());
+  for (std::size_t i = 0; i < reused.grads.size(); ++i) {
+    INFO("parameter " << i << " max difference " << (reused.grads[i] - recomputed.grads[i]).abs().max().item<double>()
+                       << " of " << recomputed.grads[i].abs().max().item<double>());
+    // Float rounding: the blank canvas's gradient is summed over the batch in another order.
+    const double scale = recomputed.grads[i].abs().max().item<double>();
+    CHECK((reused.grads[i] - recomputed.grads[i]).abs().max().item<double>() <= 1e-5 * scale + 1e-7);
+  }
+  // The guide: the target, one blank canvas, then per step the residual and
+  // the glimpse, and the canvas from step 1 on. Without reuse every image's
+  // canvas of every step, in the guide and again in the model.
+  CHECK(reused.cnn_images == b + 1 + 2 * b * t + b * (t - 1));
+  CHECK(recomputed.cnn_images == b + 3 * b * t + b * t);
+  program.set_feature_reuse(true);
+
+  // Draws other than the guide's latest: the model recomputes the canvases
+  // after the first draw (the blank one is the same for any draws), to the same values.
+  auto first = ppl::trace(ppl::handlers::seed(guide, 1), x);
+  auto second = ppl::trace(ppl::handlers::seed(guide, 2), x);
+  CHECK_FALSE(torch::equal(first.site("s/0").value, second.site("s/0").value));
+  const auto before = program.cnn_images();
+  auto on_first = ppl::trace(ppl::handlers::replay(model, first), x);
+  CHECK(program.cnn_images() - before == b * (t - 1));
+  program.set_feature_reuse(false);
+  auto again = ppl::trace(ppl::handlers::replay(model, first), x);
+  CHECK(torch::allclose(on_first.log_prob_sum(), again.log_prob_sum()));
+  program.set_feature_reuse(true);
+  // A guide run without gradients does not serve a model that needs them.
+  {
+    torch::NoGradGuard no_grad;
+    second = ppl::trace(guide, x);
+  }
+  const auto before_grad = program.cnn_images();
+  auto with_grad = ppl::trace(ppl::handlers::replay(model, second), x);
+  CHECK(program.cnn_images() - before_grad == 1 + b * (t - 1));
+  CHECK(with_grad.log_prob_sum().requires_grad());
+  // Nor once a parameter has changed.
+  second = ppl::trace(guide, x);
+  {
+    torch::NoGradGuard no_grad;
+    program.nets()->image_cnn->parameters()[0].add_(1e-3);
+  }
+  const auto before_update = program.cnn_images();
+  ppl::trace(ppl::handlers::replay(model, second), x);
+  CHECK(program.cnn_images() - before_update == 1 + b * (t - 1));
+  // Samples after a guide run of another batch size draw from the prior as before.
+  ppl::trace(guide, x);
+  CHECK(program.sample(3).sizes() == c10::IntArrayRef({3, 1, 12, 12}));
+}
+
 TEST_CASE("DooD: a few SVI steps on small line images lower the loss", "[dood]") {
   ppl::param_store().clear();
   torch::manual_seed(0);

@@ -25,7 +25,11 @@ dood::DoodOptions small() {
   return o;
 }
 
-dood::OneShotOptions fast() { return dood::OneShotOptions::defaults().with_particles(2).with_steps(8).with_batch(64); }
+// The supplement's protocol (summed motor noise, recomputed renderer
+// parameters, B.4's ranges) with a small search.
+dood::OneShotOptions fast() {
+  return dood::OneShotOptions::preset(dood::OneShotProtocol::supplement).with_particles(2).with_steps(8).with_batch(64);
+}
 
 // One stroke per image through the runtime's renderer and compositor, with
 // fixed renderer parameters (not the program's): control points [N, P, 2] in [0, 1].
@@ -45,6 +49,9 @@ dood::CharacterTypes one_stroke_types(const torch::Tensor& points, const torch::
   types.layout = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}).repeat({n, 2, 1});
   auto s = dood::image_to_glimpse(points, types.layout.select(1, 0), kSize);
   types.strokes = torch::stack({s, torch::full({n, p, 2}, 0.5)}, 1);
+  types.sigma = torch::full({n, 2}, 0.025);
+  types.omega0 = torch::full({n, 2}, 0.4);
+  types.omega1 = torch::full({n}, 0.4);
   types.log_joint = torch::zeros({n});
   types.obs_scale = obs_scale;
   return types;
@@ -79,7 +86,7 @@ TEST_CASE("DooD one-shot: the token objective at the type is the model's likelih
   auto drawn = types.on.sum(1).to(torch::kDouble);
   auto expected = log_lik.to(torch::kDouble) + affine + drawn * 2 * p * (-std::log(sd) - 0.5 * std::log(2 * std::numbers::pi));
   auto objective = dood::token_objective(program, query.expand({k, 1, kSize, kSize}), types,
-                                         dood::TokenVariables::identity(types), sd);
+                                         dood::TokenVariables::identity(types, fast()), fast());
   CHECK(torch::allclose(objective.to(torch::kDouble), expected, 1e-4, 1e-2));
 }
 
@@ -102,7 +109,7 @@ TEST_CASE("DooD one-shot: the gradient maximisation over the token never lowers 
   CHECK((fit.best >= fit.initial).all().item<bool>());
   CHECK((fit.best > fit.initial + 1e-3).sum().item<int64_t>() >= 6);
   // The objective at the returned token is the best value reported.
-  auto again = dood::token_objective(program, queries, types, fit.token, 1e-3);
+  auto again = dood::token_objective(program, queries, types, fit.token, fast());
   CHECK(torch::allclose(again, fit.best, 1e-4, 1e-3));
   // Without steps the best is the identity token's value.
   auto none = dood::fit_tokens(program, queries, types, fast().with_steps(0));
@@ -177,6 +184,142 @@ TEST_CASE("DooD one-shot: bad arguments raise errors naming them", "[dood][one-s
   auto j = ppl::options_to_json(fast());
   CHECK(j.at("particles") == 2);
   CHECK(ppl::options_from_json<dood::OneShotOptions>(j, dood::OneShotOptions::defaults()).steps == 8);
+}
+
+TEST_CASE("DooD one-shot: the protocols' presets, their names and the checks of the new options", "[dood][one-shot]") {
+  using P = dood::OneShotProtocol;
+  auto authors = dood::OneShotOptions::defaults();
+  CHECK(authors.particles == 12);
+  CHECK(authors.draws == 20);
+  CHECK(authors.steps == 100);
+  CHECK(authors.learning_rate == 1e-2);
+  CHECK(authors.motor_noise == dood::MotorNoise::average);
+  CHECK(authors.renderer == dood::TokenRenderer::fixed);
+  CHECK(authors.scale_low == 0.6);
+  CHECK(authors.scale_high == 1.4);
+  CHECK(std::tan(authors.shear) == Approx(0.3 * std::numbers::pi));
+  auto supplement = dood::OneShotOptions::preset(P::supplement);
+  CHECK(supplement.draws == 1);
+  CHECK(supplement.motor_noise == dood::MotorNoise::sum);
+  CHECK(supplement.renderer == dood::TokenRenderer::recomputed);
+  CHECK(supplement.scale_low == dood::TokenAffine::kScaleLow);
+  CHECK(supplement.shear == dood::TokenAffine::kAngle);
+  auto quick = dood::OneShotOptions::preset(P::quick);
+  CHECK(quick.particles * quick.draws * quick.steps < authors.particles * authors.draws * authors.steps / 100);
+  CHECK(quick.motor_noise == dood::MotorNoise::average);
+  for (auto p : {P::authors, P::supplement, P::quick}) {
+    dood::OneShotOptions::preset(p).check();
+    CHECK(nlohmann::json(dood::to_string(p)).get<P>() == p);
+  }
+  CHECK_THROWS_WITH(nlohmann::json("paper").get<P>(),
+                    Catch::Contains("protocol is \"paper\"") && Catch::Contains("\"authors\", \"supplement\", \"quick\""));
+  auto j = ppl::options_to_json(authors);
+  CHECK(j.at("motor_noise") == "average");
+  CHECK(j.at("renderer") == "fixed");
+  auto back = ppl::options_from_json<dood::OneShotOptions>(j, supplement);
+  CHECK(back.draws == 20);
+  CHECK(back.renderer == dood::TokenRenderer::fixed);
+  CHECK_THROWS_WITH(dood::OneShotOptions::defaults().with_draws(0).check(), Catch::Contains("draws is 0"));
+  CHECK_THROWS_WITH(dood::OneShotOptions::defaults().with_scale(1.1, 1.4).check(), Catch::Contains("scale_low is 1.1"));
+  CHECK_THROWS_WITH(dood::OneShotOptions::defaults().with_scale(0.6, 0.9).check(), Catch::Contains("scale_high is 0.9"));
+  CHECK_THROWS_WITH(dood::OneShotOptions::defaults().with_shear(2).check(), Catch::Contains("shear is 2"));
+  // The identity token sits inside asymmetric ranges too.
+  dood::CharacterTypes types;
+  types.on = torch::ones({3, 2});
+  types.strokes = torch::rand({3, 2, 4, 2});
+  const auto asymmetric = dood::OneShotOptions::defaults().with_scale(0.5, 1.1);
+  auto a = dood::TokenVariables::identity(types, asymmetric).affine(asymmetric);
+  CHECK(torch::allclose(a.scale, torch::ones({3, 2}), 1e-6, 1e-6));
+  CHECK(torch::equal(a.shift, torch::zeros({3, 2})));
+}
+
+TEST_CASE("DooD one-shot: the motor noise averaged per stroke has no stroke-count bias", "[dood][one-shot]") {
+  // Per-stroke log-densities at zero noise: the same peak c for every drawn stroke.
+  const double c = 60.0;
+  auto per_stroke = torch::tensor({{c, c, c}, {c, c, c}, {c, c, c}, {c, c, c}});
+  auto on = torch::tensor({{1.0, 0.0, 0.0}, {1.0, 1.0, 0.0}, {1.0, 1.0, 1.0}, {0.0, 0.0, 0.0}});
+  auto average = dood::motor_log_density(per_stroke, on, dood::MotorNoise::average);
+  auto sum = dood::motor_log_density(per_stroke, on, dood::MotorNoise::sum);
+  CHECK(torch::allclose(average, torch::tensor({c, c, c, 0.0})));
+  CHECK(torch::allclose(sum, torch::tensor({c, 2 * c, 3 * c, 0.0})));
+
+  // In the objective: two types that differ only in how many strokes they
+  // draw, at the identity token. Summed, the type of two strokes gains the
+  // peak of a stroke's density over the type of one; averaged, nothing.
+  ppl::param_store().clear();
+  torch::manual_seed(6);
+  dood::Dood program(small());
+  const auto obs_scale = dood::sample_types(program, torch::zeros({1, kSize, kSize}), 1).obs_scale;
+  auto types = one_stroke_types(torch::rand({2, 3, 2}) * 0.6 + 0.2, obs_scale);
+  types.on = torch::tensor({{1.0f, 0.0f}, {1.0f, 1.0f}});
+  auto query = draw(torch::rand({1, 3, 2}) * 0.6 + 0.2).expand({2, 1, kSize, kSize});
+  auto averaged = fast().with_motor_noise(dood::MotorNoise::average);
+  auto summed = fast().with_motor_noise(dood::MotorNoise::sum);
+  auto with_average = dood::token_objective(program, query, types, dood::TokenVariables::identity(types, averaged), averaged);
+  auto with_sum = dood::token_objective(program, query, types, dood::TokenVariables::identity(types, summed), summed);
+  const double peak = 2 * 3 * (-std::log(1e-3) - 0.5 * std::log(2 * std::numbers::pi));  // 3 control points
+  CHECK((with_sum - with_average)[0].item<double>() == Approx(0.0).margin(1e-3));
+  CHECK((with_sum - with_average)[1].item<double>() == Approx(peak).epsilon(1e-4));
+}
+
+TEST_CASE("DooD one-shot: each particle is the best of its guide draws by the joint", "[dood][one-shot]") {
+  // Synthetic types: the strokes carry the row number.
+  dood::CharacterTypes types;
+  types.on = torch::ones({6, 1});
+  types.layout = torch::zeros({6, 1, 4});
+  types.strokes = torch::arange(6, torch::kFloat).view({6, 1, 1, 1}).expand({6, 1, 2, 2}).contiguous();
+  types.sigma = types.omega0 = torch::zeros({6, 1});
+  types.omega1 = torch::zeros({6});
+  types.log_joint = torch::tensor({1.0f, 5.0f, 3.0f, 2.0f, -4.0f, 7.0f});
+  auto best = dood::best_of(types, 3);
+  REQUIRE(best.size() == 2);
+  CHECK(torch::equal(best.log_joint, torch::tensor({5.0f, 7.0f})));
+  CHECK(best.strokes[0].min().item<float>() == 1.0f);
+  CHECK(best.strokes[1].min().item<float>() == 5.0f);
+  CHECK(torch::equal(dood::best_of(types, 1).log_joint, types.log_joint));
+  CHECK_THROWS_WITH(dood::best_of(types, 4), Catch::Contains("draws is 4"));
+
+  // Through the guide: 1 particle of 4 draws is the best of the 4 single
+  // draws made with the same seed.
+  ppl::param_store().clear();
+  torch::manual_seed(8);
+  dood::Dood program(small());
+  auto supports = draw(torch::rand({2, 3, 2}) * 0.6 + 0.2);
+  auto drawn = [&](int particles, int draws) {
+    return ppl::handlers::seed([&](const torch::Tensor& x) { return dood::sample_types(program, x, particles, draws); },
+                               9)(supports);
+  };
+  auto singles = drawn(4, 1), chosen = drawn(1, 4);
+  REQUIRE(chosen.size() == 2);
+  CHECK(torch::allclose(chosen.log_joint, singles.log_joint.view({2, 4}).amax(1)));
+  CHECK(torch::allclose(chosen.strokes, dood::best_of(singles, 4).strokes));
+  CHECK_THROWS_WITH(dood::sample_types(program, supports, 1, 0), Catch::Contains("draws is 0"));
+}
+
+TEST_CASE("DooD one-shot: the fixed renderer parameters are the type's, equal to recomputed ones at the type",
+          "[dood][one-shot]") {
+  ppl::param_store().clear();
+  torch::manual_seed(10);
+  dood::Dood program(small());
+  auto supports = draw(torch::rand({2, 3, 2}) * 0.6 + 0.2);
+  auto types = dood::sample_types(program, supports, 2);
+  auto rp = program.render_params(types.layout.flatten(0, 1), types.strokes.flatten(0, 1));
+  CHECK(torch::allclose(types.sigma, rp.sigma.view({4, 2})));
+  CHECK(torch::allclose(types.omega1, rp.omega1.view({4, 2}).select(1, 0)));
+  auto queries = draw(torch::rand({4, 3, 2}) * 0.6 + 0.2);
+  auto fixed = fast().with_renderer(dood::TokenRenderer::fixed);
+  auto at_type = [&](const dood::OneShotOptions& o) {
+    return dood::token_objective(program, queries, types, dood::TokenVariables::identity(types, o), o);
+  };
+  CHECK(torch::allclose(at_type(fixed), at_type(fast()), 1e-4, 1e-2));
+}
+
+TEST_CASE("DooD one-shot: accuracy and its binomial standard error", "[dood][one-shot]") {
+  dood::Accuracy a{41, 200};
+  CHECK(a.value() == Approx(0.205));
+  CHECK(a.standard_error() == Approx(std::sqrt(0.205 * 0.795 / 200)));
+  CHECK(dood::Accuracy{}.standard_error() == 0.0);
+  CHECK(dood::Accuracy{20, 20}.standard_error() == 0.0);
 }
 
 TEST_CASE("DooD strokes: Bezier curves, control points in pixels, Chamfer distance by hand", "[dood][strokes]") {

@@ -278,7 +278,20 @@ std::vector<ParamGroupSpec> Dood::param_groups() const {
 }
 
 torch::Tensor Dood::features(nn::Sequential cnn, const torch::Tensor& images) {
+  cnn_images_ += images.size(0);
   return cnn->forward(images);
+}
+
+torch::Tensor Dood::blank_features(int64_t n, const torch::TensorOptions& opts) {
+  const int64_t S = options_.image_size;
+  return features(nets_->image_cnn, torch::zeros({1, 1, S, S}, opts)).expand({n, -1});
+}
+
+std::vector<int64_t> Dood::canvas_versions() const {
+  std::vector<int64_t> v;
+  for (const auto& p : nets_->image_cnn->parameters()) v.push_back(p._version());
+  for (const auto& p : nets_->renderer->parameters()) v.push_back(p._version());
+  return v;
 }
 
 RenderParams Dood::render_params(const torch::Tensor& l, const torch::Tensor& s) {
@@ -308,13 +321,25 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
   torch::Tensor omega1;
   std::vector<torch::Tensor> strokes;
   const double w = kl_weight();
+  // The guide's canvas features serve while this run's draws are the guide's
+  // (a replay of its latest trace), with the same parameters, and carry
+  // gradients where this run needs them.
+  const auto& from_guide = guide_canvas_;
+  bool replaying = reuse_features_ && !from_guide.features.empty() && from_guide.features.front().size(0) == n &&
+                   from_guide.versions == canvas_versions() && (from_guide.grad || !torch::GradMode::is_enabled());
   for (int t = 0; t < o.steps; ++t) {
     torch::Tensor o_t, l_t, s_t;
     if (o.sequential_prior) {
       torch::Tensor canvas_feat;
       if (o.execution_guidance) {
-        auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
-        canvas_feat = features(nets_->image_cnn, canvas);
+        if (replaying && t < static_cast<int>(from_guide.features.size())) {
+          canvas_feat = from_guide.features[t];
+        } else if (t == 0 && reuse_features_) {
+          canvas_feat = blank_features(n, opts);
+        } else {
+          auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
+          canvas_feat = features(nets_->image_cnn, canvas);
+        }
       }
       h_l = nets_->layout_rnn->forward(cat_defined({o_prev, l_prev, s_prev, canvas_feat}), h_l);
       auto prob = torch::sigmoid(nets_->p_o->forward(h_l).squeeze(1));
@@ -347,6 +372,8 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
         return ppl::sample(addr("s", t), d::Normal(torch::full({n, P, 2}, 0.5, opts), 0.2 * temperature_).to_event(2), {.mask = mask});
       });
     }
+    replaying = replaying && t < static_cast<int>(from_guide.o.size()) && o_t.is_same(from_guide.o[t]) &&
+                l_t.is_same(from_guide.l[t]) && s_t.is_same(from_guide.s[t]);
     auto rp = render_params(l_t, s_t);
     if (t == 0) omega1 = rp.omega1;
     auto stroke = render(l_t.unsqueeze(1), s_t.unsqueeze(1), rp.sigma.unsqueeze(1), rp.omega0.unsqueeze(1));
@@ -358,6 +385,7 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
     s_prev = s_t.flatten(1);
     alive = o_t;
   }
+  guide_canvas_ = {};  // used once: a later run recomputes
   // Only the final canvas carries gradients (C.1).
   auto canvases = ppl::runtime::composite(torch::cat(strokes, 1), omega1);
   return canvases.narrow(1, o.steps - 1, 1);
@@ -390,13 +418,20 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
   torch::Tensor omega1;
   std::vector<torch::Tensor> on;
   const double w = kl_weight();
+  // This draw's canvas features, for the model replayed on it (`prior`).
+  guide_canvas_ = {};
+  const bool keep = reuse_features_ && o.execution_guidance && o.sequential_prior;
+  if (keep) {
+    guide_canvas_.versions = canvas_versions();
+    guide_canvas_.grad = torch::GradMode::is_enabled();
+  }
   for (int t = 0; t < o.steps; ++t) {
     torch::Tensor canvas_feat, residual_feat, ink_left;
     if (o.execution_guidance) {
       // Canvas so far and residual are detached (C.1).
       auto canvas = t == 0 ? sum : torch::tanh(sum / omega1.detach().view({n, 1, 1, 1}));
       auto residual = (x - canvas).detach();
-      canvas_feat = features(nets_->image_cnn, canvas);
+      canvas_feat = t == 0 && reuse_features_ ? blank_features(n, opts) : features(nets_->image_cnn, canvas);
       residual_feat = features(nets_->residual_cnn, residual);
       // Fraction of the target's ink not yet drawn (0 for a blank target).
       if (o.presence_from_residual)
@@ -439,6 +474,12 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
       if (t == 0) omega1 = rp.omega1;
       auto stroke = render(l_t.unsqueeze(1), s_t.unsqueeze(1), rp.sigma.unsqueeze(1), rp.omega0.unsqueeze(1));
       sum = sum + stroke * o_t.view({n, 1, 1, 1});
+    }
+    if (keep) {
+      guide_canvas_.features.push_back(canvas_feat);
+      guide_canvas_.o.push_back(o_t);
+      guide_canvas_.l.push_back(l_t);
+      guide_canvas_.s.push_back(s_t);
     }
     o_prev = o_t.unsqueeze(1);
     l_prev = l_t;

@@ -1,9 +1,12 @@
 // One-shot classification with DooD: Eq. 18-21 of seed 000 (Appendix D.2.3).
 #include <ppl/programs/dood/one_shot.hpp>
 
+#include <array>
 #include <cmath>
+#include <numbers>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <ppl/core/reflect.hpp>
 #include <ppl/runtime/composite.hpp>
@@ -11,13 +14,83 @@
 namespace ppl::programs::dood {
 namespace d = ppl::dist;
 
-OneShotOptions OneShotOptions::defaults() {
+namespace {
+constexpr std::array<std::pair<OneShotProtocol, const char*>, 3> kProtocols = {
+    {{OneShotProtocol::authors, "authors"}, {OneShotProtocol::supplement, "supplement"}, {OneShotProtocol::quick, "quick"}}};
+constexpr std::array<std::pair<MotorNoise, const char*>, 2> kMotorNoise = {
+    {{MotorNoise::average, "average"}, {MotorNoise::sum, "sum"}}};
+constexpr std::array<std::pair<TokenRenderer, const char*>, 2> kRenderers = {
+    {{TokenRenderer::fixed, "fixed"}, {TokenRenderer::recomputed, "recomputed"}}};
+
+template <class E, std::size_t N>
+std::string name_of(const std::array<std::pair<E, const char*>, N>& table, E value) {
+  for (const auto& [v, text] : table)
+    if (v == value) return text;
+  return "?";
+}
+
+template <class E, std::size_t N>
+E parse(const std::array<std::pair<E, const char*>, N>& table, const nlohmann::json& j, const char* option) {
+  if (j.is_string())
+    for (const auto& [v, text] : table)
+      if (j.get<std::string>() == text) return v;
+  std::vector<std::string> choices;
+  for (const auto& [v, text] : table) choices.push_back(fmt::format("\"{}\"", text));
+  throw ArgumentError(
+      fmt::format("DooD one-shot: {} is {}, but must be one of {}", option, j.dump(), fmt::join(choices, ", ")));
+}
+}  // namespace
+
+std::string to_string(OneShotProtocol p) { return name_of(kProtocols, p); }
+std::string to_string(MotorNoise m) { return name_of(kMotorNoise, m); }
+std::string to_string(TokenRenderer r) { return name_of(kRenderers, r); }
+void to_json(nlohmann::json& j, OneShotProtocol p) { j = to_string(p); }
+void from_json(const nlohmann::json& j, OneShotProtocol& p) { p = parse(kProtocols, j, "protocol"); }
+void to_json(nlohmann::json& j, MotorNoise m) { j = to_string(m); }
+void from_json(const nlohmann::json& j, MotorNoise& m) { m = parse(kMotorNoise, j, "motor_noise"); }
+void to_json(nlohmann::json& j, TokenRenderer r) { j = to_string(r); }
+void from_json(const nlohmann::json& j, TokenRenderer& r) { r = parse(kRenderers, j, "renderer"); }
+
+OneShotOptions OneShotOptions::defaults() { return preset(OneShotProtocol::authors); }
+
+OneShotOptions OneShotOptions::preset(OneShotProtocol protocol) {
   OneShotOptions o;
-  o.particles = 5;
-  o.steps = 30;
-  o.learning_rate = 0.05;
   o.motor_sd = 1e-3;
   o.batch = 200;
+  if (protocol == OneShotProtocol::supplement) {
+    // The supplement alone: K raw guide draws, B.4's ranges.
+    o.particles = 5;
+    o.draws = 1;
+    o.steps = 30;
+    o.learning_rate = 0.05;
+    o.motor_noise = MotorNoise::sum;
+    o.renderer = TokenRenderer::recomputed;
+    o.shift = TokenAffine::kShift;
+    o.scale_low = TokenAffine::kScaleLow;
+    o.scale_high = TokenAffine::kScaleHigh;
+    o.rotation = o.shear = TokenAffine::kAngle;
+    return o;
+  }
+  // The authors' classify.py and evaluate.py: 3 parses in each of 4 runs,
+  // each parse the best of 20 guide draws by the joint; Adam at 1e-2 for
+  // 100 steps; ClassifyModel.get_affines's ranges in this code's frame.
+  o.particles = 12;
+  o.draws = 20;
+  o.steps = 100;
+  o.learning_rate = 1e-2;
+  o.motor_noise = MotorNoise::average;
+  o.renderer = TokenRenderer::fixed;
+  o.shift = 0.1;
+  o.scale_low = 0.6;
+  o.scale_high = 1.4;
+  o.rotation = 0.25 * std::numbers::pi * std::numbers::pi / 180;
+  o.shear = std::atan(0.3 * std::numbers::pi);
+  if (protocol == OneShotProtocol::quick) {
+    o.particles = 2;
+    o.draws = 5;
+    o.steps = 10;
+    o.learning_rate = 0.05;
+  }
   return o;
 }
 
@@ -26,10 +99,22 @@ void OneShotOptions::check() const {
     throw ArgumentError(fmt::format("DooD one-shot: {} is {}, but must be {}", field, value, requirement));
   };
   if (particles < 1) fail("particles", particles, "at least 1");
+  if (draws < 1) fail("draws", draws, "at least 1");
   if (steps < 0) fail("steps", steps, "at least 0");
   if (!(learning_rate > 0)) fail("learning_rate", learning_rate, "positive");
   if (!(motor_sd > 0)) fail("motor_sd", motor_sd, "positive");
+  if (!(shift > 0)) fail("shift", shift, "positive");
+  if (!(scale_low > 0 && scale_low < 1)) fail("scale_low", scale_low, "in (0, 1)");
+  if (!(scale_high > 1)) fail("scale_high", scale_high, "above 1");
+  if (!(rotation > 0)) fail("rotation", rotation, "positive");
+  if (!(shear > 0 && shear < std::numbers::pi / 2)) fail("shear", shear, "in (0, pi/2)");
   if (batch < 1) fail("batch", batch, "at least 1");
+}
+
+double OneShotOptions::affine_log_density() const {
+  // Seven independent uniforms: 2 shifts, 2 scales, 1 rotation, 2 shears.
+  return -2 * std::log(2 * shift) - 2 * std::log(scale_high - scale_low) - std::log(2 * rotation) -
+         2 * std::log(2 * shear);
 }
 
 namespace {
@@ -51,14 +136,25 @@ torch::Tensor as_images(Dood& program, const torch::Tensor& images, const char* 
 }  // namespace
 
 CharacterTypes CharacterTypes::select(const torch::Tensor& index) const {
-  return {on.index_select(0, index), layout.index_select(0, index), strokes.index_select(0, index),
+  return {on.index_select(0, index),     layout.index_select(0, index), strokes.index_select(0, index),
+          sigma.index_select(0, index),  omega0.index_select(0, index), omega1.index_select(0, index),
           log_joint.index_select(0, index), obs_scale};
 }
 
-CharacterTypes sample_types(Dood& program, const torch::Tensor& supports, int particles) {
-  if (particles < 1)
-    throw ArgumentError(fmt::format("DooD one-shot: particles is {}, but must be at least 1", particles));
-  auto x = as_images(program, supports, "supports").repeat_interleave(particles, 0);  // row c * K + k
+CharacterTypes best_of(const CharacterTypes& types, int64_t draws) {
+  if (draws < 1 || types.size() % draws != 0)
+    throw ArgumentError(
+        fmt::format("DooD one-shot: draws is {}, but must be at least 1 and divide the {} types", draws, types.size()));
+  if (draws == 1) return types;
+  const int64_t m = types.size() / draws;
+  auto best = types.log_joint.view({m, draws}).argmax(1);
+  return types.select(torch::arange(m, best.options()) * draws + best);
+}
+
+namespace {
+// One guide draw per row of x [N, 1, H, W] and the model replayed there: the
+// types with log p(psi, x) of the unweighted model.
+CharacterTypes guide_types(Dood& program, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   // Eq. 21's p(psi, x_c) is the model's joint, not its beta-weighted training objective.
   const bool training = program.training();
@@ -79,7 +175,12 @@ CharacterTypes sample_types(Dood& program, const torch::Tensor& supports, int pa
   types.on = torch::stack(os, 1);
   types.layout = torch::stack(ls, 1);
   types.strokes = torch::stack(ss, 1);
-  types.log_joint = torch::zeros({x.size(0)}, x.options());
+  const int64_t n = types.size(), t = types.on.size(1);
+  auto rp = program.render_params(types.layout.flatten(0, 1), types.strokes.flatten(0, 1));
+  types.sigma = rp.sigma.view({n, t});
+  types.omega0 = rp.omega0.view({n, t});
+  types.omega1 = rp.omega1.view({n, t}).select(1, 0).contiguous();
+  types.log_joint = torch::zeros({n}, x.options());
   for (const auto& site : model_trace)
     if (site.is_random()) types.log_joint = types.log_joint + site.log_prob();
   for (const auto& [name, value] : model_trace.site("x").dist->named_params())
@@ -88,17 +189,42 @@ CharacterTypes sample_types(Dood& program, const torch::Tensor& supports, int pa
   return types;
 }
 
-TokenVariables TokenVariables::identity(const CharacterTypes& types) {
-  const auto opts = types.strokes.options();
-  return {torch::zeros({types.size(), 7}, opts), torch::zeros_like(types.strokes)};
+CharacterTypes concat(const std::vector<CharacterTypes>& parts) {
+  auto cat = [&](auto member) {
+    std::vector<torch::Tensor> v;
+    for (const auto& p : parts) v.push_back(p.*member);
+    return torch::cat(v, 0);
+  };
+  return {cat(&CharacterTypes::on),     cat(&CharacterTypes::layout), cat(&CharacterTypes::strokes),
+          cat(&CharacterTypes::sigma),  cat(&CharacterTypes::omega0), cat(&CharacterTypes::omega1),
+          cat(&CharacterTypes::log_joint), parts.front().obs_scale};
+}
+}  // namespace
+
+CharacterTypes sample_types(Dood& program, const torch::Tensor& supports, int particles, int draws) {
+  if (particles < 1)
+    throw ArgumentError(fmt::format("DooD one-shot: particles is {}, but must be at least 1", particles));
+  if (draws < 1) throw ArgumentError(fmt::format("DooD one-shot: draws is {}, but must be at least 1", draws));
+  auto x = as_images(program, supports, "supports");
+  // Row c * K D + k D + d: draw d of particle k of support c.
+  std::vector<CharacterTypes> per_support;
+  for (int64_t c = 0; c < x.size(0); ++c)
+    per_support.push_back(best_of(guide_types(program, x.narrow(0, c, 1).repeat_interleave(particles * draws, 0)), draws));
+  return concat(per_support);
 }
 
-TokenAffine TokenVariables::affine() const {
-  // B.4's ranges.
-  using A = TokenAffine;
-  return {in_range(raw.narrow(1, 0, 2), -A::kShift, A::kShift),
-          in_range(raw.narrow(1, 2, 2), A::kScaleLow, A::kScaleHigh),
-          in_range(raw.select(1, 4), -A::kAngle, A::kAngle), in_range(raw.narrow(1, 5, 2), -A::kAngle, A::kAngle)};
+TokenVariables TokenVariables::identity(const CharacterTypes& types, const OneShotOptions& options) {
+  const auto opts = types.strokes.options();
+  auto raw = torch::zeros({types.size(), 7}, opts);
+  // The scale's sigmoid at 1 (0 where its range is symmetric about 1).
+  const double at_one = (1 - options.scale_low) / (options.scale_high - options.scale_low);
+  raw.narrow(1, 2, 2).fill_(std::log(at_one / (1 - at_one)));
+  return {raw, torch::zeros_like(types.strokes)};
+}
+
+TokenAffine TokenVariables::affine(const OneShotOptions& o) const {
+  return {in_range(raw.narrow(1, 0, 2), -o.shift, o.shift), in_range(raw.narrow(1, 2, 2), o.scale_low, o.scale_high),
+          in_range(raw.select(1, 4), -o.rotation, o.rotation), in_range(raw.narrow(1, 5, 2), -o.shear, o.shear)};
 }
 
 torch::Tensor image_to_glimpse(const torch::Tensor& points, const torch::Tensor& l, int64_t image_size) {
@@ -112,33 +238,47 @@ torch::Tensor image_to_glimpse(const torch::Tensor& points, const torch::Tensor&
 }
 
 torch::Tensor token_points(const CharacterTypes& types, const TokenVariables& token, int64_t image_size,
-                           double motor_sd) {
+                           const OneShotOptions& options) {
   const int64_t n = types.size(), t = types.strokes.size(1), p = types.strokes.size(2);
   auto type_points = glimpse_to_image(types.strokes.flatten(0, 1), types.layout.flatten(0, 1), image_size);
-  return apply_token_affine(type_points.view({n, t, p, 2}), token.affine()) + motor_sd * token.noise;
+  return apply_token_affine(type_points.view({n, t, p, 2}), token.affine(options)) + options.motor_sd * token.noise;
+}
+
+torch::Tensor motor_log_density(const torch::Tensor& per_stroke, const torch::Tensor& on, MotorNoise how) {
+  auto drawn = per_stroke * on;
+  if (how == MotorNoise::sum) return drawn.sum(1);
+  // The authors' token score: the strokes' mean, so that a type parsed into
+  // more strokes gains nothing from the density's peak.
+  return drawn.sum(1) / on.sum(1).clamp_min(1);
 }
 
 torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const CharacterTypes& types,
-                              const TokenVariables& token, double motor_sd) {
+                              const TokenVariables& token, const OneShotOptions& options) {
   const int64_t n = types.size(), t = types.strokes.size(1), p = types.strokes.size(2);
   const int64_t size = program.image_size();
   auto l = types.layout.flatten(0, 1);  // [N T, 4]
   // log p(x | z): the model's canvas at z = (o, l, s'), s' taken back to the glimpse frame.
-  auto points = token_points(types, token, size, motor_sd);
-  auto s_token = image_to_glimpse(points.flatten(0, 1), l, size);  // [N T, P, 2]
-  auto rp = program.render_params(l, s_token);
-  auto strokes = program.render(types.layout, s_token.view({n, t, p, 2}), rp.sigma.view({n, t}), rp.omega0.view({n, t})) *
-                 types.on.view({n, t, 1, 1});
-  auto canvas = ppl::runtime::composite(strokes, rp.omega1.view({n, t}).select(1, 0)).narrow(1, t - 1, 1);
+  auto points = token_points(types, token, size, options);
+  auto s_token = image_to_glimpse(points.flatten(0, 1), l, size).view({n, t, p, 2});  // [N, T, P, 2]
+  torch::Tensor sigma = types.sigma, omega0 = types.omega0, omega1 = types.omega1;
+  if (options.renderer == TokenRenderer::recomputed) {
+    auto rp = program.render_params(l, s_token.flatten(0, 1));
+    sigma = rp.sigma.view({n, t});
+    omega0 = rp.omega0.view({n, t});
+    omega1 = rp.omega1.view({n, t}).select(1, 0);
+  }
+  auto strokes = program.render(types.layout, s_token, sigma, omega0) * types.on.view({n, t, 1, 1});
+  auto canvas = ppl::runtime::composite(strokes, omega1).narrow(1, t - 1, 1);
   auto log_lik = d::Laplace(canvas, types.obs_scale.expand_as(canvas)).to_event(3).log_prob(queries);
-  // log p(z | psi): the uniform affine, and the motor noise of the strokes drawn (B.4).
-  // o and l are the type's own (a point mass), so they add nothing.
-  auto a = token.affine();
+  // log p(z | psi): the uniform affine (inside its ranges by construction),
+  // and the motor noise of the strokes drawn (B.4). o and l are the type's
+  // own (a point mass), so they add nothing.
+  auto a = token.affine(options);
   auto per_stroke = [t](const torch::Tensor& v) { return v.repeat_interleave(t, 0); };
   TokenAffine stroke_affine{per_stroke(a.shift), per_stroke(a.scale), per_stroke(a.rotation), per_stroke(a.shear)};
   auto type_points = glimpse_to_image(types.strokes.flatten(0, 1), l, size);
-  auto motor = token_log_prob(points.flatten(0, 1), type_points, stroke_affine, motor_sd).view({n, t});
-  return log_lik + token_affine_log_prob(a) + (motor * types.on).sum(1);
+  auto motor = token_log_prob(points.flatten(0, 1), type_points, stroke_affine, options.motor_sd).view({n, t});
+  return log_lik + options.affine_log_density() + motor_log_density(motor, types.on, options.motor_noise);
 }
 
 TokenFit fit_tokens(Dood& program, const torch::Tensor& queries, const CharacterTypes& types,
@@ -148,13 +288,13 @@ TokenFit fit_tokens(Dood& program, const torch::Tensor& queries, const Character
   if (x.size(0) != types.size())
     throw ArgumentError(fmt::format("DooD one-shot: queries has {} images, but types has {}", x.size(0), types.size()));
   torch::AutoGradMode grad_on(true);
-  auto token = TokenVariables::identity(types);
+  auto token = TokenVariables::identity(types, options);
   token.raw.requires_grad_(true);
   token.noise.requires_grad_(true);
   torch::optim::Adam adam({token.raw, token.noise}, torch::optim::AdamOptions(options.learning_rate));
   TokenFit fit;
   for (int step = 0; step <= options.steps; ++step) {
-    auto objective = token_objective(program, x, types, token, options.motor_sd);
+    auto objective = token_objective(program, x, types, token, options);
     {
       torch::NoGradGuard no_grad;
       auto value = objective.detach();
@@ -204,7 +344,7 @@ torch::Tensor one_shot_scores(Dood& program, const torch::Tensor& supports, cons
                               const OneShotOptions& options, const std::function<void(int64_t, int64_t)>& progress) {
   options.check();
   as_images(program, queries, "queries");
-  auto types = sample_types(program, supports, options.particles);
+  auto types = sample_types(program, supports, options.particles, options.draws);
   return score_types(program, queries, types, options, progress);
 }
 
@@ -213,6 +353,13 @@ torch::Tensor classify(const torch::Tensor& scores) {
     throw ArgumentError(fmt::format("DooD one-shot: scores has shape {}, but must be [Q, C] with C >= 1",
                                     scores.defined() ? shape_string(scores.sizes()) : std::string("undefined")));
   return scores.argmax(1);
+}
+
+double Accuracy::value() const { return queries > 0 ? static_cast<double>(correct) / queries : 0.0; }
+
+double Accuracy::standard_error() const {
+  const double a = value();
+  return queries > 0 ? std::sqrt(a * (1 - a) / queries) : 0.0;
 }
 
 }  // namespace ppl::programs::dood

@@ -11,7 +11,10 @@
 ///   x_{<=t} = tanh(sum_{t' <= t} o_t' x_t' / omega1)                   Eq. 14-15
 ///   x    ~ Laplace(x_{<=T}, b)                                          b learnt per pixel
 /// e(x_{<t}) is the CNN feature of the detached canvas so far (execution
-/// guidance, C.1). sigma_t, omega0_t and omega1 come from a renderer MLP and
+/// guidance, C.1). The model replayed on the guide's draws computes the same
+/// canvases as the guide did, so it takes the guide's features of them
+/// instead of recomputing them (`set_feature_reuse`); the blank canvas of
+/// t = 0 goes through the CNN once per batch, not once per image. sigma_t, omega0_t and omega1 come from a renderer MLP and
 /// are not latent. Sites: "o/t", "l/t", "s/t" (ppl::addr), and "x".
 ///
 /// Guide: the same RNNs, read with the target and the residual x - x_{<t}
@@ -29,6 +32,7 @@
 /// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
 /// canvas so far from the RNN inputs and the canvas and residual from the guide.
 #include <numbers>
+#include <vector>
 
 #include <boost/hana.hpp>
 #include <torch/torch.h>
@@ -153,11 +157,33 @@ class Dood : public ImageProgram {
   /// Per-stroke images [B, T, H, W] of layouts [B, T, 4] and strokes [B, T, P, 2].
   torch::Tensor render(const torch::Tensor& l, const torch::Tensor& s, const torch::Tensor& sigma,
                        const torch::Tensor& omega0);
+  /// Whether the model takes the canvas features the guide computed when it
+  /// replays the guide's draws, and the blank canvas goes through the CNN
+  /// once per batch (on by default; off, every canvas of every image is
+  /// passed, guide and model). The features are the guide's own tensors, so
+  /// values and gradients are those of recomputing them; the model
+  /// recomputes them where its draws are not the guide's latest ones, where
+  /// a parameter changed since, or where it needs gradients the guide's
+  /// features lack (a guide run without them).
+  void set_feature_reuse(bool on) { reuse_features_ = on; }
+  /// Images passed through the CNNs so far (a counter for tests and timing).
+  int64_t cnn_images() const { return cnn_images_; }
 
  private:
   /// Draws the latents from the prior; returns the final canvas [B, 1, H, W].
   torch::Tensor prior(int64_t n, const torch::TensorOptions& opts);
   torch::Tensor features(torch::nn::Sequential cnn, const torch::Tensor& images);
+  /// image_cnn's features of n blank canvases: one pass, expanded.
+  torch::Tensor blank_features(int64_t n, const torch::TensorOptions& opts);
+  /// The versions of the parameters the canvas features depend on (image_cnn, renderer).
+  std::vector<int64_t> canvas_versions() const;
+
+  /// The guide's latest draws and its features of the canvas before each step.
+  struct GuideCanvas {
+    std::vector<torch::Tensor> o, l, s, features;
+    std::vector<int64_t> versions;
+    bool grad = false;  ///< computed with gradients on
+  };
 
   DoodOptions options_;
   DoodNets nets_;
@@ -165,6 +191,9 @@ class Dood : public ImageProgram {
   double temperature_ = 1.0;  ///< multiplies the prior's l and s scales (sample_tempered)
   torch::Tensor fixed_l_loc_, fixed_l_scale_;
   torch::Tensor scale_override_;  ///< set_likelihood_scale; undefined: the learnt scale
+  bool reuse_features_ = true;
+  GuideCanvas guide_canvas_;
+  int64_t cnn_images_ = 0;
 };
 
 /// The affine part of the token model (B.4) for a batch: shift in x and y in

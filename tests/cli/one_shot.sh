@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `ppl one-shot`: one-line errors naming the flag and its value for a bad
+# search option, and, on a barely trained DooD with tasks drawn from MNIST,
+# the accuracy with its standard error and the per-query scores file.
+# The second part exits 77 (skipped) where the MNIST digits are absent.
+set -uo pipefail
+ppl=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failed=0
+
+# expect_error FRAGMENT... -- ARGS...: exit 2, one line on stderr holding every FRAGMENT.
+expect_error() {
+  local fragments=()
+  while [ "$1" != "--" ]; do fragments+=("$1"); shift; done
+  shift
+  "$ppl" one-shot "$work/no-run" "$@" > "$work/out" 2> "$work/err"
+  local rc=$? ok=1
+  for f in "${fragments[@]}"; do grep -qF -- "$f" "$work/err" || ok=0; done
+  if [ $rc -ne 2 ] || [ $ok -ne 1 ] || [ "$(wc -l < "$work/err")" -ne 1 ]; then
+    echo "FAIL $*: exit $rc, expected 2 and one line with ${fragments[*]}; stderr:"
+    head -5 "$work/err"
+    failed=1
+  else
+    echo "ok   $*: $(cat "$work/err")"
+  fi
+}
+
+expect_error "--particles" "particles is 0" -- --particles 0
+expect_error "--particles" "particles is -3" -- --k -3
+expect_error "--draws" "draws is 0" -- --draws 0
+expect_error "--steps" "steps is -1" -- --steps -1
+expect_error "--lr" "learning_rate is -0.5" -- --lr -0.5
+expect_error "--motor-sd" "motor_sd is 0" -- --motor-sd 0
+expect_error "--motor-noise" '"mean"' '"average", "sum"' -- --motor-noise mean
+expect_error "--renderer" '"type"' '"fixed", "recomputed"' -- --renderer type
+expect_error "--scale-low" "scale_low is 1.5" -- --scale-low 1.5
+expect_error "--scale-high" "scale_high is 0.9" -- --protocol supplement --scale-high 0.9
+expect_error "--shear" "shear is 2" -- --shear 2
+expect_error "--protocol" '"paper"' '"authors", "supplement", "quick"' -- --protocol paper
+expect_error "--batch" "batch is 0" -- --protocol quick --batch 0
+[ $failed -eq 0 ] || exit 1
+
+if ! grep -qE '^mnist +yes' <<<"$("$ppl" data list)"; then echo "one shot: skipped (no mnist digits)"; exit 77; fi
+echo '{"steps": 2, "control_points": 3, "render_samples": 20, "rnn_hidden": 16, "mlp_hidden": 16, "feature_size": 16}' \
+  > "$work/small.json"
+"$ppl" train dood --data mnist --n-train 16 --steps 1 --batch-size 4 --config "$work/small.json" --eval-every 0 \
+  --checkpoint-every 1 --out "$work/dood" > /dev/null 2>&1 || { echo "FAIL training the small dood"; exit 1; }
+"$ppl" --threads 1 one-shot "$work/dood" --from-data mnist --episodes 2 --ways 3 --protocol quick --steps 2 \
+  --scores "$work/scores.json" > "$work/summary.json" 2> /dev/null || { echo "FAIL one-shot --protocol quick"; exit 1; }
+python3 - "$work/summary.json" "$work/scores.json" "$work/dood/one_shot_mnist.json" <<'PY' || exit 1
+import json, math, sys
+summary, scores, saved = (json.load(open(p)) for p in sys.argv[1:])
+assert summary["protocol"] == "quick" and summary["options"]["steps"] == 2 and summary["options"]["draws"] == 5, summary
+assert summary["options"]["motor_noise"] == "average" and summary["options"]["renderer"] == "fixed"
+assert summary["queries"] == 6 and len(summary["tasks"]) == 2
+a = summary["accuracy"]
+assert abs(summary["standard_error"] - math.sqrt(a * (1 - a) / 6)) < 1e-12
+for t in summary["tasks"]:
+    p = t["correct"] / t["queries"]
+    assert abs(t["accuracy"] - p) < 1e-12 and abs(t["standard_error"] - math.sqrt(p * (1 - p) / t["queries"])) < 1e-12
+assert saved["accuracy"] == a and "predictions" in saved["tasks"][0]
+queries = scores["queries"]
+assert scores["options"] == summary["options"] and len(queries) == 6
+for q in queries:
+    assert set(q) == {"task", "query", "answer", "prediction", "correct", "scores"}, q
+    assert len(q["scores"]) == 3 and q["prediction"] == max(range(3), key=lambda c: q["scores"][c])
+    assert q["correct"] == (q["prediction"] == q["answer"])
+assert sum(q["correct"] for q in queries) == summary["correct"]
+assert [(q["task"], q["query"]) for q in queries] == [(f"episode{e:02d}", i) for e in (1, 2) for i in range(3)]
+PY
+echo "one shot: ok"
