@@ -3,6 +3,7 @@
 #include <ppl/infer/distributed.hpp>
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -22,6 +23,8 @@
 #endif
 
 #include <ppl/core/errors.hpp>
+
+#include "shared_memory.hpp"
 
 namespace ppl::infer {
 
@@ -54,16 +57,54 @@ class C10dGroup : public ProcessGroup {
   std::string backend() const override { return std::string(to_string(backend_)); }
 
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
+    // Buckets of consecutive tensors of one dtype and device, at most 16 MB
+    // each (a larger tensor alone), flattened into one: few calls of the
+    // backend, each large.
+    constexpr int64_t kBucketBytes = 16 << 20;
+    struct Bucket {
+      std::size_t first, last;
+      torch::Tensor flat;
+    };
+    std::vector<Bucket> buckets;
+    for (std::size_t i = 0; i < tensors.size();) {
+      const auto& t = tensors[i];
+      std::size_t j = i;
+      int64_t bytes = 0;
+      while (j < tensors.size() && tensors[j].scalar_type() == t.scalar_type() && tensors[j].device() == t.device() &&
+             (j == i || bytes + static_cast<int64_t>(tensors[j].nbytes()) <= kBucketBytes)) {
+        bytes += static_cast<int64_t>(tensors[j].nbytes());
+        ++j;
+      }
+      torch::Tensor flat;
+      if (j == i + 1 && t.is_contiguous()) {
+        flat = t;  // reduced in place
+      } else {
+        std::vector<torch::Tensor> parts;
+        for (std::size_t k = i; k < j; ++k) parts.push_back(tensors[k].reshape({-1}));
+        flat = torch::cat(parts);
+      }
+      buckets.push_back({i, j, flat});
+      i = j;
+    }
     run("all-reduce", [&] {
       std::vector<c10::intrusive_ptr<c10d::Work>> work;
       std::vector<std::vector<torch::Tensor>> args;
-      args.reserve(tensors.size());
-      for (auto& t : tensors) {
-        args.push_back({t});
+      args.reserve(buckets.size());
+      for (auto& b : buckets) {
+        args.push_back({b.flat});
         work.push_back(group_->allreduce(args.back()));
       }
       for (auto& w : work) w->wait();
     });
+    for (auto& b : buckets) {
+      if (b.flat.is_same(tensors[b.first])) continue;
+      int64_t at = 0;
+      for (std::size_t k = b.first; k < b.last; ++k) {
+        auto& t = tensors[k];
+        t.copy_(b.flat.narrow(0, at, t.numel()).view(t.sizes()));
+        at += t.numel();
+      }
+    }
   }
 
   void broadcast(std::vector<torch::Tensor>& tensors, int root) override {
@@ -100,6 +141,45 @@ class C10dGroup : public ProcessGroup {
   Backend backend_;
 };
 
+/// A group of ranks on one machine: all-reduces of CPU floating-point
+/// tensors go through shared memory, everything else through `inner`.
+class SharedMemoryGroup : public ProcessGroup {
+ public:
+  SharedMemoryGroup(std::shared_ptr<ProcessGroup> inner, c10d::Store& store, std::chrono::milliseconds timeout)
+      : inner_(std::move(inner)), reduce_(store, "ppl/shm", inner_->rank(), inner_->size(), timeout) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  std::string backend() const override { return inner_->backend(); }
+  bool shared_memory() const override { return true; }
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) override {
+    if (std::all_of(tensors.begin(), tensors.end(), detail::SharedMemoryReduce::takes)) {
+      reduce_.all_reduce_sum(tensors);
+      return;
+    }
+    inner_->all_reduce_sum(tensors);
+  }
+  void broadcast(std::vector<torch::Tensor>& tensors, int root) override { inner_->broadcast(tensors, root); }
+
+ private:
+  std::shared_ptr<ProcessGroup> inner_;
+  detail::SharedMemoryReduce reduce_;
+};
+
+/// Whether every rank of the store's group runs on this machine (the same
+/// host name).
+bool all_on_this_host(c10d::Store& store, int rank, int size) {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  const std::string host(name);
+  store.set(fmt::format("ppl/host/{}", rank), std::vector<std::uint8_t>(host.begin(), host.end()));
+  bool same = true;
+  for (int k = 0; k < size; ++k) {
+    const auto other = store.get(fmt::format("ppl/host/{}", k));
+    same = same && std::string(other.begin(), other.end()) == host;
+  }
+  return same;
+}
+
 int env_int(const char* name, bool required, int fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) {
@@ -127,6 +207,12 @@ std::optional<DistributedOptions> distributed_from_environment() {
   const char* addr = std::getenv("MASTER_ADDR");
   if (!addr || !*addr) throw ArgumentError("distributed: the environment variable MASTER_ADDR is not set");
   o.master_addr = addr;
+  if (const char* shm = std::getenv("PPL_SHARED_MEMORY"); shm && *shm) {
+    const std::string v = shm;
+    if (v != "0" && v != "1")
+      throw ArgumentError(fmt::format("distributed: PPL_SHARED_MEMORY is \"{}\", but must be 0 or 1", v));
+    o.shared_memory = v == "1";
+  }
   if (o.world_size < 1) throw ArgumentError("distributed: WORLD_SIZE is 0, but must be at least 1");
   if (o.rank >= o.world_size)
     throw ArgumentError(fmt::format("distributed: RANK is {}, but WORLD_SIZE is {}", o.rank, o.world_size));
@@ -209,7 +295,10 @@ std::shared_ptr<ProcessGroup> init_process_group(const DistributedOptions& o) {
                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
-    return std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(store, group, Backend::gloo);
+    std::shared_ptr<ProcessGroup> gloo = std::make_shared<C10dGroup<c10d::ProcessGroupGloo>>(store, group, Backend::gloo);
+    if (o.shared_memory && o.world_size > 1 && all_on_this_host(*store, o.rank, o.world_size))
+      return std::make_shared<SharedMemoryGroup>(std::move(gloo), *store, o.timeout);
+    return gloo;
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -228,30 +228,13 @@ void Optimiser::reduce_gradients() {
   auto* f = flags.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i) f[i] = slots_[static_cast<size_t>(i)].param.grad().defined() ? 1.0 : 0.0;
   f[n] = static_cast<double>(n);
-  // Buckets of consecutive slots of one dtype and device, at most 16 MB.
-  constexpr int64_t kBucketBytes = 16 << 20;
-  struct Bucket {
-    size_t first, last;
-    torch::Tensor flat;
-  };
-  std::vector<Bucket> buckets;
-  for (size_t i = 0; i < slots_.size();) {
-    const auto& p = slots_[i].param;
-    size_t j = i;
-    int64_t bytes = 0;
-    std::vector<torch::Tensor> parts;
-    while (j < slots_.size() && slots_[j].param.scalar_type() == p.scalar_type() &&
-           slots_[j].param.device() == p.device() && (j == i || bytes + slots_[j].param.nbytes() <= kBucketBytes)) {
-      const auto& q = slots_[j].param;
-      parts.push_back(q.grad().defined() ? q.grad().reshape({-1}) : torch::zeros({q.numel()}, q.options()));
-      bytes += static_cast<int64_t>(q.nbytes());
-      ++j;
-    }
-    buckets.push_back({i, j, torch::cat(parts)});
-    i = j;
-  }
+  // The gradients themselves are summed in place (the group gathers small
+  // ones into buckets); a slot without one sends zeros.
   std::vector<torch::Tensor> all{flags.to(flag_device)};
-  for (auto& b : buckets) all.push_back(b.flat);
+  for (auto& s : slots_) {
+    const auto& p = s.param;
+    all.push_back(p.grad().defined() ? p.mutable_grad() : torch::zeros_like(p, p.options().requires_grad(false)));
+  }
   group_->all_reduce_sum(all);
   const auto summed = all.front().cpu();
   const double* g = summed.data_ptr<double>();
@@ -260,18 +243,12 @@ void Optimiser::reduce_gradients() {
                             "many; every rank must run the same program",
                             group_->rank(), n));
   const auto world = static_cast<double>(group_->size());
-  for (size_t k = 0; k < buckets.size(); ++k) {
-    auto& flat = all[k + 1];
-    flat.div_(world);  // the mean over the ranks
-    int64_t at = 0;
-    for (size_t i = buckets[k].first; i < buckets[k].last; ++i) {
-      auto& p = slots_[i].param;
-      const auto part = flat.narrow(0, at, p.numel()).view_as(p);
-      at += p.numel();
-      if (g[i] <= 0) continue;  // no rank has a gradient for it: it keeps none
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      p.mutable_grad().copy_(part);
-    }
+  for (int64_t i = 0; i < n; ++i) {
+    auto& p = slots_[static_cast<size_t>(i)].param;
+    if (g[i] <= 0) continue;  // no rank has a gradient for it: it keeps none
+    auto& summed_grad = all[static_cast<size_t>(i) + 1];
+    summed_grad.div_(world);  // the mean over the ranks
+    if (!p.grad().defined()) p.mutable_grad() = summed_grad;
   }
 }
 

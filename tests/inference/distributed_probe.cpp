@@ -8,6 +8,12 @@
 //   distributed_probe compare A B TOL  the tensors of two archives agree within TOL
 //   distributed_probe port             prints a free port
 //   distributed_probe join             joins the group in the environment, then exits
+//   distributed_probe reduce           as a rank of the group in the environment:
+//                                      all-reduces of float and double tensors
+//                                      (contiguous or not, sizes not divisible
+//                                      by the group's, growing from call to
+//                                      call), checked against the sums
+//                                      computed here; prints how they went
 //
 // MODE map: a MAP fit of a regression (deterministic gradients: the group's
 // steps equal the lone process's up to the order of float sums; each rank's
@@ -87,6 +93,50 @@ int train(const std::string& mode, const std::string& out) {
   return 0;
 }
 
+/// Rank r's tensor k of call c: values that differ by rank, call and element.
+torch::Tensor piece(int r, int c, int k, torch::Dtype dtype, int64_t n) {
+  return (torch::arange(n, torch::TensorOptions().dtype(dtype)) * (0.001 * (k + 1)) + (r + 1) * 0.37 + c).sin();
+}
+
+int reduce() {
+  const auto env = infer::distributed_from_environment();
+  if (!env) throw ppl::Error("reduce: no WORLD_SIZE in the environment");
+  auto group = infer::init_process_group(*env);
+  const int rank = group->rank(), world = group->size();
+  int bad = 0;
+  // Sizes chosen so that the shares are uneven and later calls need more room.
+  const std::vector<int64_t> sizes = {1, 7, 1001, 300'000, 2'500'001};
+  for (int c = 0; c < 3; ++c) {
+    std::vector<torch::Tensor> tensors, expected;
+    for (int k = 0; k < static_cast<int>(sizes.size()) && k <= c + 2; ++k) {
+      const auto dtype = k % 2 == 0 ? torch::kFloat : torch::kDouble;
+      auto t = piece(rank, c, k, dtype, sizes[static_cast<size_t>(k)]);
+      if (k == 2) t = t.view({-1, 7}).t();  // not contiguous
+      tensors.push_back(t);
+      torch::Tensor sum;
+      for (int r = 0; r < world; ++r) {
+        auto p = piece(r, c, k, dtype, sizes[static_cast<size_t>(k)]);
+        sum = sum.defined() ? sum + p : p;
+      }
+      expected.push_back(k == 2 ? sum.view({-1, 7}).t() : sum);
+    }
+    group->all_reduce_sum(tensors);
+    for (size_t k = 0; k < tensors.size(); ++k) {
+      // Two ranks: a + b is exact whichever way round; more ranks may sum in
+      // another order, within a few ulps.
+      const double tol = world == 2 ? 0.0 : 1e-5;
+      const double diff = (tensors[k] - expected[k]).abs().max().item<double>();
+      if (!(diff <= tol)) {
+        std::printf("rank %d call %d tensor %zu differs by %g\n", rank, c, k, diff);
+        ++bad;
+      }
+    }
+  }
+  std::printf("rank %d: %s (shared memory %s)\n", rank, bad ? "wrong sums" : "sums agree",
+              group->shared_memory() ? "on" : "off");
+  return bad ? 1 : 0;
+}
+
 int compare(const std::string& a, const std::string& b, double tol) {
   const auto x = ppl::load_archive(a), y = ppl::load_archive(b);
   int bad = 0;
@@ -116,6 +166,7 @@ int main(int argc, char** argv) {
     const std::string what = argc > 1 ? argv[1] : "";
     if (what == "train" && argc == 4) return train(argv[2], argv[3]);
     if (what == "compare" && argc == 5) return compare(argv[2], argv[3], std::atof(argv[4]));
+    if (what == "reduce") return reduce();
     if (what == "port") {
       std::printf("%d\n", infer::free_port());
       return 0;

@@ -24,6 +24,26 @@ ranks() {  # ranks MODE: two ranks in the background, then wait for both
 ranks map
 "$probe" compare "$work/map-rank0.bin" "$work/map-rank1.bin" 0
 "$probe" compare "$work/map-alone.bin" "$work/map-rank0.bin" 1e-9
+# The same through Gloo's sockets instead of shared memory.
+mv "$work/map-rank0.bin" "$work/map-shm.bin"
+PPL_SHARED_MEMORY=0 ranks map
+"$probe" compare "$work/map-rank0.bin" "$work/map-rank1.bin" 0
+"$probe" compare "$work/map-shm.bin" "$work/map-rank0.bin" 1e-12
+
+# All-reduces checked against sums computed by each rank, both ways.
+for shm in 1 0; do
+  port=$("$probe" port)
+  for r in 0 1; do
+    MASTER_ADDR=127.0.0.1 MASTER_PORT=$port WORLD_SIZE=2 RANK=$r PPL_SHARED_MEMORY=$shm "$probe" reduce \
+      > "$work/reduce-$shm-$r.txt" &
+  done
+  wait
+  on=$([ $shm = 1 ] && echo on || echo off)
+  for r in 0 1; do
+    grep -q "rank $r: sums agree (shared memory $on)" "$work/reduce-$shm-$r.txt" ||
+      { echo "reduce, shared memory $on, rank $r:"; cat "$work/reduce-$shm-$r.txt"; exit 1; }
+  done
+done
 
 ranks score
 "$probe" compare "$work/score-rank0.bin" "$work/score-rank1.bin" 0

@@ -25,9 +25,13 @@ class ProcessGroup {
   virtual int size() const = 0;
   /// "gloo" or "nccl".
   virtual std::string backend() const = 0;
-  /// Sums each tensor elementwise over the ranks, in place (all are started
-  /// before any is waited for). Every rank passes tensors of the same shapes,
-  /// dtypes and order. Throws ppl::Error when a rank fails or times out.
+  /// Whether all-reduces of CPU floating-point tensors go through shared
+  /// memory (every rank on this machine) rather than the backend.
+  virtual bool shared_memory() const { return false; }
+  /// Sums each tensor elementwise over the ranks, in place (many small
+  /// tensors are gathered into buckets of up to 16 MB). Every rank passes
+  /// tensors of the same shapes, dtypes and order. Throws ppl::Error when a
+  /// rank fails or times out.
   virtual void all_reduce_sum(std::vector<torch::Tensor>& tensors) = 0;
   /// Copies each tensor of rank `root` into every rank's, in place.
   virtual void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) = 0;
@@ -55,10 +59,15 @@ struct DistributedOptions {
   /// How long a collective operation may take before it fails (a rank that
   /// died or hangs).
   std::chrono::milliseconds timeout{300'000};
+  /// With Gloo, when every rank runs on this machine: all-reduce CPU
+  /// floating-point tensors through POSIX shared memory (each rank sums its
+  /// share of the elements of all ranks' copies) instead of loopback sockets.
+  bool shared_memory = true;
 };
 
 /// The group described by the torchrun environment (MASTER_ADDR, MASTER_PORT,
-/// RANK, WORLD_SIZE, LOCAL_RANK), or nullopt when WORLD_SIZE is not set.
+/// RANK, WORLD_SIZE, LOCAL_RANK; and PPL_SHARED_MEMORY, 0 or 1, for
+/// `shared_memory`), or nullopt when WORLD_SIZE is not set.
 /// Throws ArgumentError naming the variable for a missing or bad value.
 std::optional<DistributedOptions> distributed_from_environment();
 
