@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <random>
 #include <thread>
 
@@ -81,6 +82,7 @@ SharedMemoryReduce::SharedMemoryReduce(c10d::Store& store, const std::string& ke
     control_fd_ = ::shm_open(control_name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
     if (control_fd_ < 0 || ::ftruncate(control_fd_, kControlBytes) != 0)
       throw Error(fmt::format("distributed: cannot create shared memory {}: {}", control_name, errno_text()));
+    control_ = new (map(control_fd_, kControlBytes, control_name)) Control{};
   }
   store_barrier(store, key + "/created", size, timeout);
   for (int k = 0; k < size; ++k) {
@@ -91,12 +93,12 @@ SharedMemoryReduce::SharedMemoryReduce(c10d::Store& store, const std::string& ke
       throw Error(fmt::format("distributed: cannot open shared memory {}: {}", name, errno_text()));
   }
   if (rank != 0) {
+    // Rank 0 constructed the control block before the barrier above.
     control_fd_ = ::shm_open(control_name.c_str(), O_RDWR, 0600);
     if (control_fd_ < 0)
       throw Error(fmt::format("distributed: cannot open shared memory {}: {}", control_name, errno_text()));
+    control_ = static_cast<Control*>(static_cast<void*>(map(control_fd_, kControlBytes, control_name)));
   }
-  // A fresh segment reads as zeros: the counters start at 0.
-  control_ = reinterpret_cast<Control*>(map(control_fd_, kControlBytes, control_name));
   store_barrier(store, key + "/opened", size, timeout);
   // Every rank holds every segment open: the names can go, so nothing is
   // left behind in /dev/shm however the processes end.
