@@ -523,7 +523,11 @@ TEST_CASE("parameter counts of the default programs", "[.report]") {
 TEST_CASE("GNM sample_given generates from the given global latent", "[gnm]") {
   ppl::param_store().clear();
   torch::manual_seed(2);
-  gnm::Gnm program(small_gnm());
+  // With a background, which z_g moves, the image depends on z_g even where
+  // the untrained head places no object.
+  auto o = small_gnm();
+  o.composition = "overlap";
+  gnm::Gnm program(o);
   auto x = torch::rand({2, 1, 16, 16});
   torch::NoGradGuard no_grad;
   auto guide = ppl::trace([&] { return program.guide(x); });
@@ -538,4 +542,76 @@ TEST_CASE("GNM sample_given generates from the given global latent", "[gnm]") {
   CHECK(!torch::allclose(program.sample_given(moved), a));
   z_g.erase("z_g/2");
   CHECK_THROWS_WITH(program.sample_given(z_g), Catch::Contains("no value for the global site \"z_g/2\""));
+}
+
+TEST_CASE("GNM's auxiliary terms reuse the guide's encoder pass: the loss and gradients of a second pass", "[gnm]") {
+  ppl::param_store().clear();
+  gnm::Gnm program(small_gnm());
+  program.set_training(true);
+  const auto x = torch::rand({3, 1, 16, 16});
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  // The guide on the images themselves (its pass is reused), and on a copy of
+  // them, which the model cannot match: it runs the encoder again.
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto guide_of_copy = [&](const torch::Tensor& img) { return program.guide(img.clone()); };
+  auto loss_and_gradients = [&](auto& g) {
+    program.nets()->zero_grad();
+    torch::manual_seed(11);
+    auto loss = ppl::infer::Elbo(program.elbo_options()).loss(model, g, x);
+    loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : program.nets()->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return std::make_pair(loss.template item<double>(), grads);
+  };
+  const auto [reused, reused_grads] = loss_and_gradients(guide);
+  const auto [again, again_grads] = loss_and_gradients(guide_of_copy);
+  CHECK(reused == Approx(again).epsilon(1e-6));
+  REQUIRE(reused_grads.size() == again_grads.size());
+  // Equal up to the order of float sums: within 1e-5 of each gradient's largest entry.
+  for (size_t i = 0; i < reused_grads.size(); ++i) {
+    const double largest = again_grads[i].abs().max().item<double>();
+    CHECK((reused_grads[i] - again_grads[i]).abs().max().item<double>() <= 1e-5 * (1 + largest));
+  }
+  // Without training there is no auxiliary site, and no pass is kept for one.
+  program.set_training(false);
+  auto [q, p] = check_same_sites(program, x);
+  CHECK_FALSE(p.contains("aux"));
+}
+
+TEST_CASE("GNM's defaults are the authors' sizes; a configuration without them keeps the old sizes", "[gnm]") {
+  const auto defaults = gnm::GnmOptions::defaults();
+  CHECK(defaults.encoder_width == 64);
+  CHECK(defaults.z_decoder_hidden == 512);
+  CHECK(defaults.glimpse_size == 16);
+  const auto& info = ppl::programs::find_program("gnm");
+  auto j = info.default_options();
+  for (const char* key : {"encoder_width", "z_decoder_hidden", "glimpse_size"}) j.erase(key);
+  ppl::param_store().clear();
+  const auto old = info.make(j)->options();
+  CHECK(old.at("encoder_width") == 128);
+  CHECK(old.at("z_decoder_hidden") == 1024);
+  CHECK(old.at("glimpse_size") == 32);
+  // The networks are those sizes: the encoder's wide rows and the z_g decoder.
+  auto o = small_gnm();
+  o.image_size = 64;
+  auto count = [](const gnm::GnmOptions& options) {
+    int64_t n = 0;
+    for (const auto& t : gnm::GnmNets(options)->parameters()) n += t.numel();
+    return n;
+  };
+  auto wide = o;
+  wide.encoder_width = 128;
+  // The rows of 128 in Table 6 at 64 px (4 x 4 from 64 to w, 3 x 3 from w to w,
+  // each with a group norm) and the last row (4 x 4, w -> channels).
+  auto encoder = [&](int64_t w) { return 64 * w * 16 + w + 2 * w + w * w * 9 + w + 2 * w + w * o.channels * 16; };
+  CHECK(count(wide) - count(o) == encoder(128) - encoder(64));
+  auto decoder = o;
+  decoder.z_decoder_hidden = 1024;
+  const int64_t flat = int64_t{o.channels} * 16;
+  // MLP([512, h, flat]): 512 -> h with its layer norm, h -> flat.
+  auto z_dec = [&](int64_t h) { return 512 * h + h + 2 * h + h * flat; };
+  CHECK(count(decoder) - count(o) == z_dec(1024) - z_dec(512));
+  auto bad = small_gnm();
+  bad.encoder_width = 0;
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("encoder_width is 0"));
 }

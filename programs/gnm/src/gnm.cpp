@@ -45,15 +45,17 @@ GnmOptions GnmOptions::defaults() {
   o.image_size = 64;
   o.num_cells = 4;
   o.channels = 128;
+  o.encoder_width = 64;
   o.global_prior = "structdraw";
   o.draw_steps = 4;
   o.draw_kernel = 3;
   o.z_global_size = 32;
   o.mlp_interaction = true;
   o.interaction_hidden = 512;
+  o.z_decoder_hidden = 512;
   o.z_what_size = 20;
   o.z_bg_size = 10;
-  o.glimpse_size = 32;
+  o.glimpse_size = 16;
   o.composition = "additive";
   o.likelihood_sd = 0.2;
   o.z_pres_temperature = 1.0;
@@ -83,15 +85,26 @@ GnmOptions GnmOptions::defaults() {
   return o;
 }
 
+GnmOptions GnmOptions::legacy() {
+  auto o = defaults();
+  // Before the authors' sizes were the defaults: Table 6's 128-wide encoder,
+  // Table 9's z_g decoder, Table 7's 32-pixel glimpse.
+  o.encoder_width = 128;
+  o.z_decoder_hidden = 1024;
+  o.glimpse_size = 32;
+  return o;
+}
+
 GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
   const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
-  encoder = register_module("encoder", image_encoder(o.image_size, s, c));
+  encoder = register_module("encoder", image_encoder(o.image_size, s, c, 1, o.encoder_width));
   if (o.global_prior == "structdraw") {
-    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel));
+    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel,
+                                                 o.z_decoder_hidden));
   } else {
     const int64_t g = global_size(o);
     g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
-    g_dec = register_module("g_dec", mlp(g, {512, 1024, flat}));
+    g_dec = register_module("g_dec", mlp(g, {512, int64_t{o.z_decoder_hidden}, flat}));
   }
   head = register_module("head", cell_head(c, head_channels(o)));
   // Two output channels (appearance, mask) for Algorithm 2; one for the sum.
@@ -116,6 +129,8 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.composition == "additive" || o.composition == "overlap",
           fmt::format("composition is \"{}\", but must be \"additive\" or \"overlap\"", o.composition));
   require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
+  require(o.encoder_width >= 1, fmt::format("encoder_width is {}, but must be at least 1", o.encoder_width));
+  require(o.z_decoder_hidden >= 1, fmt::format("z_decoder_hidden is {}, but must be at least 1", o.z_decoder_hidden));
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
   require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");
   for (double rho : {o.z_pres_prior, o.z_pres_prior_end})
@@ -221,10 +236,23 @@ torch::Tensor Gnm::render(const StructureLatents& z) {
   return fg.alpha * fg.colour + (1 - fg.alpha) * background;
 }
 
+bool Gnm::adds_auxiliary() const {
+  return options_.auxiliary_losses && training_ && torch::GradMode::is_enabled();
+}
+
 torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
   const int64_t b = x.size(0);
-  auto fx = nets_->encoder->forward(x);
-  auto q = structure_params(fx);
+  StructureParams q;
+  torch::Tensor bg;
+  if (guide_pass_ && guide_pass_->x.is_same(x)) {
+    q = guide_pass_->q;
+    bg = guide_pass_->bg;
+  } else {
+    auto fx = nets_->encoder->forward(x);
+    q = structure_params(fx);
+    if (has_background()) bg = nets_->bg_enc->forward(fx.flatten(1));
+  }
+  guide_pass_.reset();
   // KL(Ber(q) || Ber(rho)) per cell.
   const auto& l = q.pres_logits;
   auto p = torch::sigmoid(l);
@@ -246,7 +274,6 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
   auto kl_what = z_what_kl_weight() * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()),
                                         torch::ones({1}, x.options()));
   if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
-  auto bg = nets_->bg_enc->forward(fx.flatten(1));
   const int64_t zb = options_.z_bg_size;
   auto bg_loc = bg.narrow(1, 0, zb);
   auto kl_b = d::kl(d::Normal(bg_loc, positive_scale(bg.narrow(1, zb, zb))).to_event(1),
@@ -260,7 +287,7 @@ torch::Tensor Gnm::model(const torch::Tensor& x) {
   auto mean = render(prior(n, x.options(), false));
   auto data = ppl::plate("data", n);
   ppl::observe("x", d::Normal(mean, options_.likelihood_sd).to_event(3), x);
-  if (options_.auxiliary_losses && training_ && torch::GradMode::is_enabled()) {
+  if (adds_auxiliary()) {
     auto zero = torch::zeros({n}, x.options());
     ppl::observe("aux", d::Delta(zero, -auxiliary_kl(x)), zero);
   }
@@ -283,12 +310,15 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
     ppl::sample("z_g", d::Normal(out.narrow(1, 0, g), positive_scale(out.narrow(1, g, g))).to_event(1));
   };
   weighted(global, global_kl_weight());
+  torch::Tensor bg;
   if (has_background()) {
-    auto bg = nets_->bg_enc->forward(fx.flatten(1));
+    bg = nets_->bg_enc->forward(fx.flatten(1));
     const int64_t zb = options_.z_bg_size;
     ppl::sample("z_b", d::Normal(bg.narrow(1, 0, zb), positive_scale(bg.narrow(1, zb, zb))).to_event(1));
   }
   auto q = structure_params(fx);
+  guide_pass_.reset();
+  if (adds_auxiliary()) guide_pass_ = GuidePass{x, q, bg};
   auto z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1));
   ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
   ppl::sample("z_depth", d::Normal(q.depth_loc, q.depth_scale).to_event(2));

@@ -35,17 +35,20 @@
 /// them by z_pres, so that absent cells are not pulled to the prior. The
 /// auxiliary terms are training regularisers, not part of p(x), so they are
 /// left out when no gradient is recorded (log-likelihood estimates,
-/// sampling).
+/// sampling). They reuse the guide's q(z_s | x) of the same images rather
+/// than running the encoder again.
 ///
 /// z_where of cell (i, j) (row i, column j) places a window of side
 /// sigmoid(z_where[0 or 1]) (fraction of the image side) centred at the cell
 /// centre plus (2 / S) tanh(z_where[2 or 3]) in the runtime's [-1, 1]
 /// coordinates (see where_to_runtime).
 #include <map>
+#include <optional>
 
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
+#include <ppl/core/reflect.hpp>
 #include <ppl/dist/normal.hpp>
 #include <ppl/programs/gnm/layers.hpp>
 #include <ppl/programs/program.hpp>
@@ -55,48 +58,55 @@ namespace ppl::programs::gnm {
 
 /// Options of GNM; `defaults()` are the paper's (and its authors' MNIST-4
 /// configuration's) for 64 x 64 MNIST-4 / MNIST-10.
+///
+/// `legacy()` holds what a configuration written before an option existed
+/// was trained with: runs and exported models are opened over it, so that a
+/// key their config.json lacks keeps its old behaviour.
 struct GnmOptions {
-  BOOST_HANA_DEFINE_STRUCT(GnmOptions,
-                           (int, image_size),                 // H = W, num_cells times a power of two
-                           (int, num_cells),                  // S: the structure map is S x S
-                           (int, channels),                   // image encoding / StructDRAW channels (128)
-                           (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
-                           (int, draw_steps),                 // L (4 or 8)
-                           (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
-                           (int, z_global_size),              // size of each z_g/l (32)
-                           (bool, mlp_interaction),           // false: GNM-NoMLP
-                           (int, interaction_hidden),         // MLP^int width (512)
-                           (int, z_what_size),
-                           (int, z_bg_size),
-                           (int, glimpse_size),               // side of the decoded object patch
-                           (std::string, composition),        // "additive" (authors' MNIST) or "overlap" (Algorithm 2)
-                           (double, likelihood_sd),
-                           (double, z_pres_temperature),      // tau of the relaxed z_pres, start
-                           (double, z_pres_temperature_end),  // ... and end of its linear anneal
-                           (int, temperature_anneal_begin),
-                           (int, temperature_anneal_end),
-                           (double, z_pres_prior),            // rho of the auxiliary Ber(rho), start
-                           (double, z_pres_prior_end),        // ... and end of its linear anneal
-                           (int, z_pres_prior_anneal_steps),
-                           (double, scale_prior_mean),        // mu_where of the scales (logit space)
-                           (double, scale_prior_sd),
-                           (double, shift_prior_sd),
-                           (double, mask_curriculum_value),   // object mask during the curriculum (0.9)
-                           (int, mask_curriculum_steps),      // its length in steps
-                           (double, beta_b_start),            // beta_b annealed from 50 ...
-                           (double, beta_b_end),              // ... to 1
-                           (int, beta_b_anneal_steps),
-                           (double, beta_g_start),            // beta_g warmed from 0 ...
-                           (double, beta_g_end),              // ... to 1
-                           (int, beta_g_warmup_steps),
-                           (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
-                           (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
-                           (bool, analytic_kl),               // closed-form Normal KLs in training
-                           (double, learning_rate),
-                           (double, clip_norm),               // global gradient-norm bound (0: none)
-                           (int, batch_size));
+  PPL_DEFINE_OPTIONS(GnmOptions,
+                     (int, image_size),                 // H = W, num_cells times a power of two
+                     (int, num_cells),                  // S: the structure map is S x S
+                     (int, channels),                   // image encoding / StructDRAW channels (128)
+                     (int, encoder_width),              // widest image encoder row (authors 64; Table 6: 128)
+                     (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
+                     (int, draw_steps),                 // L (4 or 8)
+                     (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
+                     (int, z_global_size),              // size of each z_g/l (32)
+                     (bool, mlp_interaction),           // false: GNM-NoMLP
+                     (int, interaction_hidden),         // MLP^int width (512)
+                     (int, z_decoder_hidden),           // MLP^g_dec's second layer (authors 512; Table 9: 1024)
+                     (int, z_what_size),
+                     (int, z_bg_size),
+                     (int, glimpse_size),               // side of the decoded object patch
+                     (std::string, composition),        // "additive" (authors' MNIST) or "overlap" (Algorithm 2)
+                     (double, likelihood_sd),
+                     (double, z_pres_temperature),      // tau of the relaxed z_pres, start
+                     (double, z_pres_temperature_end),  // ... and end of its linear anneal
+                     (int, temperature_anneal_begin),
+                     (int, temperature_anneal_end),
+                     (double, z_pres_prior),            // rho of the auxiliary Ber(rho), start
+                     (double, z_pres_prior_end),        // ... and end of its linear anneal
+                     (int, z_pres_prior_anneal_steps),
+                     (double, scale_prior_mean),        // mu_where of the scales (logit space)
+                     (double, scale_prior_sd),
+                     (double, shift_prior_sd),
+                     (double, mask_curriculum_value),   // object mask during the curriculum (0.9)
+                     (int, mask_curriculum_steps),      // its length in steps
+                     (double, beta_b_start),            // beta_b annealed from 50 ...
+                     (double, beta_b_end),              // ... to 1
+                     (int, beta_b_anneal_steps),
+                     (double, beta_g_start),            // beta_g warmed from 0 ...
+                     (double, beta_g_end),              // ... to 1
+                     (int, beta_g_warmup_steps),
+                     (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
+                     (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
+                     (bool, analytic_kl),               // closed-form Normal KLs in training
+                     (double, learning_rate),
+                     (double, clip_norm),               // global gradient-norm bound (0: none)
+                     (int, batch_size));
 
   static GnmOptions defaults();
+  static GnmOptions legacy();
 };
 
 // The schedule and the structure map's placement, shared with SPACE
@@ -215,6 +225,19 @@ class Gnm : public ImageProgram {
   std::pair<torch::Tensor, torch::Tensor> global_prior(int64_t n, const torch::TensorOptions& opts);
   /// The auxiliary terms of Eq. 7-8 (with beta_b), per image [B].
   torch::Tensor auxiliary_kl(const torch::Tensor& x);
+  /// Whether the model adds the auxiliary site now (training, gradients on).
+  bool adds_auxiliary() const;
+
+  /// What the guide computed from its images that the model's auxiliary
+  /// terms need: q(z_s | x) and the output of q(z_b | x)'s MLP.
+  struct GuidePass {
+    torch::Tensor x;
+    StructureParams q;
+    torch::Tensor bg;
+  };
+  /// The guide's last pass while the auxiliary site is on; the model takes it
+  /// for the same images (one encoder pass a step) and recomputes otherwise.
+  std::optional<GuidePass> guide_pass_;
 
   GnmOptions options_;
   GnmNets nets_;
