@@ -613,7 +613,7 @@ TEST_CASE("GNM's defaults are the authors' sizes; a configuration without them k
   const auto& info = ppl::programs::find_program("gnm");
   auto j = info.default_options();
   for (const char* key : {"encoder_width", "z_decoder_hidden", "glimpse_size", "z_where_form", "aspect_prior_sd",
-                          "presence_kl", "likelihood_sd", "scale_prior_mean"})
+                          "presence_kl", "likelihood_sd", "scale_prior_mean", "clip_mean_loss"})
     j.erase(key);
   ppl::param_store().clear();
   const auto old = info.make(j)->options();
@@ -624,6 +624,7 @@ TEST_CASE("GNM's defaults are the authors' sizes; a configuration without them k
   CHECK(old.at("presence_kl") == "relaxed");
   CHECK(old.at("likelihood_sd") == 0.2);
   CHECK(old.at("scale_prior_mean") == -1.6);
+  CHECK(old.at("clip_mean_loss") == false);
   // The networks are those sizes: the encoder's wide rows and the z_g decoder.
   auto o = small_gnm();
   o.image_size = 64;
@@ -656,6 +657,32 @@ TEST_CASE("GNM's defaults are the authors' sizes; a configuration without them k
   bad = small_gnm();
   bad.aspect_prior_sd = -0.3;
   CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("aspect_prior_sd is -0.3"));
+}
+
+TEST_CASE("GNM clips the gradient of the batch's mean loss at clip_norm, as its authors do", "[gnm]") {
+  ppl::param_store().clear();
+  auto o = small_gnm();
+  REQUIRE(o.clip_norm == 1.0);
+  REQUIRE(o.clip_mean_loss);
+  gnm::Gnm program(o);
+  // `ppl train` sums the loss over the batch: its gradient is 32 times the mean's.
+  CHECK(program.clip_bound(32) == Approx(32.0));
+  CHECK(program.clip_bound(8) == Approx(8.0));
+  ppl::param_store().clear();
+  o.clip_mean_loss = false;
+  gnm::Gnm summed(o);
+  CHECK(summed.clip_bound(32) == Approx(1.0));
+  // Clipping the sum's gradient at B c is clipping the mean's at c: the same update direction and size.
+  auto w = torch::randn({5}, torch::requires_grad());
+  auto x = torch::randn({32, 5});
+  auto clipped = [&](bool mean, double bound) {
+    if (w.grad().defined()) w.mutable_grad().zero_();
+    auto loss = (x.matmul(w)).pow(2);
+    (mean ? loss.mean() : loss.sum()).backward();
+    torch::nn::utils::clip_grad_norm_({w}, bound);
+    return (mean ? w.grad() * 32 : w.grad()).clone();
+  };
+  CHECK(torch::allclose(clipped(true, 1.0), clipped(false, 32.0), 1e-5, 1e-6));
 }
 
 TEST_CASE("GNM's closed-form presence KL is KL(Ber(q) || Ber(p)) of the guide's and the model's z_pres", "[gnm]") {

@@ -93,6 +93,7 @@ GnmOptions GnmOptions::defaults() {
   o.analytic_kl = false;
   o.learning_rate = 1e-4;
   o.clip_norm = 1.0;
+  o.clip_mean_loss = true;
   o.batch_size = 32;
   return o;
 }
@@ -110,6 +111,8 @@ GnmOptions GnmOptions::legacy() {
   o.z_where_form = "scales";
   o.scale_prior_mean = -1.6;
   o.presence_kl = "relaxed";
+  // Before the clip matched the authors': 1.0 on the gradient of the summed loss.
+  o.clip_mean_loss = false;
   return o;
 }
 

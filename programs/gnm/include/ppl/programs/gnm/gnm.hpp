@@ -115,6 +115,7 @@ struct GnmOptions {
                      (bool, analytic_kl),               // closed-form Normal KLs in training
                      (double, learning_rate),
                      (double, clip_norm),               // global gradient-norm bound (0: none)
+                     (bool, clip_mean_loss),            // clip_norm bounds the batch mean's gradient (authors')
                      (int, batch_size));
 
   static GnmOptions defaults();
@@ -179,6 +180,9 @@ class Gnm : public ImageProgram {
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
+  /// With `clip_mean_loss` (the authors' convention) clip_norm bounds the
+  /// gradient of the loss averaged over the batch.
+  bool clips_mean_loss() const override { return options_.clip_mean_loss; }
   /// With `analytic_kl`, the Normal sites (z_g, z_where, z_depth, z_what,
   /// z_b) enter training as -KL(q || p) in closed form, given the sampled
   /// upstream latents, as in the authors' code; z_pres stays a sampled term.
