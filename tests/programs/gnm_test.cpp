@@ -605,7 +605,7 @@ TEST_CASE("GNM's auxiliary terms reuse the guide's encoder pass: the loss and gr
   CHECK_FALSE(p.contains("aux"));
 }
 
-TEST_CASE("GNM's defaults are the authors' sizes; a configuration without them keeps the old sizes", "[gnm]") {
+TEST_CASE("GNM's defaults are the authors' settings, and a configuration without them keeps the old ones", "[gnm]") {
   const auto defaults = gnm::GnmOptions::defaults();
   CHECK(defaults.encoder_width == 64);
   CHECK(defaults.z_decoder_hidden == 512);
