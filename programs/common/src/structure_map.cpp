@@ -31,7 +31,8 @@ torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells, BoxF
 torch::Tensor sum_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
                           int64_t cells, int64_t size, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
-  auto placed = runtime::stn_place(patches, where_to_runtime(z_where, cells, form), size, size).view({b, n, 1, size, size});
+  auto placed =
+      runtime::stn_place(patches, where_to_runtime(z_where, cells, form), size, size).view({b, n, 1, size, size});
   return (placed * z_pres.view({b, n, 1, 1, 1})).sum(1);
 }
 

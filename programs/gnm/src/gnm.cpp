@@ -120,8 +120,8 @@ GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
   const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
   encoder = register_module("encoder", image_encoder(o.image_size, s, c, 1, o.encoder_width));
   if (o.global_prior == "structdraw") {
-    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel,
-                                                 o.z_decoder_hidden));
+    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden,
+                                            o.draw_kernel, o.z_decoder_hidden));
   } else {
     const int64_t g = global_size(o);
     g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
@@ -157,7 +157,8 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
           fmt::format("z_where_form is \"{}\", but must be \"scale_aspect\" or \"scales\"", o.z_where_form));
   require(o.presence_kl == "bernoulli" || o.presence_kl == "relaxed",
           fmt::format("presence_kl is \"{}\", but must be \"bernoulli\" or \"relaxed\"", o.presence_kl));
-  for (auto [name, sd] : {std::pair{"scale_prior_sd", o.scale_prior_sd}, std::pair{"aspect_prior_sd", o.aspect_prior_sd},
+  for (auto [name, sd] : {std::pair{"scale_prior_sd", o.scale_prior_sd},
+                          std::pair{"aspect_prior_sd", o.aspect_prior_sd},
                           std::pair{"shift_prior_sd", o.shift_prior_sd}})
     require(sd > 0, fmt::format("{} is {}, but must be positive", name, sd));
   require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");
@@ -243,8 +244,8 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
   auto p = structure_params(f);
   StructureLatents z;
   if (has_background()) z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
-  z.z_pres = weighted([&] { return ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1)); },
-                      q ? 0.0 : 1.0);
+  const d::RelaxedBernoulli pres(tau_, d::logits(p.pres_logits));
+  z.z_pres = weighted([&] { return ppl::sample("z_pres", pres.to_event(1)); }, q ? 0.0 : 1.0);
   if (q) {
     // The authors' z_pres term: KL(Ber(q) || Ber(p)) per cell, in closed form.
     auto kl = d::kl(d::Bernoulli(d::logits(q->pres_logits)), d::Bernoulli(d::logits(p.pres_logits))).sum(-1);
@@ -361,8 +362,8 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
   guide_pass_.reset();
   if (adds_auxiliary() || closed_form_presence()) guide_pass_ = GuidePass{x, q, bg};
   // With the closed-form presence KL, the model's kl_pres site carries z_pres's term.
-  auto z_pres = weighted([&] { return ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1)); },
-                         closed_form_presence() ? 0.0 : 1.0);
+  const d::RelaxedBernoulli pres(tau_, d::logits(q.pres_logits));
+  auto z_pres = weighted([&] { return ppl::sample("z_pres", pres.to_event(1)); }, closed_form_presence() ? 0.0 : 1.0);
   ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
   ppl::sample("z_depth", d::Normal(q.depth_loc, q.depth_scale).to_event(2));
   sample_what(d::Normal(q.what_loc, q.what_scale).to_event(2));

@@ -28,12 +28,14 @@
 #include <ppl/core/errors.hpp>
 
 #define PPL_DETAIL_OPTION_FIELD(r, type, member) BOOST_PP_TUPLE_ELEM(2, 0, member) BOOST_PP_TUPLE_ELEM(2, 1, member);
-#define PPL_DETAIL_OPTION_NAME(r, type, i, member) BOOST_PP_COMMA_IF(i) BOOST_PP_STRINGIZE(BOOST_PP_TUPLE_ELEM(2, 1, member))
+#define PPL_DETAIL_OPTION_NAME(r, type, i, member) \
+  BOOST_PP_COMMA_IF(i) BOOST_PP_STRINGIZE(BOOST_PP_TUPLE_ELEM(2, 1, member))
 #define PPL_DETAIL_OPTION_ACCESSOR(r, type, i, member)                                                    \
   BOOST_PP_COMMA_IF(i)                                                                                     \
   ::boost::hana::make_pair(::boost::hana::struct_detail::prepare_member_name<i, member_names>(),           \
                            ::boost::hana::struct_detail::member_ptr<                                       \
-                               decltype(&type::BOOST_PP_TUPLE_ELEM(2, 1, member)), &type::BOOST_PP_TUPLE_ELEM(2, 1, member)>{})
+                               decltype(&type::BOOST_PP_TUPLE_ELEM(2, 1, member)),                         \
+                               &type::BOOST_PP_TUPLE_ELEM(2, 1, member)>{})
 
 /// BOOST_HANA_DEFINE_STRUCT(type, (T1, name1), (T2, name2), ...) for up to 64
 /// members (Boost.Preprocessor's variadic limit) where Hana stops at 40: the
