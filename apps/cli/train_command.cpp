@@ -47,9 +47,10 @@ std::string flag_name(std::string_view key) {
   return flag;
 }
 
-/// The program's optimiser with the run's learning-rate schedule.
-infer::Adam scheduled_adam(const programs::ImageProgram& program, const TrainOptions& t) {
-  auto adam = adam_for(program).decay_by(t.lr_decay).floor(t.min_lr);
+/// The program's optimiser with the run's learning-rate schedule, clipping
+/// the gradient of a loss summed over `batch` images.
+infer::Adam scheduled_adam(const programs::ImageProgram& program, const TrainOptions& t, int64_t batch) {
+  auto adam = adam_for(program).decay_by(t.lr_decay).floor(t.min_lr).clip(program.clip_bound(batch));
   if (t.lr_plateau >= 0)
     adam.reduce_on_plateau({.factor = t.lr_factor, .patience = t.lr_plateau, .threshold = t.lr_threshold, .relative = false});
   return adam;
@@ -339,7 +340,7 @@ void train(const TrainArgs& args) {
   auto* prog = program.get();
   auto model = [prog](const torch::Tensor& x) { return prog->model(x); };
   auto guide = [prog](const torch::Tensor& x) { return prog->guide(x); };
-  infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), scheduled_adam(*program, t));
+  infer::Svi svi(model, guide, infer::Elbo(program->elbo_options()), scheduled_adam(*program, t, batch));
   svi.schedule_by_caller();  // with the loss per image, below
   if (group) svi.distribute(group);
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;

@@ -119,6 +119,32 @@ TEST_CASE("GNM z_where places each cell's box at its centre plus a bounded shift
   CHECK(a[6][5].item<double>() == Approx(-0.25));
 }
 
+TEST_CASE("GNM z_where as scale and log aspect ratio: the box's area and shape", "[gnm]") {
+  auto z = torch::zeros({1, 16, 4});
+  z.index_put_({0, 0, 1}, std::log(4.0));   // cell 0: side sigmoid(0) = 0.5, four times as high as wide
+  z.index_put_({0, 1, 0}, std::log(0.25 / 0.75));  // cell 1: side 0.25, square
+  z.index_put_({0, 2, 0}, 2.0);
+  z.index_put_({0, 2, 1}, -1.3);
+  auto a = gnm::where_to_runtime(z, 4, gnm::BoxForm::scale_aspect);
+  // width s / sqrt(r), height s sqrt(r): 0.25 x 1.0, area 0.5^2.
+  CHECK(a[0][0].item<double>() == Approx(0.25));
+  CHECK(a[0][4].item<double>() == Approx(1.0));
+  CHECK(a[1][0].item<double>() == Approx(0.25));
+  CHECK(a[1][4].item<double>() == Approx(0.25));
+  const double s = 1.0 / (1.0 + std::exp(-2.0));
+  CHECK(a[2][0].item<double>() * a[2][4].item<double>() == Approx(s * s));
+  CHECK(a[2][4].item<double>() / a[2][0].item<double>() == Approx(std::exp(-1.3)));
+  // The centres do not depend on the form; a log aspect of 0 is the square of the scales form.
+  auto b = gnm::where_to_runtime(z, 4, gnm::BoxForm::scales);
+  CHECK(torch::equal(a.select(1, 2), b.select(1, 2)));
+  CHECK(torch::equal(a.select(1, 5), b.select(1, 5)));
+  CHECK(a[1][0].item<double>() == Approx(b[1][0].item<double>()));
+  // Boxes in pixels follow the same geometry.
+  auto boxes = ppl::programs::structure_boxes(z, torch::ones({1, 16}), 4, 64, gnm::BoxForm::scale_aspect);
+  CHECK(boxes[0][0].width == Approx(16.0));
+  CHECK(boxes[0][0].height == Approx(64.0));
+}
+
 TEST_CASE("GNM schedules: beta_b 50 -> 1, beta_g 0 -> 1, the mask curriculum, tau and rho", "[gnm]") {
   CHECK(gnm::linear_schedule(0, 0, 100, 50, 1) == Approx(50));
   CHECK(gnm::linear_schedule(50, 0, 100, 50, 1) == Approx(25.5));
@@ -195,6 +221,7 @@ TEST_CASE("GNM's annealing weights and auxiliary KLs apply only while training",
   torch::manual_seed(3);
   auto o = small_gnm();
   o.z_what_kl_warmup_steps = 100;
+  o.presence_kl = "relaxed";  // z_pres weighted 1 in training too, so that every weight divides out
   gnm::Gnm program(o);
   program.set_step(50);  // beta_g = 5e-4, z_what weight 0.5: both far from 1
   const auto x = torch::rand({3, 1, 16, 16});
@@ -317,7 +344,7 @@ TEST_CASE("GNM's additive composition sums the present objects on a black canvas
   z.z_pres.index_put_({0, 5}, 1.0);
   z.z_pres.index_put_({0, 6}, 0.4);
   z.z_where.index_put_({0, 6, 2}, -1e4);
-  auto all = gnm::where_to_runtime(z.z_where, 4);
+  auto all = gnm::where_to_runtime(z.z_where, 4, program.box_form());
   auto expected = torch::zeros({1, 1, 16, 16});
   for (auto [i, pres] : {std::pair<int64_t, double>{5, 1.0}, {6, 0.4}}) {
     auto patch = decoded_patch(program, z, i);
@@ -344,7 +371,7 @@ TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it
   // One object in cell 5 under the curriculum mask 0.9: x = M o + (1 - M) bg, M and o placed by the STN.
   z.z_pres.index_put_({0, 5}, 1.0);
   auto patch = decoded_patch(program, z, 5);
-  auto where = gnm::where_to_runtime(z.z_where, 4).narrow(0, 5, 1);
+  auto where = gnm::where_to_runtime(z.z_where, 4, program.box_form()).narrow(0, 5, 1);
   auto o_placed = ppl::runtime::stn_place(patch.narrow(1, 0, 1), where, 16, 16);
   auto m_placed = ppl::runtime::stn_place(torch::full({1, 1, 8, 8}, 0.9), where, 16, 16);
   auto expected = m_placed * o_placed + (1 - m_placed) * background;
@@ -359,7 +386,7 @@ TEST_CASE("GNM renders as Algorithm 2: background alone, then one object over it
   z.z_what.select(1, 6).copy_(z.z_what.select(1, 5) + 3.0);
   z.z_depth.index_put_({0, 5, 0}, -1.0);
   z.z_depth.index_put_({0, 6, 0}, 2.0);
-  auto all = gnm::where_to_runtime(z.z_where, 4);
+  auto all = gnm::where_to_runtime(z.z_where, 4, program.box_form());
   CHECK(all[6][2].item<double>() == Approx(all[5][2].item<double>()));
   std::vector<torch::Tensor> colour, mask, weight;
   for (int64_t i : {5, 6}) {
@@ -523,7 +550,11 @@ TEST_CASE("parameter counts of the default programs", "[.report]") {
 TEST_CASE("GNM sample_given generates from the given global latent", "[gnm]") {
   ppl::param_store().clear();
   torch::manual_seed(2);
-  gnm::Gnm program(small_gnm());
+  // With a background, which z_g moves, the image depends on z_g even where
+  // the untrained head places no object.
+  auto o = small_gnm();
+  o.composition = "overlap";
+  gnm::Gnm program(o);
   auto x = torch::rand({2, 1, 16, 16});
   torch::NoGradGuard no_grad;
   auto guide = ppl::trace([&] { return program.guide(x); });
@@ -538,4 +569,162 @@ TEST_CASE("GNM sample_given generates from the given global latent", "[gnm]") {
   CHECK(!torch::allclose(program.sample_given(moved), a));
   z_g.erase("z_g/2");
   CHECK_THROWS_WITH(program.sample_given(z_g), Catch::Contains("no value for the global site \"z_g/2\""));
+}
+
+TEST_CASE("GNM's auxiliary terms reuse the guide's encoder pass: the loss and gradients of a second pass", "[gnm]") {
+  ppl::param_store().clear();
+  gnm::Gnm program(small_gnm());
+  program.set_training(true);
+  const auto x = torch::rand({3, 1, 16, 16});
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  // The guide on the images themselves (its pass is reused), and on a copy of
+  // them, which the model cannot match: it runs the encoder again.
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  auto guide_of_copy = [&](const torch::Tensor& img) { return program.guide(img.clone()); };
+  auto loss_and_gradients = [&](auto& g) {
+    program.nets()->zero_grad();
+    torch::manual_seed(11);
+    auto loss = ppl::infer::Elbo(program.elbo_options()).loss(model, g, x);
+    loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : program.nets()->parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return std::make_pair(loss.template item<double>(), grads);
+  };
+  const auto [reused, reused_grads] = loss_and_gradients(guide);
+  const auto [again, again_grads] = loss_and_gradients(guide_of_copy);
+  CHECK(reused == Approx(again).epsilon(1e-6));
+  REQUIRE(reused_grads.size() == again_grads.size());
+  // Equal up to the order of float sums: within 1e-5 of each gradient's largest entry.
+  for (size_t i = 0; i < reused_grads.size(); ++i) {
+    const double largest = again_grads[i].abs().max().item<double>();
+    CHECK((reused_grads[i] - again_grads[i]).abs().max().item<double>() <= 1e-5 * (1 + largest));
+  }
+  // Without training there is no auxiliary site, and no pass is kept for one.
+  program.set_training(false);
+  auto [q, p] = check_same_sites(program, x);
+  CHECK_FALSE(p.contains("aux"));
+}
+
+TEST_CASE("GNM's defaults are the authors' settings, and a configuration without them keeps the old ones", "[gnm]") {
+  const auto defaults = gnm::GnmOptions::defaults();
+  CHECK(defaults.encoder_width == 64);
+  CHECK(defaults.z_decoder_hidden == 512);
+  CHECK(defaults.glimpse_size == 16);
+  const auto& info = ppl::programs::find_program("gnm");
+  auto j = info.default_options();
+  for (const char* key : {"encoder_width", "z_decoder_hidden", "glimpse_size", "z_where_form", "aspect_prior_sd",
+                          "presence_kl", "likelihood_sd", "scale_prior_mean", "clip_mean_loss"})
+    j.erase(key);
+  ppl::param_store().clear();
+  const auto old = info.make(j)->options();
+  CHECK(old.at("encoder_width") == 128);
+  CHECK(old.at("z_decoder_hidden") == 1024);
+  CHECK(old.at("glimpse_size") == 32);
+  CHECK(old.at("z_where_form") == "scales");
+  CHECK(old.at("presence_kl") == "relaxed");
+  CHECK(old.at("likelihood_sd") == 0.2);
+  CHECK(old.at("scale_prior_mean") == -1.6);
+  CHECK(old.at("clip_mean_loss") == false);
+  // The networks are those sizes: the encoder's wide rows and the z_g decoder.
+  auto o = small_gnm();
+  o.image_size = 64;
+  auto count = [](const gnm::GnmOptions& options) {
+    int64_t n = 0;
+    for (const auto& t : gnm::GnmNets(options)->parameters()) n += t.numel();
+    return n;
+  };
+  auto wide = o;
+  wide.encoder_width = 128;
+  // The rows of 128 in Table 6 at 64 px (4 x 4 from 64 to w, 3 x 3 from w to w,
+  // each with a group norm) and the last row (4 x 4, w -> channels).
+  auto encoder = [&](int64_t w) { return 64 * w * 16 + w + 2 * w + w * w * 9 + w + 2 * w + w * o.channels * 16; };
+  CHECK(count(wide) - count(o) == encoder(128) - encoder(64));
+  auto decoder = o;
+  decoder.z_decoder_hidden = 1024;
+  const int64_t flat = int64_t{o.channels} * 16;
+  // MLP([512, h, flat]): 512 -> h with its layer norm, h -> flat.
+  auto z_dec = [&](int64_t h) { return 512 * h + h + 2 * h + h * flat; };
+  CHECK(count(decoder) - count(o) == z_dec(1024) - z_dec(512));
+  auto bad = small_gnm();
+  bad.encoder_width = 0;
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("encoder_width is 0"));
+  bad = small_gnm();
+  bad.z_where_form = "square";
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("z_where_form is \"square\""));
+  bad = small_gnm();
+  bad.presence_kl = "sampled";
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("presence_kl is \"sampled\""));
+  bad = small_gnm();
+  bad.aspect_prior_sd = -0.3;
+  CHECK_THROWS_WITH(gnm::Gnm(bad), Catch::Contains("aspect_prior_sd is -0.3"));
+}
+
+TEST_CASE("GNM clips the gradient of the batch's mean loss at clip_norm, as its authors do", "[gnm]") {
+  ppl::param_store().clear();
+  auto o = small_gnm();
+  REQUIRE(o.clip_norm == 1.0);
+  REQUIRE(o.clip_mean_loss);
+  gnm::Gnm program(o);
+  // `ppl train` sums the loss over the batch: its gradient is 32 times the mean's.
+  CHECK(program.clip_bound(32) == Approx(32.0));
+  CHECK(program.clip_bound(8) == Approx(8.0));
+  ppl::param_store().clear();
+  o.clip_mean_loss = false;
+  gnm::Gnm summed(o);
+  CHECK(summed.clip_bound(32) == Approx(1.0));
+  // Clipping the sum's gradient at B c is clipping the mean's at c: the same update direction and size.
+  auto w = torch::randn({5}, torch::requires_grad());
+  auto x = torch::randn({32, 5});
+  auto clipped = [&](bool mean, double bound) {
+    if (w.grad().defined()) w.mutable_grad().zero_();
+    auto loss = (x.matmul(w)).pow(2);
+    (mean ? loss.mean() : loss.sum()).backward();
+    torch::nn::utils::clip_grad_norm_({w}, bound);
+    return (mean ? w.grad() * 32 : w.grad()).clone();
+  };
+  CHECK(torch::allclose(clipped(true, 1.0), clipped(false, 32.0), 1e-5, 1e-6));
+}
+
+TEST_CASE("GNM's closed-form presence KL is KL(Ber(q) || Ber(p)) of the guide's and the model's z_pres", "[gnm]") {
+  ppl::param_store().clear();
+  torch::manual_seed(6);
+  auto o = small_gnm();
+  REQUIRE(o.presence_kl == "bernoulli");
+  gnm::Gnm program(o);
+  program.set_training(true);
+  const auto x = torch::rand({3, 1, 16, 16});
+  auto [q, p] = check_same_sites(program, x);
+  REQUIRE(p.contains("kl_pres"));
+  CHECK(p.site("kl_pres").observed);
+  // The relaxed draws still render the image, their own terms weighted 0.
+  CHECK(q.site("z_pres").scale == 0.0);
+  CHECK(p.site("z_pres").scale == 0.0);
+  auto probs = [](const ppl::Trace& t) {
+    const auto* d = dynamic_cast<const ppl::dist::RelaxedBernoulli*>(t.site("z_pres").dist.get());
+    REQUIRE(d != nullptr);
+    return torch::sigmoid(d->logits()).detach().to(torch::kDouble);
+  };
+  const auto a = probs(q), b = probs(p);
+  const auto direct = (a * (a / b).log() + (1 - a) * ((1 - a) / (1 - b)).log()).sum(1);
+  const auto site = -p.site("kl_pres").log_prob().detach().to(torch::kDouble);
+  CHECK(torch::allclose(site, direct, 1e-4, 1e-6));
+  // Monte Carlo over z ~ Ber(q): the mean of log Ber(z; q) - log Ber(z; p), within 5 standard errors.
+  torch::manual_seed(7);
+  const int64_t draws = 20000;
+  auto z = torch::bernoulli(a.unsqueeze(0).expand({draws, -1, -1}));
+  auto log_ratio = (z * (a / b).log() + (1 - z) * ((1 - a) / (1 - b)).log()).sum(2);
+  auto error = log_ratio.std(0) / std::sqrt(static_cast<double>(draws));
+  CHECK(((log_ratio.mean(0) - site).abs() <= 5 * error + 1e-9).all().item<bool>());
+  // Evaluation (not training), and "relaxed", keep the sampled terms of the relaxed z_pres.
+  program.set_training(false);
+  auto [q0, p0] = check_same_sites(program, x);
+  CHECK_FALSE(p0.contains("kl_pres"));
+  CHECK(q0.site("z_pres").scale == 1.0);
+  ppl::param_store().clear();
+  o.presence_kl = "relaxed";
+  gnm::Gnm relaxed(o);
+  relaxed.set_training(true);
+  auto [q1, p1] = check_same_sites(relaxed, x);
+  CHECK_FALSE(p1.contains("kl_pres"));
+  CHECK(p1.site("z_pres").scale == 1.0);
 }

@@ -131,7 +131,7 @@ TEST_CASE("GNM and SPACE render a structure map through the same compositing", "
   torch::NoGradGuard no_grad;
   auto image = gnm.render(s);
   auto gnm_patches = torch::sigmoid(gnm.nets()->glimpse_dec->forward(s.z_what.reshape({16, -1, 1, 1})));
-  auto gnm_fg = ppl::programs::composite_objects(gnm_patches, s.z_pres, s.z_where, s.z_depth, 4, 16);
+  auto gnm_fg = ppl::programs::composite_objects(gnm_patches, s.z_pres, s.z_where, s.z_depth, 4, 16, gnm.box_form());
   auto gnm_bg = torch::sigmoid(gnm.nets()->bg_dec->forward(s.z_b.view({1, -1, 1, 1})));
   CHECK(torch::allclose(image, gnm_fg.alpha * gnm_fg.colour + (1 - gnm_fg.alpha) * gnm_bg, 1e-5, 1e-6));
 }

@@ -1,6 +1,8 @@
 // Networks shared by the programs of the GNM family.
 #include <ppl/programs/layers.hpp>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <ppl/core/errors.hpp>
@@ -42,7 +44,8 @@ torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> r
   return seq;
 }
 
-torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels, int64_t in_channels) {
+torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels, int64_t in_channels,
+                                    int64_t max_width) {
   // Table 6 (128 x 128 to 4 x 4): kernel, channels, stride.
   static const std::vector<ConvRow> table = {{4, 16, 2}, {3, 16, 1},  {4, 32, 2},  {3, 32, 1}, {4, 64, 2},
                                              {3, 64, 1}, {4, 128, 2}, {3, 128, 1}, {4, 128, 2}};
@@ -57,7 +60,7 @@ torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t c
   for (size_t i = first; i < table.size(); ++i) {
     const bool last = i + 1 == table.size();
     const auto& r = table[i];
-    const int64_t ch = last ? channels : r.channels;
+    const int64_t ch = last ? channels : std::min(r.channels, max_width);
     seq->push_back(nn::Conv2d(nn::Conv2dOptions(in, ch, r.kernel).stride(r.stride).padding(1)));
     if (!last) {
       seq->push_back(nn::GroupNorm(nn::GroupNormOptions(1, ch)));

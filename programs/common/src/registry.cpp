@@ -24,7 +24,8 @@ const std::vector<ProgramInfo>& registry() {
       {"gnm", "Generative Neurosymbolic Machines (Jiang & Ahn 2020): StructDRAW global prior over a 4 x 4 map of z_pres / z_where / z_depth / z_what, objects summed (authors' MNIST renderer) or composited over a background (Algorithm 2)",
        [] { return options_to_json(gnm::GnmOptions::defaults()); },
        [](const nlohmann::json& j) -> std::unique_ptr<ImageProgram> {
-         return std::make_unique<gnm::Gnm>(options_from_json<gnm::GnmOptions>(j, gnm::GnmOptions::defaults()));
+         // A key an older run's config.json lacks keeps the behaviour it was trained with.
+         return std::make_unique<gnm::Gnm>(options_from_json<gnm::GnmOptions>(j, gnm::GnmOptions::legacy()));
        }},
       {"convdraw", "ConvDRAW (Gregor et al. 2016), GNM's baseline: a DRAW core on the 4 x 4 image encoding, sub-pixel decoder; mlp_interaction gives ConvDRAW-MLP",
        [] { return options_to_json(gnm::ConvDrawOptions::defaults()); },

@@ -5,15 +5,23 @@
 
 namespace ppl::programs {
 
-torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells) {
+torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
   auto idx = torch::arange(n, z_where.options());
   auto col = torch::remainder(idx, static_cast<double>(cells)), row = torch::floor(idx / static_cast<double>(cells));
   auto cx = -1.0 + (2.0 * col + 1.0) / static_cast<double>(cells);
   auto cy = -1.0 + (2.0 * row + 1.0) / static_cast<double>(cells);
   const double cell = 2.0 / static_cast<double>(cells);
-  auto sx = torch::sigmoid(z_where.select(2, 0)).clamp_min(1e-3);
-  auto sy = torch::sigmoid(z_where.select(2, 1)).clamp_min(1e-3);
+  torch::Tensor sx, sy;
+  if (form == BoxForm::scale_aspect) {
+    auto side = torch::sigmoid(z_where.select(2, 0));
+    auto root = torch::exp(0.5 * z_where.select(2, 1));  // sqrt of the aspect ratio
+    sx = (side / root).clamp_min(1e-3);
+    sy = (side * root).clamp_min(1e-3);
+  } else {
+    sx = torch::sigmoid(z_where.select(2, 0)).clamp_min(1e-3);
+    sy = torch::sigmoid(z_where.select(2, 1)).clamp_min(1e-3);
+  }
   auto tx = cx + cell * torch::tanh(z_where.select(2, 2));
   auto ty = cy + cell * torch::tanh(z_where.select(2, 3));
   auto zero = torch::zeros_like(sx);
@@ -21,17 +29,18 @@ torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells) {
 }
 
 torch::Tensor sum_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
-                          int64_t cells, int64_t size) {
+                          int64_t cells, int64_t size, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
-  auto placed = runtime::stn_place(patches, where_to_runtime(z_where, cells), size, size).view({b, n, 1, size, size});
+  auto placed =
+      runtime::stn_place(patches, where_to_runtime(z_where, cells, form), size, size).view({b, n, 1, size, size});
   return (placed * z_pres.view({b, n, 1, 1, 1})).sum(1);
 }
 
 Foreground composite_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
-                             const torch::Tensor& z_depth, int64_t cells, int64_t size) {
+                             const torch::Tensor& z_depth, int64_t cells, int64_t size, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
   auto placed =
-      runtime::stn_place(patches, where_to_runtime(z_where, cells), size, size).view({b, n, 2, size, size});
+      runtime::stn_place(patches, where_to_runtime(z_where, cells, form), size, size).view({b, n, 2, size, size});
   auto o_i = placed.narrow(2, 0, 1);
   auto m_i = placed.narrow(2, 1, 1) * z_pres.view({b, n, 1, 1, 1});
   // Responsibilities: mask * presence * sigmoid(-depth), normalised over objects.
@@ -41,9 +50,9 @@ Foreground composite_objects(const torch::Tensor& patches, const torch::Tensor& 
 }
 
 std::vector<std::vector<ScoredBox>> structure_boxes(const torch::Tensor& z_where, const torch::Tensor& presence,
-                                                    int64_t cells, int64_t size) {
+                                                    int64_t cells, int64_t size, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
-  const auto affine = where_to_runtime(z_where.detach(), cells).view({b, n, 6}).to(torch::kDouble).cpu();
+  const auto affine = where_to_runtime(z_where.detach(), cells, form).view({b, n, 6}).to(torch::kDouble).cpu();
   const auto score = presence.detach().to(torch::kDouble).cpu();
   const auto a = affine.accessor<double, 3>();
   const auto sc = score.accessor<double, 2>();

@@ -697,7 +697,7 @@ std::vector<std::vector<ScoredBox>> latent_boxes(const Gnm& program, const Struc
   if (!z.z_where.defined() || !z.z_pres.defined() || z.z_where.dim() != 3 || z.z_where.size(1) != n ||
       z.z_where.size(2) != 4 || z.z_pres.sizes() != z.z_where.sizes().slice(0, 2))
     throw std::invalid_argument(fmt::format("latent_boxes: z_where must be [B, {}, 4] and z_pres [B, {}]", n, n));
-  const auto all = structure_boxes(z.z_where, z.z_pres, o.num_cells, o.image_size);
+  const auto all = structure_boxes(z.z_where, z.z_pres, o.num_cells, o.image_size, program.box_form());
   std::vector<std::vector<ScoredBox>> out;
   for (const auto& image : all) {
     out.emplace_back();

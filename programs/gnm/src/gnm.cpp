@@ -38,6 +38,15 @@ int64_t global_size(const GnmOptions& o) {
 void require(bool ok, const std::string& message) {
   if (!ok) throw ArgumentError("GNM: " + message);
 }
+
+/// The mean and sd of the auxiliary prior N(mu_where, sd_where) of z_where.
+std::pair<torch::Tensor, torch::Tensor> where_prior(const GnmOptions& o, const torch::TensorOptions& opts) {
+  if (o.z_where_form == "scales")
+    return {torch::tensor({o.scale_prior_mean, o.scale_prior_mean, 0.0, 0.0}, opts),
+            torch::tensor({o.scale_prior_sd, o.scale_prior_sd, o.shift_prior_sd, o.shift_prior_sd}, opts)};
+  return {torch::tensor({o.scale_prior_mean, 0.0, 0.0, 0.0}, opts),
+          torch::tensor({o.scale_prior_sd, o.aspect_prior_sd, o.shift_prior_sd, o.shift_prior_sd}, opts)};
+}
 }  // namespace
 
 GnmOptions GnmOptions::defaults() {
@@ -45,17 +54,19 @@ GnmOptions GnmOptions::defaults() {
   o.image_size = 64;
   o.num_cells = 4;
   o.channels = 128;
+  o.encoder_width = 64;
   o.global_prior = "structdraw";
   o.draw_steps = 4;
   o.draw_kernel = 3;
   o.z_global_size = 32;
   o.mlp_interaction = true;
   o.interaction_hidden = 512;
+  o.z_decoder_hidden = 512;
   o.z_what_size = 20;
   o.z_bg_size = 10;
-  o.glimpse_size = 32;
+  o.glimpse_size = 16;
   o.composition = "additive";
-  o.likelihood_sd = 0.2;
+  o.likelihood_sd = 0.1;
   o.z_pres_temperature = 1.0;
   o.z_pres_temperature_end = 0.5;
   o.temperature_anneal_begin = 1000;
@@ -63,9 +74,12 @@ GnmOptions GnmOptions::defaults() {
   o.z_pres_prior = 0.1;
   o.z_pres_prior_end = 1e-3;
   o.z_pres_prior_anneal_steps = 4000;
-  o.scale_prior_mean = -1.6;
+  o.z_where_form = "scale_aspect";
+  o.scale_prior_mean = -1.53;
   o.scale_prior_sd = 0.1;
+  o.aspect_prior_sd = 0.3;
   o.shift_prior_sd = 1.0;
+  o.presence_kl = "bernoulli";
   o.mask_curriculum_value = 0.9;
   o.mask_curriculum_steps = 1000;
   o.beta_b_start = 50.0;
@@ -79,19 +93,39 @@ GnmOptions GnmOptions::defaults() {
   o.analytic_kl = false;
   o.learning_rate = 1e-4;
   o.clip_norm = 1.0;
+  o.clip_mean_loss = true;
   o.batch_size = 32;
+  return o;
+}
+
+GnmOptions GnmOptions::legacy() {
+  auto o = defaults();
+  // Before the authors' sizes were the defaults: Table 6's 128-wide encoder,
+  // Table 9's z_g decoder, Table 7's 32-pixel glimpse.
+  o.encoder_width = 128;
+  o.z_decoder_hidden = 1024;
+  o.glimpse_size = 32;
+  // Before the authors' objective: the 128-pixel likelihood at 64 pixels,
+  // two free box scales at their MNIST-4 prior, the sampled z_pres term.
+  o.likelihood_sd = 0.2;
+  o.z_where_form = "scales";
+  o.scale_prior_mean = -1.6;
+  o.presence_kl = "relaxed";
+  // Before the clip matched the authors': 1.0 on the gradient of the summed loss.
+  o.clip_mean_loss = false;
   return o;
 }
 
 GnmNetsImpl::GnmNetsImpl(const GnmOptions& o) {
   const int64_t c = o.channels, s = o.num_cells, flat = c * s * s;
-  encoder = register_module("encoder", image_encoder(o.image_size, s, c));
+  encoder = register_module("encoder", image_encoder(o.image_size, s, c, 1, o.encoder_width));
   if (o.global_prior == "structdraw") {
-    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden, o.draw_kernel));
+    draw = register_module("draw", DrawCore(c, s, o.z_global_size, o.mlp_interaction, o.interaction_hidden,
+                                            o.draw_kernel, o.z_decoder_hidden));
   } else {
     const int64_t g = global_size(o);
     g_enc = register_module("g_enc", mlp(flat, {512, 512, 2 * g}));
-    g_dec = register_module("g_dec", mlp(g, {512, 1024, flat}));
+    g_dec = register_module("g_dec", mlp(g, {512, int64_t{o.z_decoder_hidden}, flat}));
   }
   head = register_module("head", cell_head(c, head_channels(o)));
   // Two output channels (appearance, mask) for Algorithm 2; one for the sum.
@@ -116,7 +150,17 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.composition == "additive" || o.composition == "overlap",
           fmt::format("composition is \"{}\", but must be \"additive\" or \"overlap\"", o.composition));
   require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
+  require(o.encoder_width >= 1, fmt::format("encoder_width is {}, but must be at least 1", o.encoder_width));
+  require(o.z_decoder_hidden >= 1, fmt::format("z_decoder_hidden is {}, but must be at least 1", o.z_decoder_hidden));
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
+  require(o.z_where_form == "scale_aspect" || o.z_where_form == "scales",
+          fmt::format("z_where_form is \"{}\", but must be \"scale_aspect\" or \"scales\"", o.z_where_form));
+  require(o.presence_kl == "bernoulli" || o.presence_kl == "relaxed",
+          fmt::format("presence_kl is \"{}\", but must be \"bernoulli\" or \"relaxed\"", o.presence_kl));
+  for (auto [name, sd] : {std::pair{"scale_prior_sd", o.scale_prior_sd},
+                          std::pair{"aspect_prior_sd", o.aspect_prior_sd},
+                          std::pair{"shift_prior_sd", o.shift_prior_sd}})
+    require(sd > 0, fmt::format("{} is {}, but must be positive", name, sd));
   require(o.z_pres_temperature > 0 && o.z_pres_temperature_end > 0, "z_pres temperatures must be positive");
   for (double rho : {o.z_pres_prior, o.z_pres_prior_end})
     require(rho > 0 && rho < 1, fmt::format("z_pres prior {} must be in (0, 1)", rho));
@@ -145,8 +189,7 @@ StructureParams Gnm::structure_params(const torch::Tensor& f) {
   StructureParams p;
   // Logits bounded as in the authors' code (8.8 tanh), keeping the relaxed draws away from 0 and 1.
   p.pres_logits = 8.8 * torch::tanh(out.select(2, 0));
-  auto offset = torch::tensor({options_.scale_prior_mean, options_.scale_prior_mean, 0.0, 0.0}, out.options());
-  p.where_loc = out.narrow(2, 1, 4) + offset;
+  p.where_loc = out.narrow(2, 1, 4) + where_prior(options_, out.options()).first;
   p.where_scale = positive_scale(out.narrow(2, 5, 4));
   p.depth_loc = out.narrow(2, 9, 1);
   p.depth_scale = positive_scale(out.narrow(2, 10, 1));
@@ -185,7 +228,7 @@ StructureLatents Gnm::mode_of(const torch::Tensor& f, const torch::Tensor& z_b) 
   return z;
 }
 
-StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mode) {
+StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mode, const StructureParams* q) {
   ppl::module("gnm", nets_);
   auto data = ppl::plate("data", n);
   auto [f, z_g] = global_prior(n, opts);
@@ -201,7 +244,14 @@ StructureLatents Gnm::prior(int64_t n, const torch::TensorOptions& opts, bool mo
   auto p = structure_params(f);
   StructureLatents z;
   if (has_background()) z.z_b = ppl::sample("z_b", d::Normal(bg_loc, bg_scale).to_event(1));
-  z.z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(p.pres_logits)).to_event(1));
+  const d::RelaxedBernoulli pres(tau_, d::logits(p.pres_logits));
+  z.z_pres = weighted([&] { return ppl::sample("z_pres", pres.to_event(1)); }, q ? 0.0 : 1.0);
+  if (q) {
+    // The authors' z_pres term: KL(Ber(q) || Ber(p)) per cell, in closed form.
+    auto kl = d::kl(d::Bernoulli(d::logits(q->pres_logits)), d::Bernoulli(d::logits(p.pres_logits))).sum(-1);
+    auto zero = torch::zeros_like(kl);
+    ppl::observe("kl_pres", d::Delta(zero, -kl), zero);
+  }
   z.z_where = ppl::sample("z_where", d::Normal(p.where_loc, p.where_scale).to_event(2));
   z.z_depth = ppl::sample("z_depth", d::Normal(p.depth_loc, p.depth_scale).to_event(2));
   z.z_what = sample_what(d::Normal(p.what_loc, p.what_scale).to_event(2));
@@ -212,29 +262,47 @@ torch::Tensor Gnm::render(const StructureLatents& z) {
   const int64_t b = z.z_what.size(0), n = z.z_what.size(1), h = options_.image_size, s = options_.num_cells;
   auto patch = torch::sigmoid(nets_->glimpse_dec->forward(z.z_what.reshape({b * n, -1, 1, 1})));
   // The authors' MNIST renderer: present objects summed on a black canvas.
-  if (!has_background()) return sum_objects(patch, z.z_pres, z.z_where, s, h);
+  if (!has_background()) return sum_objects(patch, z.z_pres, z.z_where, s, h, box_form());
   auto appearance = patch.narrow(1, 0, 1);
   // Curriculum (Appendix C): the mask fills the box at a fixed value.
   auto mask = curriculum_ ? torch::full_like(appearance, options_.mask_curriculum_value) : patch.narrow(1, 1, 1);
-  auto fg = composite_objects(torch::cat({appearance, mask}, 1), z.z_pres, z.z_where, z.z_depth, s, h);
+  auto fg = composite_objects(torch::cat({appearance, mask}, 1), z.z_pres, z.z_where, z.z_depth, s, h, box_form());
   auto background = torch::sigmoid(nets_->bg_dec->forward(z.z_b.view({b, -1, 1, 1})));
   return fg.alpha * fg.colour + (1 - fg.alpha) * background;
 }
 
-torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
-  const int64_t b = x.size(0);
-  auto fx = nets_->encoder->forward(x);
-  auto q = structure_params(fx);
+bool Gnm::adds_auxiliary() const {
+  return options_.auxiliary_losses && training_ && torch::GradMode::is_enabled();
+}
+
+bool Gnm::closed_form_presence() const {
+  return options_.presence_kl == "bernoulli" && training_ && torch::GradMode::is_enabled();
+}
+
+Gnm::GuidePass Gnm::guide_pass(const torch::Tensor& x) {
+  GuidePass pass;
+  if (guide_pass_ && guide_pass_->x.is_same(x)) {
+    pass = std::move(*guide_pass_);
+  } else {
+    auto fx = nets_->encoder->forward(x);
+    pass = {x, structure_params(fx), has_background() ? nets_->bg_enc->forward(fx.flatten(1)) : torch::Tensor()};
+  }
+  guide_pass_.reset();
+  return pass;
+}
+
+torch::Tensor Gnm::auxiliary_kl(const GuidePass& pass) {
+  const auto& q = pass.q;
+  const auto& bg = pass.bg;
+  const int64_t b = q.pres_logits.size(0);
+  const auto opts = q.pres_logits.options();
   // KL(Ber(q) || Ber(rho)) per cell.
   const auto& l = q.pres_logits;
   auto p = torch::sigmoid(l);
   auto kl_pres = (p * (torch::log_sigmoid(l) - std::log(rho_)) +
                   (1 - p) * (torch::log_sigmoid(-l) - std::log1p(-rho_)))
                      .sum(1);
-  auto where_loc = torch::tensor({options_.scale_prior_mean, options_.scale_prior_mean, 0.0, 0.0}, x.options());
-  auto where_sd = torch::tensor({options_.scale_prior_sd, options_.scale_prior_sd, options_.shift_prior_sd,
-                                 options_.shift_prior_sd},
-                                x.options());
+  auto [where_loc, where_sd] = where_prior(options_, opts);
   // KL(q || N(loc, sd)) per cell, weighted by the cell's presence probability.
   auto per_cell_kl = [&](const torch::Tensor& q_loc, const torch::Tensor& q_scale, const torch::Tensor& loc,
                          const torch::Tensor& sd) {
@@ -243,10 +311,9 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
     return (kl * p).sum(1);
   };
   auto kl_where = per_cell_kl(q.where_loc, q.where_scale, where_loc, where_sd);
-  auto kl_what = z_what_kl_weight() * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, x.options()),
-                                        torch::ones({1}, x.options()));
+  auto kl_what = z_what_kl_weight() * per_cell_kl(q.what_loc, q.what_scale, torch::zeros({1}, opts),
+                                                 torch::ones({1}, opts));
   if (!has_background()) return (kl_pres + kl_where + kl_what).view({b});
-  auto bg = nets_->bg_enc->forward(fx.flatten(1));
   const int64_t zb = options_.z_bg_size;
   auto bg_loc = bg.narrow(1, 0, zb);
   auto kl_b = d::kl(d::Normal(bg_loc, positive_scale(bg.narrow(1, zb, zb))).to_event(1),
@@ -257,12 +324,14 @@ torch::Tensor Gnm::auxiliary_kl(const torch::Tensor& x) {
 torch::Tensor Gnm::model(const torch::Tensor& x) {
   check::min_dim({"GNM model"}, "x", x, 4);
   const int64_t n = x.size(0);
-  auto mean = render(prior(n, x.options(), false));
+  std::optional<GuidePass> pass;
+  if (adds_auxiliary() || closed_form_presence()) pass = guide_pass(x);
+  auto mean = render(prior(n, x.options(), false, closed_form_presence() ? &pass->q : nullptr));
   auto data = ppl::plate("data", n);
   ppl::observe("x", d::Normal(mean, options_.likelihood_sd).to_event(3), x);
-  if (options_.auxiliary_losses && training_ && torch::GradMode::is_enabled()) {
+  if (adds_auxiliary()) {
     auto zero = torch::zeros({n}, x.options());
-    ppl::observe("aux", d::Delta(zero, -auxiliary_kl(x)), zero);
+    ppl::observe("aux", d::Delta(zero, -auxiliary_kl(*pass)), zero);
   }
   return mean;
 }
@@ -283,13 +352,18 @@ torch::Tensor Gnm::guide(const torch::Tensor& x) {
     ppl::sample("z_g", d::Normal(out.narrow(1, 0, g), positive_scale(out.narrow(1, g, g))).to_event(1));
   };
   weighted(global, global_kl_weight());
+  torch::Tensor bg;
   if (has_background()) {
-    auto bg = nets_->bg_enc->forward(fx.flatten(1));
+    bg = nets_->bg_enc->forward(fx.flatten(1));
     const int64_t zb = options_.z_bg_size;
     ppl::sample("z_b", d::Normal(bg.narrow(1, 0, zb), positive_scale(bg.narrow(1, zb, zb))).to_event(1));
   }
   auto q = structure_params(fx);
-  auto z_pres = ppl::sample("z_pres", d::RelaxedBernoulli(tau_, d::logits(q.pres_logits)).to_event(1));
+  guide_pass_.reset();
+  if (adds_auxiliary() || closed_form_presence()) guide_pass_ = GuidePass{x, q, bg};
+  // With the closed-form presence KL, the model's kl_pres site carries z_pres's term.
+  const d::RelaxedBernoulli pres(tau_, d::logits(q.pres_logits));
+  auto z_pres = weighted([&] { return ppl::sample("z_pres", pres.to_event(1)); }, closed_form_presence() ? 0.0 : 1.0);
   ppl::sample("z_where", d::Normal(q.where_loc, q.where_scale).to_event(2));
   ppl::sample("z_depth", d::Normal(q.depth_loc, q.depth_scale).to_event(2));
   sample_what(d::Normal(q.what_loc, q.what_scale).to_event(2));
@@ -349,7 +423,7 @@ InferredObjects Gnm::infer_objects(const torch::Tensor& x) {
                                             fmt::join(x.sizes(), ", "), o.image_size, o.image_size));
   torch::NoGradGuard no_grad;
   const auto p = structure_params(nets_->encoder->forward(x));
-  return {structure_boxes(p.where_loc, torch::sigmoid(p.pres_logits), o.num_cells, o.image_size),
+  return {structure_boxes(p.where_loc, torch::sigmoid(p.pres_logits), o.num_cells, o.image_size, box_form()),
           p.what_loc.detach().to(torch::kFloat32).cpu()};
 }
 

@@ -34,7 +34,7 @@ nn::Sequential conv_interaction(int64_t in, int64_t out) {
 }  // namespace
 
 DrawCoreImpl::DrawCoreImpl(int64_t channels_, int64_t cells_, int64_t z_size_, bool mlp_interaction_,
-                           int64_t interaction_hidden, int64_t kernel)
+                           int64_t interaction_hidden, int64_t kernel, int64_t decoder_hidden)
     : channels(channels_), cells(cells_), z_size(z_size_), mlp_interaction(mlp_interaction_) {
   enc = register_module("enc", ConvLSTMCell(3 * channels, channels, kernel));
   dec = register_module("dec", ConvLSTMCell(2 * channels, channels, kernel));
@@ -42,7 +42,7 @@ DrawCoreImpl::DrawCoreImpl(int64_t channels_, int64_t cells_, int64_t z_size_, b
   if (mlp_interaction) {
     int_enc = register_module("int_enc", mlp(flat, {interaction_hidden, interaction_hidden, 2 * z_size}));
     int_dec = register_module("int_dec", mlp(flat, {interaction_hidden, interaction_hidden, 2 * z_size}));
-    z_dec = register_module("z_dec", mlp(z_size, {512, 1024, flat}));
+    z_dec = register_module("z_dec", mlp(z_size, {512, decoder_hidden, flat}));
   } else {
     int_enc = register_module("int_enc", conv_interaction(channels, 2 * z_size));
     int_dec = register_module("int_dec", conv_interaction(channels, 2 * z_size));

@@ -6,16 +6,54 @@
 ///   };
 ///   nlohmann::json j = ppl::options_to_json(opts);
 ///   auto back = ppl::options_from_json<AirOptions>(j);   // unknown keys throw
+///
+/// BOOST_HANA_DEFINE_STRUCT takes at most 40 members; PPL_DEFINE_OPTIONS is
+/// the same for up to 64.
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include <boost/hana.hpp>
+#include <boost/preprocessor/cat.hpp>
+#include <boost/preprocessor/punctuation/comma_if.hpp>
+#include <boost/preprocessor/seq/for_each.hpp>
+#include <boost/preprocessor/seq/for_each_i.hpp>
+#include <boost/preprocessor/stringize.hpp>
+#include <boost/preprocessor/tuple/elem.hpp>
+#include <boost/preprocessor/variadic/to_seq.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <ppl/core/errors.hpp>
+
+#define PPL_DETAIL_OPTION_FIELD(r, type, member) BOOST_PP_TUPLE_ELEM(2, 0, member) BOOST_PP_TUPLE_ELEM(2, 1, member);
+#define PPL_DETAIL_OPTION_NAME(r, type, i, member) \
+  BOOST_PP_COMMA_IF(i) BOOST_PP_STRINGIZE(BOOST_PP_TUPLE_ELEM(2, 1, member))
+#define PPL_DETAIL_OPTION_ACCESSOR(r, type, i, member)                                                    \
+  BOOST_PP_COMMA_IF(i)                                                                                     \
+  ::boost::hana::make_pair(::boost::hana::struct_detail::prepare_member_name<i, member_names>(),           \
+                           ::boost::hana::struct_detail::member_ptr<                                       \
+                               decltype(&type::BOOST_PP_TUPLE_ELEM(2, 1, member)),                         \
+                               &type::BOOST_PP_TUPLE_ELEM(2, 1, member)>{})
+
+/// BOOST_HANA_DEFINE_STRUCT(type, (T1, name1), (T2, name2), ...) for up to 64
+/// members (Boost.Preprocessor's variadic limit) where Hana stops at 40: the
+/// members are declared, and the struct is a Hana Struct of them in order.
+#define PPL_DEFINE_OPTIONS(type, ...)                                                                        \
+  BOOST_PP_SEQ_FOR_EACH(PPL_DETAIL_OPTION_FIELD, type, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))              \
+  struct hana_accessors_impl {                                                                             \
+    static constexpr auto apply() {                                                                        \
+      struct member_names {                                                                                \
+        static constexpr auto get() {                                                                      \
+          return ::boost::hana::make_tuple(                                                                \
+              BOOST_PP_SEQ_FOR_EACH_I(PPL_DETAIL_OPTION_NAME, type, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))); \
+        }                                                                                                  \
+      };                                                                                                   \
+      return ::boost::hana::make_tuple(                                                                    \
+          BOOST_PP_SEQ_FOR_EACH_I(PPL_DETAIL_OPTION_ACCESSOR, type, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))); \
+    }                                                                                                      \
+  }
 
 namespace ppl {
 

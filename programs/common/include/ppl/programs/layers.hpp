@@ -32,9 +32,11 @@ torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> r
 /// The image encoder of Table 6 for `image_size` x `image_size` images of
 /// `in_channels` channels down to a `cells` x `cells` map of `channels`
 /// features: the last 2k - 1 rows of the table with k = log2(image_size /
-/// cells) stride-2 rows. Throws ppl::ArgumentError when image_size is not
+/// cells) stride-2 rows, no row wider than `max_width` (Table 6: 128; GNM's
+/// authors' code: 64). Throws ppl::ArgumentError when image_size is not
 /// cells times 2, 4, 8, 16 or 32.
-torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels, int64_t in_channels = 1);
+torch::nn::Sequential image_encoder(int64_t image_size, int64_t cells, int64_t channels, int64_t in_channels = 1,
+                                    int64_t max_width = 128);
 
 /// An MLP with `sizes` outputs per layer; hidden layers are followed by
 /// CELU and layer normalisation (Table 9's note), the output layer by nothing.

@@ -71,6 +71,15 @@ class ImageProgram {
   virtual infer::ElboOptions elbo_options() const { return {}; }
   /// The global gradient-norm bound `ppl train` clips to (0: no clipping).
   virtual double clip_norm() const { return 0.0; }
+  /// True when clip_norm() bounds the gradient of the loss averaged over a
+  /// batch (GNM's authors' convention) rather than of the loss summed over it.
+  virtual bool clips_mean_loss() const { return false; }
+  /// The bound `ppl train` clips the gradient of its loss, which is summed
+  /// over a rank's `batch` images, to: clip_norm(), times `batch` when
+  /// clips_mean_loss() (the sum's gradient is `batch` times the mean's).
+  double clip_bound(int64_t batch) const {
+    return clips_mean_loss() ? clip_norm() * static_cast<double>(batch) : clip_norm();
+  }
   /// Moves the step-dependent state (annealing schedules, warm-ups) to
   /// `step`: `ppl train` calls it before each optimisation step, and the
   /// commands that open a run (ll, sample, trace, eval) call it with the

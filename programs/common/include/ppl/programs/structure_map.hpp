@@ -12,19 +12,28 @@
 
 namespace ppl::programs {
 
+/// What the first two numbers of a cell's z_where are.
+enum class BoxForm {
+  scales,        ///< (scale x, scale y): width sigmoid(z0), height sigmoid(z1) (SPACE)
+  scale_aspect,  ///< (scale, log aspect ratio): width sigmoid(z0) exp(-z1 / 2),
+                 ///< height sigmoid(z0) exp(z1 / 2) (GNM's authors' code)
+};
+
 /// The runtime affine z_where [B * S*S, 6] (a, b, tx, c, d, ty) of the
-/// z_where [B, S*S, 4] of an S x S grid: a = sigmoid(z0), d = sigmoid(z1),
-/// b = c = 0, (tx, ty) = centre of cell (i, j) + (2 / S) tanh(z2, z3), the
-/// centre of cell (i, j) being (-1 + (2 j + 1) / S, -1 + (2 i + 1) / S)
-/// for the cell n = i S + j. A box's side is thus sigmoid(scale) of the
-/// image's and its centre at most one cell from its cell's.
-torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells);
+/// z_where [B, S*S, 4] of an S x S grid: a = the box's width and d its
+/// height as fractions of the image's (`form`), b = c = 0, (tx, ty) = centre
+/// of cell (i, j) + (2 / S) tanh(z2, z3), the centre of cell (i, j) being
+/// (-1 + (2 j + 1) / S, -1 + (2 i + 1) / S) for the cell n = i S + j. A
+/// box's centre is thus at most one cell from its cell's. With
+/// BoxForm::scale_aspect the box's area is sigmoid(z0)^2 of the image's
+/// whatever its aspect ratio height / width = exp(z1).
+torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells, BoxForm form = BoxForm::scales);
 
 /// Present objects summed on a black canvas: patches [B * N, 1, g, g] in
 /// [0, 1], placed by z_where [B, N, 4], weighted by z_pres [B, N];
 /// returns [B, 1, size, size]. (GNM's "additive" composition.)
 torch::Tensor sum_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
-                          int64_t cells, int64_t size);
+                          int64_t cells, int64_t size, BoxForm form = BoxForm::scales);
 
 /// The foreground of a structure map composited by depth.
 struct Foreground {
@@ -40,12 +49,13 @@ struct Foreground {
 /// (1 - alpha) x_b (GNM, Algorithm 2); SPACE mixes the two likelihoods with
 /// alpha instead.
 Foreground composite_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
-                             const torch::Tensor& z_depth, int64_t cells, int64_t size);
+                             const torch::Tensor& z_depth, int64_t cells, int64_t size,
+                             BoxForm form = BoxForm::scales);
 
 /// The boxes of z_where [B, N, 4] on a size x size canvas of an S x S grid,
 /// as where_to_runtime places the objects, scored by `presence` [B, N]
 /// (z_pres, or q(z_pres = 1 | x)).
 std::vector<std::vector<ScoredBox>> structure_boxes(const torch::Tensor& z_where, const torch::Tensor& presence,
-                                                    int64_t cells, int64_t size);
+                                                    int64_t cells, int64_t size, BoxForm form = BoxForm::scales);
 
 }  // namespace ppl::programs

@@ -7,7 +7,7 @@
 ///                                  (or, GNM-Gaussian, z_g ~ N(0, I), f = MLP(z_g))
 ///   z_b     ~ N(MLP(z_g))                         background, p(z_b | z_g) ("overlap" only)
 ///   z_pres  ~ RelaxedBernoulli(tau, logits(f))    [B, S*S]       per cell
-///   z_where ~ N(.(f))                             [B, S*S, 4]    (scale x, scale y, shift x, shift y)
+///   z_where ~ N(.(f))                             [B, S*S, 4]    (scale, log aspect, shift x, shift y)
 ///   z_depth ~ N(.(f))                             [B, S*S, 1]
 ///   z_what  ~ N(.(f))                             [B, S*S, z_what_size]
 ///   x       ~ N(render(z_pres, z_where, z_depth, z_what, z_b), likelihood_sd)
@@ -35,17 +35,27 @@
 /// them by z_pres, so that absent cells are not pulled to the prior. The
 /// auxiliary terms are training regularisers, not part of p(x), so they are
 /// left out when no gradient is recorded (log-likelihood estimates,
-/// sampling).
+/// sampling). They reuse the guide's q(z_s | x) of the same images rather
+/// than running the encoder again.
 ///
-/// z_where of cell (i, j) (row i, column j) places a window of side
-/// sigmoid(z_where[0 or 1]) (fraction of the image side) centred at the cell
+/// z_where of cell (i, j) (row i, column j) places a window of width
+/// sigmoid(z_where[0]) exp(-z_where[1] / 2) and height sigmoid(z_where[0])
+/// exp(z_where[1] / 2) (fractions of the image side; with `z_where_form`
+/// "scales", sigmoid(z_where[0]) and sigmoid(z_where[1])) centred at the cell
 /// centre plus (2 / S) tanh(z_where[2 or 3]) in the runtime's [-1, 1]
 /// coordinates (see where_to_runtime).
+///
+/// With `presence_kl` "bernoulli" (the authors' objective) the training ELBO
+/// takes z_pres's term as -KL(Ber(q) || Ber(p)) in closed form, an observed
+/// site "kl_pres", the z_pres sites weighted 0; the relaxed draw still
+/// renders the image, so that its gradient stays pathwise.
 #include <map>
+#include <optional>
 
 #include <boost/hana.hpp>
 #include <torch/torch.h>
 
+#include <ppl/core/reflect.hpp>
 #include <ppl/dist/normal.hpp>
 #include <ppl/programs/gnm/layers.hpp>
 #include <ppl/programs/program.hpp>
@@ -53,50 +63,63 @@
 
 namespace ppl::programs::gnm {
 
+using ppl::programs::BoxForm;
+
 /// Options of GNM; `defaults()` are the paper's (and its authors' MNIST-4
 /// configuration's) for 64 x 64 MNIST-4 / MNIST-10.
+///
+/// `legacy()` holds what a configuration written before an option existed
+/// was trained with: runs and exported models are opened over it, so that a
+/// key their config.json lacks keeps its old behaviour.
 struct GnmOptions {
-  BOOST_HANA_DEFINE_STRUCT(GnmOptions,
-                           (int, image_size),                 // H = W, num_cells times a power of two
-                           (int, num_cells),                  // S: the structure map is S x S
-                           (int, channels),                   // image encoding / StructDRAW channels (128)
-                           (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
-                           (int, draw_steps),                 // L (4 or 8)
-                           (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
-                           (int, z_global_size),              // size of each z_g/l (32)
-                           (bool, mlp_interaction),           // false: GNM-NoMLP
-                           (int, interaction_hidden),         // MLP^int width (512)
-                           (int, z_what_size),
-                           (int, z_bg_size),
-                           (int, glimpse_size),               // side of the decoded object patch
-                           (std::string, composition),        // "additive" (authors' MNIST) or "overlap" (Algorithm 2)
-                           (double, likelihood_sd),
-                           (double, z_pres_temperature),      // tau of the relaxed z_pres, start
-                           (double, z_pres_temperature_end),  // ... and end of its linear anneal
-                           (int, temperature_anneal_begin),
-                           (int, temperature_anneal_end),
-                           (double, z_pres_prior),            // rho of the auxiliary Ber(rho), start
-                           (double, z_pres_prior_end),        // ... and end of its linear anneal
-                           (int, z_pres_prior_anneal_steps),
-                           (double, scale_prior_mean),        // mu_where of the scales (logit space)
-                           (double, scale_prior_sd),
-                           (double, shift_prior_sd),
-                           (double, mask_curriculum_value),   // object mask during the curriculum (0.9)
-                           (int, mask_curriculum_steps),      // its length in steps
-                           (double, beta_b_start),            // beta_b annealed from 50 ...
-                           (double, beta_b_end),              // ... to 1
-                           (int, beta_b_anneal_steps),
-                           (double, beta_g_start),            // beta_g warmed from 0 ...
-                           (double, beta_g_end),              // ... to 1
-                           (int, beta_g_warmup_steps),
-                           (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
-                           (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
-                           (bool, analytic_kl),               // closed-form Normal KLs in training
-                           (double, learning_rate),
-                           (double, clip_norm),               // global gradient-norm bound (0: none)
-                           (int, batch_size));
+  PPL_DEFINE_OPTIONS(GnmOptions,
+                     (int, image_size),                 // H = W, num_cells times a power of two
+                     (int, num_cells),                  // S: the structure map is S x S
+                     (int, channels),                   // image encoding / StructDRAW channels (128)
+                     (int, encoder_width),              // widest image encoder row (authors 64; Table 6: 128)
+                     (std::string, global_prior),       // "structdraw" or "gaussian" (GNM-Gaussian)
+                     (int, draw_steps),                 // L (4 or 8)
+                     (int, draw_kernel),                // ConvLSTM kernel (Table 9: 3)
+                     (int, z_global_size),              // size of each z_g/l (32)
+                     (bool, mlp_interaction),           // false: GNM-NoMLP
+                     (int, interaction_hidden),         // MLP^int width (512)
+                     (int, z_decoder_hidden),           // MLP^g_dec's second layer (authors 512; Table 9: 1024)
+                     (int, z_what_size),
+                     (int, z_bg_size),
+                     (int, glimpse_size),               // side of the decoded object patch
+                     (std::string, composition),        // "additive" (authors' MNIST) or "overlap" (Algorithm 2)
+                     (double, likelihood_sd),           // sd of the Normal likelihood (0.1 at 64 px)
+                     (double, z_pres_temperature),      // tau of the relaxed z_pres, start
+                     (double, z_pres_temperature_end),  // ... and end of its linear anneal
+                     (int, temperature_anneal_begin),
+                     (int, temperature_anneal_end),
+                     (double, z_pres_prior),            // rho of the auxiliary Ber(rho), start
+                     (double, z_pres_prior_end),        // ... and end of its linear anneal
+                     (int, z_pres_prior_anneal_steps),
+                     (std::string, z_where_form),       // "scale_aspect" (authors') or "scales" (x and y)
+                     (double, scale_prior_mean),        // mu_where of the scales (logit space)
+                     (double, scale_prior_sd),
+                     (double, aspect_prior_sd),         // sd_where of the log aspect ratio (mean 0)
+                     (double, shift_prior_sd),
+                     (std::string, presence_kl),        // "bernoulli" (closed form, authors') or "relaxed"
+                     (double, mask_curriculum_value),   // object mask during the curriculum (0.9)
+                     (int, mask_curriculum_steps),      // its length in steps
+                     (double, beta_b_start),            // beta_b annealed from 50 ...
+                     (double, beta_b_end),              // ... to 1
+                     (int, beta_b_anneal_steps),
+                     (double, beta_g_start),            // beta_g warmed from 0 ...
+                     (double, beta_g_end),              // ... to 1
+                     (int, beta_g_warmup_steps),
+                     (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
+                     (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
+                     (bool, analytic_kl),               // closed-form Normal KLs in training
+                     (double, learning_rate),
+                     (double, clip_norm),               // global gradient-norm bound (0: none)
+                     (bool, clip_mean_loss),            // clip_norm bounds the batch mean's gradient (authors')
+                     (int, batch_size));
 
   static GnmOptions defaults();
+  static GnmOptions legacy();
 };
 
 // The schedule and the structure map's placement, shared with SPACE
@@ -157,6 +180,9 @@ class Gnm : public ImageProgram {
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
+  /// With `clip_mean_loss` (the authors' convention) clip_norm bounds the
+  /// gradient of the loss averaged over the batch.
+  bool clips_mean_loss() const override { return options_.clip_mean_loss; }
   /// With `analytic_kl`, the Normal sites (z_g, z_where, z_depth, z_what,
   /// z_b) enter training as -KL(q || p) in closed form, given the sampled
   /// upstream latents, as in the authors' code; z_pres stays a sampled term.
@@ -171,6 +197,13 @@ class Gnm : public ImageProgram {
   bool training() const { return training_; }
   /// True when the program has a background (composition "overlap").
   bool has_background() const { return options_.composition == "overlap"; }
+  /// What z_where's first two numbers are (`z_where_form`).
+  BoxForm box_form() const {
+    return options_.z_where_form == "scales" ? BoxForm::scales : BoxForm::scale_aspect;
+  }
+  /// Whether z_pres enters the objective now as the closed-form Bernoulli
+  /// KL (`presence_kl` "bernoulli", training, gradients on).
+  bool closed_form_presence() const;
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"mean_inferred_count", "count_accuracy"}: cells with q(z_pres) > 1/2
   /// against the true object counts (when given).
@@ -209,12 +242,30 @@ class Gnm : public ImageProgram {
   torch::Tensor sample_what(const dist::Normal& dist);
   /// The mode of z_s given a feature map f, with background z_b.
   StructureLatents mode_of(const torch::Tensor& f, const torch::Tensor& z_b);
-  /// The model's latents: z_g, then z_b and z_s given it (sites unless `mode`).
-  StructureLatents prior(int64_t n, const torch::TensorOptions& opts, bool mode);
+  /// What the guide computed from its images that the model's training terms
+  /// need: q(z_s | x) and the output of q(z_b | x)'s MLP.
+  struct GuidePass {
+    torch::Tensor x;
+    StructureParams q;
+    torch::Tensor bg;
+  };
+  /// The model's latents: z_g, then z_b and z_s given it (sites unless
+  /// `mode`); with `q`, z_pres's term is the closed-form KL from q.
+  StructureLatents prior(int64_t n, const torch::TensorOptions& opts, bool mode, const StructureParams* q = nullptr);
   /// The feature map f drawn by the global prior (sites z_g/l or z_g).
   std::pair<torch::Tensor, torch::Tensor> global_prior(int64_t n, const torch::TensorOptions& opts);
   /// The auxiliary terms of Eq. 7-8 (with beta_b), per image [B].
-  torch::Tensor auxiliary_kl(const torch::Tensor& x);
+  torch::Tensor auxiliary_kl(const GuidePass& pass);
+  /// Whether the model adds the auxiliary site now (training, gradients on).
+  bool adds_auxiliary() const;
+  /// The guide's pass over `x`: the one it kept, or the encoder run again
+  /// for images the guide was not given.
+  GuidePass guide_pass(const torch::Tensor& x);
+
+  /// The guide's last pass while the model needs it (auxiliary site or
+  /// closed-form presence KL); the model takes it for the same images (one
+  /// encoder pass a step).
+  std::optional<GuidePass> guide_pass_;
 
   GnmOptions options_;
   GnmNets nets_;

@@ -46,12 +46,13 @@ TORCH_MODULE(ConvLSTMCell);
 /// With `mlp_interaction` (StructDRAW, ConvDRAW-MLP) z_l is a vector of
 /// `z_size` numbers, its parameters come from a 3-layer MLP over the whole
 /// flattened hidden map ([512, 512, 2 z_size], Table 9) and z_l is decoded by
-/// MLP([512, 1024, channels * cells^2]). Without it (ConvDRAW, GNM-NoMLP)
+/// MLP([512, decoder_hidden, channels * cells^2]) (Table 9: 1024; the
+/// authors' code: 512). Without it (ConvDRAW, GNM-NoMLP)
 /// z_l is a map [z_size, cells, cells] whose parameters come from a 2-layer
 /// CNN ([128, 2 z_size], kernel 3) and which a 3 x 3 convolution decodes.
 struct DrawCoreImpl : torch::nn::Module {
   DrawCoreImpl(int64_t channels, int64_t cells, int64_t z_size, bool mlp_interaction, int64_t interaction_hidden,
-               int64_t kernel = 3);
+               int64_t kernel = 3, int64_t decoder_hidden = 1024);
   /// loc, scale of p(z_l | z_<l) from h_dec,l-1 (MLP^int_dec).
   std::tuple<torch::Tensor, torch::Tensor> prior_params(const torch::Tensor& h_dec);
   /// loc, scale of q(z_l | x, z_<l) from h_enc,l (MLP^int_enc).
