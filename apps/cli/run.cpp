@@ -68,6 +68,7 @@ infer::Adam adam_for(const programs::ImageProgram& program) {
   for (const auto& g : groups)
     if (!g.prefix.empty()) adam.group(g.prefix, g.lr);
   adam.clip(program.clip_norm());
+  if (program.optimiser() == "rmsprop") adam.rmsprop();
   return adam;
 }
 

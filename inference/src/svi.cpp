@@ -51,7 +51,9 @@ void to_json(nlohmann::json& j, const Adam& a) {
        {"groups", groups},   {"baseline_lr", a.baseline_lr ? nlohmann::json(*a.baseline_lr) : nlohmann::json(nullptr)},
        {"clip_norm", a.clip_norm}, {"decay", a.decay},
        {"plateau", a.plateau ? options_to_json(*a.plateau) : nlohmann::json(nullptr)},
-       {"min_lr", a.min_lr}};
+       {"min_lr", a.min_lr},
+       {"rule", a.rule == Adam::Rule::rmsprop ? "rmsprop" : "adam"},
+       {"alpha", a.alpha}};
 }
 
 void from_json(const nlohmann::json& j, Adam& a) {
@@ -68,6 +70,13 @@ void from_json(const nlohmann::json& j, Adam& a) {
     a.clip_norm = j.value("clip_norm", a.clip_norm);
     a.decay = j.value("decay", a.decay);
     a.min_lr = j.value("min_lr", a.min_lr);
+    a.alpha = j.value("alpha", a.alpha);
+    if (j.contains("rule")) {
+      const auto rule = j.at("rule").get<std::string>();
+      if (rule != "adam" && rule != "rmsprop")
+        throw Error(fmt::format("Adam: rule is \"{}\", but must be \"adam\" or \"rmsprop\"", rule));
+      a.rule = rule == "rmsprop" ? Adam::Rule::rmsprop : Adam::Rule::adam;
+    }
     if (j.contains("plateau")) {
       const auto& p = j.at("plateau");
       if (p.is_null()) {
@@ -112,6 +121,8 @@ Optimiser::Optimiser(Adam spec) : spec_(std::move(spec)) {
   }
   if (!(spec_.beta1 >= 0 && spec_.beta1 < 1 && spec_.beta2 >= 0 && spec_.beta2 < 1))
     throw ArgumentError(fmt::format("Adam: betas are ({}, {}), but must be in [0, 1)", spec_.beta1, spec_.beta2));
+  if (!(spec_.alpha >= 0 && spec_.alpha < 1))
+    throw ArgumentError(fmt::format("RMSprop: alpha is {}, but must be in [0, 1)", spec_.alpha));
 }
 
 double Optimiser::learning_rate(const std::string& name, bool baseline) const {
@@ -286,6 +297,11 @@ double Optimiser::update(bool check_finite) {
     const auto& g = s.param.grad();
     if (!g.defined()) continue;
     ++s.t;
+    if (spec_.rule == Adam::Rule::rmsprop) {
+      s.v.mul_(spec_.alpha).addcmul_(g, g, 1 - spec_.alpha);
+      s.param.addcdiv_(g, s.v.sqrt().add_(spec_.eps), -scheduled(s.lr));
+      continue;
+    }
     s.m.mul_(spec_.beta1).add_(g, 1 - spec_.beta1);
     s.v.mul_(spec_.beta2).addcmul_(g, g, 1 - spec_.beta2);
     const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(s.t));

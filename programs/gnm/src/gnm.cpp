@@ -91,6 +91,7 @@ GnmOptions GnmOptions::defaults() {
   o.z_what_kl_warmup_steps = 0;
   o.auxiliary_losses = true;
   o.analytic_kl = false;
+  o.optimiser = "rmsprop";
   o.learning_rate = 1e-4;
   o.clip_norm = 1.0;
   o.clip_mean_loss = true;
@@ -113,6 +114,8 @@ GnmOptions GnmOptions::legacy() {
   o.presence_kl = "relaxed";
   // Before the clip matched the authors': 1.0 on the gradient of the summed loss.
   o.clip_mean_loss = false;
+  // Before RMSprop was offered.
+  o.optimiser = "adam";
   return o;
 }
 
@@ -155,6 +158,8 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
   require(o.z_where_form == "scale_aspect" || o.z_where_form == "scales",
           fmt::format("z_where_form is \"{}\", but must be \"scale_aspect\" or \"scales\"", o.z_where_form));
+  require(o.optimiser == "rmsprop" || o.optimiser == "adam",
+          fmt::format("optimiser is \"{}\", but must be \"rmsprop\" or \"adam\"", o.optimiser));
   require(o.presence_kl == "bernoulli" || o.presence_kl == "relaxed",
           fmt::format("presence_kl is \"{}\", but must be \"bernoulli\" or \"relaxed\"", o.presence_kl));
   for (auto [name, sd] : {std::pair{"scale_prior_sd", o.scale_prior_sd},

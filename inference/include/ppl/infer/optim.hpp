@@ -1,5 +1,6 @@
 #pragma once
-/// Adam with parameter groups, gradient clipping and exact checkpoints.
+/// Adam (or RMSprop) with parameter groups, gradient clipping and exact
+/// checkpoints.
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -62,6 +63,15 @@ struct Adam {
   /// No schedule takes a rate below this; a rate that starts below it stays
   /// as it is (torch's `min_lr`).
   double min_lr = 0.0;
+  /// The update rule. `rmsprop` is RMSprop as torch.optim.RMSprop computes it
+  /// without momentum or centring: v <- alpha v + (1 - alpha) g^2,
+  /// theta <- theta - lr g / (sqrt(v) + eps), no bias correction (beta1 and
+  /// beta2 unused). Everything else (groups, clipping, schedules,
+  /// checkpoints) is shared.
+  enum class Rule { adam, rmsprop };
+  Rule rule = Rule::adam;
+  /// RMSprop's smoothing constant (torch's `alpha`).
+  double alpha = 0.99;
 
   /// The default learning rate; the chained setters below add the rest.
   explicit Adam(double learning_rate = 1e-3) : lr(learning_rate) {}
@@ -72,16 +82,22 @@ struct Adam {
   Adam& decay_by(double per_step) { decay = per_step; return *this; }
   Adam& reduce_on_plateau(Plateau p = {}) { plateau = p; return *this; }
   Adam& floor(double lowest_lr) { min_lr = lowest_lr; return *this; }
+  Adam& rmsprop(double smoothing = 0.99) { rule = Rule::rmsprop; alpha = smoothing; return *this; }
 };
+
+/// RMSprop's specification (Pyro's `RMSprop`): `Adam` with `rule` RMSprop,
+/// so the same setters chain: `RMSprop(1e-4).clip(1.0)`.
+inline Adam RMSprop(double learning_rate = 1e-2, double alpha = 0.99) { return Adam(learning_rate).rmsprop(alpha); }
 
 /// `Adam` as JSON ({"lr", "beta1", "beta2", "eps", "groups": [{"prefix",
 /// "lr"}], "baseline_lr" (null when unset), "clip_norm", "decay", "plateau"
 /// ({"factor", "patience", "threshold", "relative", "cooldown"}, null when
-/// unset), "min_lr"}) and back; unknown keys are a ppl::Error.
+/// unset), "min_lr", "rule" ("adam" or "rmsprop"; absent: "adam"), "alpha"})
+/// and back; unknown keys are a ppl::Error.
 void to_json(nlohmann::json& j, const Adam& spec);
 void from_json(const nlohmann::json& j, Adam& spec);
 
-/// Adam over named tensors. Parameters join on first sight; each keeps its
+/// Adam (or RMSprop, by `Adam::rule`) over named tensors. Parameters join on first sight; each keeps its
 /// own moments and step count, so a checkpoint resumes bit for bit.
 class Optimiser {
  public:
@@ -121,7 +137,7 @@ class Optimiser {
   void zero_grad();
   /// Clips the gradients to `clip_norm`, checks them for NaN / infinity
   /// (NonFiniteError naming the parameter, when `check_finite`) and applies
-  /// one Adam update. Returns the gradient norm before clipping (NaN when
+  /// one Adam (or RMSprop) update. Returns the gradient norm before clipping (NaN when
   /// neither clipping nor checking asked for it).
   double update(bool check_finite = true);
 

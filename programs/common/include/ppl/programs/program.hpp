@@ -71,6 +71,9 @@ class ImageProgram {
   virtual infer::ElboOptions elbo_options() const { return {}; }
   /// The global gradient-norm bound `ppl train` clips to (0: no clipping).
   virtual double clip_norm() const { return 0.0; }
+  /// The update rule `ppl train` optimises with: "adam" or "rmsprop"
+  /// (`infer::Adam::Rule`).
+  virtual std::string optimiser() const { return "adam"; }
   /// True when clip_norm() bounds the gradient of the loss averaged over a
   /// batch (GNM's authors' convention) rather than of the loss summed over it.
   virtual bool clips_mean_loss() const { return false; }

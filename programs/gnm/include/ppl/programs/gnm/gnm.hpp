@@ -113,6 +113,7 @@ struct GnmOptions {
                      (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
                      (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
                      (bool, analytic_kl),               // closed-form Normal KLs in training
+                     (std::string, optimiser),          // "rmsprop" (authors') or "adam"
                      (double, learning_rate),
                      (double, clip_norm),               // global gradient-norm bound (0: none)
                      (bool, clip_mean_loss),            // clip_norm bounds the batch mean's gradient (authors')
@@ -180,6 +181,7 @@ class Gnm : public ImageProgram {
   torch::Tensor step_canvases(const Trace& model_trace) override;
   std::vector<ParamGroupSpec> param_groups() const override { return {{"", options_.learning_rate}}; }
   double clip_norm() const override { return options_.clip_norm; }
+  std::string optimiser() const override { return options_.optimiser; }
   /// With `clip_mean_loss` (the authors' convention) clip_norm bounds the
   /// gradient of the loss averaged over the batch.
   bool clips_mean_loss() const override { return options_.clip_mean_loss; }
