@@ -7,9 +7,14 @@
 #include <random>
 #include <stdexcept>
 
+#include <boost/hana.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <ppl/core/reflect.hpp>
 #include <ppl/runtime/data/transforms.hpp>
+
+BOOST_HANA_ADAPT_STRUCT(ppl::programs::gnm::SceneReaderOptions, threshold, dilation, min_area, min_confidence);
 
 namespace ppl::programs::gnm {
 namespace rd = ppl::runtime::data;
@@ -90,7 +95,78 @@ class DigitSums {
   double mass_ = 0;
 };
 
+void check_min_confidence(double v) {
+  if (!(v >= 0 && v <= 1))
+    throw std::invalid_argument(fmt::format("scene reader: min_confidence is {}, but must be in [0, 1]", v));
+}
+
+/// `image` [H, W] blurred by a Gaussian of standard deviation `sigma` pixels;
+/// zero outside the canvas, so ink near its edges loses a little mass.
+torch::Tensor gaussian_blur(const torch::Tensor& image, double sigma) {
+  const auto radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * sigma)));
+  const auto t = torch::arange(-radius, radius + 1, torch::kFloat64);
+  const auto k = torch::exp(-0.5 * (t / sigma).pow(2));
+  const auto kernel = (k / k.sum()).to(torch::kFloat32);
+  auto x = image.to(torch::kFloat32).unsqueeze(0).unsqueeze(0);
+  const std::vector<int64_t> across = {0, radius}, down = {radius, 0};
+  x = torch::conv2d(x, kernel.view({1, 1, 1, -1}), torch::Tensor(), 1, across);
+  x = torch::conv2d(x, kernel.view({1, 1, -1, 1}), torch::Tensor(), 1, down);
+  return x.squeeze(0).squeeze(0);
+}
+
+/// The pixels of `image` [H, W] covering `box`, rounded outwards and clipped.
+torch::Tensor region(const torch::Tensor& image, const rd::PixelBox& box) {
+  const auto h = image.size(0), w = image.size(1);
+  const auto x0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(box.x)), 0, w);
+  const auto y0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(box.y)), 0, h);
+  const auto x1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(box.x + box.width)), x0, w);
+  const auto y1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(box.y + box.height)), y0, h);
+  return image.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0);
+}
+
+/// Paints on `image` [H, W] (CPU float, contiguous) the ellipse inscribed in
+/// `box`, smooth: peak * (1 - r^2) at normalised radius r < 1, kept where
+/// the image is brighter.
+void paint_blob(torch::Tensor& image, const rd::PixelBox& box, double peak) {
+  auto px = image.accessor<float, 2>();
+  const double a = std::max(box.width / 2, 0.5), b = std::max(box.height / 2, 0.5);
+  const double cx = box.x + box.width / 2, cy = box.y + box.height / 2;
+  for (int64_t y = 0; y < image.size(0); ++y)
+    for (int64_t x = 0; x < image.size(1); ++x) {
+      const double u = (static_cast<double>(x) + 0.5 - cx) / a, v = (static_cast<double>(y) + 0.5 - cy) / b;
+      const double r2 = u * u + v * v;
+      if (r2 < 1) px[y][x] = std::max(px[y][x], static_cast<float>(peak * (1 - r2)));
+    }
+}
+
+/// The spelling of each SceneBreak, the one table to_string and
+/// parse_scene_break read.
+constexpr std::array<std::pair<SceneBreak, const char*>, 5> kBreakNames = {{
+    {SceneBreak::swap_quadrants, "swap-quadrants"},
+    {SceneBreak::wrong_class, "wrong-class"},
+    {SceneBreak::remove_digit, "remove-digit"},
+    {SceneBreak::blurred, "blurred"},
+    {SceneBreak::blob, "blob"},
+}};
+
 }  // namespace
+
+void check_reader_options(const SceneReaderOptions& o) {
+  if (!(o.threshold > 0 && o.threshold < 1))
+    throw std::invalid_argument(fmt::format("scene reader: threshold is {}, but must be in (0, 1)", o.threshold));
+  if (o.dilation < 0)
+    throw std::invalid_argument(fmt::format("scene reader: dilation is {}, but must be at least 0", o.dilation));
+  if (o.min_area < 1)
+    throw std::invalid_argument(fmt::format("scene reader: min_area is {}, but must be at least 1", o.min_area));
+  check_min_confidence(o.min_confidence);
+}
+
+void to_json(nlohmann::json& j, const SceneReaderOptions& options) { j = options_to_json(options); }
+
+void from_json(const nlohmann::json& j, SceneReaderOptions& options) {
+  options = options_from_json<SceneReaderOptions>(j);
+  check_reader_options(options);
+}
 
 std::pair<torch::Tensor, int64_t> connected_components(const torch::Tensor& mask) {
   if (!mask.defined() || mask.dim() != 2)
@@ -124,6 +200,7 @@ std::pair<torch::Tensor, int64_t> connected_components(const torch::Tensor& mask
 
 std::vector<std::vector<DetectedDigit>> read_scenes(const torch::Tensor& images, DigitClassifier& classifier,
                                                     const SceneReaderOptions& options) {
+  check_reader_options(options);
   const auto x = scene_stack(images, "read_scenes");
   const auto h = x.size(1), w = x.size(2);
   const auto min_area = scaled_min_area(options, h, w);
@@ -169,6 +246,7 @@ std::vector<std::vector<DetectedDigit>> read_boxes(const torch::Tensor& images,
                                                    const std::vector<std::vector<ScoredBox>>& boxes,
                                                    DigitClassifier& classifier, const SceneReaderOptions& options,
                                                    double min_score) {
+  check_reader_options(options);
   const auto x = scene_stack(images, "read_boxes");
   if (boxes.size() != static_cast<size_t>(x.size(0)))
     throw std::invalid_argument(
@@ -207,18 +285,33 @@ std::vector<std::vector<DetectedDigit>> read_boxes(const torch::Tensor& images,
 }
 
 rd::SceneCheck check_scene(rd::SceneKind kind, const std::vector<DetectedDigit>& digits, double size,
-                           double tolerance) {
+                           double tolerance, double min_confidence) {
+  check_min_confidence(min_confidence);
   std::vector<rd::DigitPlacement> placed;
   placed.reserve(digits.size());
   for (const auto& d : digits) placed.push_back({d.label, d.x, d.y});
+  rd::SceneCheck check;
   switch (kind) {
-    case rd::SceneKind::mnist4: return rd::check_mnist4(placed, size, tolerance);
-    case rd::SceneKind::mnist10: return rd::check_mnist10(placed, size, tolerance);
-    case rd::SceneKind::mnist4_10: return rd::check_mnist4_10(placed, size, tolerance);
+    case rd::SceneKind::mnist4: check = rd::check_mnist4(placed, size, tolerance); break;
+    case rd::SceneKind::mnist10: check = rd::check_mnist10(placed, size, tolerance); break;
+    case rd::SceneKind::mnist4_10: check = rd::check_mnist4_10(placed, size, tolerance); break;
     default:
       throw std::invalid_argument(fmt::format("check_scene: {} has no structure rules; use mnist-4, mnist-10 or "
                                               "mnist-4-10", rd::to_string(kind)));
   }
+  // Legibility comes first: a digit a person would not read fails the scene whatever its structure.
+  const auto first = std::find_if(digits.begin(), digits.end(),
+                                  [&](const DetectedDigit& d) { return d.confidence < min_confidence; });
+  if (first == digits.end()) return check;
+  const auto illegible = std::count_if(digits.begin(), digits.end(),
+                                       [&](const DetectedDigit& d) { return d.confidence < min_confidence; });
+  check.ok = false;
+  check.rule = "legibility";
+  check.detail = fmt::format("{} of {} digits read with confidence below {}; the first, at ({:.1f}, {:.1f}), "
+                             "read as {} with {:.3f}", illegible, digits.size(), min_confidence, first->x, first->y,
+                             first->label, first->confidence);
+  check.broken.insert(check.broken.begin(), "legibility");
+  return check;
 }
 
 std::optional<std::array<int64_t, 4>> clockwise_classes(const std::vector<DetectedDigit>& digits, double size) {
@@ -237,16 +330,16 @@ std::optional<std::array<int64_t, 4>> clockwise_classes(const std::vector<Detect
 StructureAccuracy structure_accuracy(const torch::Tensor& images, rd::SceneKind kind, DigitClassifier& classifier,
                                      const SceneReaderOptions& options, double tolerance) {
   return structure_accuracy(read_scenes(images, classifier, options), kind, static_cast<double>(images.size(-1)),
-                            tolerance);
+                            tolerance, options.min_confidence);
 }
 
 StructureAccuracy structure_accuracy(std::vector<std::vector<DetectedDigit>> digits, rd::SceneKind kind, double size,
-                                     double tolerance) {
+                                     double tolerance, double min_confidence) {
   StructureAccuracy out;
   out.digits = std::move(digits);
   int64_t total = 0;
   for (const auto& digits : out.digits) {
-    auto check = check_scene(kind, digits, size, tolerance);
+    auto check = check_scene(kind, digits, size, tolerance, min_confidence);
     if (check.ok) ++out.passed;
     else ++out.failures[check.rule];
     for (const auto& rule : check.broken) ++out.broken[rule];
@@ -268,12 +361,19 @@ StructureAccuracy structure_accuracy(std::vector<std::vector<DetectedDigit>> dig
 // ---------------------------------------------------------------- broken scenes
 
 std::string to_string(SceneBreak how) {
-  switch (how) {
-    case SceneBreak::swap_quadrants: return "swap-quadrants";
-    case SceneBreak::wrong_class: return "wrong-class";
-    case SceneBreak::remove_digit: return "remove-digit";
-  }
+  for (const auto& [value, name] : kBreakNames)
+    if (value == how) return name;
   return "?";
+}
+
+SceneBreak parse_scene_break(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& [value, spelt] : kBreakNames) {
+    if (name == spelt) return value;
+    names.emplace_back(spelt);
+  }
+  throw std::invalid_argument(
+      fmt::format("scene break \"{}\" is not one of {}", name, fmt::join(names, ", ")));
 }
 
 rd::Scene break_scene(const rd::Scene& scene, SceneBreak how, const rd::Dataset& digits, uint64_t seed) {
@@ -302,6 +402,25 @@ rd::Scene break_scene(const rd::Scene& scene, SceneBreak how, const rd::Dataset&
         if (o.cy() >= static_cast<double>(q)) continue;
         o.x += o.cx() < static_cast<double>(q) ? static_cast<double>(size - q) : -static_cast<double>(size - q);
       }
+      break;
+    }
+    case SceneBreak::blurred: {
+      double side = 0;
+      for (const auto& o : out.objects) side += o.width / static_cast<double>(out.objects.size());
+      out.image = gaussian_blur(out.image, kBlurSigma * side).to(scene.image.dtype());
+      break;
+    }
+    case SceneBreak::blob: {
+      // Every ink box cleared first, so that no blob is cut by a neighbour's clearing.
+      auto image = out.image.to(torch::kFloat32).contiguous();
+      std::vector<double> peaks;
+      for (const auto& o : out.objects) {
+        auto ink = region(image, o.ink());
+        peaks.push_back(ink.numel() > 0 ? ink.max().item<double>() : 1.0);
+        ink.zero_();
+      }
+      for (size_t i = 0; i < out.objects.size(); ++i) paint_blob(image, out.objects[i].ink(), peaks[i]);
+      out.image = image.to(scene.image.dtype());
       break;
     }
     case SceneBreak::remove_digit:
