@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Smoke test of `ppl eval scenes`: the judge on real and broken MNIST-4
-# scenes, the evaluation of a (barely trained) VAE run on mnist-4, and the
+# Smoke test of `ppl eval scenes`: the judge on real MNIST-4 scenes and on
+# bad copies of them (three broken structures, blurred and blob digits), the evaluation of a (barely trained) VAE run on mnist-4, and the
 # one-line errors for a missing run and a data set without structure rules.
 # Exits 77 (skipped) where the MNIST digits are absent.
 set -euo pipefail
@@ -10,10 +10,15 @@ trap 'rm -rf "$work"' EXIT
 if ! grep -qE '^mnist +yes' <<<"$("$ppl" data list)"; then echo "eval smoke: skipped (no mnist digits)"; exit 77; fi
 
 "$ppl" eval scenes --real --data mnist-4 --n 30 --d-steps-cap 0 --out "$work/real" > "$work/real.json" 2> /dev/null
-# nlohmann::json sorts keys: the "broken" block's s_acc comes before the "real" one's.
-grep '"s_acc":' "$work/real.json" | awk -F': ' '{ sub(",", "", $2); v[NR] = $2 + 0 }
-  END { if (NR != 2 || v[1] > 0.1 || v[2] < 0.9) { print "broken S-Acc " v[1] ", real S-Acc " v[2]; exit 1 } }'
-[ -s "$work/real/eval_scenes_real.png" ] && [ -s "$work/real/eval_scenes_broken.png" ] && [ -s "$work/real/eval_scenes.json" ]
+# pass_rates: real scenes pass, every kind of bad scene fails.
+sed -n '/"pass_rates": {/,/}/p' "$work/real.json" | awk -F'"' 'NF >= 3 && $2 != "pass_rates" {
+    v = $3; gsub(/[:, ]/, "", v); n++
+    if (($2 == "real" && v + 0 < 0.9) || ($2 != "real" && v + 0 > 0.1)) { print "pass rate of " $2 ": " v; bad = 1 } }
+  END { if (n != 6 || bad) { print n " pass rates"; exit 1 } }'
+grep -q '"min_confidence"' "$work/real.json" && grep -q '"scene-reader-v2"' "$work/real.json"
+[ -s "$work/real/eval_scenes_real.png" ] && [ -s "$work/real/eval_scenes_blob.png" ] && [ -s "$work/real/eval_scenes.json" ]
+"$ppl" eval scenes --real --n 10 --d-steps-cap 0 --break blurred > "$work/blurred.json" 2> /dev/null
+grep -q '"blurred"' "$work/blurred.json" && ! grep -q '"blob"' "$work/blurred.json"
 
 echo '{"channels": 8, "z_size": 8}' > "$work/small.json"
 "$ppl" train vae --data mnist-4 --n-train 32 --steps 2 --config "$work/small.json" --eval-every 0 \
@@ -43,9 +48,13 @@ set +e
 "$ppl" eval scenes "$work/none" 2> "$work/err1"; rc1=$?
 "$ppl" eval scenes "$work/vae" --data multi-mnist 2> "$work/err2"; rc2=$?
 "$ppl" eval scenes 2> "$work/err3"; rc3=$?
+"$ppl" eval scenes --real --break smudged 2> "$work/err5"; rc5=$?
+"$ppl" eval scenes --real --min-confidence 1.5 2> "$work/err6"; rc6=$?
 set -e
 [ $rc1 -eq 2 ] && grep -q "does not exist" "$work/err1" && [ "$(wc -l < "$work/err1")" -eq 1 ]
 [ $rc2 -eq 2 ] && grep -q 'multi-mnist' "$work/err2" && [ "$(wc -l < "$work/err2")" -eq 1 ]
 [ $rc3 -eq 2 ] && grep -q 'RUN is required' "$work/err3"
 [ $rc4 -eq 2 ] && grep -q 'holds a "vae" program' "$work/err4" && [ "$(wc -l < "$work/err4")" -eq 1 ]
+[ $rc5 -eq 2 ] && grep -q -- '--break is "smudged"' "$work/err5"
+[ $rc6 -eq 2 ] && grep -q -- '--min-confidence is 1.5' "$work/err6"
 echo "eval smoke: ok"

@@ -1,11 +1,13 @@
 // The scene-structure evaluations of GNM: connected components, digit
 // normalisation, D-Steps on sets of known separability, and the judge (scene
-// reader + classifier + structure checker) on real and broken scenes.
+// reader + classifier + legibility and structure rules) on real, broken,
+// blurred and blob scenes.
 #include <chrono>
 #include <iostream>
 #include <optional>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <ppl/programs/gnm/evaluation.hpp>
 #include <ppl/runtime/data/registry.hpp>
@@ -172,6 +174,19 @@ TEST_CASE("S-Acc: real MNIST-4 and MNIST-10 scenes pass, broken ones fail", "[gn
     INFO(rd::to_string(c.kind) << ": real S-Acc " << real.accuracy << ", broken S-Acc " << bad.accuracy);
     CHECK(real.accuracy >= c.real_at_least);
     CHECK(bad.accuracy < 0.1);
+    // Illegible digits where the real ones were: every digit blurred, or a blob of ink in its box. The
+    // classifier misreads most of them, so the structure rules fail them; the default cut-off fails some
+    // under "legibility" on its own.
+    for (const auto how : {gnm::SceneBreak::blurred, gnm::SceneBreak::blob}) {
+      std::vector<rd::Scene> smudged;
+      for (size_t i = 0; i < scenes.size(); ++i) smudged.push_back(gnm::break_scene(scenes[i], how, test, i));
+      const auto smudge = gnm::structure_accuracy(stack_images(smudged), c.kind, net);
+      INFO(gnm::to_string(how) << " S-Acc " << smudge.accuracy);
+      CHECK(smudge.accuracy < 0.05);
+      CHECK(smudge.broken.at("legibility") > smudge.n / 10);
+      // The objects stay where they were.
+      CHECK(smudged[0].objects.size() == scenes[0].objects.size());
+    }
     // Consecutive clockwise pairs: nearly all of real MNIST-4's, none counted for MNIST-10.
     if (c.kind == rd::SceneKind::mnist4) {
       REQUIRE(real.neighbour_pairs > 0);
@@ -350,4 +365,93 @@ TEST_CASE("z_what accuracy: separable features are classified, noise is not", "[
   CHECK_THROWS_WITH(gnm::what_classification_accuracy(noise.narrow(0, 0, 3), labels.narrow(0, 0, 3)),
                     Catch::Contains("at least 4"));
   CHECK_THROWS_WITH(gnm::what_classification_accuracy(noise, labels.narrow(0, 0, 5)), Catch::Contains("[M, D] and [M]"));
+}
+
+TEST_CASE("a digit read below the confidence cut-off fails its scene under \"legibility\"", "[gnm][eval]") {
+  // A well-formed MNIST-4 scene on a 64 x 64 canvas: 2, 3, 4, 5 clockwise from top-left, at the quadrant centres.
+  auto digit = [](int64_t label, double x, double y, double confidence) {
+    gnm::DetectedDigit d;
+    d.label = label;
+    d.x = x;
+    d.y = y;
+    d.confidence = confidence;
+    return d;
+  };
+  std::vector<gnm::DetectedDigit> scene = {digit(2, 16, 16, 0.99), digit(3, 48, 16, 0.99), digit(4, 48, 48, 0.99),
+                                           digit(5, 16, 48, 0.99)};
+  const auto ok = gnm::check_scene(rd::SceneKind::mnist4, scene, 64);
+  CHECK(ok.ok);
+  CHECK(ok.broken.empty());
+  scene[2].confidence = gnm::kMinConfidence / 2;
+  const auto smudge = gnm::check_scene(rd::SceneKind::mnist4, scene, 64);
+  CHECK_FALSE(smudge.ok);
+  CHECK(smudge.rule == "legibility");
+  CHECK(smudge.broken == std::vector<std::string>{"legibility"});
+  CHECK_THAT(smudge.detail, Catch::Contains("1 of 4 digits") && Catch::Contains("(48.0, 48.0)"));
+  // Without a cut-off the structure alone decides; at exactly the cut-off a digit is legible.
+  CHECK(gnm::check_scene(rd::SceneKind::mnist4, scene, 64, -1, 0.0).ok);
+  CHECK(gnm::check_scene(rd::SceneKind::mnist4, scene, 64, -1, scene[2].confidence).ok);
+  // Legibility comes first; the structure rules broken are listed after it.
+  scene[1].label = 7;
+  const auto both = gnm::check_scene(rd::SceneKind::mnist4, scene, 64);
+  CHECK(both.rule == "legibility");
+  CHECK(both.broken == std::vector<std::string>{"legibility", "class"});
+  const auto s = gnm::structure_accuracy({scene, scene}, rd::SceneKind::mnist4, 64.0);
+  CHECK(s.passed == 0);
+  CHECK(s.failures.at("legibility") == 2);
+  CHECK(s.broken.at("class") == 2);
+  CHECK_THROWS_WITH(gnm::check_scene(rd::SceneKind::mnist4, scene, 64, -1, 1.5),
+                    Catch::Contains("min_confidence is 1.5"));
+}
+
+TEST_CASE("the reader's options round-trip through JSON and bad values are refused by name", "[gnm][eval]") {
+  const auto options = gnm::SceneReaderOptions{}.with_threshold(0.4).with_dilation(2).with_min_area(9)
+                           .with_min_confidence(0.75);
+  const nlohmann::json j = options;
+  CHECK(j.at("min_confidence") == 0.75);
+  const auto back = j.get<gnm::SceneReaderOptions>();
+  CHECK(back.threshold == 0.4);
+  CHECK(back.dilation == 2);
+  CHECK(back.min_area == 9);
+  CHECK(back.min_confidence == 0.75);
+  // Keys absent keep their defaults, the cut-off among them.
+  CHECK(nlohmann::json::object().get<gnm::SceneReaderOptions>().min_confidence == gnm::kMinConfidence);
+  CHECK_THROWS_WITH((nlohmann::json{{"min_confidence", 1.5}}.get<gnm::SceneReaderOptions>()),
+                    Catch::Contains("min_confidence is 1.5, but must be in [0, 1]"));
+  CHECK_THROWS_WITH((nlohmann::json{{"min_confidence", -0.1}}.get<gnm::SceneReaderOptions>()),
+                    Catch::Contains("min_confidence is -0.1"));
+  CHECK_THROWS_WITH((nlohmann::json{{"threshold", 0}}.get<gnm::SceneReaderOptions>()),
+                    Catch::Contains("threshold is 0"));
+  CHECK_THROWS_WITH((nlohmann::json{{"min_confidenc", 0.5}}.get<gnm::SceneReaderOptions>()),
+                    Catch::Contains("min_confidenc"));
+  gnm::DigitClassifier net;
+  CHECK_THROWS_WITH(gnm::read_scenes(torch::zeros({1, 1, 16, 16}), net,
+                                     gnm::SceneReaderOptions{}.with_min_confidence(2)),
+                    Catch::Contains("min_confidence is 2"));
+  // The kinds of bad scenes by name, and back.
+  for (const auto how : gnm::kSceneBreaks) CHECK(gnm::parse_scene_break(gnm::to_string(how)) == how);
+  CHECK(gnm::to_string(gnm::SceneBreak::blurred) == "blurred");
+  CHECK_THROWS_WITH(gnm::parse_scene_break("smudged"), Catch::Contains("\"smudged\"") && Catch::Contains("blob"));
+}
+
+TEST_CASE("blurred and blob scenes keep the ink where the digits were", "[gnm][eval]") {
+  // One 16 x 16 frame at (8, 8) holding a 2-pixel-wide bar, ink box x 14-17, y 10-21.
+  rd::Scene scene;
+  scene.image = torch::zeros({64, 64});
+  scene.image.index_put_({torch::indexing::Slice(10, 22), torch::indexing::Slice(14, 16)}, 1.0);
+  rd::SceneObject o{1, 8, 8, 16, 16, {}};
+  o.ink_box = {14, 10, 2, 12};
+  scene.objects.push_back(o);
+  const rd::Dataset none;
+  const auto blurred = gnm::break_scene(scene, gnm::SceneBreak::blurred, none, 0);
+  // Mass kept, the peak spread out.
+  CHECK(blurred.image.sum().item<double>() == Approx(scene.image.sum().item<double>()).epsilon(0.01));
+  CHECK(blurred.image.max().item<double>() < 0.6);
+  const auto blob = gnm::break_scene(scene, gnm::SceneBreak::blob, none, 0);
+  // The blob fills the ink box: brightest at its centre, nothing outside it.
+  CHECK(blob.image[16][15].item<double>() > 0.7);
+  CHECK(blob.image.sum().item<double>() > 0);
+  CHECK(blob.image.narrow(1, 16, 48).sum().item<double>() == 0);
+  CHECK(blob.image.narrow(0, 22, 42).sum().item<double>() == 0);
+  CHECK(blob.objects.size() == 1);
 }
