@@ -28,12 +28,24 @@ function(ppl_target_defaults target)
 endfunction()
 
 # ppl_add_test(NAME SOURCES... LIBS ...): one Catch2 executable, its cases
-# registered with ctest one by one.
+# registered with ctest one by one. Catch2's main (and the rest of its
+# implementation) is compiled once, in ppl_catch_main, without torch's
+# precompiled header, which it does not need. Test code is compiled at -O1:
+# the work of a test is in the libraries (built with the project's flags) and
+# libtorch, and -O3 on Catch2's expanded assertions costs build time only.
 function(ppl_add_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
-  add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
-  target_link_libraries(${name} PRIVATE ${T_LIBS} Catch2::Catch2)
+  if(NOT TARGET ppl_catch_main)
+    add_library(ppl_catch_main STATIC ${PROJECT_SOURCE_DIR}/tests/catch_main.cpp)
+    target_link_libraries(ppl_catch_main PUBLIC Catch2::Catch2)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} ppl_catch_main)
   ppl_target_defaults(${name})
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O1>)
+  # Test files keep their helpers (kF64, Case, model, ...) file-local under
+  # the same names, so they are not batched into unity units.
+  set_target_properties(${name} PROPERTIES UNITY_BUILD OFF)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
   catch_discover_tests(${name} TEST_PREFIX "${name}:" PROPERTIES TIMEOUT 600
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR})

@@ -105,7 +105,7 @@ void generate(const DataOptions& o) {
               o.out.c_str());
 }
 
-ppl::cli::RegisterCommand reg{"data", [](CLI::App& app) {
+ppl::cli::RegisterCommand register_data{"data", [](CLI::App& app) {
   auto opts = std::make_shared<DataOptions>();
   auto* cmd = app.add_subcommand("data", "Datasets: list what is present, write sample grids, generate scene sets");
   cmd->require_subcommand(1);

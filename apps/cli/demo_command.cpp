@@ -168,7 +168,7 @@ void run_model(const DemoOptions& o) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
-ppl::cli::RegisterCommand reg{"demo", [](CLI::App& app) {
+ppl::cli::RegisterCommand register_demo{"demo", [](CLI::App& app) {
   auto opts = std::make_shared<DemoOptions>();
   auto* cmd = app.add_subcommand("demo", "Fit a Bayesian linear regression with SVI and compare with the exact posterior, "
                                          "then show a shipped AIR model's objects, trace and log-likelihood");

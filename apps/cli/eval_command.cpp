@@ -6,7 +6,7 @@
 namespace ppl::cli {
 namespace {
 
-RegisterCommand reg{"eval", [](CLI::App& app) {
+RegisterCommand register_eval{"eval", [](CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Evaluations of trained runs");
   cmd->require_subcommand(1);
   add_eval_scenes(*cmd);

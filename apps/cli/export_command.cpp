@@ -108,7 +108,7 @@ void export_model(const ExportArgs& a) {
               dir.string().c_str(), static_cast<long long>(run.step), out.string().c_str(), megabytes);
 }
 
-RegisterCommand reg{"export", [](CLI::App& app) {
+RegisterCommand register_export{"export", [](CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
   auto* cmd = app.add_subcommand("export", "Write a released model (weights, config.json, README.md card) from a run");
   cmd->add_option("run", a->run, "run directory")->required();

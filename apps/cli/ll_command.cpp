@@ -365,7 +365,7 @@ void run_ll(const LlArgs& a) {
   std::printf("\ntable in %s (ll_table.json, ll_table.html, ll_table.png)\n", a.out.c_str());
 }
 
-RegisterCommand reg{"ll", [](CLI::App& app) {
+RegisterCommand register_ll{"ll", [](CLI::App& app) {
   auto a = std::make_shared<LlArgs>();
   auto* cmd = app.add_subcommand(
       "ll", "Importance-sampling log-likelihood of trained runs on test splits (a table for several)");

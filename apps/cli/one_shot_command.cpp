@@ -294,7 +294,7 @@ void one_shot(const OneShotArgs& a) {
   std::printf("%s\n", out.dump(2).c_str());
 }
 
-RegisterCommand reg{"one-shot", [](CLI::App& app) {
+RegisterCommand register_one_shot{"one-shot", [](CLI::App& app) {
   auto a = std::make_shared<OneShotArgs>();
   auto* cmd = app.add_subcommand(
       "one-shot", "One-shot classification with a trained DooD run (Eq. 18-21): accuracy on the Omniglot 20-way runs");

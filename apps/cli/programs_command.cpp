@@ -7,7 +7,7 @@
 
 namespace {
 
-ppl::cli::RegisterCommand reg{"programs", [](CLI::App& app) {
+ppl::cli::RegisterCommand register_programs{"programs", [](CLI::App& app) {
   auto* cmd = app.add_subcommand("programs", "List the registered programs with their options and defaults");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "print as JSON");

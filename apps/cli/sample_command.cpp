@@ -22,7 +22,7 @@ struct SampleArgs {
   std::string data;
 };
 
-RegisterCommand reg{"sample", [](CLI::App& app) {
+RegisterCommand register_sample{"sample", [](CLI::App& app) {
   auto a = std::make_shared<SampleArgs>();
   auto* cmd = app.add_subcommand("sample", "Unconditional samples of a trained run as a PNG grid");
   cmd->add_option("run", a->run, "run directory")->required();

@@ -206,7 +206,7 @@ void strokes(const StrokeArgs& a) {
   write_atomic(run.dir / "strokes.json", out.dump(2));
 }
 
-RegisterCommand reg{"strokes", [](CLI::App& app) {
+RegisterCommand register_stroke{"strokes", [](CLI::App& app) {
   auto a = std::make_shared<StrokeArgs>();
   auto* cmd = app.add_subcommand(
       "strokes", "DooD's inferred strokes against Omniglot's human strokes: count agreement and Chamfer distance");

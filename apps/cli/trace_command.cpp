@@ -158,7 +158,7 @@ void run_trace(const TraceArgs& a) {
               html_path.string().c_str());
 }
 
-RegisterCommand reg{"trace", [](CLI::App& app) {
+RegisterCommand register_trace{"trace", [](CLI::App& app) {
   auto a = std::make_shared<TraceArgs>();
   auto* cmd = app.add_subcommand("trace", "One execution trace of guide and model on one image, as JSON and HTML");
   cmd->add_option("run", a->run, "run directory")->required();

@@ -589,7 +589,7 @@ void launch_workers(const TrainArgs& args) {
                                  failure, args.out));
 }
 
-RegisterCommand reg{"train", [](CLI::App& app) {
+RegisterCommand register_train{"train", [](CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train a program by stochastic variational inference");
   cmd->add_option("program", a->program, "program name (see `ppl programs`)")->required();

@@ -21,11 +21,6 @@ namespace ppl::infer {
 
 namespace {
 
-std::string where(const Site& s) {
-  const auto loc = s.location.short_string();
-  return loc.empty() ? fmt::format("site \"{}\"", s.name) : fmt::format("site \"{}\" ({})", s.name, loc);
-}
-
 bool is_latent(const Site& s) { return s.kind == SiteKind::sample && !s.observed; }
 
 /// The elements of a site's batch that its masks leave on (its own mask and
@@ -77,13 +72,13 @@ torch::Tensor reduce_to(const torch::Tensor& t, const std::vector<PlateFrame>& p
     for (const auto& s : *trace) {
       if (!s.is_random()) continue;
       if (s.value.is_floating_point() && !torch::isfinite(s.value).all().item<bool>())
-        throw NonFiniteError(fmt::format("{}: the value of {} {} is not finite", who, role, where(s)));
+        throw NonFiniteError(fmt::format("{}: the value of {} {} is not finite", who, role, describe_site(s)));
       const auto& lp = s.log_prob();
       if (!torch::isfinite(lp).all().item<bool>()) {
         const auto bad = lp.isnan().any().item<bool>() ? "nan" : "infinite";
         throw NonFiniteError(fmt::format("{}: log_prob of {} {} is {} (distribution {}); check its parameters and "
                                          "value",
-                                         who, role, where(s), bad, s.dist->type_name()));
+                                         who, role, describe_site(s), bad, s.dist->type_name()));
       }
     }
   }
@@ -178,7 +173,7 @@ void enumerated_costs(const TracePair& traces, const std::vector<int64_t>& posit
         if (lq.size(i) > 1)
           throw ArgumentError(fmt::format("Elbo: guide {} is drawn (not reparameterised) but depends on an enumerated "
                                           "guide site; enumerate it too, or draw the sites before it",
-                                          where(g)));
+                                          describe_site(g)));
     }
     const double w = weight(g.name);
     auto value = enumeration::expect_under_guide(q, w == 1.0 ? lq : w * lq, g.plates, "Elbo");
@@ -233,7 +228,7 @@ torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const std::vecto
     if (data && !in_data)
       throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
                                   "data point; put every random site inside it",
-                                  who, where(s), data->name));
+                                  who, describe_site(s), data->name));
     return r.reshape({particles->subsample_size, -1});
   }
   if (!data) return lp.sum().reshape({1});
@@ -243,7 +238,7 @@ torch::Tensor per_datum(const torch::Tensor& lp, const Site& s, const std::vecto
   if (!f)
     throw SiteError(fmt::format("{}: {} lies outside the data plate \"{}\", so log p(x) does not factorise per "
                                 "data point; put every random site inside it",
-                                who, where(s), data->name));
+                                who, describe_site(s), data->name));
   auto r = reduce_to(lp, plates, {*f});
   return r.dim() == 0 ? r.reshape({1}) : r.reshape({-1});
 }
@@ -257,7 +252,7 @@ void check_pairing(const TracePair& traces, std::string_view who) {
   const auto& p = traces.model;
   for (const auto& s : q)
     if (s.kind == SiteKind::observe)
-      throw SiteError(fmt::format("{}: the guide observes {}; observations belong in the model", who, where(s)));
+      throw SiteError(fmt::format("{}: the guide observes {}; observations belong in the model", who, describe_site(s)));
   // Guide sample sites the model never visits (auxiliary ones aside).
   std::vector<const Site*> unvisited;
   for (const auto& s : q)
@@ -270,20 +265,20 @@ void check_pairing(const TracePair& traces, std::string_view who) {
     if (is_latent(s) && (!g || g->kind != SiteKind::sample))
       throw SiteError(fmt::format("{}: model {} has no guide site{}; the guide must sample every latent site of the "
                                   "model under the same name{}",
-                                  who, where(s),
+                                  who, describe_site(s),
                                   unvisited.empty() ? std::string()
                                                     : fmt::format(", and guide {} is never visited by the model",
-                                                                  where(*unvisited.front())),
+                                                                  describe_site(*unvisited.front())),
                                   s.options.enumerate ? " (or sum this .enumerate site out with "
                                                         "Elbo({.enumerate = true}))"
                                                       : ""));
     if (!is_latent(s) && g && g->kind == SiteKind::sample)
       throw SiteError(fmt::format("{}: guide {} is observed by the model; the guide must not sample it", who,
-                                  where(*g)));
+                                  describe_site(*g)));
   }
   if (!unvisited.empty())
     throw SiteError(fmt::format("{}: guide {} is never visited by the model; check the site names", who,
-                                where(*unvisited.front())));
+                                describe_site(*unvisited.front())));
 }
 
 // ------------------------------------------------------------------ options JSON
@@ -579,7 +574,7 @@ ElboResult Elbo::evaluate_elbo(const Runner& run) {
           if (!ok || shape != lq.sizes().vec())
             throw ShapeError(fmt::format("Elbo: {} has a baseline of shape {}, which does not broadcast to its "
                                          "log_prob shape {}",
-                                         where(g), shape_string(b.sizes()), shape_string(lq.sizes())));
+                                         describe_site(g), shape_string(b.sizes()), shape_string(lq.sizes())));
         }
         torch::Tensor centred;
         const auto stats = stats_key(g.name);

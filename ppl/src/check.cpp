@@ -36,6 +36,11 @@ std::string SourceLocation::short_string() const {
   return fmt::format("{}:{}", std::filesystem::path(file_).filename().string(), line_);
 }
 
+std::string describe_site(std::string_view name, const SourceLocation& location) {
+  const auto loc = location.short_string();
+  return loc.empty() ? fmt::format("site \"{}\"", name) : fmt::format("site \"{}\" ({})", name, loc);
+}
+
 std::string CheckContext::suffix() const {
   std::string where = location ? location->short_string() : std::string{};
   if (!site.empty() && !where.empty()) return fmt::format(" (site \"{}\", {})", site, where);

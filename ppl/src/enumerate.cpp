@@ -90,13 +90,6 @@ int64_t EnumerationState::size_of(int64_t variable) const {
 
 // ------------------------------------------------------------------ the handler
 
-namespace {
-std::string where(const Message& msg) {
-  const auto loc = msg.location.short_string();
-  return loc.empty() ? fmt::format("site \"{}\"", msg.name) : fmt::format("site \"{}\" ({})", msg.name, loc);
-}
-}  // namespace
-
 void EnumerateHandler::process(Message& msg) {
   if (!msg.dist || (msg.kind != SiteKind::sample && msg.kind != SiteKind::observe)) return;
   const bool enumerate =
@@ -111,7 +104,7 @@ void EnumerateHandler::process(Message& msg) {
     if (f.dim < -block)
       throw ShapeError(fmt::format("enumerate: {} is in plate \"{}\" at dim {}, but enumeration leaves plates only "
                                    "the {} rightmost dims (dims from {} on enumerate); raise max_plate_nesting",
-                                   where(msg), f.name, f.dim, block, first));
+                                   describe_site(msg), f.name, f.dim, block, first));
 
   // The variables the site may depend on: the global ones and those within
   // reach of every chain it is in.
@@ -140,7 +133,7 @@ void EnumerateHandler::process(Message& msg) {
                                    "where enumeration puts its variables, but is not the dim of an enumerated "
                                    "variable the site can see; declare a plate for it (and raise max_plate_nesting), "
                                    "and inside a ppl::Markov chain depend only on the steps within its history",
-                                   where(msg), shape_string(batch), d, size));
+                                   describe_site(msg), shape_string(batch), d, size));
   }
 
   if (!enumerate) return;

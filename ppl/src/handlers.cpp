@@ -30,11 +30,6 @@ thread_local std::vector<Handler*> t_stack;
 thread_local std::vector<int64_t> t_plate_dims;
 thread_local std::vector<std::string> t_plate_names;
 
-std::string where(const Message& msg) {
-  const auto loc = msg.location.short_string();
-  return loc.empty() ? fmt::format("site \"{}\"", msg.name) : fmt::format("site \"{}\" ({})", msg.name, loc);
-}
-
 /// A site's mask (its own and the mask handlers') must broadcast with the
 /// batch shape of its distribution, as the plates have made it.
 void check_mask(const Message& msg) {
@@ -48,7 +43,7 @@ void check_mask(const Message& msg) {
   }
   if (!ok)
     throw ShapeError(fmt::format("{}: mask has shape {}, which does not broadcast with the batch shape {} of its {}",
-                                 where(msg), shape_string(msg.mask.sizes()), shape_string(batch),
+                                 describe_site(msg), shape_string(msg.mask.sizes()), shape_string(batch),
                                  msg.dist->type_name()));
 }
 
@@ -253,7 +248,7 @@ void Plate::process(Message& msg) {
   } else if (at != frame_.subsample_size) {
     throw ShapeError(fmt::format("plate \"{}\" (size {}, dim {}): {} has batch shape {}, whose dim {} is {}, "
                                  "not {} or 1",
-                                 frame_.name, frame_.subsample_size, frame_.dim, where(msg), shape_string(batch),
+                                 frame_.name, frame_.subsample_size, frame_.dim, describe_site(msg), shape_string(batch),
                                  frame_.dim, at, frame_.subsample_size));
   }
   if (target != batch) msg.dist = msg.dist->expand_ptr(target);
@@ -299,7 +294,7 @@ void ReplayHandler::process(Message& msg) {
   if (!s->enumeration.active() && s->value.sizes() != c10::IntArrayRef(expected))
     throw ShapeError(fmt::format("replay: {} has shape {} in the replayed trace, but the program's "
                                  "distribution there has shape {} (batch {}, event {})",
-                                 where(msg), shape_string(s->value.sizes()), shape_string(expected),
+                                 describe_site(msg), shape_string(s->value.sizes()), shape_string(expected),
                                  shape_string(msg.dist->batch_shape()), shape_string(msg.dist->event_shape())));
   // A replayed value is scored by the program's distribution: outside its
   // support the score would be meaningless (log(1/3) for a Categorical(3) at 7).
@@ -349,7 +344,7 @@ void ScaleHandler::process(Message& msg) {
     } catch (const c10::Error&) {
       throw ShapeError(fmt::format("scale: {}: the scale has shape {}, which does not broadcast with the batch shape {} "
                                    "of its {}",
-                                   where(msg), shape_string(factor_tensor_.sizes()), shape_string(batch),
+                                   describe_site(msg), shape_string(factor_tensor_.sizes()), shape_string(batch),
                                    msg.dist->type_name()));
     }
   }

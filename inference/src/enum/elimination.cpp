@@ -17,11 +17,6 @@ namespace ppl::infer::enumeration {
 
 namespace {
 
-std::string where(const Site& s) {
-  const auto loc = s.location.short_string();
-  return loc.empty() ? fmt::format("site \"{}\"", s.name) : fmt::format("site \"{}\" ({})", s.name, loc);
-}
-
 /// The first site's enumeration record that is active (first_dim != 0).
 int64_t first_dim(const TracePair& traces) {
   for (const Trace* t : {&traces.guide, &traces.model})
@@ -145,7 +140,7 @@ std::vector<int64_t> Graph::variables_of(const Site& site, c10::IntArrayRef shap
       throw ShapeError(fmt::format("{}: {} has a log-density of shape {} whose dim {} (size {}) holds no enumerated "
                                    "variable the site can see; inside a ppl::Markov chain a site may use only the "
                                    "values of the steps within its history",
-                                   who_, where(site), shape_string(shape), d, shape[static_cast<size_t>(rank + d)]));
+                                   who_, describe_site(site), shape_string(shape), d, shape[static_cast<size_t>(rank + d)]));
     out.push_back(v);
   }
   return out;
@@ -168,7 +163,7 @@ Factor Graph::pack(const Site& site, const torch::Tensor& log_value) {
       throw ShapeError(fmt::format("{}: {} depends on an enumerated variable and has a log-density of shape {} whose "
                                    "dim {} (size {}) is in no plate; declare a plate for it, or move it into the "
                                    "event with to_event",
-                                   who_, where(site), shape_string(t.sizes().slice(static_cast<size_t>(lead))), d,
+                                   who_, describe_site(site), shape_string(t.sizes().slice(static_cast<size_t>(lead))), d,
                                    t.size(i)));
     shape.push_back(t.size(i));
   }
@@ -432,7 +427,7 @@ std::vector<Term> sum_out(const TracePair& traces, Sum which, EliminationStats& 
     if (s.scale_tensor.defined())
       throw ArgumentError(fmt::format("{}: {} depends on an enumerated variable and has a scale tensor; enumeration "
                                       "takes only one number as the scale of the sites summed together",
-                                      who, where(s)));
+                                      who, describe_site(s)));
     // Unscaled (one common scale goes outside the sum); masked, except an
     // enumerated site's own density, which must sum to one over its support.
     auto lp = s.dist->log_prob(s.value);
@@ -459,7 +454,7 @@ std::vector<Term> sum_out(const TracePair& traces, Sum which, EliminationStats& 
         throw ArgumentError(fmt::format("{}: {} (scale {}) and {} (scale {}) are summed over one enumerated variable, "
                                         "but their scales differ; enumeration needs one scale for them (a subsampled "
                                         "plate scales only the sites inside it)",
-                                        who, where(*scaled), scaled->scale, where(s), s.scale));
+                                        who, describe_site(*scaled), scaled->scale, describe_site(s), s.scale));
       scaled = &s;
       term.sites.push_back(&s);
       factors.push_back(std::move(pending[i].factor));
@@ -504,11 +499,11 @@ torch::Tensor expect_under_guide(const Trace& guide, const torch::Tensor& value,
       if (std::none_of(plates.begin(), plates.end(), [&](const PlateFrame& p) { return p.name == f.name; }))
         throw ArgumentError(fmt::format("{}: a term outside plate \"{}\" depends on guide {}, which is enumerated "
                                         "inside it",
-                                        who, f.name, where(g)));
+                                        who, f.name, describe_site(g)));
     if (g.mask.defined() || g.dist->mask_tensor().defined())
       throw ArgumentError(fmt::format("{}: guide {} is enumerated and masked; its probabilities weight the terms "
                                       "downstream, so it must not be masked",
-                                      who, where(g)));
+                                      who, describe_site(g)));
     weights.push_back(&g);
     const auto lp_shape = log_prob_shape(g);
     const auto rank = static_cast<int64_t>(lp_shape.size());

@@ -22,11 +22,6 @@ using enumeration::TapeEntry;
 
 constexpr const char* kWho = "infer_discrete";
 
-std::string where(const Site& s) {
-  const auto loc = s.location.short_string();
-  return loc.empty() ? fmt::format("site \"{}\"", s.name) : fmt::format("site \"{}\" ({})", s.name, loc);
-}
-
 /// Each variable's index into its support, in the plate block's layout,
 /// chosen from the last eliminated to the first: the most probable one
 /// (temperature 0) or a draw (1) given the variables chosen already.
@@ -101,7 +96,7 @@ Trace sample_discrete(const Trace& trace, int temperature) {
     if (s.kind == SiteKind::sample && !s.observed && !s.enumeration.enumerated())
       throw ArgumentError(fmt::format("infer_discrete: latent {} is not enumerated but depends on an enumerated site; "
                                       "enumerate it, or condition it (replay a guide's trace into the model)",
-                                      where(s)));
+                                      describe_site(s)));
     auto lp = s.dist->log_prob(s.value);
     if (s.mask.defined() && !s.enumeration.enumerated()) lp = at::where(s.mask, lp, at::zeros({}, lp.options()));
     factors.push_back(graph.pack(s, lp.detach()));

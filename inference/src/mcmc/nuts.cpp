@@ -12,11 +12,11 @@
 namespace ppl::infer::mcmc {
 
 namespace {
-constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 double log_add_exp(double a, double b) {
-  if (a == -kInf) return b;
-  if (b == -kInf) return a;
+  if (a == -kInfinity) return b;
+  if (b == -kInfinity) return a;
   const double m = std::max(a, b);
   return m + std::log(std::exp(a - m) + std::exp(b - m));
 }
@@ -46,7 +46,7 @@ bool no_u_turn(const std::vector<double>& v_minus, const std::vector<double>& v_
 struct NutsChain::Subtree {
   std::vector<double> p_begin, p_end, v_begin, v_end, rho;
   PhasePoint proposal;
-  double log_weight = -kInf;  ///< log of the sum of exp(H0 - H) over its points
+  double log_weight = -kInfinity;  ///< log of the sum of exp(H0 - H) over its points
   bool valid = true;
 };
 
@@ -57,7 +57,7 @@ NutsChain::Subtree NutsChain::build(int64_t depth, PhasePoint& edge, double sign
   if (depth == 0) {
     Subtree leaf;
     ++stats.num_steps;
-    const double h = leapfrog(edge, sign * step_size_) ? hamiltonian(edge) : kInf;
+    const double h = leapfrog(edge, sign * step_size_) ? hamiltonian(edge) : kInfinity;
     if (h - h0 > settings_.max_energy_error) {
       stats.diverging = true;
       leaf.valid = false;

@@ -11,7 +11,7 @@
 namespace ppl::runtime {
 namespace {
 
-constexpr std::string_view kOp = "composite";
+constexpr std::string_view kCompositeOp = "composite";
 
 // Fused cumulative sum + tanh. Saves the inputs and the output only.
 class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
@@ -50,13 +50,13 @@ class CompositeFunction : public torch::autograd::Function<CompositeFunction> {
 
 torch::Tensor composite(const torch::Tensor& strokes, const torch::Tensor& omega1) {
   using namespace detail;
-  check_rank(kOp, "strokes", strokes, 4, "[B, T, H, W]");
-  check_floating(kOp, "strokes", strokes);
+  check_rank(kCompositeOp, "strokes", strokes, 4, "[B, T, H, W]");
+  check_floating(kCompositeOp, "strokes", strokes);
   const auto B = strokes.size(0), T = strokes.size(1), H = strokes.size(2), W = strokes.size(3);
-  check_shape(kOp, "omega1", omega1, {B}, "[B]");
-  check_like(kOp, "omega1", omega1, "strokes", strokes);
-  check_positive(kOp, "omega1", omega1.detach());
-  use_cuda_kernel(kOp, "strokes", strokes);
+  check_shape(kCompositeOp, "omega1", omega1, {B}, "[B]");
+  check_like(kCompositeOp, "omega1", omega1, "strokes", strokes);
+  check_positive(kCompositeOp, "omega1", omega1.detach());
+  use_cuda_kernel(kCompositeOp, "strokes", strokes);
   auto canvas = CompositeFunction::apply(strokes.reshape({B, T, H * W}).contiguous(),
                                          omega1.contiguous());
   return canvas.view({B, T, H, W});

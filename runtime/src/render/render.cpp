@@ -11,7 +11,7 @@
 namespace ppl::runtime {
 namespace {
 
-constexpr std::string_view kOp = "render_strokes";
+constexpr std::string_view kRenderOp = "render_strokes";
 
 // Fused renderer with a hand-written backward that recomputes the splats, so
 // nothing of size S x H x W per stroke is kept between forward and backward.
@@ -57,22 +57,22 @@ class RenderStrokesFunction : public torch::autograd::Function<RenderStrokesFunc
 torch::Tensor render_strokes(const torch::Tensor& points, const torch::Tensor& sigma,
                              const torch::Tensor& omega0, const RenderOptions& options) {
   using namespace detail;
-  check_rank(kOp, "points", points, 4, "[B, T, D+1, 2]");
+  check_rank(kRenderOp, "points", points, 4, "[B, T, D+1, 2]");
   const auto B = points.size(0), T = points.size(1), K = points.size(2);
   if (K < 1 || points.size(3) != 2)
-    fail(fmt::format("{}: points has shape {}, but must be [B, T, D+1, 2] with D+1 >= 1", kOp,
+    fail(fmt::format("{}: points has shape {}, but must be [B, T, D+1, 2] with D+1 >= 1", kRenderOp,
                      shape_string(points.sizes())));
-  check_floating(kOp, "points", points);
-  check_shape(kOp, "sigma", sigma, {B, T}, "[B, T]");
-  check_shape(kOp, "omega0", omega0, {B, T}, "[B, T]");
-  check_like(kOp, "sigma", sigma, "points", points);
-  check_like(kOp, "omega0", omega0, "points", points);
-  check_positive_option(kOp, "options.height", options.height);
-  check_positive_option(kOp, "options.width", options.width);
-  check_positive_option(kOp, "options.samples", options.samples);
-  check_positive(kOp, "sigma", sigma.detach());
-  check_positive(kOp, "omega0", omega0.detach());
-  use_cuda_kernel(kOp, "points", points);  // throws for CUDA tensors without the CUDA build
+  check_floating(kRenderOp, "points", points);
+  check_shape(kRenderOp, "sigma", sigma, {B, T}, "[B, T]");
+  check_shape(kRenderOp, "omega0", omega0, {B, T}, "[B, T]");
+  check_like(kRenderOp, "sigma", sigma, "points", points);
+  check_like(kRenderOp, "omega0", omega0, "points", points);
+  check_positive_option(kRenderOp, "options.height", options.height);
+  check_positive_option(kRenderOp, "options.width", options.width);
+  check_positive_option(kRenderOp, "options.samples", options.samples);
+  check_positive(kRenderOp, "sigma", sigma.detach());
+  check_positive(kRenderOp, "omega0", omega0.detach());
+  use_cuda_kernel(kRenderOp, "points", points);  // throws for CUDA tensors without the CUDA build
 
   auto out = RenderStrokesFunction::apply(points.reshape({B * T, K, 2}).contiguous(),
                                           sigma.reshape({B * T}).contiguous(),

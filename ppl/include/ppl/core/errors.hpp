@@ -58,6 +58,20 @@ class SourceLocation {
   std::shared_ptr<const std::pair<std::string, std::string>> storage_;  ///< set by `owning`
 };
 
+/// How error messages name a site: `site "z" (model.cpp:41)`, or `site "z"`
+/// when its location is unknown.
+std::string describe_site(std::string_view name, const SourceLocation& location);
+/// The same for anything with a `name` and a `location` (a trace's `Site`, a
+/// handler's `Message`).
+template <class S>
+  requires requires(const S& s) {
+    s.name;
+    s.location;
+  }
+std::string describe_site(const S& s) {
+  return describe_site(s.name, s.location);
+}
+
 /// What a check reports on: the function or distribution doing the check and,
 /// when it runs for a site, the site's name and location.
 struct CheckContext {
