@@ -255,6 +255,29 @@ TEST_CASE("GNM's annealing weights and auxiliary KLs apply only while training",
   CHECK(program.z_what_kl_weight() == 1.0);
 }
 
+TEST_CASE("GNM beta_g is held until beta_g_warmup_begin, then ramps linearly", "[gnm]") {
+  ppl::param_store().clear();
+  auto o = small_gnm();
+  CHECK(gnm::GnmOptions::defaults().beta_g_warmup_begin == 0);
+  CHECK(gnm::GnmOptions::legacy().beta_g_warmup_begin == 0);  // configs written before it: no hold
+  o.beta_g_start = 0.0;
+  o.beta_g_end = 1.0;
+  o.beta_g_warmup_begin = 300;
+  o.beta_g_warmup_steps = 1000;
+  gnm::Gnm program(o);
+  // (step, beta_g): flat at 0 through step 300, then (step - 300) / 1000, then 1.
+  for (auto [step, want] : std::vector<std::pair<int64_t, double>>{
+           {0, 0.0}, {300, 0.0}, {550, 0.25}, {1300, 1.0}, {5000, 1.0}}) {
+    program.set_step(step);
+    CHECK(program.beta_g() == Approx(want).margin(1e-12));
+  }
+  auto j = program.options();
+  CHECK(j.at("beta_g_warmup_begin") == 300);
+  ppl::param_store().clear();
+  o.beta_g_warmup_begin = -1;
+  CHECK_THROWS_WITH(gnm::Gnm(o), Catch::Contains("beta_g_warmup_begin") && Catch::Contains("-1"));
+}
+
 TEST_CASE("GNM z_what KL warm-up weights z_what in model and guide and in the auxiliary KL", "[gnm]") {
   ppl::param_store().clear();
   torch::manual_seed(4);

@@ -87,6 +87,7 @@ GnmOptions GnmOptions::defaults() {
   o.beta_b_anneal_steps = 50000;
   o.beta_g_start = 0.0;
   o.beta_g_end = 1.0;
+  o.beta_g_warmup_begin = 0;
   o.beta_g_warmup_steps = 100000;
   o.z_what_kl_warmup_steps = 0;
   o.auxiliary_losses = true;
@@ -153,6 +154,9 @@ Gnm::Gnm(GnmOptions options) : options_(std::move(options)), nets_(nullptr) {
   require(o.composition == "additive" || o.composition == "overlap",
           fmt::format("composition is \"{}\", but must be \"additive\" or \"overlap\"", o.composition));
   require(o.num_cells >= 1, fmt::format("num_cells is {}, but must be at least 1", o.num_cells));
+  require(o.beta_g_warmup_begin >= 0 && o.beta_g_warmup_steps >= 0,
+          fmt::format("beta_g_warmup_begin and beta_g_warmup_steps are {} and {}, but must not be negative",
+                      o.beta_g_warmup_begin, o.beta_g_warmup_steps));
   require(o.encoder_width >= 1, fmt::format("encoder_width is {}, but must be at least 1", o.encoder_width));
   require(o.z_decoder_hidden >= 1, fmt::format("z_decoder_hidden is {}, but must be at least 1", o.z_decoder_hidden));
   require(o.likelihood_sd > 0, fmt::format("likelihood_sd is {}, but must be positive", o.likelihood_sd));
@@ -183,7 +187,8 @@ void Gnm::set_step(int64_t step) {
                          o.z_pres_temperature_end);
   rho_ = linear_schedule(step, 0, o.z_pres_prior_anneal_steps, o.z_pres_prior, o.z_pres_prior_end);
   beta_b_ = linear_schedule(step, 0, o.beta_b_anneal_steps, o.beta_b_start, o.beta_b_end);
-  beta_g_ = linear_schedule(step, 0, o.beta_g_warmup_steps, o.beta_g_start, o.beta_g_end);
+  beta_g_ = linear_schedule(step, o.beta_g_warmup_begin, int64_t{o.beta_g_warmup_begin} + o.beta_g_warmup_steps,
+                            o.beta_g_start, o.beta_g_end);
   what_kl_ = o.z_what_kl_warmup_steps > 0 ? linear_schedule(step, 0, o.z_what_kl_warmup_steps, 0.0, 1.0) : 1.0;
   curriculum_ = step < o.mask_curriculum_steps;
 }

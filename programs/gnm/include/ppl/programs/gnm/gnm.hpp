@@ -109,6 +109,7 @@ struct GnmOptions {
                      (int, beta_b_anneal_steps),
                      (double, beta_g_start),            // beta_g warmed from 0 ...
                      (double, beta_g_end),              // ... to 1
+                     (int, beta_g_warmup_begin),        // held at beta_g_start until this step
                      (int, beta_g_warmup_steps),
                      (int, z_what_kl_warmup_steps),     // z_what's KLs weighted 0 -> 1 (0: from 1)
                      (bool, auxiliary_losses),          // Eq. 7-8 on (training only)
