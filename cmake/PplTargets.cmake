@@ -47,6 +47,15 @@ function(ppl_add_test name)
   # the same names, so they are not batched into unity units.
   set_target_properties(${name} PROPERTIES UNITY_BUILD OFF)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
-  catch_discover_tests(${name} TEST_PREFIX "${name}:" PROPERTIES TIMEOUT 600
-    WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  if(PPL_SANITIZE)
+    # An instrumented process takes 3-6 s to start (libtorch's libraries are
+    # mapped and registered with the sanitizer runtime), so under the
+    # sanitizers each executable runs its cases in one process rather than
+    # one process per case.
+    add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 2400)
+  else()
+    catch_discover_tests(${name} TEST_PREFIX "${name}:" PROPERTIES TIMEOUT 600
+      WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  endif()
 endfunction()
