@@ -71,11 +71,61 @@ void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// One measurement: op in {render, composite}, impl in {fused, composed}.
+// The spatial transformer on the same windows given as axis-aligned z_where
+// [B, 4] and as [B, 6] (ATen's affine grid and grid sampler). stn_place: GNM's
+// and SPACE's step (512 patches of 16 x 16 on 64 x 64 canvases); stn_crop:
+// AIR's (64 images x 3 steps, 20 x 20 glimpses of 50 x 50 images); and the
+// other direction of each.
+int stn_child(const std::string& op, const std::string& impl, const torch::Device& device, int reps) {
+  struct Shape {
+    const char* op;
+    bool place;
+    std::int64_t batch, src_side, out_side;
+  };
+  static const Shape shapes[] = {{"stn_place", true, 512, 16, 64},  // GNM, SPACE
+                                 {"stn_crop", false, 192, 50, 20},  // AIR
+                                 {"stn_place_air", true, 192, 20, 50},
+                                 {"stn_crop_space", false, 512, 64, 16}};
+  const auto* shape = std::find_if(std::begin(shapes), std::end(shapes), [&](const Shape& s) { return op == s.op; });
+  if (shape == std::end(shapes)) return 2;
+  const bool place = shape->place;
+  const std::int64_t B = shape->batch, src_side = shape->src_side, out_side = shape->out_side;
+  torch::manual_seed(0);
+  const auto opts = torch::TensorOptions().device(device);
+  auto scale = torch::rand({B, 2}, opts) * 0.3 + 0.2;
+  auto shift = torch::rand({B, 2}, opts) * 1.6 - 0.8;
+  auto z4 = torch::cat({scale, shift}, 1);
+  const auto zero = torch::zeros({B}, opts);
+  auto z6 = torch::stack({z4.select(1, 0), zero, z4.select(1, 2), zero, z4.select(1, 1), z4.select(1, 3)}, 1);
+  auto z = (impl == "axis" ? z4 : z6).clone().set_requires_grad(true);
+  auto src = torch::rand({B, 1, src_side, src_side}, opts).set_requires_grad(true);
+  const auto weights = torch::randn({B, 1, out_side, out_side}, opts);
+  auto run = [&] {
+    auto out = place ? ppl::runtime::stn_place(src, z, out_side, out_side) : ppl::runtime::stn_crop(src, z, out_side);
+    (out * weights).sum().backward();
+    sync(device);
+  };
+  run();  // warm-up
+  const long base = rss_kib();
+  std::vector<double> ms;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double peak_mib = device.is_cuda() ? -1.0 : static_cast<double>(peak_rss_kib() - base) / 1024.0;
+  std::printf("%.3f %.1f\n", ms[ms.size() / 2], peak_mib);
+  return 0;
+}
+
+// One measurement: op in {render, composite}, impl in {fused, composed};
+// or op in {stn_place, stn_place_air, stn_crop, stn_crop_space}, impl in {axis, grid}.
 int child(const std::string& op, const std::string& impl, std::int64_t T, const std::string& dev, int reps,
           int threads) {
   if (threads > 0) ppl::runtime::set_cpu_threads(threads);
   const torch::Device device(dev == "cuda" ? torch::kCUDA : torch::kCPU);
+  if (op.rfind("stn_", 0) == 0) return stn_child(op, impl, device, reps);
   const std::int64_t B = 64, K = 4, S = 100, H = 50, W = 50;
   torch::manual_seed(0);
   const auto opts = torch::TensorOptions().device(device);
@@ -157,6 +207,26 @@ int main(int argc, char** argv) {
           fmt::print("{:<10} {:<5} {:>3} {:>12.2f} {:>12.2f} {:>8.1f}x {:>12.1f} {:>12.1f} {:>8.1f}x\n", op, dev,
                      T, f.ms, c.ms, c.ms / f.ms, f.mib, c.mib, c.mib / std::max(f.mib, 0.1));
       }
+
+  // The spatial transformer's paths, one intra-op thread on CPU (as `ppl --threads 1 train`).
+  fmt::print("\nspatial transformer, forward + backward, median time: axis-aligned boxes as [B, 4] against the\n"
+             "same boxes as [B, 6] (always ATen's affine grid + grid sampler); [B, 4] resamples separably when\n"
+             "the output has more pixels than the source, else takes the grid sampler too\n");
+  fmt::print("{:<15} {:<5} {:>22} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "op", "dev", "shape", "[B, 4] path",
+             "[B, 4] ms", "[B, 6] ms", "speedup", "[B, 4] MiB", "[B, 6] MiB");
+  for (const auto& dev : devices)
+    for (const std::string op : {"stn_place", "stn_place_air", "stn_crop", "stn_crop_space"}) {
+      const int threads = dev == "cpu" ? 1 : 0;
+      const auto f = measure(argv[0], op, "axis", 0, dev, 10, threads);
+      const auto g = measure(argv[0], op, "grid", 0, dev, 10, threads);
+      const bool placing = op.rfind("stn_place", 0) == 0;
+      const auto shape = op == "stn_place"       ? "512 x 16x16 -> 64x64"
+                         : op == "stn_place_air" ? "192 x 20x20 -> 50x50"
+                         : op == "stn_crop"      ? "192 x 50x50 -> 20x20"
+                                                 : "512 x 64x64 -> 16x16";
+      fmt::print("{:<15} {:<5} {:>22} {:>10} {:>8.2f} {:>8.2f} {:>8.1f}x {:>9.1f} {:>9.1f}\n", op, dev, shape,
+                 placing ? "separable" : "grid", f.ms, g.ms, g.ms / f.ms, f.mib, g.mib);
+    }
 
   // Thread scaling of the fused CPU kernels (one batch element or stroke per
   // task): the same work on 1, 2, 4, ... intra-op threads, up to the cores

@@ -21,6 +21,7 @@
 #include <ppl/runtime/data/registry.hpp>
 
 #include "commands.hpp"
+#include "profile.hpp"
 #include "progress.hpp"
 #include "run.hpp"
 
@@ -32,9 +33,13 @@ struct TrainArgs {
   std::string out = "runs/latest";
   std::string config;
   bool resume = false;
+  std::string init_from;           ///< a run whose checkpoint a new run starts from ("": none)
   int nproc = 1;                   ///< local worker processes (data-parallel)
   std::string backend = "gloo";    ///< c10d backend of a group
   double rendezvous_timeout = 60;  ///< seconds the ranks wait for each other to join
+  std::string profile;             ///< Chrome trace of a window of steps ("": no profiling)
+  int64_t profile_steps = 20;      ///< steps in that window
+  int64_t profile_after = 3;       ///< steps before it (first-step allocations and kernel choices)
   TrainOptions train;
   std::set<std::string> given;  ///< the flags given on the command line ("--eval-every", ...)
 };
@@ -182,8 +187,8 @@ void remove_stale_temporaries(const std::filesystem::path& dir) {
 /// came before their checkpoint, and will be written again. A line that is
 /// not a JSON object with a step (the torn end of an append) is dropped with
 /// a warning naming the file and line. The file is rewritten (atomically)
-/// when anything was dropped.
-std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int64_t step) {
+/// when anything was dropped, unless `rewrite` is false (another run's file).
+std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int64_t step, bool rewrite = true) {
   std::vector<nlohmann::json> kept;
   std::ifstream in(path);
   if (!in) return kept;
@@ -195,7 +200,8 @@ std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int6
     auto j = nlohmann::json::parse(line, nullptr, false);
     const bool valid = j.is_object() && j.contains("step") && j["step"].is_number_integer();
     if (!valid) {
-      fmt::print(stderr, "train: warning: {} line {} is not a metrics record; dropped\n", path.string(), number);
+      if (rewrite)
+        fmt::print(stderr, "train: warning: {} line {} is not a metrics record; dropped\n", path.string(), number);
       dropped = true;
       continue;
     }
@@ -206,7 +212,7 @@ std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int6
     text += line + "\n";
     kept.push_back(std::move(j));
   }
-  if (dropped) write_atomic(path, text);
+  if (dropped && rewrite) write_atomic(path, text);
   return kept;
 }
 
@@ -239,6 +245,11 @@ void train(const TrainArgs& args) {
   const auto environment = infer::distributed_from_environment();
   if (!environment && args.nproc > 1) return launch_workers(args);
   if (args.nproc < 1) throw UsageError(fmt::format("train: --nproc is {}, but must be at least 1", args.nproc));
+  if (args.resume && !args.init_from.empty())
+    throw UsageError("train: --resume continues the run in --out, --init-from starts a new one; pass one of them");
+  if (args.profile_steps < 1 || args.profile_after < 0)
+    throw UsageError(fmt::format("train: --profile-steps is {} and --profile-after {}, but they must be at least 1 and 0",
+                                 args.profile_steps, args.profile_after));
   std::shared_ptr<infer::ProcessGroup> group;
   if (environment && environment->world_size > 1) {
     auto o = *environment;
@@ -275,6 +286,20 @@ void train(const TrainArgs& args) {
                                      dir.string()));
       const auto& info = programs::find_program(args.program);
       nlohmann::json options = info.default_options();
+      if (!args.init_from.empty()) {
+        // The source run's options, then --config's changes on top.
+        const fs::path source = args.init_from;
+        if (!fs::exists(source / "config.json") || !fs::exists(source / "checkpoint.bin"))
+          throw UsageError(fmt::format("train: --init-from needs a run in {} (config.json and checkpoint.bin); none "
+                                       "found",
+                                       source.string()));
+        const auto source_config = read_config(source / "config.json");
+        if (source_config.at("program") != args.program)
+          throw UsageError(fmt::format("train: --init-from {} holds a run of \"{}\", not \"{}\"", source.string(),
+                                       source_config.at("program").get<std::string>(), args.program));
+        check_run_identity(source_config, source / "config.json", source / "checkpoint.bin");
+        options = source_config.at("options");
+      }
       if (!args.config.empty()) {
         const auto user = read_json_file(args.config);
         if (!user.is_object())
@@ -282,6 +307,7 @@ void train(const TrainArgs& args) {
         for (auto& [k, v] : user.items()) options[k] = v;
       }
       config = {{"program", args.program}, {"options", options}};
+      if (!args.init_from.empty()) config["init_from"] = {{"run", args.init_from}};
     }
     t.world_size = world;
     t.backend = group ? group->backend() : t.backend;
@@ -346,29 +372,49 @@ void train(const TrainArgs& args) {
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
   bool released = false;  // a released model (`ppl export`): weights without optimiser state
-  if (args.resume) {  // every rank runs the same command line
+  // A resumed run continues from its own checkpoint, an --init-from run from
+  // the source run's (weights, optimiser state and step).
+  const fs::path start_checkpoint = args.resume ? checkpoint : fs::path(args.init_from) / "checkpoint.bin";
+  if (args.resume || !args.init_from.empty()) {  // every rank runs the same command line
     // Rank 0 reads the checkpoint and sends it: every rank starts from its state.
     std::string bytes;
     if (lead) {
-      std::ifstream in(checkpoint, std::ios::binary);
+      std::ifstream in(start_checkpoint, std::ios::binary);
       bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
     if (group) infer::broadcast_bytes(*group, bytes);
     try {
       std::istringstream in(bytes);
-      const auto archive = read_archive(in, bytes.size(), checkpoint.string());
-      svi.set_steps(infer::load_checkpoint(archive, checkpoint.string(), svi.elbo(), svi.optimiser()));
+      const auto archive = read_archive(in, bytes.size(), start_checkpoint.string());
+      svi.set_steps(infer::load_checkpoint(archive, start_checkpoint.string(), svi.elbo(), svi.optimiser()));
       released = archive.metadata.contains("released");
     } catch (const Error& e) {
-      throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}", dir.string(), e.what()));
+      throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}",
+                                   args.resume ? dir.string() : args.init_from, e.what()));
     }
-    bind_checkpoint(*program, device, param_store().names(), checkpoint);
+    try {
+      bind_checkpoint(*program, device, param_store().names(), start_checkpoint);
+    } catch (const Error& e) {
+      if (args.resume) throw;
+      throw UsageError(fmt::format("train: --init-from {}: its networks do not fit these options: {}", args.init_from,
+                                   e.what()));
+    }
     start = svi.steps();
+    if (!args.resume) {
+      config["init_from"]["step"] = start;
+      if (start >= t.steps)
+        throw UsageError(fmt::format("train: --init-from {} is at step {}, so --steps {} leaves nothing to train",
+                                     args.init_from, start, t.steps));
+    }
     if (lead && released)
       std::fprintf(stderr,
                    "train: %s holds a released model (weights without optimiser state): continuing its weights at "
                    "step %lld with a fresh Adam state, so the steps from here differ from the original run's\n",
-                   dir.string().c_str(), static_cast<long long>(start));
+                   args.resume ? dir.string().c_str() : args.init_from.c_str(), static_cast<long long>(start));
+    else if (lead && !args.resume)
+      std::fprintf(stderr, "train: starting %s from %s at step %lld%s\n", dir.string().c_str(),
+                   args.init_from.c_str(), static_cast<long long>(start),
+                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
     else if (lead)
       std::fprintf(stderr, "train: resuming %s at step %lld%s\n", dir.string().c_str(), static_cast<long long>(start),
                    world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
@@ -387,6 +433,14 @@ void train(const TrainArgs& args) {
     // metrics.jsonl holds exactly the steps up to the checkpoint's: records
     // are flushed before each checkpoint, and a resume drops those of the
     // steps after it (a kill came between the two), which it trains again.
+    if (!args.init_from.empty() && !args.resume) {
+      // The source run's records up to its checkpoint open the new run's
+      // metrics, so its curves start at step 1.
+      std::string inherited;
+      for (const auto& j : kept_metrics(fs::path(args.init_from) / "metrics.jsonl", start, false))
+        inherited += j.dump() + "\n";
+      write_atomic(metrics_path, inherited);
+    }
     for (const auto& j : kept_metrics(metrics_path, start))
       if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
   }
@@ -419,7 +473,26 @@ void train(const TrainArgs& args) {
   const auto begin = std::chrono::steady_clock::now();
   int64_t step = start;
   bool stopped = false;
+  // --profile: steps (start + after, start + after + steps] on rank 0.
+  std::optional<StepProfiler> profiler;
+  if (lead && !args.profile.empty()) profiler.emplace(args.profile);
+  const int64_t profile_begin = start + args.profile_after, profile_end = profile_begin + args.profile_steps;
+  std::chrono::steady_clock::time_point profile_clock;
+  auto finish_profile = [&] {
+    const double wall_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - profile_clock).count();
+    const auto costs = profiler->stop();
+    const int64_t recorded = step - profile_begin;
+    std::fprintf(stderr, "\ntrain: profiled steps %lld to %lld (%.1f ms a step); Chrome trace in %s\n%s",
+                 static_cast<long long>(profile_begin + 1), static_cast<long long>(step),
+                 wall_us * 1e-3 / static_cast<double>(recorded), args.profile.c_str(),
+                 format_operator_costs(costs, recorded, wall_us).c_str());
+  };
   while (step < t.steps && !stopped) {
+    if (profiler && step == profile_begin) {
+      profiler->start();
+      profile_clock = std::chrono::steady_clock::now();
+    }
     ++step;
     program->set_step(step);
     // Each step's batch and noise depend only on (seed, step, rank): resuming
@@ -442,6 +515,7 @@ void train(const TrainArgs& args) {
       loss = svi.step(x) / static_cast<double>(batch);  // the ranks' mean loss, per image
     }
     if (scheduled) svi.optimiser().step_schedule(loss);
+    if (profiler && profiler->running() && step == profile_end) finish_profile();
     stopped = stop_requested();
     if (!lead) continue;
     smoothed = std::isnan(smoothed) ? loss : 0.98 * smoothed + 0.02 * loss;
@@ -464,6 +538,7 @@ void train(const TrainArgs& args) {
     if (checkpoint_due(step)) flush();
   }
   if (!lead) return;
+  if (profiler && profiler->running()) finish_profile();  // the run ended inside the window
   flush();
   bar->finish(fmt::format("loss {:.2f}", smoothed));
   if (stopped) {
@@ -599,6 +674,9 @@ RegisterCommand register_train{"train", [](CLI::App& app) {
   cmd->add_option("--device", a->train.device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--config", a->config, "JSON file of program options");
   cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint");
+  cmd->add_option("--init-from", a->init_from,
+                  "start a new run from another run's checkpoint (weights, optimiser state, step) and options, "
+                  "with --config's changes; its metrics up to that step open the new run's");
   cmd->add_option("--batch-size", a->train.batch_size, "batch size (0: the program's)")->capture_default_str();
   cmd->add_option("--checkpoint-every", a->train.checkpoint_every, "steps between checkpoints")->capture_default_str();
   cmd->add_option("--checkpoint-minutes", a->train.checkpoint_minutes,
@@ -624,6 +702,12 @@ RegisterCommand register_train{"train", [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--rendezvous-timeout", a->rendezvous_timeout,
                   "seconds the ranks of a group wait for each other to join")
+      ->capture_default_str();
+  cmd->add_option("--profile", a->profile,
+                  "record libtorch's operators over --profile-steps steps into this Chrome trace (JSON) and print "
+                  "the costliest operators");
+  cmd->add_option("--profile-steps", a->profile_steps, "steps --profile records")->capture_default_str();
+  cmd->add_option("--profile-after", a->profile_after, "steps before --profile starts recording")
       ->capture_default_str();
   cmd->callback([a, cmd] {
     a->given.clear();

@@ -24,8 +24,7 @@ torch::Tensor where_to_runtime(const torch::Tensor& z_where, int64_t cells, BoxF
   }
   auto tx = cx + cell * torch::tanh(z_where.select(2, 2));
   auto ty = cy + cell * torch::tanh(z_where.select(2, 3));
-  auto zero = torch::zeros_like(sx);
-  return torch::stack({sx, zero, tx, zero, sy, ty}, 2).reshape({b * n, 6});
+  return torch::stack({sx, sy, tx, ty}, 2).reshape({b * n, 4});
 }
 
 torch::Tensor sum_objects(const torch::Tensor& patches, const torch::Tensor& z_pres, const torch::Tensor& z_where,
@@ -52,7 +51,7 @@ Foreground composite_objects(const torch::Tensor& patches, const torch::Tensor& 
 std::vector<std::vector<ScoredBox>> structure_boxes(const torch::Tensor& z_where, const torch::Tensor& presence,
                                                     int64_t cells, int64_t size, BoxForm form) {
   const int64_t b = z_where.size(0), n = z_where.size(1);
-  const auto affine = where_to_runtime(z_where.detach(), cells, form).view({b, n, 6}).to(torch::kDouble).cpu();
+  const auto affine = where_to_runtime(z_where.detach(), cells, form).view({b, n, 4}).to(torch::kDouble).cpu();
   const auto score = presence.detach().to(torch::kDouble).cpu();
   const auto a = affine.accessor<double, 3>();
   const auto sc = score.accessor<double, 2>();
@@ -61,8 +60,8 @@ std::vector<std::vector<ScoredBox>> structure_boxes(const torch::Tensor& z_where
   for (int64_t i = 0; i < b; ++i)
     for (int64_t k = 0; k < n; ++k) {
       // The window covers centre +- scale in [-1, 1] coordinates: a side of scale * image side.
-      const double w = a[i][k][0] * side, h = a[i][k][4] * side;
-      const double cx = (a[i][k][2] + 1) / 2 * side, cy = (a[i][k][5] + 1) / 2 * side;
+      const double w = a[i][k][0] * side, h = a[i][k][1] * side;
+      const double cx = (a[i][k][2] + 1) / 2 * side, cy = (a[i][k][3] + 1) / 2 * side;
       out[static_cast<size_t>(i)].push_back({cx - w / 2, cy - h / 2, w, h, sc[i][k]});
     }
   return out;

@@ -19,9 +19,9 @@ enum class BoxForm {
                  ///< height sigmoid(z0) exp(z1 / 2) (GNM's authors' code)
 };
 
-/// The runtime affine z_where [B * S*S, 6] (a, b, tx, c, d, ty) of the
-/// z_where [B, S*S, 4] of an S x S grid: a = the box's width and d its
-/// height as fractions of the image's (`form`), b = c = 0, (tx, ty) = centre
+/// The runtime's axis-aligned z_where [B * S*S, 4] (sx, sy, tx, ty) of the
+/// z_where [B, S*S, 4] of an S x S grid: sx = the box's width and sy its
+/// height as fractions of the image's (`form`), (tx, ty) = centre
 /// of cell (i, j) + (2 / S) tanh(z2, z3), the centre of cell (i, j) being
 /// (-1 + (2 j + 1) / S, -1 + (2 i + 1) / S) for the cell n = i S + j. A
 /// box's centre is thus at most one cell from its cell's. With
