@@ -76,18 +76,20 @@ void sync(const torch::Device& device) {
 // and SPACE's step (512 patches of 16 x 16 on 64 x 64 canvases); stn_crop:
 // AIR's (64 images x 3 steps, 20 x 20 glimpses of 50 x 50 images); and the
 // other direction of each.
+struct StnShape {
+  const char* op;
+  bool place;
+  std::int64_t batch, src_side, out_side;
+};
+const StnShape kStnShapes[] = {{"stn_place", true, 512, 16, 64},  // GNM, SPACE
+                               {"stn_place_air", true, 192, 20, 50},
+                               {"stn_crop", false, 192, 50, 20},  // AIR
+                               {"stn_crop_space", false, 512, 64, 16}};
+
 int stn_child(const std::string& op, const std::string& impl, const torch::Device& device, int reps) {
-  struct Shape {
-    const char* op;
-    bool place;
-    std::int64_t batch, src_side, out_side;
-  };
-  static const Shape shapes[] = {{"stn_place", true, 512, 16, 64},  // GNM, SPACE
-                                 {"stn_crop", false, 192, 50, 20},  // AIR
-                                 {"stn_place_air", true, 192, 20, 50},
-                                 {"stn_crop_space", false, 512, 64, 16}};
-  const auto* shape = std::find_if(std::begin(shapes), std::end(shapes), [&](const Shape& s) { return op == s.op; });
-  if (shape == std::end(shapes)) return 2;
+  const auto* shape =
+      std::find_if(std::begin(kStnShapes), std::end(kStnShapes), [&](const StnShape& s) { return op == s.op; });
+  if (shape == std::end(kStnShapes)) return 2;
   const bool place = shape->place;
   const std::int64_t B = shape->batch, src_side = shape->src_side, out_side = shape->out_side;
   torch::manual_seed(0);
@@ -215,17 +217,15 @@ int main(int argc, char** argv) {
   fmt::print("{:<15} {:<5} {:>22} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "op", "dev", "shape", "[B, 4] path",
              "[B, 4] ms", "[B, 6] ms", "speedup", "[B, 4] MiB", "[B, 6] MiB");
   for (const auto& dev : devices)
-    for (const std::string op : {"stn_place", "stn_place_air", "stn_crop", "stn_crop_space"}) {
+    for (const auto& s : kStnShapes) {
       const int threads = dev == "cpu" ? 1 : 0;
-      const auto f = measure(argv[0], op, "axis", 0, dev, 10, threads);
-      const auto g = measure(argv[0], op, "grid", 0, dev, 10, threads);
-      const bool placing = op.rfind("stn_place", 0) == 0;
-      const auto shape = op == "stn_place"       ? "512 x 16x16 -> 64x64"
-                         : op == "stn_place_air" ? "192 x 20x20 -> 50x50"
-                         : op == "stn_crop"      ? "192 x 50x50 -> 20x20"
-                                                 : "512 x 64x64 -> 16x16";
-      fmt::print("{:<15} {:<5} {:>22} {:>10} {:>8.2f} {:>8.2f} {:>8.1f}x {:>9.1f} {:>9.1f}\n", op, dev, shape,
-                 placing ? "separable" : "grid", f.ms, g.ms, g.ms / f.ms, f.mib, g.mib);
+      const auto f = measure(argv[0], s.op, "axis", 0, dev, 10, threads);
+      const auto g = measure(argv[0], s.op, "grid", 0, dev, 10, threads);
+      const auto shape = fmt::format("{} x {}x{} -> {}x{}", s.batch, s.src_side, s.src_side, s.out_side, s.out_side);
+      // stn_place and stn_crop resample separably when the output has more pixels than the source.
+      const bool separable = s.out_side > s.src_side;
+      fmt::print("{:<15} {:<5} {:>22} {:>10} {:>8.2f} {:>8.2f} {:>8.1f}x {:>9.1f} {:>9.1f}\n", s.op, dev, shape,
+                 separable ? "separable" : "grid", f.ms, g.ms, g.ms / f.ms, f.mib, g.mib);
     }
 
   // Thread scaling of the fused CPU kernels (one batch element or stroke per

@@ -26,7 +26,8 @@ std::vector<OperatorCost> operator_costs(const std::string& chrome_trace_json) {
   for (const auto& e : events) {
     if (!e.is_object() || e.value("ph", "") != "X" || !e.contains("dur")) continue;
     const double ts = e.at("ts").get<double>(), dur = e.at("dur").get<double>();
-    by_thread[e.contains("tid") ? e["tid"].dump() : ""].push_back({e.at("name").get<std::string>(), ts, ts + dur, dur, true});
+    const auto tid = e.contains("tid") ? e["tid"].dump() : std::string();
+    by_thread[tid].push_back({e.at("name").get<std::string>(), ts, ts + dur, dur, true});
   }
   std::map<std::string, OperatorCost> costs;
   for (auto& [tid, spans] : by_thread) {

@@ -248,7 +248,8 @@ void train(const TrainArgs& args) {
   if (args.resume && !args.init_from.empty())
     throw UsageError("train: --resume continues the run in --out, --init-from starts a new one; pass one of them");
   if (args.profile_steps < 1 || args.profile_after < 0)
-    throw UsageError(fmt::format("train: --profile-steps is {} and --profile-after {}, but they must be at least 1 and 0",
+    throw UsageError(fmt::format("train: --profile-steps is {} and --profile-after {}, but they must be at least 1 "
+                                 "and 0",
                                  args.profile_steps, args.profile_after));
   std::shared_ptr<infer::ProcessGroup> group;
   if (environment && environment->world_size > 1) {

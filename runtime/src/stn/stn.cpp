@@ -93,12 +93,13 @@ torch::Tensor hat_weights(const torch::Tensor& scale, const torch::Tensor& shift
   return torch::relu(1 - (source.unsqueeze(2) - torch::arange(n_src, opts)).abs());
 }
 
-/// src [B, C, Hs, Ws] sampled at height x width points, where output pixel
-/// centre (u, v) reads src at (ax u + bx, ay v + by) (normalised coordinates).
-torch::Tensor separable_warp(const torch::Tensor& src, const torch::Tensor& ax, const torch::Tensor& bx,
-                             const torch::Tensor& ay, const torch::Tensor& by, int64_t height, int64_t width) {
-  const auto wy = hat_weights(ay, by, height, src.size(2)).unsqueeze(1);                  // [B, 1, H, Hs]
-  const auto wx = hat_weights(ax, bx, width, src.size(3)).transpose(1, 2).unsqueeze(1);  // [B, 1, Ws, W]
+/// warp() for an axis-aligned theta [B, 2, 3] (zero off-diagonal): output
+/// pixel centre (u, v) reads src at (theta00 u + theta02, theta11 v + theta12).
+torch::Tensor separable_warp(const torch::Tensor& src, const torch::Tensor& theta, int64_t height, int64_t width) {
+  const auto entry = [&](int64_t r, int64_t c) { return theta.select(1, r).select(1, c); };  // [B]
+  const auto wy = hat_weights(entry(1, 1), entry(1, 2), height, src.size(2)).unsqueeze(1);  // [B, 1, H, Hs]
+  const auto wx =
+      hat_weights(entry(0, 0), entry(0, 2), width, src.size(3)).transpose(1, 2).unsqueeze(1);  // [B, 1, Ws, W]
   // The cheaper order: rows first costs H Ws (Hs + W) multiply-adds, columns first Hs W (Ws + H).
   const int64_t hs = src.size(2), ws = src.size(3);
   if (height * ws * (hs + width) <= hs * width * (ws + height)) return torch::matmul(torch::matmul(wy, src), wx);
@@ -119,13 +120,13 @@ bool separable_is_cheaper(const torch::Tensor& z_where, const torch::Tensor& src
 }  // namespace
 
 torch::Tensor stn_theta(const torch::Tensor& z_where) {
-  detail::check_rank("stn_theta", "z_where", z_where, 2, "[B, 3], [B, 4] or [B, 6]");
+  detail::check_rank("stn_theta", "z_where", z_where, 2, "[B, 3], [B, 4] or [B, 6]");  // before size(0)
   check_z_where("stn_theta", z_where, z_where.size(0), z_where, "z_where");
   return theta_of(z_where);
 }
 
 torch::Tensor stn_inverse_theta(const torch::Tensor& z_where) {
-  detail::check_rank("stn_inverse_theta", "z_where", z_where, 2, "[B, 3], [B, 4] or [B, 6]");
+  detail::check_rank("stn_inverse_theta", "z_where", z_where, 2, "[B, 3], [B, 4] or [B, 6]");  // before size(0)
   check_z_where("stn_inverse_theta", z_where, z_where.size(0), z_where, "z_where");
   return inverse_theta_of(z_where);
 }
@@ -136,9 +137,9 @@ torch::Tensor stn_crop(const torch::Tensor& images, const torch::Tensor& z_where
   detail::check_floating(op, "images", images);
   check_z_where(op, z_where, images.size(0), images, "images");
   detail::check_positive_option(op, "size", size);
-  if (!separable_is_cheaper(z_where, images, size, size)) return warp(images, theta_of(z_where), size, size);
-  const auto w = axis_aligned(z_where);  // window point u reads the image at s u + t
-  return separable_warp(images, w.sx, w.x, w.sy, w.y, size, size);
+  const auto theta = theta_of(z_where);  // window point u reads the image at A u + t
+  return separable_is_cheaper(z_where, images, size, size) ? separable_warp(images, theta, size, size)
+                                                           : warp(images, theta, size, size);
 }
 
 torch::Tensor stn_place(const torch::Tensor& windows, const torch::Tensor& z_where,
@@ -149,11 +150,9 @@ torch::Tensor stn_place(const torch::Tensor& windows, const torch::Tensor& z_whe
   check_z_where(op, z_where, windows.size(0), windows, "windows");
   detail::check_positive_option(op, "height", height);
   detail::check_positive_option(op, "width", width);
-  if (!separable_is_cheaper(z_where, windows, height, width))
-    return warp(windows, inverse_theta_of(z_where), height, width);
-  const auto w = axis_aligned(z_where);  // image point p reads the window at (p - t) / s
-  const auto rx = 1 / w.sx, ry = 1 / w.sy;
-  return separable_warp(windows, rx, -w.x * rx, ry, -w.y * ry, height, width);
+  const auto theta = inverse_theta_of(z_where);  // image point p reads the window at A^-1 (p - t)
+  return separable_is_cheaper(z_where, windows, height, width) ? separable_warp(windows, theta, height, width)
+                                                               : warp(windows, theta, height, width);
 }
 
 }  // namespace ppl::runtime

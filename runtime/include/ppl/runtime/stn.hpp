@@ -16,7 +16,7 @@
 ///
 /// Placing an axis-aligned window ([B, 3], [B, 4]) on a larger canvas is
 /// computed separably, as two batched matrix products with per-axis bilinear
-/// weights (4 to 9 times faster forward + backward on CPU than the grid
+/// weights (4 to 10 times faster forward + backward on CPU than the grid
 /// sampler, `ppl_bench_runtime`); crops and [B, 6] windows go through ATen's
 /// affine grid and grid sampler. Both give the same bilinear values (zeros
 /// outside) and the same gradients away from pixel-aligned sample points.
