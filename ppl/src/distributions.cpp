@@ -248,6 +248,12 @@ void GaussianMixture::init(Arg mixture, Arg loc, Arg scale_tril) {
 Constraint GaussianMixture::support() const { return constraints::real; }
 torch::Tensor GaussianMixture::mixture_logits() const { return category_log_probs(logits_, param(0)); }
 torch::Tensor GaussianMixture::mixture_probs() const { return category_probs(logits_, param(0)); }
+torch::Tensor GaussianMixture::mean() const { return (mixture_probs().unsqueeze(-1) * loc()).sum(-2); }
+torch::Tensor GaussianMixture::variance() const {
+  const auto w = mixture_probs().unsqueeze(-1);  // [..., K, 1]
+  const auto second = (w * (scale_tril().pow(2).sum(-1) + loc().pow(2))).sum(-2);
+  return (second - mean().pow(2)).clamp_min(0);
+}
 torch::Tensor GaussianMixture::draw(c10::IntArrayRef sizes) const {
   const auto k = num_components(), d = dim();
   std::vector<int64_t> lead(sizes.begin(), sizes.end() - 1);  // sample + base shape

@@ -400,6 +400,9 @@ TEST_CASE("GaussianMixture: sampler moments and a projected goodness-of-fit test
   const auto sample_cov = torch::matmul(centred.t(), centred) / (n - 1);
   CHECK(torch::allclose(sample_mean, mean, 0, 0.05));
   CHECK(torch::allclose(sample_cov, cov, 0.05, 0.05));
+  // mean() and variance() are the closed forms (the covariance's diagonal).
+  CHECK(torch::allclose(g.mean(), mean, 1e-12, 1e-12));
+  CHECK(torch::allclose(g.variance(), cov.diagonal(), 1e-12, 1e-12));
   // The projection a^T x is a 1-d mixture with means a^T mu_k and variances a^T S_k a.
   const auto a = tv({0.6, -0.8});
   const auto proj_loc = torch::matmul(g.loc(), a).unsqueeze(-1);                            // [2, 1]

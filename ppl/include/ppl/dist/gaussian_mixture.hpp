@@ -22,6 +22,10 @@ class GaussianMixture : public DistributionBase<GaussianMixture> {
   bool has_rsample() const override { return num_components() == 1; }
   Constraint support() const override;
   std::vector<int64_t> base_event_shape() const override { return {param(1).size(-1)}; }
+  /// sum_k w_k loc_k, [..., D].
+  torch::Tensor mean() const override;
+  /// The diagonal of the covariance, sum_k w_k (diag(L_k L_k^T) + loc_k^2) - mean^2.
+  torch::Tensor variance() const override;
 
   /// Normalised log mixture weights [..., K].
   torch::Tensor mixture_logits() const;
