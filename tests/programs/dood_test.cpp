@@ -386,9 +386,9 @@ TEST_CASE("DooD prior_mixtures: layout and stroke priors are correlated Gaussian
     CHECK(s.log_prob().isfinite().all().item<bool>());
     // The layout head starts at the authors' bias whatever h^l_t is: component
     // 0 (weight softmax(4, -4, -4)_0) at the identity layout, the others within
-    // ~0.001 of it, all with sd = 0.005 + 0.5 sigmoid(-1.4) and no correlation,
-    // so log p(l_t) is that of Normal(identity, sd) to within 1e-3.
-    const double sd = 0.005 + 0.5 / (1.0 + std::exp(1.4));
+    // ~0.001 of it, all with sd = layout_init_sd and no correlation, so
+    // log p(l_t) is that of Normal(identity, sd) to within 1e-3.
+    const double sd = o.layout_init_sd;
     auto value = t.guide.site(ppl::addr("l", k)).value;
     auto expected = ppl::dist::Normal(torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}), sd).to_event(1).log_prob(value);
     INFO("step " << k);
@@ -430,9 +430,9 @@ TEST_CASE("DooD correlated_guide: the guide's layouts and points are x-y correla
   dood::Dood program(o);
   const int64_t n = 2000;
   auto x = torch::rand({n, 1, 12, 12});
-  // The layout head starts at the identity with sd = 0.005 + 0.5 sigmoid(-1.4)
-  // and no correlation: log q(l_0) is that of the Normal (one component).
-  const double sd = 0.005 + 0.5 / (1.0 + std::exp(1.4));
+  // The layout head starts at the identity with sd = layout_init_sd and no
+  // correlation: log q(l_0) is that of the Normal (one component).
+  const double sd = o.layout_init_sd;
   auto t = run(program, x);
   ppl::infer::check_pairing({t.guide, t.model});
   const auto& l0 = t.guide.site("l/0");
@@ -459,6 +459,81 @@ TEST_CASE("DooD correlated_guide: the guide's layouts and points are x-y correla
   INFO("sample correlation " << corr);
   CHECK(corr == Approx(c / std::sqrt(sd * sd + c * c)).margin(0.03));
   CHECK(cov[0][0].item<double>() == Approx(sd * sd).epsilon(0.1));
+}
+
+TEST_CASE("DooD squash_layout and layout_init_sd: layout means in the authors' ranges, the spread they start with",
+          "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(5);
+  const int64_t n = 16;
+  auto x = torch::rand({n, 1, 12, 12});
+  // The heads' last layers start at zero: the identity glimpse, each sd layout_init_sd.
+  auto starts_at = [&](const ppl::Trace& tr, const torch::Tensor& loc, double sd, double tol) {
+    const auto& l = tr.site("l/0");
+    return torch::allclose(l.dist->mean(), loc.expand({n, 4}), tol, tol) &&
+           torch::allclose(l.dist->variance().sqrt(), torch::full({n, 4}, sd), 1e-5, 1e-6);
+  };
+  {
+    dood::Dood program(small());
+    auto t = run(program, x);
+    CHECK(dood::DoodOptions::defaults().layout_init_sd == 0.104);
+    CHECK(starts_at(t.guide, torch::tensor({1.0, 0.0, 0.0, 0.0}), 0.104, 1e-6));
+    CHECK(starts_at(t.model, torch::tensor({1.0, 0.0, 0.0, 0.0}), 0.104, 1e-6));
+  }
+  auto o = small();
+  o.squash_layout = true;
+  o.layout_init_sd = 0.018;  // the authors' sigmoid(-4)
+  const double s0 = 0.25 + 0.75 / (1 + std::exp(-6.0));
+  const auto start = torch::tensor({s0, 0.0, 0.0, 0.0});
+  ppl::param_store().clear();
+  dood::Dood program(o);
+  auto t = run(program, x);
+  CHECK(starts_at(t.guide, start, 0.018, 1e-6));
+  CHECK(starts_at(t.model, start, 0.018, 1e-6));
+  // Whatever the head says, the means stay in s [0.25, 1], x and y [-0.8, 0.8], r [-pi/4, pi/4].
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : program.nets()->q_l->parameters()) p.normal_(0, 100);
+  }
+  auto m = run(program, x).guide.site("l/0").dist->mean();
+  const auto lo = torch::tensor({0.25, -0.8, -0.8, -std::numbers::pi / 4});
+  const auto hi = torch::tensor({1.0, 0.8, 0.8, std::numbers::pi / 4});
+  CHECK((m >= lo - 1e-6).all().item<bool>());
+  CHECK((m <= hi + 1e-6).all().item<bool>());
+  // Saturated heads reach the ends of the ranges.
+  CHECK(((m - lo).abs().amin(0) < 1e-3).logical_or((m - hi).abs().amin(0) < 1e-3).all().item<bool>());
+  // The mixture prior starts there too (component 0 holds the weight, the
+  // others sit within 0.001 of it before the squash).
+  auto mixed = o;
+  mixed.prior_mixtures = 3;
+  ppl::param_store().clear();
+  dood::Dood with_mixtures(mixed);
+  CHECK(torch::allclose(run(with_mixtures, x).model.site("l/0").dist->mean(), start.expand({n, 4}), 1e-3, 1e-3));
+  auto bad = small();
+  bad.layout_init_sd = 0.6;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("layout_init_sd is 0.6"));
+}
+
+TEST_CASE("DooD presence_learning_rate sets the guide's o head apart from its baseline", "[dood]") {
+  ppl::param_store().clear();
+  auto lr_of = [](const dood::Dood& program, const std::string& prefix) {
+    for (const auto& g : program.param_groups())
+      if (g.prefix == prefix) return g.lr;
+    FAIL("no parameter group " << prefix);
+    return 0.0;
+  };
+  dood::Dood same(small());
+  CHECK(lr_of(same, "dood.q_o") == 1e-3);
+  CHECK(lr_of(same, "dood.bl_") == 1e-3);
+  auto o = small();
+  o.presence_learning_rate = 1e-4;  // the authors' o head; their baseline stays at 1e-3
+  ppl::param_store().clear();
+  dood::Dood apart(o);
+  CHECK(lr_of(apart, "dood.q_o") == 1e-4);
+  CHECK(lr_of(apart, "dood.bl_") == 1e-3);
+  CHECK(lr_of(apart, "") == 1e-4);
+  o.presence_learning_rate = -1;
+  CHECK_THROWS_WITH(dood::Dood(o), Catch::Contains("presence_learning_rate is -1"));
 }
 
 TEST_CASE("DooD maps glimpse control points to the image through the layout", "[dood]") {

@@ -1,6 +1,7 @@
 // DooD: model, guide, rendering and the token model.
 #include <ppl/programs/dood/dood.hpp>
 
+#include <array>
 #include <cmath>
 #include <numbers>
 
@@ -54,8 +55,17 @@ DoodOptions DoodOptions::defaults() {
   o.prior_mixtures = 0;
   // Their --correlated_latent correlates x and y in the guide too.
   o.correlated_guide = false;
+  // The authors squash the layout means into s in [0.25, 1], x and y in
+  // [-0.8, 0.8] and r in [-pi/4, pi/4] (their constrain_z_where) and start
+  // the layout sd at sigmoid(-4) = 0.018; here the means are free and the
+  // sd starts at 0.104 unless these are set.
+  o.squash_layout = false;
+  o.layout_init_sd = 0.104;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
+  // 0: the guide's o head learns at nvil_learning_rate, as its baseline. The
+  // authors' o head learns at 1e-4 (their baseline at 1e-3).
+  o.presence_learning_rate = 0.0;
   o.batch_size = 64;
   return o;
 }
@@ -88,9 +98,33 @@ torch::Tensor bounded(const torch::Tensor& raw, double lo, double hi) { return l
 // The standard deviations of l and s: in [0.005, 0.505].
 torch::Tensor spread(const torch::Tensor& raw) { return bounded(raw, 0.005, 0.505); }
 
+// The raw bias that `spread` turns into the standard deviation sd.
+double spread_raw(double sd) {
+  const double u = (sd - 0.005) / 0.5;
+  return std::log(u / (1 - u));
+}
+
+// The authors' ranges of the layout means (s, x, y, r), `squash_layout`.
+constexpr std::array<double, kLayout> kLayoutLow = {0.25, -0.8, -0.8, -std::numbers::pi / 4};
+constexpr std::array<double, kLayout> kLayoutHigh = {1.0, 0.8, 0.8, std::numbers::pi / 4};
+
+// Raw layout means [..., 4] to the means: unchanged, or squashed into the ranges.
+torch::Tensor layout_loc(const torch::Tensor& raw, bool squash) {
+  if (!squash) return raw;
+  auto lo = torch::tensor(std::vector<double>(kLayoutLow.begin(), kLayoutLow.end()), raw.options());
+  auto hi = torch::tensor(std::vector<double>(kLayoutHigh.begin(), kLayoutHigh.end()), raw.options());
+  return lo + (hi - lo) * torch::sigmoid(raw);
+}
+
+// The raw layout mean of the identity glimpse (s = 1, centred, unrotated);
+// squashed, s starts at 0.25 + 0.75 sigmoid(6) = 0.998, as the authors' does.
+torch::Tensor identity_layout_raw(bool squash) {
+  return torch::tensor({squash ? 6.0 : 1.0, 0.0, 0.0, 0.0}, torch::kFloat);
+}
+
 // Layout head output [B, 8] to loc [B, 4] and scale [B, 4].
-std::pair<torch::Tensor, torch::Tensor> layout_params(const torch::Tensor& out) {
-  return {out.narrow(1, 0, kLayout), spread(out.narrow(1, kLayout, kLayout))};
+std::pair<torch::Tensor, torch::Tensor> layout_params(const torch::Tensor& out, bool squash) {
+  return {layout_loc(out.narrow(1, 0, kLayout), squash), spread(out.narrow(1, kLayout, kLayout))};
 }
 
 // Stroke head output [B, 4P] to loc [B, P, 2] in [0, 1] and scale [B, P, 2].
@@ -114,10 +148,10 @@ torch::Tensor unit_entry(int64_t d, int64_t row, int64_t col, const torch::Tenso
 // Layout head output [B, 10K]: logits K | loc 4K | raw scale 4K | raw x-y
 // correlation K. Returns p(l_t) with batch [B], event [4]; `temperature`
 // multiplies the Cholesky factors.
-d::GaussianMixture layout_mixture(const torch::Tensor& out, int64_t k, double temperature) {
+d::GaussianMixture layout_mixture(const torch::Tensor& out, int64_t k, double temperature, bool squash) {
   const int64_t n = out.size(0);
   auto logits = out.narrow(1, 0, k);
-  auto loc = out.narrow(1, k, kLayout * k).view({n, k, kLayout});
+  auto loc = layout_loc(out.narrow(1, k, kLayout * k).view({n, k, kLayout}), squash);
   auto sd = spread(out.narrow(1, (1 + kLayout) * k, kLayout * k)).view({n, k, kLayout});
   auto cor = kCorrelationBound * torch::tanh(out.narrow(1, (1 + 2 * kLayout) * k, k));  // [B, K]
   // l = (s, x, y, r): y (row 2) leans on x (column 1).
@@ -197,9 +231,10 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   bl_o = register_module("bl_o", mlp(presence_in, M, 1));
   obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
-  auto identity = torch::tensor({1.0, 0.0, 0.0, 0.0, -1.4, -1.4, -1.4, -1.4}, torch::kFloat);
+  const double raw_sd = spread_raw(o.layout_init_sd);
+  auto identity = torch::cat({identity_layout_raw(o.squash_layout), torch::full({kLayout}, raw_sd)});
   if (K > 0) {
-    init_last(p_l, mixture_bias(K, identity.narrow(0, 0, kLayout), -1.4));
+    init_last(p_l, mixture_bias(K, identity.narrow(0, 0, kLayout), raw_sd));
   } else {
     init_last(p_l, identity);
   }
@@ -237,6 +272,12 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
   if (o.prior_mixtures > 0 && !o.sequential_prior)
     throw ArgumentError(
         "DooD: prior_mixtures needs sequential_prior (DooD-SP's fixed priors have no network to predict mixtures)");
+  if (!(o.layout_init_sd > 0.005 && o.layout_init_sd < 0.505))
+    throw ArgumentError(fmt::format(
+        "DooD: layout_init_sd is {}, but must lie in (0.005, 0.505), the range of the layout's sd", o.layout_init_sd));
+  if (!(o.presence_learning_rate >= 0))
+    throw ArgumentError(fmt::format(
+        "DooD: presence_learning_rate is {}, but must be 0 (nvil_learning_rate) or positive", o.presence_learning_rate));
   if (o.presence_from_residual && !o.execution_guidance)
     throw ArgumentError(
         "DooD: presence_from_residual needs execution_guidance (without it the guide has no residual to read)");
@@ -272,7 +313,9 @@ void Dood::set_likelihood_scale(const torch::Tensor& scale) {
 }
 
 std::vector<ParamGroupSpec> Dood::param_groups() const {
-  return {{"dood.q_o", options_.nvil_learning_rate},
+  const double presence = options_.presence_learning_rate > 0 ? options_.presence_learning_rate
+                                                               : options_.nvil_learning_rate;
+  return {{"dood.q_o", presence},
           {"dood.bl_", options_.nvil_learning_rate},
           {"", options_.learning_rate}};
 }
@@ -348,8 +391,8 @@ torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {
       const int64_t K = o.prior_mixtures;
       auto l_out = nets_->p_l->forward(h_l);
       l_t = weighted(w, [&] {
-        if (K > 0) return ppl::sample(addr("l", t), layout_mixture(l_out, K, temperature_), {.mask = mask});
-        auto [l_loc, l_scale] = layout_params(l_out);
+        if (K > 0) return ppl::sample(addr("l", t), layout_mixture(l_out, K, temperature_, o.squash_layout), {.mask = mask});
+        auto [l_loc, l_scale] = layout_params(l_out, o.squash_layout);
         return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale * temperature_).to_event(1), {.mask = mask});
       });
       h_s = nets_->stroke_rnn->forward(cat_defined({l_t, s_prev, canvas_feat}), h_s);
@@ -454,8 +497,8 @@ torch::Tensor Dood::guide(const torch::Tensor& x) {
     auto l_out = nets_->q_l->forward(q_in);
     auto l_t = weighted(w, [&] {
       if (o.correlated_guide)
-        return ppl::sample(addr("l", t), layout_mixture(with_unit_weight(l_out, 1), 1, 1.0), {.mask = mask});
-      auto [l_loc, l_scale] = layout_params(l_out);
+        return ppl::sample(addr("l", t), layout_mixture(with_unit_weight(l_out, 1), 1, 1.0, o.squash_layout), {.mask = mask});
+      auto [l_loc, l_scale] = layout_params(l_out, o.squash_layout);
       return ppl::sample(addr("l", t), d::Normal(l_loc, l_scale).to_event(1), {.mask = mask});
     });
     auto glimpse = ppl::runtime::stn_crop(x, layout_affine(l_t), o.glimpse_size);

@@ -63,8 +63,11 @@ struct DoodOptions {
                            (bool, pooled_signal_stats),  // one running mean/variance of o's signal for all steps, live images only
                            (int, prior_mixtures),        // K > 0: l_t and each point of s_t get K-component priors
                            (bool, correlated_guide),     // q(l_t), q(s_t): x-y correlated Gaussians
+                           (bool, squash_layout),        // layout means in the authors' ranges (sigmoids)
+                           (double, layout_init_sd),     // sd of p(l_t) and q(l_t) at the start
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
+                           (double, presence_learning_rate), // > 0: the guide's o head apart from the baseline
                            (int, batch_size));
 
   /// The defaults (seed 000 and the authors' released configuration).
