@@ -647,6 +647,10 @@ TEST_CASE("GNM's defaults are the authors' settings, and a configuration without
   CHECK(old.at("likelihood_sd") == 0.2);
   CHECK(old.at("scale_prior_mean") == -1.6);
   CHECK(old.at("clip_mean_loss") == false);
+  // The baselines observe the scene with GNM's sd, so the LL column of Table 1 compares like with like.
+  for (const char* baseline : {"vae", "convdraw"})
+    CHECK(ppl::programs::find_program(baseline).default_options().at("likelihood_sd") ==
+          info.default_options().at("likelihood_sd"));
   // The networks are those sizes: the encoder's wide rows and the z_g decoder.
   auto o = small_gnm();
   o.image_size = 64;
