@@ -98,6 +98,14 @@ void export_model(const ExportArgs& a) {
   auto config = run.config;
   config["train"]["data_dir"] = "";
   config["train"]["device"] = "cpu";
+  // A run started with --init-from names its source as the user gave it,
+  // maybe as a path of this machine; the card's commands name runs
+  // runs/NAME, so the model names the source the same way.
+  if (config.contains("init_from") && config["init_from"].contains("run")) {
+    auto source = fs::path(config["init_from"]["run"].get<std::string>()).lexically_normal();
+    if (source.filename().empty()) source = source.parent_path();
+    config["init_from"]["run"] = (fs::path("runs") / source.filename()).string();
+  }
   write_atomic(out / "config.json", config.dump(2));
   write_atomic(out / "checkpoint.bin", bytes.str());
   const auto readme = out / "README.md";

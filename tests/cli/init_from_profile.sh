@@ -44,6 +44,10 @@ steps=$(grep -o '"step":[0-9]*' "$work/b/metrics.jsonl" | cut -d: -f2 | tr '\n' 
 [ "$steps" = "1 2 3 4 5 6 " ] || { echo "metrics steps of b: $steps"; exit 1; }
 [ "$(cat "$work/a/config.json" "$work/a/checkpoint.bin" "$work/a/metrics.jsonl" | cksum)" = "$before" ] ||
   { echo "--init-from changed the source run"; exit 1; }
+# Exported, b names its source as runs/NAME, not as a path of this machine.
+"$ppl" export "$work/b" --out "$work/model" > /dev/null
+grep -q '"run": "runs/a"' "$work/model/config.json" ||
+  { echo "export kept init_from.run as $(grep '"run"' "$work/model/config.json")"; exit 1; }
 # b resumes like any run.
 "$ppl" train air --resume --steps 7 --out "$work/b" > /dev/null 2>&1
 [ "$(tail -1 "$work/b/metrics.jsonl" | grep -o '"step":[0-9]*')" = '"step":7' ]
