@@ -21,7 +21,7 @@ using ppl::runtime::RenderOptions;
 // Eq. 10-13 written with plain composed ATen ops: materialises [B, T, S, H, W].
 torch::Tensor reference_render(const torch::Tensor& points, const torch::Tensor& sigma,
                                const torch::Tensor& omega0, std::int64_t H, std::int64_t W,
-                               std::int64_t S) {
+                               std::int64_t S, bool detach_max = false) {
   const auto opts = points.options();
   const auto K = points.size(2), D = K - 1;
   const auto u = torch::linspace(0, 1, S, opts);
@@ -40,7 +40,8 @@ torch::Tensor reference_render(const torch::Tensor& points, const torch::Tensor&
   const auto dy = ys.view({1, 1, 1, H, 1}) - curve.select(-1, 1).unsqueeze(-1).unsqueeze(-1);
   const auto s2 = (2 * sigma * sigma).unsqueeze(-1).unsqueeze(-1).unsqueeze(-1);
   const auto raw = torch::exp(-(dx * dx + dy * dy) / s2).sum(2);  // [B, T, H, W]
-  const auto m = std::get<0>(raw.flatten(2).max(-1)).unsqueeze(-1).unsqueeze(-1);
+  auto m = std::get<0>(raw.flatten(2).max(-1)).unsqueeze(-1).unsqueeze(-1);
+  if (detach_max) m = m.detach();
   return torch::tanh(raw / m / omega0.unsqueeze(-1).unsqueeze(-1));
 }
 
@@ -116,6 +117,29 @@ TEST_CASE("render_strokes backward agrees with autograd through the reference",
   };
   const auto fused = run(true), ref = run(false);
   for (std::size_t i = 0; i < 3; ++i) CHECK(torch::allclose(fused[i], ref[i], 1e-9, 1e-9));
+}
+
+TEST_CASE("render_strokes detach_max: the same image, gradients with each stroke's max held fixed",
+          "[runtime][render][grad]") {
+  torch::manual_seed(14);
+  const auto s = random_strokes(3, 4, 4, torch::kFloat64);
+  auto run = [&](bool fused, bool detach) {
+    auto p = s.points.clone().set_requires_grad(true);
+    auto g = s.sigma.clone().set_requires_grad(true);
+    auto o = s.omega0.clone().set_requires_grad(true);
+    auto out = fused ? render_strokes(p, g, o, {.height = 16, .width = 12, .samples = 30, .detach_max = detach})
+                     : reference_render(p, g, o, 16, 12, 30, detach);
+    torch::manual_seed(15);
+    (out * torch::randn_like(out)).sum().backward();
+    return std::vector<torch::Tensor>{out.detach(), p.grad(), g.grad(), o.grad()};
+  };
+  const auto held = run(true, true), ref = run(false, true), free = run(true, false);
+  CHECK(torch::equal(held[0], free[0]));
+  for (std::size_t i = 0; i < held.size(); ++i) CHECK(torch::allclose(held[i], ref[i], 1e-9, 1e-9));
+  // The max's gradient is what tells them apart: points and sigma move it, omega0 does not.
+  CHECK_FALSE(torch::allclose(held[1], free[1], 1e-6, 1e-6));
+  CHECK_FALSE(torch::allclose(held[2], free[2], 1e-6, 1e-6));
+  CHECK(torch::allclose(held[3], free[3], 1e-12, 1e-12));
 }
 
 TEST_CASE("a straight stroke is brightest on its line and dark far from it", "[runtime][render]") {
@@ -224,11 +248,12 @@ TEST_CASE("render_strokes CUDA kernel matches its CPU twin", "[runtime][render][
   torch::manual_seed(7);
   for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const auto s = random_strokes(8, 6, 4, dtype);
+    const bool detach = dtype == torch::kFloat32;  // the held-max backward on one of the two
     auto run = [&](torch::Device device) {
       auto p = ppl_test::leaf_on(s.points, device);
       auto g = ppl_test::leaf_on(s.sigma, device);
       auto o = ppl_test::leaf_on(s.omega0, device);
-      auto out = render_strokes(p, g, o, {.height = 50, .width = 40, .samples = 100});
+      auto out = render_strokes(p, g, o, {.height = 50, .width = 40, .samples = 100, .detach_max = detach});
       torch::manual_seed(8);
       const auto w = torch::randn(out.sizes(), out.options().device(torch::kCPU)).to(device);
       (out * w).sum().backward();

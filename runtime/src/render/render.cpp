@@ -19,8 +19,9 @@ class RenderStrokesFunction : public torch::autograd::Function<RenderStrokesFunc
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& points,
                                const torch::Tensor& sigma, const torch::Tensor& omega0,
-                               std::int64_t height, std::int64_t width, std::int64_t samples) {
+                               std::int64_t height, std::int64_t width, std::int64_t samples, bool detach_max) {
     ctx->save_for_backward({points, sigma, omega0});
+    ctx->saved_data["detach_max"] = detach_max;
     ctx->saved_data["height"] = height;
     ctx->saved_data["width"] = width;
     ctx->saved_data["samples"] = samples;
@@ -37,18 +38,19 @@ class RenderStrokesFunction : public torch::autograd::Function<RenderStrokesFunc
     const auto height = ctx->saved_data["height"].toInt();
     const auto width = ctx->saved_data["width"].toInt();
     const auto samples = ctx->saved_data["samples"].toInt();
+    const bool detach_max = ctx->saved_data["detach_max"].toBool();
     auto grad = grad_outputs[0];
-    if (!grad.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(),
+    if (!grad.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
                                  torch::Tensor(), torch::Tensor(), torch::Tensor()};
     grad = grad.contiguous();
     detail::RenderGrads g;
 #if PPL_WITH_CUDA
     if (grad.is_cuda())
-      g = detail::render_backward_cuda(grad, saved[0], saved[1], saved[2], height, width, samples);
+      g = detail::render_backward_cuda(grad, saved[0], saved[1], saved[2], height, width, samples, detach_max);
     else
 #endif
-      g = detail::render_backward_cpu(grad, saved[0], saved[1], saved[2], height, width, samples);
-    return {g.points, g.sigma, g.omega0, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+      g = detail::render_backward_cpu(grad, saved[0], saved[1], saved[2], height, width, samples, detach_max);
+    return {g.points, g.sigma, g.omega0, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -77,7 +79,7 @@ torch::Tensor render_strokes(const torch::Tensor& points, const torch::Tensor& s
   auto out = RenderStrokesFunction::apply(points.reshape({B * T, K, 2}).contiguous(),
                                           sigma.reshape({B * T}).contiguous(),
                                           omega0.reshape({B * T}).contiguous(), options.height,
-                                          options.width, options.samples);
+                                          options.width, options.samples, options.detach_max);
   return out.view({B, T, options.height, options.width});
 }
 

@@ -153,7 +153,7 @@ torch::Tensor render_forward_cpu(const torch::Tensor& points, const torch::Tenso
 
 RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tensor& points,
                                 const torch::Tensor& sigma, const torch::Tensor& omega0,
-                                std::int64_t H, std::int64_t W, std::int64_t S) {
+                                std::int64_t H, std::int64_t W, std::int64_t S, bool detach_max) {
   const auto N = points.size(0), K = points.size(1);
   auto g_points = torch::zeros_like(points);
   auto g_sigma = torch::zeros_like(sigma);
@@ -191,7 +191,7 @@ RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tens
         // d out / d w0 = -(1 - o^2) raw / (m w0^2) = -(gz raw) / w0; likewise for m.
         g_w0 = -g_m / w0;
         g_m = -g_m / m;
-        graw[arg] += g_m;
+        if (!detach_max) graw[arg] += g_m;  // the max's own gradient, unless it is held fixed
         go[i] = g_w0;
         // Eq. 11 backwards through raw = ey^T ex.
         std::fill(dex.begin(), dex.end(), scalar_t(0));

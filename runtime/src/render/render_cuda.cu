@@ -111,7 +111,8 @@ __global__ void render_backward_kernel(const scalar_t* __restrict__ grad_out, co
                                        const scalar_t* __restrict__ bern, scalar_t* __restrict__ curves,
                                        scalar_t* __restrict__ graw_all, scalar_t* __restrict__ gsamples,
                                        scalar_t* __restrict__ g_points, scalar_t* __restrict__ g_sigma,
-                                       scalar_t* __restrict__ g_omega0, int K, int S, int H, int W) {
+                                       scalar_t* __restrict__ g_omega0, int K, int S, int H, int W,
+                                       bool detach_max) {
   __shared__ scalar_t vbuf[kThreads];
   __shared__ int ibuf[kThreads];
   __shared__ scalar_t rx[kThreads], ry[kThreads], r2[kThreads];
@@ -149,7 +150,7 @@ __global__ void render_backward_kernel(const scalar_t* __restrict__ grad_out, co
   }
   const scalar_t total = block_sum(part, vbuf);
   if (threadIdx.x == 0) {
-    graw[arg] += -total / m;
+    if (!detach_max) graw[arg] += -total / m;
     g_omega0[i] = -total / w0;
   }
   __syncthreads();
@@ -233,7 +234,7 @@ torch::Tensor render_forward_cuda(const torch::Tensor& points, const torch::Tens
 
 RenderGrads render_backward_cuda(const torch::Tensor& grad_out, const torch::Tensor& points,
                                  const torch::Tensor& sigma, const torch::Tensor& omega0, std::int64_t H,
-                                 std::int64_t W, std::int64_t S) {
+                                 std::int64_t W, std::int64_t S, bool detach_max) {
   const c10::cuda::CUDAGuard guard(points.device());
   const auto N = points.size(0), K = points.size(1);
   auto g_points = torch::zeros_like(points);
@@ -251,7 +252,7 @@ RenderGrads render_backward_cuda(const torch::Tensor& grad_out, const torch::Ten
         omega0.data_ptr<scalar_t>(), bern.data_ptr<scalar_t>(), curves.data_ptr<scalar_t>(),
         graw.data_ptr<scalar_t>(), gsamples.data_ptr<scalar_t>(), g_points.data_ptr<scalar_t>(),
         g_sigma.data_ptr<scalar_t>(), g_omega0.data_ptr<scalar_t>(), static_cast<int>(K), static_cast<int>(S),
-        static_cast<int>(H), static_cast<int>(W));
+        static_cast<int>(H), static_cast<int>(W), detach_max);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {g_points, g_sigma, g_omega0};

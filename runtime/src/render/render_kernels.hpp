@@ -20,7 +20,8 @@ torch::Tensor render_forward_cpu(const torch::Tensor& points, const torch::Tenso
                                  std::int64_t width, std::int64_t samples);
 RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tensor& points,
                                 const torch::Tensor& sigma, const torch::Tensor& omega0,
-                                std::int64_t height, std::int64_t width, std::int64_t samples);
+                                std::int64_t height, std::int64_t width, std::int64_t samples,
+                                bool detach_max);
 
 #if PPL_WITH_CUDA
 torch::Tensor render_forward_cuda(const torch::Tensor& points, const torch::Tensor& sigma,
@@ -28,7 +29,8 @@ torch::Tensor render_forward_cuda(const torch::Tensor& points, const torch::Tens
                                   std::int64_t width, std::int64_t samples);
 RenderGrads render_backward_cuda(const torch::Tensor& grad_out, const torch::Tensor& points,
                                  const torch::Tensor& sigma, const torch::Tensor& omega0,
-                                 std::int64_t height, std::int64_t width, std::int64_t samples);
+                                 std::int64_t height, std::int64_t width, std::int64_t samples,
+                                 bool detach_max);
 #endif
 
 /// Whether a stroke whose largest splat value is `m` can be normalised by

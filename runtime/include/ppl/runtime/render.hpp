@@ -11,6 +11,9 @@ struct RenderOptions {
   std::int64_t height = 50;   ///< H, rows of the output image.
   std::int64_t width = 50;    ///< W, columns of the output image.
   std::int64_t samples = 100; ///< S, curve samples evenly spaced in [0, 1].
+  /// Gradients hold each stroke's max_hw(raw) fixed, as the DooD authors'
+  /// renderer does (it detaches the max); the values are the same.
+  bool detach_max = false;
 };
 
 /// Renders one greyscale image per stroke from Bezier control points.
