@@ -514,6 +514,47 @@ TEST_CASE("DooD squash_layout and layout_init_sd: layout means in the authors' r
   CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("layout_init_sd is 0.6"));
 }
 
+TEST_CASE("DooD renderer_ranges \"authors\": their code's ranges and start; detach_stroke_max keeps the image",
+          "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(8);
+  auto o = small();
+  o.renderer_ranges = "authors";
+  dood::Dood program(o);
+  auto l = torch::rand({5, 4}), s = torch::rand({5, 3, 2});
+  auto rp = program.render_params(l, s);
+  auto sigmoid = [](double v) { return 1 / (1 + std::exp(-v)); };
+  CHECK(torch::allclose(rp.sigma, torch::full({5}, 0.005 + 0.035 * sigmoid(-2.0)), 1e-6, 1e-7));
+  CHECK(torch::allclose(rp.omega0, torch::full({5}, 0.1 + 0.8 * sigmoid(2.0)), 1e-6, 1e-7));
+  CHECK(torch::allclose(rp.omega1, torch::full({5}, 0.1 + 1.4 * sigmoid(-1.0)), 1e-6, 1e-7));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : program.nets()->renderer->parameters()) p.normal_(0, 100);
+  }
+  rp = program.render_params(l, s);
+  CHECK(rp.sigma.min().item<double>() >= 0.005 - 1e-7);
+  CHECK(rp.sigma.max().item<double>() <= 0.04 + 1e-7);
+  CHECK(rp.omega0.max().item<double>() <= 0.9 + 1e-7);
+  CHECK(rp.omega1.max().item<double>() <= 1.5 + 1e-7);
+  CHECK(rp.omega1.max().item<double>() > 0.7);  // beyond the supplement's range
+  // Holding the max fixed changes gradients only (tests/runtime/render_test.cpp): the image is the same.
+  auto held = small();
+  held.detach_stroke_max = true;
+  ppl::param_store().clear();
+  dood::Dood a(small());
+  auto pts = torch::rand({2, 3, 3, 2}) * 0.5 + 0.25;
+  auto sig = torch::full({2, 3}, 0.02), om = torch::full({2, 3}, 0.5);
+  auto lay = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}).expand({2, 3, 4});
+  auto img_a = a.render(lay, pts, sig, om);
+  ppl::param_store().clear();
+  dood::Dood b(held);
+  CHECK(torch::equal(img_a, b.render(lay, pts, sig, om)));
+  CHECK(b.options().at("detach_stroke_max") == true);
+  auto bad = small();
+  bad.renderer_ranges = "paper";
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("renderer_ranges is \"paper\""));
+}
+
 TEST_CASE("DooD presence_learning_rate sets the guide's o head apart from its baseline", "[dood]") {
   ppl::param_store().clear();
   auto lr_of = [](const dood::Dood& program, const std::string& prefix) {

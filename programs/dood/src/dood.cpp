@@ -61,6 +61,13 @@ DoodOptions DoodOptions::defaults() {
   // sd starts at 0.104 unless these are set.
   o.squash_layout = false;
   o.layout_init_sd = 0.104;
+  // The supplement's renderer ranges with the renderer MLP's default start;
+  // "authors": their code's wider ranges, the MLP's last layer zeroed to
+  // start at sigma 0.0092, omega0 0.80, omega1 0.48 (biases -2, 2, -1).
+  o.renderer_ranges = "supplement";
+  // The authors' renderer detaches each stroke's max before dividing by it;
+  // here its gradient flows unless this is on (the image is the same).
+  o.detach_stroke_max = false;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   // 0: the guide's o head learns at nvil_learning_rate, as its baseline. The
@@ -230,6 +237,7 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
   bl_o = register_module("bl_o", mlp(presence_in, M, 1));
   obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
+  if (o.renderer_ranges == "authors") init_last(renderer, torch::tensor({-2.0, 2.0, -1.0}, torch::kFloat));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
   const double raw_sd = spread_raw(o.layout_init_sd);
   auto identity = torch::cat({identity_layout_raw(o.squash_layout), torch::full({kLayout}, raw_sd)});
@@ -272,6 +280,9 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
   if (o.prior_mixtures > 0 && !o.sequential_prior)
     throw ArgumentError(
         "DooD: prior_mixtures needs sequential_prior (DooD-SP's fixed priors have no network to predict mixtures)");
+  if (o.renderer_ranges != "supplement" && o.renderer_ranges != "authors")
+    throw ArgumentError(fmt::format("DooD: renderer_ranges is \"{}\", but must be \"supplement\" or \"authors\"",
+                                    o.renderer_ranges));
   if (!(o.layout_init_sd > 0.005 && o.layout_init_sd < 0.505))
     throw ArgumentError(fmt::format(
         "DooD: layout_init_sd is {}, but must lie in (0.005, 0.505), the range of the layout's sd", o.layout_init_sd));
@@ -339,6 +350,9 @@ std::vector<int64_t> Dood::canvas_versions() const {
 
 RenderParams Dood::render_params(const torch::Tensor& l, const torch::Tensor& s) {
   auto out = nets_->renderer->forward(torch::cat({l, s.flatten(1)}, 1));
+  if (options_.renderer_ranges == "authors")
+    return {bounded(out.select(1, 0), 0.005, 0.04), bounded(out.select(1, 1), 0.1, 0.9),
+            bounded(out.select(1, 2), 0.1, 1.5)};
   return {bounded(out.select(1, 0), 0.01, 0.04), bounded(out.select(1, 1), 0.1, 0.7), bounded(out.select(1, 2), 0.1, 0.7)};
 }
 
@@ -349,7 +363,8 @@ torch::Tensor Dood::render(const torch::Tensor& l, const torch::Tensor& s, const
   return ppl::runtime::render_strokes(points.view({b, t, p, 2}), sigma, omega0,
                                       {.height = options_.image_size,
                                        .width = options_.image_size,
-                                       .samples = options_.render_samples});
+                                       .samples = options_.render_samples,
+                                       .detach_max = options_.detach_stroke_max});
 }
 
 torch::Tensor Dood::prior(int64_t n, const torch::TensorOptions& opts) {

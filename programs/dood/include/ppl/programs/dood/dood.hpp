@@ -32,6 +32,7 @@
 /// fixed per-step priors; `execution_guidance = false` (DooD-EG) removes the
 /// canvas so far from the RNN inputs and the canvas and residual from the guide.
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include <boost/hana.hpp>
@@ -65,6 +66,8 @@ struct DoodOptions {
                            (bool, correlated_guide),     // q(l_t), q(s_t): x-y correlated Gaussians
                            (bool, squash_layout),        // layout means in the authors' ranges (sigmoids)
                            (double, layout_init_sd),     // sd of p(l_t) and q(l_t) at the start
+                           (std::string, renderer_ranges), // "supplement" or "authors" (ranges and start)
+                           (bool, detach_stroke_max),    // the renderer's gradients hold each stroke's max fixed
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (double, presence_learning_rate), // > 0: the guide's o head apart from the baseline
@@ -95,8 +98,10 @@ struct DoodNetsImpl : torch::nn::Module {
 };
 TORCH_MODULE(DoodNets);
 
-/// The renderer parameters of one step, constrained to the authors' ranges:
-/// sigma in [0.01, 0.04], omega0 and omega1 in [0.1, 0.7].
+/// The renderer parameters of one step, constrained to the supplement's
+/// ranges, sigma in [0.01, 0.04], omega0 and omega1 in [0.1, 0.7], or with
+/// `renderer_ranges` "authors" to their code's: sigma in [0.005, 0.04],
+/// omega0 in [0.1, 0.9], omega1 in [0.1, 1.5].
 struct RenderParams {
   torch::Tensor sigma, omega0, omega1;  // each [B]
 };
