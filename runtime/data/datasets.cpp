@@ -451,6 +451,27 @@ OmniglotParts omniglot_parts(const DataRoots& r) {
   return {};
 }
 
+/// The tile sheet of Omniglot's whole background set at 28 x 28, in the
+/// first root holding an omniglot_28x28/ (or omniglot-28/) folder; such a
+/// folder without the sheet is an error.
+constexpr const char* kOmniglot28Sheet = "images_background_28x28_sheet.png";
+constexpr std::int64_t kOmniglot28Tile = 28;
+
+std::optional<fs::path> omniglot28_sheet(const DataRoots& r) {
+  for (const auto& root : r.roots)
+    for (const char* n : {"omniglot_28x28", "omniglot-28"}) {
+      const auto dir = root / n;
+      if (!is_folder(dir)) continue;
+      std::error_code ec;
+      if (fs::is_regular_file(dir / kOmniglot28Sheet, ec)) return dir / kOmniglot28Sheet;
+      fail(dir.string(), kOmniglot28Sheet, "none");
+    }
+  return std::nullopt;
+}
+
+/// The sheet's tiles are in a random order: the last tenth is the test split.
+std::int64_t omniglot28_test_count(std::int64_t n) { return n / 10; }
+
 std::string where_looked(const DataRoots& r) {
   std::vector<std::string> roots;
   for (const auto& root : r.roots) roots.push_back(root.string());
@@ -482,7 +503,7 @@ DataRoots DataRoots::resolve(const std::optional<fs::path>& data_dir) {
 }
 
 std::vector<std::string> dataset_names() {
-  return {"mnist", "fashion-mnist", "kmnist", "emnist", "quickdraw", "omniglot", "omniglot-one-shot"};
+  return {"mnist", "fashion-mnist", "kmnist", "emnist", "quickdraw", "omniglot", "omniglot-28", "omniglot-one-shot"};
 }
 
 std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
@@ -543,6 +564,17 @@ std::vector<DatasetInfo> list_datasets(const DataRoots& r) {
           info.test = test;
         } else {
           info.note = "put images_background(.zip) and images_evaluation(.zip) under <data>/omniglot";
+        }
+      } else if (name == "omniglot-28") {
+        if (const auto sheet = omniglot28_sheet(r)) {
+          const auto n = count_tile_sheet(*sheet, kOmniglot28Tile);
+          info.present = true;
+          info.location = sheet->string();
+          info.test = omniglot28_test_count(n);
+          info.train = n - info.test;
+          info.note = "PNG sheet of 28 x 28 tiles: the whole background set, unlabelled; last tenth held out";
+        } else {
+          info.note = fmt::format("put {} under <data>/omniglot_28x28", kOmniglot28Sheet);
         }
       } else if (name == "omniglot-one-shot") {
         const auto p = find_one_shot_runs(r);
@@ -676,6 +708,19 @@ Dataset load_dataset(const std::string& name, const DataRoots& r, const LoadOpti
       d = split_per_class(read_all(parts.train), o.split, 0.8);
     }
     d.name = "omniglot/" + to_string(o.split);
+  } else if (name == "omniglot-28") {
+    const auto sheet = omniglot28_sheet(r);
+    if (!sheet)
+      throw DataError(fmt::format("omniglot-28: expected <root>/omniglot_28x28/{}, found none in {}", kOmniglot28Sheet,
+                                  where_looked(r)));
+    auto x = read_tile_sheet(*sheet, kOmniglot28Tile);
+    const auto n_test = omniglot28_test_count(x.size(0));
+    const auto n_train = x.size(0) - n_test;
+    if (o.split == Split::train) x = x.narrow(0, 0, n_train);
+    else if (o.split == Split::test) x = x.narrow(0, n_train, n_test);
+    d.images = x.contiguous();
+    d.labels = torch::full({x.size(0)}, std::int64_t{-1}, torch::kInt64);
+    d.name = "omniglot-28/" + to_string(o.split);
   } else if (name == "omniglot-one-shot") {
     throw DataError("omniglot-one-shot: expected a dataset of labelled images, found a task; use read_one_shot_runs");
   } else {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -610,6 +611,53 @@ Dataset read_omniglot(const fs::path& root) {
 std::int64_t count_omniglot(const fs::path& root) {
   const auto files = list_tree(root, "an Omniglot image folder or zip (alphabet/character/*.png)");
   return static_cast<std::int64_t>(omniglot_files(files).size());
+}
+
+namespace {
+
+/// Width and height from a PNG's signature and IHDR chunk (its first 24 bytes).
+std::pair<std::int64_t, std::int64_t> png_header_size(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path.string(), "a PNG tile sheet", "no such file");
+  std::array<unsigned char, 24> b{};
+  in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  static constexpr std::array<unsigned char, 8> kSignature{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (in.gcount() != static_cast<std::streamsize>(b.size()) || !std::equal(kSignature.begin(), kSignature.end(), b.begin()) ||
+      std::memcmp(b.data() + 12, "IHDR", 4) != 0)
+    fail(path.string(), "a PNG tile sheet (signature and IHDR header)", "another file");
+  auto be32 = [&](std::size_t at) {
+    return (std::int64_t{b[at]} << 24) | (std::int64_t{b[at + 1]} << 16) | (std::int64_t{b[at + 2]} << 8) |
+           std::int64_t{b[at + 3]};
+  };
+  return {be32(16), be32(20)};
+}
+
+void check_sheet(const fs::path& path, std::int64_t width, std::int64_t height, std::int64_t tile) {
+  if (tile < 1) fail(path.string(), "a tile size of at least 1 pixel", fmt::format("{}", tile));
+  if (width < tile || height < tile || width % tile != 0 || height % tile != 0)
+    fail(path.string(), fmt::format("a sheet whose width and height are multiples of the {}-pixel tile", tile),
+         fmt::format("{} x {} pixels", width, height));
+}
+
+}  // namespace
+
+torch::Tensor read_tile_sheet(const fs::path& path, std::int64_t tile) {
+  const auto [w, h] = png_header_size(path);
+  check_sheet(path, w, h, tile);
+  torch::Tensor sheet;
+  try {
+    sheet = read_png(path, PngColor::gray);
+  } catch (const ImageError& e) {
+    throw DataError(e.what());
+  }
+  // [rows * tile, columns * tile] -> [rows, tile, columns, tile] -> [rows, columns, tile, tile].
+  return sheet.reshape({h / tile, tile, w / tile, tile}).permute({0, 2, 1, 3}).reshape({-1, tile, tile}).contiguous();
+}
+
+std::int64_t count_tile_sheet(const fs::path& path, std::int64_t tile) {
+  const auto [w, h] = png_header_size(path);
+  check_sheet(path, w, h, tile);
+  return (w / tile) * (h / tile);
 }
 
 std::vector<OneShotRun> read_one_shot_runs(const fs::path& root) {

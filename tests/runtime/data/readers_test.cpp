@@ -477,6 +477,73 @@ TEST_CASE("omniglot: folders and zips read inverted with character labels", "[ru
   require_throws_with<rd::DataError>([&] { rd::read_omniglot(tmp.path / "nowhere"); }, {"nowhere", "no such file"});
 }
 
+namespace {
+
+/// A sheet of `rows` x `columns` tiles of `tile` pixels, tile k's pixel (i, j)
+/// holding the byte (k * 7 + i * tile + j) % 256; returns the tiles as [N, tile, tile] uint8.
+torch::Tensor write_tile_sheet(const fs::path& path, std::int64_t rows, std::int64_t columns, std::int64_t tile) {
+  const auto n = rows * columns;
+  auto tiles = (torch::arange(n).view({n, 1, 1}) * 7 + torch::arange(tile).view({1, tile, 1}) * tile +
+                torch::arange(tile).view({1, 1, tile}))
+                   .remainder(256)
+                   .to(torch::kUInt8);
+  auto sheet = tiles.view({rows, columns, tile, tile}).permute({0, 2, 1, 3}).reshape({rows * tile, columns * tile});
+  ppl::runtime::write_png(path, sheet.to(torch::kFloat32) / 255.0);
+  return tiles;
+}
+
+}  // namespace
+
+TEST_CASE("tile sheet: tiles read back in row-major order, bad sheets raise errors naming the file",
+          "[runtime][data][png]") {
+  TempDir tmp;
+  const auto path = tmp.path / "sheet.png";
+  const auto tiles = write_tile_sheet(path, 2, 3, 4);  // 12 x 8 pixels
+  const auto read = rd::read_tile_sheet(path, 4);
+  REQUIRE(read.sizes() == torch::IntArrayRef({6, 4, 4}));
+  // The stored bytes come back as byte / 255: compare the bytes.
+  CHECK(torch::equal(read.mul(255.0).round().to(torch::kUInt8), tiles));
+  CHECK(rd::count_tile_sheet(path, 4) == 6);
+  CHECK(rd::count_tile_sheet(path, 2) == 24);
+  require_throws_with<rd::DataError>([&] { rd::read_tile_sheet(path, 5); },
+                                     {path.string(), "multiples of the 5-pixel tile", "12 x 8 pixels"});
+  require_throws_with<rd::DataError>([&] { rd::count_tile_sheet(path, 0); }, {path.string(), "tile size", "0"});
+  dump(tmp.path / "text.png", std::string("not a PNG at all, but long enough"));
+  require_throws_with<rd::DataError>([&] { rd::read_tile_sheet(tmp.path / "text.png", 4); },
+                                     {"text.png", "signature"});
+  require_throws_with<rd::DataError>([&] { rd::count_tile_sheet(tmp.path / "nowhere.png", 4); },
+                                     {"nowhere.png", "no such file"});
+}
+
+TEST_CASE("registry: omniglot-28 reads the 28-pixel sheet, its last tenth held out", "[runtime][data][registry]") {
+  TempDir tmp;
+  const auto dir = tmp.path / "omniglot_28x28";
+  fs::create_directories(dir);
+  const auto roots = rd::DataRoots::resolve(tmp.path);
+  // The folder without its sheet is an error naming both, never passed over.
+  require_throws_with<rd::DataError>([&] { rd::load_dataset("omniglot-28", roots); },
+                                     {dir.string(), "images_background_28x28_sheet.png"});
+  const auto tiles = write_tile_sheet(dir / "images_background_28x28_sheet.png", 4, 5, 28);  // 20 tiles
+  bool listed = false;
+  for (const auto& info : rd::list_datasets(roots))
+    if (info.name == "omniglot-28") {
+      listed = true;
+      CHECK(info.present);
+      CHECK(info.train == 18);
+      CHECK(info.test == 2);
+    }
+  CHECK(listed);
+  const auto stored = rd::LoadOptions{}.with_size(0);
+  auto train = rd::load_dataset("omniglot-28", roots, stored);
+  auto test = rd::load_dataset("omniglot-28", roots, rd::LoadOptions(stored).with_split(rd::Split::test));
+  REQUIRE(train.images.sizes() == torch::IntArrayRef({18, 28, 28}));
+  REQUIRE(test.images.sizes() == torch::IntArrayRef({2, 28, 28}));
+  CHECK(torch::equal(test.images.mul(255.0).round().to(torch::kUInt8), tiles.narrow(0, 18, 2)));
+  CHECK(torch::equal(train.labels, torch::full({18}, std::int64_t{-1}, torch::kInt64)));
+  CHECK(train.name == "omniglot-28/train");
+  CHECK(rd::load_dataset("omniglot-28", roots).images.sizes() == torch::IntArrayRef({18, 50, 50}));
+}
+
 TEST_CASE("omniglot one-shot: runs read from a folder and a zip", "[runtime][data][omniglot]") {
   TempDir tmp;
   ZipWriter zip;
@@ -704,6 +771,12 @@ TEST_CASE("registry: the npm digits and shared Omniglot load when present", "[ru
       CHECK(d.size() == info.test);
       CHECK(d.images.sizes().slice(1) == torch::IntArrayRef({50, 50}));
       CHECK(d.images.mean().item<double>() < 0.5);  // inverted: strokes bright on black
+    }
+    if (info.name == "omniglot-28") {
+      auto d = rd::load_dataset("omniglot-28", roots, rd::LoadOptions{}.with_split(rd::Split::test).with_size(0));
+      CHECK(d.size() == info.test);
+      CHECK(d.images.sizes().slice(1) == torch::IntArrayRef({28, 28}));
+      CHECK(d.images.mean().item<double>() < 0.5);  // strokes bright on black
     }
     if (info.name == "omniglot-one-shot") {
       auto runs = rd::read_one_shot_runs(rd::find_one_shot_runs(roots));

@@ -125,6 +125,20 @@ Dataset read_omniglot(const std::filesystem::path& folder_or_zip);
 /// Throws DataError for a missing path.
 std::int64_t count_omniglot(const std::filesystem::path& folder_or_zip);
 
+/// Reads a sheet of square `tile` x `tile` images from one PNG (gray; colour
+/// is taken as luminance): tile i lies at row i / columns and column i %
+/// columns, columns = width / tile, and every tile of the sheet is returned,
+/// in that order: [N, tile, tile] float32 in [0, 1], N = (width / tile) *
+/// (height / tile). Values are kept as stored (no inversion). Throws
+/// DataError naming the path for a missing or unreadable PNG, a tile size
+/// below 1, or a width or height that is not a positive multiple of it.
+torch::Tensor read_tile_sheet(const std::filesystem::path& path, std::int64_t tile);
+
+/// The number of tiles read_tile_sheet returns, from the PNG's header alone
+/// (cheap: nothing is inflated). Throws as read_tile_sheet does for the
+/// header's faults.
+std::int64_t count_tile_sheet(const std::filesystem::path& path, std::int64_t tile);
+
 /// One run of the Omniglot one-shot task: 20-way, 1-shot, within alphabet.
 struct OneShotRun {
   std::string name;      ///< e.g. "run01"

@@ -47,7 +47,7 @@ struct DatasetInfo {
 };
 
 /// The names load_dataset accepts: mnist, fashion-mnist, kmnist, emnist,
-/// quickdraw, omniglot, omniglot-one-shot.
+/// quickdraw, omniglot, omniglot-28, omniglot-one-shot.
 std::vector<std::string> dataset_names();
 
 /// Reports every known dataset: whether it is present under `roots` and its
@@ -81,7 +81,9 @@ void from_json(const nlohmann::json& j, LoadOptions& o);
 /// split of their own) split 80/20 within each class; QuickDraw the first
 /// 4,000 / next 1,000 of each category file; Omniglot images_background
 /// (train) and images_evaluation (test), or, where only the small background
-/// sets exist, the first 16 / last 4 drawings of each character. For
+/// sets exist, the first 16 / last 4 drawings of each character;
+/// omniglot-28 the tile sheet of the whole background set at 28 x 28
+/// (unlabelled), its first nine tenths / last tenth. For
 /// omniglot-one-shot use read_one_shot_runs(find_one_shot_runs(...)).
 /// A set's copy is that of the first root holding a folder named for it
 /// (mnist/ or MNIST/, quickdraw/, omniglot/, ...): a folder that holds no
