@@ -514,6 +514,27 @@ TEST_CASE("DooD squash_layout and layout_init_sd: layout means in the authors' r
   CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("layout_init_sd is 0.6"));
 }
 
+TEST_CASE("DooD likelihood_scale_init: every pixel's Laplace scale starts there", "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(6);
+  auto x = torch::rand({4, 1, 12, 12});
+  // Laplace(loc, b) has variance 2 b^2.
+  auto start_scale = [&](const dood::DoodOptions& o) {
+    ppl::param_store().clear();
+    dood::Dood program(o);
+    return (run(program, x).model.site("x").dist->variance() / 2).sqrt();
+  };
+  CHECK(dood::DoodOptions::defaults().likelihood_scale_init == 0.505);  // the authors' raw 0
+  CHECK(torch::allclose(start_scale(small()), torch::full({4, 1, 12, 12}, 0.505), 1e-5, 1e-6));
+  auto o = small();
+  o.likelihood_scale_init = 0.1;
+  CHECK(torch::allclose(start_scale(o), torch::full({4, 1, 12, 12}, 0.1), 1e-5, 1e-6));
+  for (double bad : {0.01, 1.0, -0.2}) {
+    o.likelihood_scale_init = bad;
+    CHECK_THROWS_WITH(dood::Dood(o), Catch::Contains("likelihood_scale_init is") && Catch::Contains("(0.01, 1)"));
+  }
+}
+
 TEST_CASE("DooD renderer_ranges \"authors\": their code's ranges and start; detach_stroke_max keeps the image",
           "[dood]") {
   ppl::param_store().clear();

@@ -68,6 +68,10 @@ DoodOptions DoodOptions::defaults() {
   // The authors' renderer detaches each stroke's max before dividing by it;
   // here its gradient flows unless this is on (the image is the same).
   o.detach_stroke_max = false;
+  // The authors start the learnt per-pixel Laplace scale at the middle of
+  // its range [0.01, 1] (raw 0: 0.505), as here; at the learning rate of
+  // 1e-4 it takes thousands of steps to fall towards the data's level.
+  o.likelihood_scale_init = 0.505;
   o.learning_rate = 1e-4;
   o.nvil_learning_rate = 1e-3;
   // 0: the guide's o head learns at nvil_learning_rate, as its baseline. The
@@ -236,7 +240,9 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   q_s = register_module("q_s", mlp(H + F + guidance, M, (4 + cor) * P));
   renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
   bl_o = register_module("bl_o", mlp(presence_in, M, 1));
-  obs_scale = register_parameter("obs_scale", torch::zeros({1, o.image_size, o.image_size}));
+  // bounded_likelihood_scale(raw) = 0.01 + 0.99 sigmoid(raw) = likelihood_scale_init.
+  const double u = (o.likelihood_scale_init - 0.01) / 0.99;
+  obs_scale = register_parameter("obs_scale", torch::full({1, o.image_size, o.image_size}, std::log(u / (1 - u))));
   if (o.renderer_ranges == "authors") init_last(renderer, torch::tensor({-2.0, 2.0, -1.0}, torch::kFloat));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
   const double raw_sd = spread_raw(o.layout_init_sd);
@@ -286,6 +292,10 @@ Dood::Dood(DoodOptions options) : options_(std::move(options)), nets_(options_) 
   if (!(o.layout_init_sd > 0.005 && o.layout_init_sd < 0.505))
     throw ArgumentError(fmt::format(
         "DooD: layout_init_sd is {}, but must lie in (0.005, 0.505), the range of the layout's sd", o.layout_init_sd));
+  if (!(o.likelihood_scale_init > 0.01 && o.likelihood_scale_init < 1.0))
+    throw ArgumentError(fmt::format("DooD: likelihood_scale_init is {}, but must lie in (0.01, 1), the range of the "
+                                    "learnt likelihood scale",
+                                    o.likelihood_scale_init));
   if (!(o.presence_learning_rate >= 0))
     throw ArgumentError(fmt::format(
         "DooD: presence_learning_rate is {}, but must be 0 (nvil_learning_rate) or positive", o.presence_learning_rate));

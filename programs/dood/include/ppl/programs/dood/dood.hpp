@@ -68,6 +68,7 @@ struct DoodOptions {
                            (double, layout_init_sd),     // sd of p(l_t) and q(l_t) at the start
                            (std::string, renderer_ranges), // "supplement" or "authors" (ranges and start)
                            (bool, detach_stroke_max),    // the renderer's gradients hold each stroke's max fixed
+                           (double, likelihood_scale_init), // every pixel's learnt Laplace scale at the start
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (double, presence_learning_rate), // > 0: the guide's o head apart from the baseline
