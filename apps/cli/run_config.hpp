@@ -18,7 +18,7 @@ struct TrainOptions {
   int64_t steps = 1000;
   int64_t batch_size = 0;  ///< 0: the program's own
   int64_t checkpoint_every = 500;
-  double checkpoint_minutes = 0;  ///< also a checkpoint when this many minutes passed since the last; 0: off
+  double checkpoint_minutes = 10;  ///< also a checkpoint when this many minutes passed since the last; 0: off
   int64_t eval_every = 500;
   int64_t n_train = 0;     ///< 0: all training images
   uint64_t seed = 0;

@@ -26,8 +26,9 @@ for _ in $(seq 1 600); do [ -e "$work/clock/checkpoint.bin" ] && break; sleep 0.
 kill -KILL $pid; wait $pid 2> /dev/null || true
 [ -e "$work/clock/checkpoint.bin" ] || { echo "no checkpoint by the clock"; exit 1; }
 grep -q '"checkpoint_minutes": 0.005' "$work/clock/config.json"
-# A resume may change it (the finished run in half: nothing more to train).
-grep -q '"checkpoint_minutes": 0' "$work/half/config.json"
+# Ten minutes by default; a resume may change it (the finished run in half:
+# nothing more to train).
+grep -q '"checkpoint_minutes": 10' "$work/half/config.json"
 "$ppl" train air --steps 4 --out "$work/half" --resume --checkpoint-minutes 0.5 > /dev/null 2>&1
 grep -q '"checkpoint_minutes": 0.5' "$work/half/config.json"
 echo "checkpoint minutes: ok"
