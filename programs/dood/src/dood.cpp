@@ -109,11 +109,14 @@ torch::Tensor bounded(const torch::Tensor& raw, double lo, double hi) { return l
 // The standard deviations of l and s: in [0.005, 0.505].
 torch::Tensor spread(const torch::Tensor& raw) { return bounded(raw, 0.005, 0.505); }
 
-// The raw bias that `spread` turns into the standard deviation sd.
-double spread_raw(double sd) {
-  const double u = (sd - 0.005) / 0.5;
+// The raw value that `bounded(raw, lo, hi)` turns into `value` (in (lo, hi)).
+double bounded_raw(double value, double lo, double hi) {
+  const double u = (value - lo) / (hi - lo);
   return std::log(u / (1 - u));
 }
+
+// The raw bias that `spread` turns into the standard deviation sd.
+double spread_raw(double sd) { return bounded_raw(sd, 0.005, 0.505); }
 
 // The authors' ranges of the layout means (s, x, y, r), `squash_layout`.
 constexpr std::array<double, kLayout> kLayoutLow = {0.25, -0.8, -0.8, -std::numbers::pi / 4};
@@ -240,9 +243,9 @@ DoodNetsImpl::DoodNetsImpl(const DoodOptions& o) {
   q_s = register_module("q_s", mlp(H + F + guidance, M, (4 + cor) * P));
   renderer = register_module("renderer", mlp(kLayout + 2 * P, M, 3));
   bl_o = register_module("bl_o", mlp(presence_in, M, 1));
-  // bounded_likelihood_scale(raw) = 0.01 + 0.99 sigmoid(raw) = likelihood_scale_init.
-  const double u = (o.likelihood_scale_init - 0.01) / 0.99;
-  obs_scale = register_parameter("obs_scale", torch::full({1, o.image_size, o.image_size}, std::log(u / (1 - u))));
+  // bounded_likelihood_scale(raw) = bounded(raw, 0.01, 1) = likelihood_scale_init.
+  obs_scale = register_parameter(
+      "obs_scale", torch::full({1, o.image_size, o.image_size}, bounded_raw(o.likelihood_scale_init, 0.01, 1.0)));
   if (o.renderer_ranges == "authors") init_last(renderer, torch::tensor({-2.0, 2.0, -1.0}, torch::kFloat));
   // Identity layout (s = 1, centred, unrotated) with a small spread; o on.
   const double raw_sd = spread_raw(o.layout_init_sd);

@@ -492,6 +492,13 @@ torch::Tensor write_tile_sheet(const fs::path& path, std::int64_t rows, std::int
   return tiles;
 }
 
+/// The entry `list_datasets(roots)` gives for `name`, if it lists one.
+std::optional<rd::DatasetInfo> listed(const rd::DataRoots& roots, const std::string& name) {
+  for (const auto& info : rd::list_datasets(roots))
+    if (info.name == name) return info;
+  return std::nullopt;
+}
+
 }  // namespace
 
 TEST_CASE("tile sheet: tiles read back in row-major order, bad sheets raise errors naming the file",
@@ -524,15 +531,11 @@ TEST_CASE("registry: omniglot-28 reads the 28-pixel sheet, its last tenth held o
   require_throws_with<rd::DataError>([&] { rd::load_dataset("omniglot-28", roots); },
                                      {dir.string(), "images_background_28x28_sheet.png"});
   const auto tiles = write_tile_sheet(dir / "images_background_28x28_sheet.png", 4, 5, 28);  // 20 tiles
-  bool listed = false;
-  for (const auto& info : rd::list_datasets(roots))
-    if (info.name == "omniglot-28") {
-      listed = true;
-      CHECK(info.present);
-      CHECK(info.train == 18);
-      CHECK(info.test == 2);
-    }
-  CHECK(listed);
+  const auto info = listed(roots, "omniglot-28");
+  REQUIRE(info);
+  CHECK(info->present);
+  CHECK(info->train == 18);
+  CHECK(info->test == 2);
   const auto stored = rd::LoadOptions{}.with_size(0);
   auto train = rd::load_dataset("omniglot-28", roots, stored);
   auto test = rd::load_dataset("omniglot-28", roots, rd::LoadOptions(stored).with_split(rd::Split::test));
@@ -710,15 +713,11 @@ TEST_CASE("registry: a --data-dir with IDX files is listed and loaded at 50 x 50
   auto roots = rd::DataRoots::resolve(tmp.path);
   REQUIRE_FALSE(roots.roots.empty());
   CHECK(roots.roots.front() == fs::weakly_canonical(tmp.path));
-  bool found = false;
-  for (const auto& info : rd::list_datasets(roots))
-    if (info.name == "kmnist") {
-      found = true;
-      CHECK(info.present);
-      CHECK(info.train == 12);
-      CHECK(info.test == 4);
-    }
-  CHECK(found);
+  const auto info = listed(roots, "kmnist");
+  REQUIRE(info);
+  CHECK(info->present);
+  CHECK(info->train == 12);
+  CHECK(info->test == 4);
   auto test = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_split(rd::Split::test));
   CHECK(test.images.sizes() == torch::IntArrayRef({4, 50, 50}));
   auto raw = rd::load_dataset("kmnist", roots, rd::LoadOptions{}.with_size(0).with_limit(5));
