@@ -137,6 +137,26 @@ torch::Tensor make_grid(const torch::Tensor& images, std::int64_t columns, std::
   return c == 1 ? grid.squeeze(0) : grid;
 }
 
+torch::Tensor gaussian_blur(const torch::Tensor& images, double sigma) {
+  if (!std::isfinite(sigma) || sigma < 0)
+    throw std::invalid_argument(fmt::format("gaussian_blur: sigma is {}, but must be a finite number >= 0", sigma));
+  if (images.dim() < 2 || !images.is_floating_point())
+    throw std::invalid_argument(fmt::format(
+        "gaussian_blur: images must be floating point [..., H, W], got {} dimensions of {}", images.dim(),
+        std::string(images.dtype().name())));
+  if (sigma == 0) return images;
+  const auto radius = std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(3 * sigma)));
+  const auto t = torch::arange(-radius, radius + 1, torch::kFloat64);
+  const auto k = torch::exp(-0.5 * (t / sigma).pow(2));
+  const auto kernel = (k / k.sum()).to(images.options());
+  const auto h = images.size(-2), w = images.size(-1);
+  auto x = images.reshape({-1, 1, h, w});
+  const std::vector<std::int64_t> across = {0, radius}, down = {radius, 0};
+  x = torch::conv2d(x, kernel.view({1, 1, 1, -1}), torch::Tensor(), 1, across);
+  x = torch::conv2d(x, kernel.view({1, 1, -1, 1}), torch::Tensor(), 1, down);
+  return x.reshape(images.sizes());
+}
+
 void write_png_grid(const std::filesystem::path& path, const torch::Tensor& images, std::int64_t columns,
                     std::int64_t padding, double pad_value) {
   write_png(path, make_grid(images, columns, padding, pad_value));

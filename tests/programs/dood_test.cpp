@@ -10,6 +10,7 @@
 #include <ppl/inference.hpp>
 #include <ppl/programs/dood/dood.hpp>
 #include <ppl/programs/program.hpp>
+#include <ppl/runtime/image.hpp>
 #include <ppl/runtime/render.hpp>
 
 namespace dood = ppl::programs::dood;
@@ -533,6 +534,46 @@ TEST_CASE("DooD likelihood_scale_init: every pixel's Laplace scale starts there"
     o.likelihood_scale_init = bad;
     CHECK_THROWS_WITH(dood::Dood(o), Catch::Contains("likelihood_scale_init is") && Catch::Contains("(0.01, 1)"));
   }
+}
+
+TEST_CASE("DooD likelihood_blur: while training the likelihood compares image and canvas blurred, less each step",
+          "[dood]") {
+  ppl::param_store().clear();
+  torch::manual_seed(7);
+  auto o = small();
+  o.likelihood_blur = 2.0;
+  o.likelihood_blur_steps = 100;
+  dood::Dood program(o);
+  const auto x = lines(2, 12);
+  const auto plain = run(program, x);
+  const auto canvas = plain.model.result<torch::Tensor>();
+  CHECK(program.likelihood_blur_now() == 0.0);  // not training: log p(x) is exact
+  CHECK(torch::equal(plain.model.site("x").value, x));
+  program.set_training(true);
+  auto at = [&](int64_t step) {
+    program.set_step(step);
+    return program.likelihood_blur_now();
+  };
+  CHECK(at(0) == Approx(2.0));
+  CHECK(at(25) == Approx(1.5));
+  const auto blurred = run(program, x);  // the same seed: the same draws and canvas
+  REQUIRE(torch::allclose(blurred.model.result<torch::Tensor>(), canvas, 1e-6, 1e-6));
+  const auto& site = blurred.model.site("x");
+  const auto want_x = ppl::runtime::gaussian_blur(x, 1.5), want_mean = ppl::runtime::gaussian_blur(canvas, 1.5);
+  CHECK(torch::allclose(site.value, want_x, 1e-6, 1e-7));
+  CHECK(torch::allclose(site.dist->mean(), want_mean, 1e-6, 1e-7));
+  // Laplace(mean, 0.505) at the blurred image, every pixel.
+  const auto laplace = (-(want_x - want_mean).abs() / 0.505 - std::log(2 * 0.505)).flatten(1).sum(1);
+  CHECK(torch::allclose(site.log_prob(), laplace, 1e-4, 1e-3));
+  CHECK(at(99) == Approx(0.02));
+  CHECK(at(100) == 0.0);
+  CHECK(torch::equal(run(program, x).model.site("x").value, x));
+  CHECK(dood::DoodOptions::defaults().likelihood_blur == 0.0);
+  auto bad = small();
+  bad.likelihood_blur = -1.0;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("likelihood_blur is -1"));
+  bad.likelihood_blur = 2.0;
+  CHECK_THROWS_WITH(dood::Dood(bad), Catch::Contains("likelihood_blur_steps is 0"));
 }
 
 TEST_CASE("DooD renderer_ranges \"authors\": their code's ranges and start; detach_stroke_max keeps the image",

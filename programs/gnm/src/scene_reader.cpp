@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 
 #include <ppl/core/reflect.hpp>
+#include <ppl/runtime/image.hpp>
 #include <ppl/runtime/data/transforms.hpp>
 
 BOOST_HANA_ADAPT_STRUCT(ppl::programs::gnm::SceneReaderOptions, threshold, dilation, min_area, min_confidence);
@@ -98,20 +99,6 @@ class DigitSums {
 void check_min_confidence(double v) {
   if (!(v >= 0 && v <= 1))
     throw std::invalid_argument(fmt::format("scene reader: min_confidence is {}, but must be in [0, 1]", v));
-}
-
-/// `image` [H, W] blurred by a Gaussian of standard deviation `sigma` pixels;
-/// zero outside the canvas, so ink near its edges loses a little mass.
-torch::Tensor gaussian_blur(const torch::Tensor& image, double sigma) {
-  const auto radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * sigma)));
-  const auto t = torch::arange(-radius, radius + 1, torch::kFloat64);
-  const auto k = torch::exp(-0.5 * (t / sigma).pow(2));
-  const auto kernel = (k / k.sum()).to(torch::kFloat32);
-  auto x = image.to(torch::kFloat32).unsqueeze(0).unsqueeze(0);
-  const std::vector<int64_t> across = {0, radius}, down = {radius, 0};
-  x = torch::conv2d(x, kernel.view({1, 1, 1, -1}), torch::Tensor(), 1, across);
-  x = torch::conv2d(x, kernel.view({1, 1, -1, 1}), torch::Tensor(), 1, down);
-  return x.squeeze(0).squeeze(0);
 }
 
 /// The pixels of `image` [H, W] covering `box`, rounded outwards and clipped.
@@ -407,7 +394,7 @@ rd::Scene break_scene(const rd::Scene& scene, SceneBreak how, const rd::Dataset&
     case SceneBreak::blurred: {
       double side = 0;
       for (const auto& o : out.objects) side += o.width / static_cast<double>(out.objects.size());
-      out.image = gaussian_blur(out.image, kBlurSigma * side).to(scene.image.dtype());
+      out.image = ppl::runtime::gaussian_blur(out.image.to(torch::kFloat32), kBlurSigma * side).to(scene.image.dtype());
       break;
     }
     case SceneBreak::blob: {

@@ -1,7 +1,8 @@
 #pragma once
 /// PNG image I/O (libpng): read an 8- or 16-bit grayscale, palette or RGB(A)
 /// PNG into a float tensor in [0, 1], write a tensor as a PNG, write a grid of
-/// images as one PNG; and labels drawn into images in a small pixel font.
+/// images as one PNG; labels drawn into images in a small pixel font; and a
+/// differentiable Gaussian blur.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -74,5 +75,14 @@ void draw_text(const torch::Tensor& image, std::int64_t x, std::int64_t y, std::
 /// The width in pixels of `text` as draw_text draws it (6 * scale a
 /// character, less the gap after the last); its height is 7 * scale.
 std::int64_t text_width(std::string_view text, std::int64_t scale = 1);
+
+/// `images` [..., H, W] (floating point, any device) blurred by a Gaussian of
+/// standard deviation `sigma` pixels: one pass along each axis, a kernel
+/// reaching ceil(3 sigma) pixels each way (at least 1), zeros outside the
+/// image (ink near the edges loses a little mass). Differentiable; the
+/// result has the shape, dtype and device of `images`. sigma = 0 returns
+/// `images` itself. Throws std::invalid_argument for a negative or
+/// non-finite sigma, fewer than two dimensions, or an integer tensor.
+torch::Tensor gaussian_blur(const torch::Tensor& images, double sigma);
 
 }  // namespace ppl::runtime

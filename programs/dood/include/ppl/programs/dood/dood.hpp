@@ -69,6 +69,8 @@ struct DoodOptions {
                            (std::string, renderer_ranges), // "supplement" or "authors" (ranges and start)
                            (bool, detach_stroke_max),    // the renderer's gradients hold each stroke's max fixed
                            (double, likelihood_scale_init), // every pixel's learnt Laplace scale at the start
+                           (double, likelihood_blur),    // training only: image and canvas blurred (sd, px) at step 0
+                           (int, likelihood_blur_steps), // ... the blur's sd falling linearly to 0 by this step
                            (double, learning_rate),      // the rest (C.1)
                            (double, nvil_learning_rate), // o head of the guide and its baseline (C.1)
                            (double, presence_learning_rate), // > 0: the guide's o head apart from the baseline
@@ -140,10 +142,17 @@ class Dood : public ImageProgram {
   /// with `beta_signal_only`, beta as the signals' KL weight; with
   /// `pooled_signal_stats`, one running mean and variance for every o_t.
   infer::ElboOptions elbo_options() const override;
-  /// Turns the beta weighting on or off: `ppl train` turns it on, so beta
-  /// applies to training and not to `ppl ll` (DooD has no schedules, so
-  /// `set_step` changes nothing).
+  /// Turns the training-only objective on or off (beta, the likelihood's
+  /// blur): `ppl train` turns it on, so it applies to training and not to
+  /// `ppl ll`.
   void set_training(bool on) override { training_ = on; }
+  /// The training step, for the likelihood's blur schedule.
+  void set_step(int64_t step) override { step_ = step; }
+  /// The standard deviation (pixels) of the Gaussian blur the likelihood
+  /// applies to the image and the canvas now: likelihood_blur x (1 - step /
+  /// likelihood_blur_steps) while training, 0 from that step on and whenever
+  /// training is off (so that log p(x) estimates are exact).
+  double likelihood_blur_now() const;
   int64_t batch_size() const override { return options_.batch_size; }
   /// {"mean_strokes": ...}: the mean number of steps the guide draws on x.
   nlohmann::json evaluate(const torch::Tensor& x, const torch::Tensor& labels) override;
@@ -197,6 +206,7 @@ class Dood : public ImageProgram {
   DoodOptions options_;
   DoodNets nets_;
   bool training_ = false;
+  int64_t step_ = 0;
   double temperature_ = 1.0;  ///< multiplies the prior's l and s scales (sample_tempered)
   torch::Tensor fixed_l_loc_, fixed_l_scale_;
   torch::Tensor scale_override_;  ///< set_likelihood_scale; undefined: the learnt scale
