@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `ppl one-shot`: one-line errors naming the flag and its value for a bad
 # search option, and, on a barely trained DooD with tasks drawn from MNIST,
-# the accuracy with its standard error and the per-query scores file.
+# the accuracy with its standard error and the per-query scores file, and
+# `ppl sample --tokens` (character-conditioned generation) on the same run.
 # The second part exits 77 (skipped) where the MNIST digits are absent.
 set -uo pipefail
 ppl=$1
@@ -69,4 +70,23 @@ for q in queries:
 assert sum(q["correct"] for q in queries) == summary["correct"]
 assert [(q["task"], q["query"]) for q in queries] == [(f"episode{e:02d}", i) for e in (1, 2) for i in range(3)]
 PY
+"$ppl" --threads 1 sample "$work/dood" --tokens 3 --n 2 --out "$work/tokens.png" > "$work/tokens.out" 2>&1 \
+  || { echo "FAIL sample --tokens"; cat "$work/tokens.out"; exit 1; }
+python3 - "$work/tokens.png" <<'PY' || exit 1
+import struct, sys
+png = open(sys.argv[1], "rb").read()
+assert png[:8] == b"\x89PNG\r\n\x1a\n"
+width, height = struct.unpack(">II", png[16:24])
+# 2 rows of 1 + 3 images of 50 px (DooD's image size), 2 px between and around them.
+assert (width, height) == (4 * 50 + 5 * 2, 2 * 50 + 3 * 2), (width, height)
+PY
+for bad in "--tokens 0" "--tokens -2" "--tokens 2 --reconstruct"; do
+  # shellcheck disable=SC2086
+  "$ppl" sample "$work/dood" $bad > /dev/null 2> "$work/err"
+  rc=$?
+  if [ $rc -ne 2 ] || ! grep -qF -- "--tokens" "$work/err"; then
+    echo "FAIL sample $bad: exit $rc, stderr: $(head -3 "$work/err")"
+    exit 1
+  fi
+done
 echo "one shot: ok"

@@ -314,6 +314,73 @@ TEST_CASE("DooD one-shot: the fixed renderer parameters are the type's, equal to
   CHECK(torch::allclose(at_type(fixed), at_type(fast()), 1e-4, 1e-2));
 }
 
+TEST_CASE("DooD tokens: the canvas at the identity token is the model's canvas at the type", "[dood][tokens]") {
+  ppl::param_store().clear();
+  torch::manual_seed(11);
+  dood::Dood program(small());
+  auto support = draw(torch::rand({1, 3, 2}) * 0.6 + 0.2);
+  const int k = 3;
+  auto draw_types = [&](const torch::Tensor& x) { return dood::sample_types(program, x, k); };
+  auto types = ppl::handlers::seed(draw_types, 5)(support);
+  auto guide = [&](const torch::Tensor& x) { return program.guide(x); };
+  auto model = [&](const torch::Tensor& x) { return program.model(x); };
+  auto guide_trace = ppl::trace(ppl::handlers::seed(guide, 5), support.expand({k, 1, kSize, kSize}));
+  auto replayed = ppl::trace(ppl::handlers::replay(model, guide_trace), support.expand({k, 1, kSize, kSize}));
+  auto canvas = dood::token_canvas(program, types, dood::TokenVariables::identity(types, fast()), fast());
+  REQUIRE(canvas.sizes() == torch::IntArrayRef({k, 1, kSize, kSize}));
+  CHECK(torch::allclose(canvas, replayed.result<torch::Tensor>(), 1e-4, 1e-5));
+}
+
+TEST_CASE("DooD tokens: token variables are uniform in the options' ranges with standard Normal motor noise",
+          "[dood][tokens]") {
+  torch::manual_seed(12);
+  const int64_t n = 4000;
+  dood::CharacterTypes types;
+  types.on = torch::ones({n, 2});
+  types.strokes = torch::zeros({n, 2, 3, 2});
+  const auto options = fast();  // B.4's ranges
+  const auto token = dood::sample_token_variables(types, options);
+  const auto a = token.affine(options);
+  // A uniform on [lo, hi] has mean (lo + hi) / 2 and sd (hi - lo) / sqrt(12);
+  // the checks allow 4 standard errors of the mean.
+  auto uniform = [&](const torch::Tensor& v, double lo, double hi) {
+    CHECK(v.min().item<double>() >= lo);
+    CHECK(v.max().item<double>() <= hi);
+    const double sd = (hi - lo) / std::sqrt(12.0), se = sd / std::sqrt(static_cast<double>(v.numel()));
+    CHECK(v.mean().item<double>() == Approx((lo + hi) / 2).margin(4 * se));
+    CHECK(v.std().item<double>() == Approx(sd).epsilon(0.05));
+  };
+  uniform(a.shift, -0.2, 0.2);
+  uniform(a.scale, 0.8, 1.2);
+  uniform(a.rotation, -std::numbers::pi / 4, std::numbers::pi / 4);
+  uniform(a.shear, -std::numbers::pi / 4, std::numbers::pi / 4);
+  REQUIRE(token.noise.sizes() == types.strokes.sizes());
+  const double noise_se = 1 / std::sqrt(static_cast<double>(token.noise.numel()));
+  CHECK(token.noise.mean().item<double>() == Approx(0.0).margin(4 * noise_se));
+  CHECK(token.noise.std().item<double>() == Approx(1.0).epsilon(0.03));
+}
+
+TEST_CASE("DooD tokens: generation draws each support's type and then its tokens", "[dood][tokens]") {
+  ppl::param_store().clear();
+  torch::manual_seed(13);
+  dood::Dood program(small());
+  auto supports = draw(torch::rand({2, 3, 2}) * 0.6 + 0.2);
+  auto tokens = dood::generate_tokens(program, supports, 4, fast());
+  REQUIRE(tokens.sizes() == torch::IntArrayRef({2, 4, 1, kSize, kSize}));
+  CHECK(tokens.min().item<double>() >= 0.0);
+  CHECK(tokens.max().item<double>() <= 1.0 + 1e-6);
+  // Each token is its own draw of the affine: no two alike.
+  CHECK((tokens[0][0] - tokens[0][1]).abs().max().item<double>() > 1e-4);
+  // With every range shrunk to the identity and no motor noise, each token
+  // is the type's canvas: the four tokens of a support agree.
+  auto still = fast().with_shift(1e-9).with_scale(1 - 1e-9, 1 + 1e-9).with_rotation(1e-9).with_shear(1e-9);
+  still.motor_sd = 1e-12;
+  auto same = dood::generate_tokens(program, supports, 4, still);
+  for (int j = 1; j < 4; ++j) CHECK(torch::allclose(same[1][j], same[1][0], 1e-4, 1e-5));
+  CHECK_THROWS_WITH(dood::generate_tokens(program, supports, 0, fast()), Catch::Contains("tokens is 0"));
+  CHECK_THROWS_WITH(dood::generate_tokens(program, supports, 2, fast().with_draws(0)), Catch::Contains("draws is 0"));
+}
+
 TEST_CASE("DooD one-shot: accuracy and its binomial standard error", "[dood][one-shot]") {
   dood::Accuracy a{41, 200};
   CHECK(a.value() == Approx(0.205));

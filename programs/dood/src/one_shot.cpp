@@ -252,12 +252,12 @@ torch::Tensor motor_log_density(const torch::Tensor& per_stroke, const torch::Te
   return drawn.sum(1) / on.sum(1).clamp_min(1);
 }
 
-torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const CharacterTypes& types,
-                              const TokenVariables& token, const OneShotOptions& options) {
+torch::Tensor token_canvas(Dood& program, const CharacterTypes& types, const TokenVariables& token,
+                           const OneShotOptions& options) {
   const int64_t n = types.size(), t = types.strokes.size(1), p = types.strokes.size(2);
   const int64_t size = program.image_size();
   auto l = types.layout.flatten(0, 1);  // [N T, 4]
-  // log p(x | z): the model's canvas at z = (o, l, s'), s' taken back to the glimpse frame.
+  // s' taken back to the glimpse frame of the type's layout.
   auto points = token_points(types, token, size, options);
   auto s_token = image_to_glimpse(points.flatten(0, 1), l, size).view({n, t, p, 2});  // [N, T, P, 2]
   torch::Tensor sigma = types.sigma, omega0 = types.omega0, omega1 = types.omega1;
@@ -268,7 +268,36 @@ torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const
     omega1 = rp.omega1.view({n, t}).select(1, 0);
   }
   auto strokes = program.render(types.layout, s_token, sigma, omega0) * types.on.view({n, t, 1, 1});
-  auto canvas = ppl::runtime::composite(strokes, omega1).narrow(1, t - 1, 1);
+  return ppl::runtime::composite(strokes, omega1).narrow(1, t - 1, 1);
+}
+
+TokenVariables sample_token_variables(const CharacterTypes& types, const OneShotOptions& options) {
+  options.check();
+  const auto opts = types.strokes.options();
+  // in_range(logit(u)) = lo + (hi - lo) u: uniform in every range.
+  auto u = torch::rand({types.size(), 7}, opts).clamp(1e-6, 1 - 1e-6);
+  return {torch::log(u) - torch::log1p(-u), torch::randn_like(types.strokes)};
+}
+
+torch::Tensor generate_tokens(Dood& program, const torch::Tensor& supports, int tokens,
+                              const OneShotOptions& options) {
+  options.check();
+  if (tokens < 1) throw ArgumentError(fmt::format("DooD tokens: tokens is {}, but must be at least 1", tokens));
+  torch::NoGradGuard no_grad;
+  auto types = sample_types(program, supports, 1, options.draws);
+  auto each = types.select(torch::arange(types.size(), torch::kLong).repeat_interleave(tokens).to(types.on.device()));
+  auto canvas = token_canvas(program, each, sample_token_variables(each, options), options);
+  return canvas.view({types.size(), tokens, 1, canvas.size(-2), canvas.size(-1)});
+}
+
+torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const CharacterTypes& types,
+                              const TokenVariables& token, const OneShotOptions& options) {
+  const int64_t n = types.size(), t = types.strokes.size(1);
+  const int64_t size = program.image_size();
+  auto l = types.layout.flatten(0, 1);  // [N T, 4]
+  // log p(x | z): the model's canvas at z = (o, l, s').
+  auto canvas = token_canvas(program, types, token, options);
+  auto points = token_points(types, token, size, options);
   auto log_lik = d::Laplace(canvas, types.obs_scale.expand_as(canvas)).to_event(3).log_prob(queries);
   // log p(z | psi): the uniform affine (inside its ranges by construction),
   // and the motor noise of the strokes drawn (B.4). o and l are the type's

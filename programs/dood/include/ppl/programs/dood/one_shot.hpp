@@ -178,6 +178,27 @@ torch::Tensor motor_log_density(const torch::Tensor& per_stroke, const torch::Te
 torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const CharacterTypes& types,
                               const TokenVariables& token, const OneShotOptions& options);
 
+/// The canvas the model draws at each type's token z = (o, l, s'), [N, 1, H,
+/// W]: the type's layouts and on/off draws, the token's control points
+/// (`token_points`) taken back to the glimpse frame, renderer parameters the
+/// type's or recomputed from (l, s') (`options.renderer`).
+torch::Tensor token_canvas(Dood& program, const CharacterTypes& types, const TokenVariables& token,
+                           const OneShotOptions& options);
+
+/// Token variables drawn from the token model (B.4) for each type: every
+/// affine parameter uniform in the options' range, the motor noise standard
+/// Normal (in units of motor_sd).
+TokenVariables sample_token_variables(const CharacterTypes& types, const OneShotOptions& options);
+
+/// Character-conditioned generation (supplement Fig. 17): for each support
+/// image, its type psi ~ q(psi | x_c) (the best of `options.draws` guide
+/// draws by log p(psi, x_c)), then `tokens` new tokens drawn through the
+/// token model (`sample_token_variables`) and rendered (`token_canvas`).
+/// supports: [C, H, W] or [C, 1, H, W]. Returns [C, tokens, 1, H, W].
+/// Throws ArgumentError naming `tokens` (< 1), `supports` or the options.
+torch::Tensor generate_tokens(Dood& program, const torch::Tensor& supports, int tokens,
+                              const OneShotOptions& options);
+
 /// The max over z_T of Eq. 20 for each (query, type) pair, by `steps` Adam
 /// steps on the token variables from the identity token.
 struct TokenFit {
