@@ -483,14 +483,11 @@ torch::Tensor Dood::model(const torch::Tensor& x) {
   auto data = ppl::plate("data", x.size(0));
   auto per_pixel = scale_override_.defined() ? scale_override_ : bounded_likelihood_scale(nets_->obs_scale);
   auto scale = per_pixel.unsqueeze(0).expand_as(canvas);
-  // Training only: image and canvas blurred alike (likelihood_blur_now).
+  // Training only: image and canvas blurred alike (likelihood_blur_now;
+  // sigma 0 leaves both as they are).
   const double blur = likelihood_blur_now();
-  if (blur > 0) {
-    auto blurred = ppl::runtime::gaussian_blur(canvas, blur);
-    ppl::observe("x", d::Laplace(blurred, scale).to_event(3), ppl::runtime::gaussian_blur(x, blur));
-  } else {
-    ppl::observe("x", d::Laplace(canvas, scale).to_event(3), x);
-  }
+  ppl::observe("x", d::Laplace(ppl::runtime::gaussian_blur(canvas, blur), scale).to_event(3),
+               ppl::runtime::gaussian_blur(x, blur));
   return canvas;
 }
 

@@ -252,14 +252,15 @@ torch::Tensor motor_log_density(const torch::Tensor& per_stroke, const torch::Te
   return drawn.sum(1) / on.sum(1).clamp_min(1);
 }
 
-torch::Tensor token_canvas(Dood& program, const CharacterTypes& types, const TokenVariables& token,
-                           const OneShotOptions& options) {
+namespace {
+// The model's canvas at the tokens whose control points (image coordinates)
+// are `points` [N, T, P, 2]: token_canvas once the points are known.
+torch::Tensor canvas_at_points(Dood& program, const CharacterTypes& types, const torch::Tensor& points,
+                               const OneShotOptions& options) {
   const int64_t n = types.size(), t = types.strokes.size(1), p = types.strokes.size(2);
-  const int64_t size = program.image_size();
   auto l = types.layout.flatten(0, 1);  // [N T, 4]
   // s' taken back to the glimpse frame of the type's layout.
-  auto points = token_points(types, token, size, options);
-  auto s_token = image_to_glimpse(points.flatten(0, 1), l, size).view({n, t, p, 2});  // [N, T, P, 2]
+  auto s_token = image_to_glimpse(points.flatten(0, 1), l, program.image_size()).view({n, t, p, 2});
   torch::Tensor sigma = types.sigma, omega0 = types.omega0, omega1 = types.omega1;
   if (options.renderer == TokenRenderer::recomputed) {
     auto rp = program.render_params(l, s_token.flatten(0, 1));
@@ -269,6 +270,12 @@ torch::Tensor token_canvas(Dood& program, const CharacterTypes& types, const Tok
   }
   auto strokes = program.render(types.layout, s_token, sigma, omega0) * types.on.view({n, t, 1, 1});
   return ppl::runtime::composite(strokes, omega1).narrow(1, t - 1, 1);
+}
+}  // namespace
+
+torch::Tensor token_canvas(Dood& program, const CharacterTypes& types, const TokenVariables& token,
+                           const OneShotOptions& options) {
+  return canvas_at_points(program, types, token_points(types, token, program.image_size(), options), options);
 }
 
 TokenVariables sample_token_variables(const CharacterTypes& types, const OneShotOptions& options) {
@@ -296,8 +303,8 @@ torch::Tensor token_objective(Dood& program, const torch::Tensor& queries, const
   const int64_t size = program.image_size();
   auto l = types.layout.flatten(0, 1);  // [N T, 4]
   // log p(x | z): the model's canvas at z = (o, l, s').
-  auto canvas = token_canvas(program, types, token, options);
   auto points = token_points(types, token, size, options);
+  auto canvas = canvas_at_points(program, types, points, options);
   auto log_lik = d::Laplace(canvas, types.obs_scale.expand_as(canvas)).to_event(3).log_prob(queries);
   // log p(z | psi): the uniform affine (inside its ranges by construction),
   // and the motor noise of the strokes drawn (B.4). o and l are the type's
