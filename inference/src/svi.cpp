@@ -17,6 +17,7 @@
 #include <ppl/infer/checkpoint.hpp>
 #include <ppl/infer/svi.hpp>
 
+#include "fused_update.hpp"
 #include "longest_prefix.hpp"
 
 // Plateau's fields, by name, for ppl::options_to_json / options_from_json.
@@ -25,6 +26,13 @@ BOOST_HANA_ADAPT_STRUCT(ppl::infer::Plateau, factor, patience, threshold, relati
 namespace ppl::infer {
 
 namespace {
+/// Whether the single-pass loops of fused_update.hpp take `t`: contiguous,
+/// on the CPU, float or double.
+bool fusable(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.is_contiguous() &&
+         (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble);
+}
+
 /// A saved state entry that must be one number; ShapeError naming it otherwise.
 const torch::Tensor& scalar_state(const std::string& key, const torch::Tensor& t) {
   if (t.numel() != 1)
@@ -277,10 +285,20 @@ double Optimiser::update(bool check_finite) {
   if (group_ && group_->size() > 1) reduce_gradients();
   double norm = NAN;
   if (check_finite || spec_.clip_norm > 0) {
+    // Gradients in contiguous CPU memory are summed in one pass each; the
+    // others (CUDA) as tensors, read back once.
+    double squares = 0;
     std::vector<torch::Tensor> norms;
-    for (const auto& s : slots_)
-      if (s.param.grad().defined()) norms.push_back(s.param.grad().detach().to(torch::kDouble).pow(2).sum());
-    norm = norms.empty() ? 0.0 : std::sqrt(torch::stack(norms).sum().item<double>());
+    for (const auto& s : slots_) {
+      const auto& g = s.param.grad();
+      if (!g.defined()) continue;
+      if (fusable(g)) squares += g.scalar_type() == torch::kFloat
+                                     ? detail::sum_of_squares(g.data_ptr<float>(), g.numel())
+                                     : detail::sum_of_squares(g.data_ptr<double>(), g.numel());
+      else norms.push_back(g.detach().to(torch::kDouble).pow(2).sum());
+    }
+    if (!norms.empty()) squares += torch::stack(norms).sum().item<double>();
+    norm = std::sqrt(squares);
     if (check_finite && !std::isfinite(norm)) {
       for (const auto& s : slots_)
         if (s.param.grad().defined() && !torch::isfinite(s.param.grad()).all().item<bool>())
@@ -297,15 +315,41 @@ double Optimiser::update(bool check_finite) {
     const auto& g = s.param.grad();
     if (!g.defined()) continue;
     ++s.t;
+    // One pass over contiguous CPU tensors of one dtype; the same formulas
+    // as tensor operations otherwise.
+    const bool fused = fusable(g) && fusable(s.param) && fusable(s.m) && fusable(s.v) &&
+                       g.scalar_type() == s.param.scalar_type() && s.m.scalar_type() == s.param.scalar_type() &&
+                       s.v.scalar_type() == s.param.scalar_type();
     if (spec_.rule == Adam::Rule::rmsprop) {
+      if (fused) {
+        if (g.scalar_type() == torch::kFloat)
+          detail::rmsprop_update(s.param.data_ptr<float>(), s.v.data_ptr<float>(), g.data_ptr<float>(), g.numel(),
+                                 spec_.alpha, scheduled(s.lr), spec_.eps);
+        else
+          detail::rmsprop_update(s.param.data_ptr<double>(), s.v.data_ptr<double>(), g.data_ptr<double>(),
+                                 g.numel(), spec_.alpha, scheduled(s.lr), spec_.eps);
+        s.param.unsafeGetTensorImpl()->bump_version();  // as an in-place operation would
+        continue;
+      }
       s.v.mul_(spec_.alpha).addcmul_(g, g, 1 - spec_.alpha);
       s.param.addcdiv_(g, s.v.sqrt().add_(spec_.eps), -scheduled(s.lr));
       continue;
     }
-    s.m.mul_(spec_.beta1).add_(g, 1 - spec_.beta1);
-    s.v.mul_(spec_.beta2).addcmul_(g, g, 1 - spec_.beta2);
     const double bc1 = 1 - std::pow(spec_.beta1, static_cast<double>(s.t));
     const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(s.t));
+    if (fused) {
+      const detail::AdamConstants c{spec_.beta1, spec_.beta2, scheduled(s.lr) / bc1, std::sqrt(bc2), spec_.eps};
+      if (g.scalar_type() == torch::kFloat)
+        detail::adam_update(s.param.data_ptr<float>(), s.m.data_ptr<float>(), s.v.data_ptr<float>(),
+                            g.data_ptr<float>(), g.numel(), c);
+      else
+        detail::adam_update(s.param.data_ptr<double>(), s.m.data_ptr<double>(), s.v.data_ptr<double>(),
+                            g.data_ptr<double>(), g.numel(), c);
+      s.param.unsafeGetTensorImpl()->bump_version();
+      continue;
+    }
+    s.m.mul_(spec_.beta1).add_(g, 1 - spec_.beta1);
+    s.v.mul_(spec_.beta2).addcmul_(g, g, 1 - spec_.beta2);
     auto denom = (s.v.sqrt() / std::sqrt(bc2)).add_(spec_.eps);
     s.param.addcdiv_(s.m, denom, -scheduled(s.lr) / bc1);
   }
