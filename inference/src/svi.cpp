@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -292,10 +293,12 @@ double Optimiser::update(bool check_finite) {
     for (const auto& s : slots_) {
       const auto& g = s.param.grad();
       if (!g.defined()) continue;
-      if (fusable(g)) squares += g.scalar_type() == torch::kFloat
-                                     ? detail::sum_of_squares(g.data_ptr<float>(), g.numel())
-                                     : detail::sum_of_squares(g.data_ptr<double>(), g.numel());
-      else norms.push_back(g.detach().to(torch::kDouble).pow(2).sum());
+      if (fusable(g))
+        AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "Optimiser norm", [&] {
+          squares += detail::sum_of_squares(g.data_ptr<scalar_t>(), g.numel());
+        });
+      else
+        norms.push_back(g.detach().to(torch::kDouble).pow(2).sum());
     }
     if (!norms.empty()) squares += torch::stack(norms).sum().item<double>();
     norm = std::sqrt(squares);
@@ -322,12 +325,10 @@ double Optimiser::update(bool check_finite) {
                        s.v.scalar_type() == s.param.scalar_type();
     if (spec_.rule == Adam::Rule::rmsprop) {
       if (fused) {
-        if (g.scalar_type() == torch::kFloat)
-          detail::rmsprop_update(s.param.data_ptr<float>(), s.v.data_ptr<float>(), g.data_ptr<float>(), g.numel(),
-                                 spec_.alpha, scheduled(s.lr), spec_.eps);
-        else
-          detail::rmsprop_update(s.param.data_ptr<double>(), s.v.data_ptr<double>(), g.data_ptr<double>(),
+        AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "Optimiser RMSprop", [&] {
+          detail::rmsprop_update(s.param.data_ptr<scalar_t>(), s.v.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(),
                                  g.numel(), spec_.alpha, scheduled(s.lr), spec_.eps);
+        });
         s.param.unsafeGetTensorImpl()->bump_version();  // as an in-place operation would
         continue;
       }
@@ -339,12 +340,10 @@ double Optimiser::update(bool check_finite) {
     const double bc2 = 1 - std::pow(spec_.beta2, static_cast<double>(s.t));
     if (fused) {
       const detail::AdamConstants c{spec_.beta1, spec_.beta2, scheduled(s.lr) / bc1, std::sqrt(bc2), spec_.eps};
-      if (g.scalar_type() == torch::kFloat)
-        detail::adam_update(s.param.data_ptr<float>(), s.m.data_ptr<float>(), s.v.data_ptr<float>(),
-                            g.data_ptr<float>(), g.numel(), c);
-      else
-        detail::adam_update(s.param.data_ptr<double>(), s.m.data_ptr<double>(), s.v.data_ptr<double>(),
-                            g.data_ptr<double>(), g.numel(), c);
+      AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "Optimiser Adam", [&] {
+        detail::adam_update(s.param.data_ptr<scalar_t>(), s.m.data_ptr<scalar_t>(), s.v.data_ptr<scalar_t>(),
+                            g.data_ptr<scalar_t>(), g.numel(), c);
+      });
       s.param.unsafeGetTensorImpl()->bump_version();
       continue;
     }
