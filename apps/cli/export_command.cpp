@@ -1,5 +1,6 @@
 // `ppl export RUN --out models/NAME`: a released model from a run: its
-// float32 weights without optimiser state, its config.json and a card.
+// weights (float32, or float16 to halve the file) without optimiser state,
+// its config.json and a card.
 #include <fstream>
 #include <sstream>
 
@@ -19,28 +20,31 @@ struct ExportArgs {
   std::string run;
   std::string out;
   double max_mb = 25;  ///< the largest checkpoint a released model may hold, in MB (10^6 bytes)
+  std::string dtype = "float32";  ///< how the parameters are stored: float32 or float16
 };
 
 /// The checkpoint of `archive` as a released model keeps it: every tensor but
 /// the optimiser's moments and its learning-rate schedule ("adam/",
-/// "schedule/"), floating-point ones as float32, and "released" in the
-/// metadata (the step it was taken at), which `train --resume` reads.
-TensorArchive released_archive(const TensorArchive& archive, int64_t step) {
+/// "schedule/"), the parameters ("param/") as `weights`, the other
+/// floating-point tensors (the ELBO's baselines) as float32, and "released"
+/// in the metadata (the step it was taken at and the weights' type), which
+/// `train --resume` reads. Loading widens float16 weights to float32.
+TensorArchive released_archive(const TensorArchive& archive, int64_t step, torch::ScalarType weights) {
   TensorArchive out;
   out.metadata = archive.metadata;
   for (const auto& [name, t] : archive.tensors) {
     if (name.rfind("adam/", 0) == 0 || name.rfind("schedule/", 0) == 0) continue;
     auto v = t.detach().cpu();
-    if (v.is_floating_point()) v = v.to(torch::kFloat32);
+    if (v.is_floating_point()) v = v.to(name.rfind("param/", 0) == 0 ? weights : torch::kFloat32);
     out.tensors.emplace_back(name, v.contiguous());
   }
-  out.metadata["released"] = {{"step", step}};
+  out.metadata["released"] = {{"step", step}, {"weights", weights == torch::kHalf ? "float16" : "float32"}};
   return out;
 }
 
 /// A card to fill in: what the model is and how it was trained, with the
 /// figures and the commands that reproduce them left for the author.
-std::string card(const std::string& name, const Run& run, double megabytes) {
+std::string card(const std::string& name, const Run& run, double megabytes, const std::string& dtype) {
   const auto& t = run.train;
   const int64_t batch = t.batch_size > 0 ? t.batch_size : run.program->batch_size();
   const auto program = run.config.at("program").get<std::string>();
@@ -50,11 +54,11 @@ std::string card(const std::string& name, const Run& run, double megabytes) {
       "- data: `{data}`, train split{subset}; figures on the test split\n"
       "- steps: {steps} ({images} images seen, batch {batch} x {world} rank(s)), seed {seed}\n"
       "- machine and wall time: (fill in)\n"
-      "- checkpoint: checkpoint.bin, float32 weights without optimiser state, {mb:.1f} MB\n\n"
+      "- checkpoint: checkpoint.bin, {dtype} weights without optimiser state, {mb:.1f} MB\n\n"
       "## Trained with\n\n"
       "```sh\n"
       "ppl train {program} --data {data} --steps {steps} --seed {seed}{n_train} --config OPTIONS.json --out runs/{name}\n"
-      "ppl export runs/{name} --out models/{name}\n"
+      "ppl export runs/{name} --out models/{name}{export_dtype}\n"
       "```\n\n"
       "OPTIONS.json holds the \"options\" object of config.json.\n\n"
       "## Figures\n\n"
@@ -64,7 +68,8 @@ std::string card(const std::string& name, const Run& run, double megabytes) {
       fmt::arg("name", name), fmt::arg("program", program), fmt::arg("data", t.data),
       fmt::arg("subset", t.n_train > 0 ? fmt::format(" ({} images spread over it)", t.n_train) : std::string()),
       fmt::arg("steps", run.step), fmt::arg("images", run.step * batch * t.world_size), fmt::arg("batch", batch),
-      fmt::arg("world", t.world_size), fmt::arg("seed", t.seed), fmt::arg("mb", megabytes),
+      fmt::arg("world", t.world_size), fmt::arg("seed", t.seed), fmt::arg("mb", megabytes), fmt::arg("dtype", dtype),
+      fmt::arg("export_dtype", dtype == "float32" ? std::string() : " --dtype " + dtype),
       fmt::arg("n_train", t.n_train > 0 ? fmt::format(" --n-train {}", t.n_train) : std::string()));
 }
 
@@ -72,6 +77,9 @@ void export_model(const ExportArgs& a) {
   namespace fs = std::filesystem;
   if (a.out.empty()) throw UsageError("export: --out is empty; name the model folder, e.g. --out models/NAME");
   if (!(a.max_mb > 0)) throw UsageError(fmt::format("export: --max-mb is {}, but must be positive", a.max_mb));
+  if (a.dtype != "float32" && a.dtype != "float16")
+    throw UsageError(fmt::format("export: --dtype is \"{}\", but must be float32 or float16", a.dtype));
+  const auto weights = a.dtype == "float16" ? torch::kHalf : torch::kFloat32;
   const fs::path dir = a.run, out = a.out;
   if (fs::exists(out / "checkpoint.bin"))
     throw UsageError(fmt::format("export: {} already holds a model; remove it or choose another --out", out.string()));
@@ -84,7 +92,7 @@ void export_model(const ExportArgs& a) {
     throw UsageError(fmt::format("export: cannot read the checkpoint of {}: {}", dir.string(), e.what()));
   }
   std::ostringstream bytes;
-  write_archive(released_archive(archive, run.step), bytes);
+  write_archive(released_archive(archive, run.step, weights), bytes);
   const double megabytes = static_cast<double>(bytes.str().size()) / 1e6;
   if (megabytes > a.max_mb)
     throw UsageError(fmt::format("export: the weights of {} take {:.1f} MB, over the --max-mb {} a released model may "
@@ -111,9 +119,10 @@ void export_model(const ExportArgs& a) {
   const auto readme = out / "README.md";
   auto name = fs::absolute(out).lexically_normal();
   if (name.filename().empty()) name = name.parent_path();  // "models/NAME/"
-  if (!fs::exists(readme)) write_atomic(readme, card(name.filename().string(), run, megabytes));
-  std::printf("exported %s at step %lld to %s (checkpoint.bin %.1f MB, config.json, README.md)\n",
-              dir.string().c_str(), static_cast<long long>(run.step), out.string().c_str(), megabytes);
+  if (!fs::exists(readme)) write_atomic(readme, card(name.filename().string(), run, megabytes, a.dtype));
+  std::printf("exported %s at step %lld to %s (checkpoint.bin %.1f MB of %s weights, config.json, README.md)\n",
+              dir.string().c_str(), static_cast<long long>(run.step), out.string().c_str(), megabytes,
+              a.dtype.c_str());
 }
 
 RegisterCommand register_export{"export", [](CLI::App& app) {
@@ -122,6 +131,8 @@ RegisterCommand register_export{"export", [](CLI::App& app) {
   cmd->add_option("run", a->run, "run directory")->required();
   cmd->add_option("--out", a->out, "model folder, e.g. models/NAME")->required();
   cmd->add_option("--max-mb", a->max_mb, "refuse a checkpoint larger than this many MB")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "how the weights are stored: float32, or float16 (half the size)")
+      ->capture_default_str();
   cmd->callback([a] { export_model(*a); });
 }};
 

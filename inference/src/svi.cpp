@@ -526,8 +526,13 @@ int64_t load_checkpoint(const TensorArchive& archive, const std::string& source,
   }
   TensorArchive params;
   params.metadata = archive.metadata.value("param_store", nlohmann::json::object());
+  // A released model may store its weights as float16 (`ppl export --dtype
+  // float16`); the parameters are float32 again once loaded.
+  const auto released = archive.metadata.value("released", nlohmann::json::object());
+  const bool widen = released.is_object() && released.value("weights", std::string()) == "float16";
   for (const auto& [name, t] : archive.tensors)
-    if (name.rfind("param/", 0) == 0) params.tensors.emplace_back(name.substr(6), t);
+    if (name.rfind("param/", 0) == 0)
+      params.tensors.emplace_back(name.substr(6), widen && t.scalar_type() == torch::kHalf ? t.to(torch::kFloat32) : t);
   param_store().load(params, path.string());
   optimiser.load_state(archive, "adam/");
   optimiser.load_schedule(archive, "schedule/");

@@ -30,6 +30,18 @@ set -e
 [ $rc1 -eq 2 ] && grep -q "already holds a model" "$work/err1" && [ "$(wc -l < "$work/err1")" -eq 1 ]
 [ $rc2 -eq 2 ] && grep -q -- "over the --max-mb 0.001" "$work/err2" && [ "$(wc -l < "$work/err2")" -eq 1 ]
 [ ! -e "$work/models/big/checkpoint.bin" ]
+# Half-precision weights: about half the file, a bad --dtype named.
+"$ppl" export "$work/run" --out "$work/models/half" --dtype float16 > "$work/export_half.txt"
+grep -q "of float16 weights" "$work/export_half.txt"
+grep -q "float16 weights without optimiser state" "$work/models/half/README.md"
+grep -q -- "--dtype float16" "$work/models/half/README.md"
+[ $((2 * $(stat -c %s "$work/models/half/checkpoint.bin"))) -lt \
+  $((11 * $(stat -c %s "$work/models/tiny/checkpoint.bin") / 10)) ]
+set +e
+"$ppl" export "$work/run" --out "$work/models/f64" --dtype float64 2> "$work/err3"; rc3=$?
+set -e
+[ $rc3 -eq 2 ] && grep -q -- '--dtype is "float64", but must be float32 or float16' "$work/err3"
+[ "$(wc -l < "$work/err3")" -eq 1 ] && [ ! -e "$work/models/f64" ]
 
 # The model folder reads like a run directory, with the same numbers.
 "$ppl" ll "$work/models/tiny" --particles 2 --n 4 --batch 4 --out "$work/ll_model" > "$work/ll_model.json" 2> /dev/null
@@ -44,6 +56,18 @@ lb = lb if isinstance(lb, list) else [lb]
 # The same float32 weights and draws: equal up to summation order.
 assert all(abs(x - y) <= 1e-3 * max(1.0, abs(y)) for x, y in zip(la, lb)), (la, lb)
 PY
+# The float16 model: the same draws with each weight rounded to 11
+# significant bits (relative error at most 2^-11), so log p(x) moves by a
+# small fraction of itself, not by the nats a different model would.
+"$ppl" ll "$work/models/half" --particles 2 --n 4 --batch 4 --out "$work/ll_half" > "$work/ll_half.json" 2> /dev/null
+python3 - "$work/ll_half.json" "$work/ll_run.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+la, lb = a["log_likelihood"], b["log_likelihood"]
+la = la if isinstance(la, list) else [la]
+lb = lb if isinstance(lb, list) else [lb]
+assert all(abs(x - y) <= 1e-2 * max(1.0, abs(y)) for x, y in zip(la, lb)), (la, lb)
+PY
 "$ppl" sample "$work/models/tiny" --n 4 --out "$work/s.png" > /dev/null 2>&1
 test -s "$work/s.png"
 "$ppl" trace "$work/models/tiny" --index 1 --json "$work/t.json" --html "$work/t.html" > /dev/null 2>&1
@@ -55,5 +79,10 @@ cp -r "$work/models/tiny" "$work/cont"
 grep -q "holds a released model (weights without optimiser state): continuing its weights at step 4 with a fresh Adam" \
   "$work/resume.txt"
 [ "$(stat -c %s "$work/cont/checkpoint.bin")" -gt "$(stat -c %s "$work/models/tiny/checkpoint.bin")" ]
+# ... and from the float16 model: its weights widened to float32, trained on.
+cp -r "$work/models/half" "$work/cont_half"
+"$ppl" train air --steps 6 --out "$work/cont_half" --resume > /dev/null 2> "$work/resume_half.txt"
+grep -q "continuing its weights at step 4" "$work/resume_half.txt"
+"$ppl" ll "$work/cont_half" --particles 2 --n 4 --batch 4 --out "$work/ll_cont_half" > /dev/null 2>&1
 
 echo "models: ok"

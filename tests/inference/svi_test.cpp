@@ -2,6 +2,7 @@
 // exact checkpoint resumption.
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -164,6 +165,62 @@ TEST_CASE("a checkpoint resumes training bit for bit", "[svi][checkpoint]") {
   std::filesystem::remove(path);
 
   CHECK_THROWS_AS(infer::load_checkpoint(path, resumed), ppl::Error);
+}
+
+namespace {
+void float_model(const torch::Tensor& x) {
+  auto mu = ppl::sample("mu", d::Normal(torch::tensor(0.0f), 1.0));
+  auto data = ppl::plate("data", x.size(0));
+  ppl::observe("x", d::Normal(mu, 0.5), x);
+}
+void float_guide(const torch::Tensor&) {
+  auto loc = ppl::param("loc", torch::tensor(0.0f));
+  auto scale = ppl::param("scale", torch::tensor(1.0f), ppl::ParamConstraint::positive);
+  ppl::sample("mu", d::Normal(loc, scale));
+}
+}  // namespace
+
+TEST_CASE("A released checkpoint with float16 weights loads as float32 parameters that train on", "[svi][checkpoint]") {
+  const auto x = torch::tensor({0.3f, 1.2f, 0.9f, 1.7f});
+  const auto path = std::filesystem::temp_directory_path() / "ppl_inference_checkpoint_half.ppl";
+  auto make = [] { return infer::Svi(float_model, float_guide, infer::Elbo(), infer::Adam(0.05)); };
+  ppl::param_store().clear();
+  torch::manual_seed(3);
+  {
+    auto first = make();
+    for (int i = 0; i < 5; ++i) first.step(x);
+    infer::save_checkpoint(path, first);
+  }
+  // What `ppl export --dtype float16` writes: parameters as float16, no
+  // optimiser state, "released" in the metadata.
+  auto archive = ppl::load_archive(path);
+  std::map<std::string, torch::Tensor> halves;
+  ppl::TensorArchive released;
+  released.metadata = archive.metadata;
+  released.metadata["released"] = {{"step", 5}, {"weights", "float16"}};
+  for (const auto& [name, t] : archive.tensors) {
+    if (name.rfind("adam/", 0) == 0 || name.rfind("schedule/", 0) == 0) continue;
+    auto v = name.rfind("param/", 0) == 0 ? t.to(torch::kHalf) : t;
+    if (name.rfind("param/", 0) == 0) halves[name.substr(6)] = v;
+    released.tensors.emplace_back(name, v);
+  }
+  REQUIRE(halves.size() == 2);
+  ppl::save_archive(released, path);
+
+  ppl::param_store().clear();
+  auto resumed = make();
+  infer::load_checkpoint(path, resumed);
+  CHECK(resumed.steps() == 5);
+  for (const auto& [name, h] : halves) {
+    INFO(name);
+    const auto& u = ppl::param_store().unconstrained(name);
+    CHECK(u.scalar_type() == torch::kFloat32);
+    CHECK(torch::equal(u, h.to(torch::kFloat32)));  // widening float16 is exact
+  }
+  const double loss = resumed.step(x);
+  CHECK(std::isfinite(loss));
+  CHECK(ppl::param_store().unconstrained("loc").scalar_type() == torch::kFloat32);
+  std::filesystem::remove(path);
 }
 
 namespace {
