@@ -8,6 +8,7 @@
 #include <ppl/inference.hpp>
 #include <ppl/programs/component_mixture.hpp>
 #include <ppl/programs/genesis/genesis.hpp>
+#include <ppl/programs/layers.hpp>
 #include <ppl/programs/objects.hpp>
 #include <ppl/programs/program.hpp>
 
@@ -62,6 +63,30 @@ TEST_CASE("the pixel mixture's density is sum_k w_k N(x, mu_k, sd_k) at every pi
   CHECK(torch::allclose(lp, expected, 1e-10, 1e-10));
 }
 
+TEST_CASE("the broadcast decoder convolves z tiled beside x and y coordinate channels", "[genesis]") {
+  torch::manual_seed(13);
+  ppl::programs::BroadcastDecoder dec(3, 8, 5, 2, 1);
+  auto z = torch::randn({4, 3});
+  auto out = dec->forward(z);
+  REQUIRE(out.sizes() == c10::IntArrayRef({4, 1, 8, 8}));
+  CHECK(out.is_contiguous());
+  // The input written out pixel by pixel: z, then x (across), then y (down) in [-1, 1].
+  auto in = torch::empty({4, 5, 8, 8});
+  for (int64_t i = 0; i < 8; ++i)
+    for (int64_t j = 0; j < 8; ++j) {
+      in.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, 3), i, j}, z);
+      in.index_put_({torch::indexing::Slice(), 3, i, j}, -1.0 + 2.0 * j / 7);
+      in.index_put_({torch::indexing::Slice(), 4, i, j}, -1.0 + 2.0 * i / 7);
+    }
+  auto h = in;
+  for (size_t l = 0; l < dec->convs->size(); ++l) {
+    auto conv = dec->convs->ptr(l)->as<torch::nn::Conv2d>();
+    h = conv ? torch::conv2d(h, conv->weight, conv->bias, 1, conv->options.kernel_size()->at(0) / 2) : torch::celu(h);
+  }
+  // The same sums in another memory layout (channels-last on the CPU): float rounding only.
+  CHECK(torch::allclose(out, h, 1e-5, 1e-5));
+}
+
 TEST_CASE("GENESIS model and guide visit the same sites with the documented shapes", "[genesis]") {
   ppl::param_store().clear();
   torch::manual_seed(3);
@@ -95,6 +120,85 @@ TEST_CASE("one GENESIS step gives a finite loss and moves the parameters, with G
     program.set_training(true);
     ppl::test::check_one_step(program, ppl::test::squares());
   }
+}
+
+TEST_CASE("the model replayed on the guide takes its masks and means, with the same loss and gradients", "[genesis]") {
+  ppl::param_store().clear();
+  torch::manual_seed(12);
+  genesis::Genesis program(small_genesis());
+  program.set_training(true);
+  auto& mixture = program.nets()->mixture;
+  const int64_t b = 4, k = 3;
+  auto x = torch::rand({b, 1, 16, 16});
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  struct Step {
+    torch::Tensor loss;
+    std::vector<torch::Tensor> grads;
+    int64_t decoded;
+  };
+  auto step = [&](bool reuse) {
+    mixture->reuse_guide_decoding = reuse;
+    auto params = program.nets()->parameters();
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    const auto before = mixture->decoded_components;
+    ppl::infer::Elbo elbo;
+    auto loss = ppl::handlers::seed([&](const torch::Tensor& img) { return elbo.loss(model, guide, img); }, 5)(x);
+    loss.backward();
+    Step out{loss.detach(), {}, mixture->decoded_components - before};
+    for (auto& p : params) out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return out;
+  };
+  auto recomputed = step(false), reused = step(true);
+  // The decoders run once (the guide's) instead of twice.
+  CHECK(reused.decoded == b * k);
+  CHECK(recomputed.decoded == 2 * b * k);
+  // The same draws and the same functions of them: equal up to the order in
+  // which backward sums the two uses of each decoder output.
+  CHECK(torch::allclose(reused.loss, recomputed.loss, 1e-6, 1e-5));
+  REQUIRE(reused.grads.size() == recomputed.grads.size());
+  for (std::size_t i = 0; i < reused.grads.size(); ++i) {
+    const double scale = recomputed.grads[i].abs().max().item<double>();
+    INFO("parameter " << i << " max difference " << (reused.grads[i] - recomputed.grads[i]).abs().max().item<double>()
+                       << " of " << scale);
+    CHECK((reused.grads[i] - recomputed.grads[i]).abs().max().item<double>() <= 1e-5 * scale + 1e-7);
+  }
+  mixture->reuse_guide_decoding = true;
+
+  // Draws other than the guide's latest are decoded, to what decoding gives.
+  auto first = ppl::trace(ppl::handlers::seed(guide, 1), x);
+  auto second = ppl::trace(ppl::handlers::seed(guide, 2), x);
+  auto before = mixture->decoded_components;
+  auto on_first = ppl::trace(ppl::handlers::replay(model, first), x);
+  CHECK(mixture->decoded_components - before == b * k);
+  mixture->reuse_guide_decoding = false;
+  auto again = ppl::trace(ppl::handlers::replay(model, first), x);
+  CHECK(torch::allclose(on_first.log_prob_sum(), again.log_prob_sum(), 1e-6, 1e-4));
+  mixture->reuse_guide_decoding = true;
+  // A guide run without gradients does not serve a model that needs them.
+  {
+    torch::NoGradGuard no_grad;
+    second = ppl::trace(guide, x);
+  }
+  before = mixture->decoded_components;
+  auto with_grad = ppl::trace(ppl::handlers::replay(model, second), x);
+  CHECK(mixture->decoded_components - before == b * k);
+  CHECK(with_grad.log_prob_sum().requires_grad());
+  // Nor once a decoder's parameter has changed.
+  second = ppl::trace(guide, x);
+  {
+    torch::NoGradGuard no_grad;
+    mixture->comp_dec->parameters()[0].add_(1e-3);
+  }
+  before = mixture->decoded_components;
+  ppl::trace(ppl::handlers::replay(model, second), x);
+  CHECK(mixture->decoded_components - before == b * k);
+  // And it serves once: the same replay again decodes.
+  second = ppl::trace(guide, x);
+  ppl::trace(ppl::handlers::replay(model, second), x);
+  before = mixture->decoded_components;
+  ppl::trace(ppl::handlers::replay(model, second), x);
+  CHECK(mixture->decoded_components - before == b * k);
 }
 
 TEST_CASE("GECO lowers beta while the reconstruction is worse than the goal and raises it when better", "[genesis]") {

