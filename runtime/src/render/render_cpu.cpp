@@ -3,8 +3,11 @@
 //   exp(-(dx^2 + dy^2) / (2 s^2)) = ex[n, w] * ey[n, h],
 // so a stroke costs S (H + W) exponentials and an [H, S] x [S, W] product,
 // and the backward recomputes them instead of storing S x H x W values.
+// Each curve sample's factors are computed and used only in the window of
+// pixels where they can be nonzero (see splat_stroke).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -39,11 +42,26 @@ namespace {
 template <typename scalar_t>
 struct StrokeScratch {
   std::vector<scalar_t> bx, by;  // [S] curve samples
-  std::vector<scalar_t> ex, ey;  // [S, W], [S, H] separable splat factors
+  std::vector<scalar_t> ex, ey;  // [S, W], [S, H] separable splat factors, set inside each sample's window
   std::vector<scalar_t> raw;     // [H, W] Eq. 11
+  std::vector<std::int64_t> x0, x1, y0, y1;  // [S] each sample's window: columns [x0, x1), rows [y0, y1)
   StrokeScratch(std::int64_t S, std::int64_t H, std::int64_t W)
-      : bx(S), by(S), ex(S * W), ey(S * H), raw(H * W) {}
+      : bx(S), by(S), ex(S * W), ey(S * H), raw(H * W), x0(S), x1(S), y0(S), y1(S) {}
 };
+
+// The pixels i of an axis of n whose coordinate i / n lies within `reach`
+// of c, as [lo, hi), with a pixel to spare on each side; the whole axis when
+// c or reach is not finite.
+template <typename scalar_t>
+void window(scalar_t c, scalar_t reach, std::int64_t n, std::int64_t& lo, std::int64_t& hi) {
+  const double a = (static_cast<double>(c) - reach) * n, b = (static_cast<double>(c) + reach) * n;
+  if (!std::isfinite(a) || !std::isfinite(b)) {
+    lo = 0, hi = n;
+    return;
+  }
+  lo = static_cast<std::int64_t>(std::clamp(std::floor(a) - 1, 0.0, static_cast<double>(n)));
+  hi = std::max(lo, static_cast<std::int64_t>(std::clamp(std::ceil(b) + 2, 0.0, static_cast<double>(n))));
+}
 
 // Fills bx, by, ex, ey and raw for one stroke; returns the index of the
 // largest raw value.
@@ -54,6 +72,11 @@ std::int64_t splat_stroke(StrokeScratch<scalar_t>& s, const scalar_t* pts, scala
   const scalar_t inv2s2 = scalar_t(1) / (scalar_t(2) * sigma * sigma);
   const scalar_t inv_w = scalar_t(1) / static_cast<scalar_t>(W);
   const scalar_t inv_h = scalar_t(1) / static_cast<scalar_t>(H);
+  // A factor exp(-d^2 / (2 sigma^2)) farther than `reach` from its sample
+  // is below the smallest normal number (13.2 sigma in float), which the
+  // kernels' flush-to-zero mode makes 0, and so is every product with it:
+  // the loops skip those pixels, whose terms were exact zeros.
+  const scalar_t reach = sigma * std::sqrt(scalar_t(-2) * std::log(std::numeric_limits<scalar_t>::min()));
   for (std::int64_t n = 0; n < S; ++n) {
     scalar_t x = 0, y = 0;
     for (std::int64_t k = 0; k < K; ++k) {
@@ -62,13 +85,15 @@ std::int64_t splat_stroke(StrokeScratch<scalar_t>& s, const scalar_t* pts, scala
     }
     s.bx[n] = x;
     s.by[n] = y;
+    window(x, reach, W, s.x0[n], s.x1[n]);
+    window(y, reach, H, s.y0[n], s.y1[n]);
     scalar_t* exn = s.ex.data() + n * W;
-    for (std::int64_t w = 0; w < W; ++w) {
+    for (std::int64_t w = s.x0[n]; w < s.x1[n]; ++w) {
       const scalar_t d = static_cast<scalar_t>(w) * inv_w - x;
       exn[w] = std::exp(-d * d * inv2s2);
     }
     scalar_t* eyn = s.ey.data() + n * H;
-    for (std::int64_t h = 0; h < H; ++h) {
+    for (std::int64_t h = s.y0[n]; h < s.y1[n]; ++h) {
       const scalar_t d = static_cast<scalar_t>(h) * inv_h - y;
       eyn[h] = std::exp(-d * d * inv2s2);
     }
@@ -77,10 +102,11 @@ std::int64_t splat_stroke(StrokeScratch<scalar_t>& s, const scalar_t* pts, scala
   for (std::int64_t n = 0; n < S; ++n) {
     const scalar_t* exn = s.ex.data() + n * W;
     const scalar_t* eyn = s.ey.data() + n * H;
-    for (std::int64_t h = 0; h < H; ++h) {
+    const std::int64_t w0 = s.x0[n], w1 = s.x1[n];
+    for (std::int64_t h = s.y0[n]; h < s.y1[n]; ++h) {
       const scalar_t e = eyn[h];
       scalar_t* row = s.raw.data() + h * W;
-      for (std::int64_t w = 0; w < W; ++w) row[w] += e * exn[w];
+      for (std::int64_t w = w0; w < w1; ++w) row[w] += e * exn[w];
     }
   }
   return std::max_element(s.raw.begin(), s.raw.end()) - s.raw.begin();
@@ -194,17 +220,20 @@ RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tens
         if (!detach_max) graw[arg] += g_m;  // the max's own gradient, unless it is held fixed
         go[i] = g_w0;
         // Eq. 11 backwards through raw = ey^T ex.
+        // Only the products inside each sample's window are nonzero, so
+        // dex and dey are needed (and set) there only.
         std::fill(dex.begin(), dex.end(), scalar_t(0));
         for (std::int64_t n = 0; n < S; ++n) {
           const scalar_t* eyn = s.ey.data() + n * H;
           const scalar_t* exn = s.ex.data() + n * W;
           scalar_t* dexn = dex.data() + n * W;
           scalar_t* deyn = dey.data() + n * H;
-          for (std::int64_t h = 0; h < H; ++h) {
+          const std::int64_t w0 = s.x0[n], w1 = s.x1[n];
+          for (std::int64_t h = s.y0[n]; h < s.y1[n]; ++h) {
             const scalar_t* gr = graw.data() + h * W;
             const scalar_t e = eyn[h];
             scalar_t acc = 0;
-            for (std::int64_t w = 0; w < W; ++w) {
+            for (std::int64_t w = w0; w < w1; ++w) {
               dexn[w] += e * gr[w];
               acc += exn[w] * gr[w];
             }
@@ -220,13 +249,13 @@ RenderGrads render_backward_cpu(const torch::Tensor& grad_out, const torch::Tens
           const scalar_t* dexn = dex.data() + n * W;
           const scalar_t* deyn = dey.data() + n * H;
           scalar_t ax = 0, ay = 0, a2 = 0;
-          for (std::int64_t w = 0; w < W; ++w) {
+          for (std::int64_t w = s.x0[n]; w < s.x1[n]; ++w) {
             const scalar_t d = static_cast<scalar_t>(w) * inv_w - s.bx[n];
             const scalar_t t = dexn[w] * exn[w] * d;
             ax += t;
             a2 += t * d;
           }
-          for (std::int64_t h = 0; h < H; ++h) {
+          for (std::int64_t h = s.y0[n]; h < s.y1[n]; ++h) {
             const scalar_t d = static_cast<scalar_t>(h) * inv_h - s.by[n];
             const scalar_t t = deyn[h] * eyn[h] * d;
             ay += t;
