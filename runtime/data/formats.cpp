@@ -285,7 +285,7 @@ void write_idx(const fs::path& path, const torch::Tensor& data) {
 
 namespace {
 
-constexpr const char* kNpyExpected = "a .npy file of uint8 bitmaps, shape (N, 784) or (N, 28, 28)";
+constexpr const char* kNpyExpected = "a .npy file of uint8 bitmaps, shape (N, 784), (N, 1, 784), (N, 28, 28) or (N, 1, 28, 28)";
 
 struct NpyHeader {
   std::int64_t rows = 0;
@@ -362,8 +362,12 @@ NpyHeader npy_header(std::ifstream& in, const fs::path& path, std::uintmax_t fil
            fmt::format("shape {} (dimension {} is over the readers' limit of {} bytes)", shape_text, v, kMaxDataBytes));
     out.shape.push_back(static_cast<std::int64_t>(v));
   }
-  const bool flat = out.shape.size() == 2 && out.shape[1] == 784;
-  const bool square = out.shape.size() == 3 && out.shape[1] == 28 && out.shape[2] == 28;
+  // A channel dimension of 1 after N is allowed (QuickDraw's bitmaps as
+  // some tools save them), with the same bytes.
+  auto dims = out.shape;
+  if (dims.size() > 2 && dims[1] == 1) dims.erase(dims.begin() + 1);
+  const bool flat = dims.size() == 2 && dims[1] == 784;
+  const bool square = dims.size() == 3 && dims[1] == 28 && dims[2] == 28;
   if (!flat && !square) fail(where, kNpyExpected, fmt::format("shape ({})", fmt::join(out.shape, ", ")));
   out.rows = out.shape[0];
   if (out.rows == 0) fail(where, kNpyExpected, fmt::format("shape ({}) (no bitmaps)", fmt::join(out.shape, ", ")));

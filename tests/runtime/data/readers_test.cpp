@@ -386,6 +386,18 @@ TEST_CASE("npy: QuickDraw bitmaps read, bad files raise errors naming the path",
   const auto cube = tmp.path / "cube.npy";
   dump(cube, npy_bytes("|u1", "(2, 28, 28)", 2 * 784));
   CHECK(rd::read_npy_bitmaps(cube).size(0) == 2);
+  // A channel dimension of 1 (as the QuickDraw files of the shared data
+  // hold them): the same bytes, so the same bitmaps.
+  for (const char* with_channel : {"(3, 1, 784)", "(3, 1, 28, 28)"}) {
+    INFO(with_channel);
+    const auto channel = tmp.path / "channel.npy";
+    dump(channel, npy_bytes("|u1", with_channel, 3 * 784));
+    CHECK(torch::equal(rd::read_npy_bitmaps(channel), x));
+    CHECK(rd::count_npy_bitmaps(channel) == 3);
+  }
+  const auto two = tmp.path / "two.npy";
+  dump(two, npy_bytes("|u1", "(3, 2, 392)", 3 * 784));
+  require_throws_with<rd::DataError>([&] { rd::read_npy_bitmaps(two); }, {two.string(), "shape (3, 2, 392)"});
 
   const auto magic = tmp.path / "magic.npy";
   auto bad = npy_bytes("|u1", "(3, 784)", 3 * 784);

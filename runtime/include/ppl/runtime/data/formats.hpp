@@ -48,7 +48,8 @@ std::int64_t count_idx_dataset(const std::filesystem::path& images, const std::f
 void write_idx(const std::filesystem::path& path, const torch::Tensor& data);
 
 /// Reads a QuickDraw numpy bitmap file: a version 1-3 .npy array of dtype
-/// uint8, shape (N, 784) or (N, 28, 28), C order. Returns [N, 28, 28] float32
+/// uint8, shape (N, 784) or (N, 28, 28), either with a channel dimension of 1
+/// after N, C order. Returns [N, 28, 28] float32
 /// in [0, 1], only the first `max_rows` rows when max_rows >= 0. Throws
 /// DataError naming the path for a missing file, a wrong magic string, a
 /// malformed header, an unsupported dtype, order or shape, a shape of no
