@@ -1,6 +1,7 @@
 // `ppl export RUN --out models/NAME`: a released model from a run: its
 // weights (float32, or float16 to halve the file) without optimiser state,
 // its config.json and a card.
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -69,7 +70,10 @@ std::string card(const std::string& name, const Run& run, double megabytes, cons
       fmt::arg("subset", t.n_train > 0 ? fmt::format(" ({} images spread over it)", t.n_train) : std::string()),
       fmt::arg("steps", run.step), fmt::arg("images", run.step * batch * t.world_size), fmt::arg("batch", batch),
       fmt::arg("world", t.world_size), fmt::arg("seed", t.seed), fmt::arg("mb", megabytes), fmt::arg("dtype", dtype),
-      fmt::arg("export_dtype", dtype == "float32" ? std::string() : " --dtype " + dtype),
+      fmt::arg("export_dtype", (dtype == "float32" ? std::string() : " --dtype " + dtype) +
+                                   (megabytes > ExportArgs{}.max_mb
+                                        ? fmt::format(" --max-mb {}", static_cast<int>(std::ceil(megabytes)))
+                                        : std::string())),
       fmt::arg("n_train", t.n_train > 0 ? fmt::format(" --n-train {}", t.n_train) : std::string()));
 }
 

@@ -34,7 +34,10 @@ set -e
 "$ppl" export "$work/run" --out "$work/models/half" --dtype float16 > "$work/export_half.txt"
 grep -q "of float16 weights" "$work/export_half.txt"
 grep -q "float16 weights without optimiser state" "$work/models/half/README.md"
-grep -q -- "--dtype float16" "$work/models/half/README.md"
+grep -q -- "--out models/half --dtype float16$" "$work/models/half/README.md"
+# A model over the default --max-mb: its card's command carries the limit it needed.
+"$ppl" export "$work/run" --out "$work/models/big_ok" --max-mb 30 > /dev/null
+grep -q -- "--out models/big_ok$" "$work/models/big_ok/README.md"
 [ $((2 * $(stat -c %s "$work/models/half/checkpoint.bin"))) -lt \
   $((11 * $(stat -c %s "$work/models/tiny/checkpoint.bin") / 10)) ]
 set +e
