@@ -31,6 +31,14 @@ check air-multi-mnist 10 100 636.9 1.0
 # GNM's sd-0.1 likelihood sums 4,096 pixels per scene; float32 rounding of
 # the same draws moves the log-weights by a few hundredths of a nat.
 check gnm-mnist4 10 20 5089.1 1.0
+# DooD's Laplace likelihood sums 2,500 pixels; its float16 weights are
+# widened to float32 on load, so machines differ by float32 rounding only.
+# Omniglot is read from the data roots; without it the check is skipped.
+if "$ppl" data list 2> /dev/null | awk '$1 == "omniglot" && $2 == "yes" { found = 1 } END { exit !found }'; then
+  check dood-omniglot 2 8 865.3 1.0
+else
+  echo "dood-omniglot: skipped, no Omniglot under the data roots"
+fi
 
 # The count accuracy and box precision its card quotes (`ppl eval boxes` on 500
 # test scenes, seed 0): a rounding difference may flip a scene or two (0.002 each).
