@@ -285,7 +285,8 @@ void write_idx(const fs::path& path, const torch::Tensor& data) {
 
 namespace {
 
-constexpr const char* kNpyExpected = "a .npy file of uint8 bitmaps, shape (N, 784), (N, 1, 784), (N, 28, 28) or (N, 1, 28, 28)";
+constexpr const char* kNpyExpected =
+    "a .npy file of uint8 bitmaps, shape (N, 784), (N, 1, 784), (N, 28, 28) or (N, 1, 28, 28)";
 
 struct NpyHeader {
   std::int64_t rows = 0;

@@ -83,7 +83,8 @@ torch::Tensor decode_means(ComponentMixture& nets, const torch::Tensor& z_c) {
 /// with the decoders as they were then and gradients where now needed.
 bool from_guide(const ComponentMixture& nets, const std::vector<torch::Tensor>& z_m, const torch::Tensor& z_c) {
   const auto& g = nets->guide_decoding;
-  if (!nets->reuse_guide_decoding || !g.z_c.defined() || !z_c.is_same(g.z_c) || z_m.size() != g.z_m.size()) return false;
+  if (!nets->reuse_guide_decoding || !g.z_c.defined() || !z_c.is_same(g.z_c) || z_m.size() != g.z_m.size())
+    return false;
   for (size_t k = 0; k < z_m.size(); ++k)
     if (!z_m[k].is_same(g.z_m[k])) return false;
   return (g.grad || !torch::GradMode::is_enabled()) && g.versions == nets->decoder_versions();
