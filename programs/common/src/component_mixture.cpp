@@ -47,13 +47,6 @@ ComponentMixtureImpl::ComponentMixtureImpl(const MixtureSizes& s) : sizes(s) {
                                                           s.decoder_layers, 1));
 }
 
-std::vector<int64_t> ComponentMixtureImpl::decoder_versions() const {
-  std::vector<int64_t> v;
-  for (const auto& p : mask_dec->parameters()) v.push_back(p._version());
-  for (const auto& p : comp_dec->parameters()) v.push_back(p._version());
-  return v;
-}
-
 torch::Tensor log_stick_breaking(const torch::Tensor& logits) {
   const int64_t k = logits.size(1);
   auto head = logits.narrow(1, 0, k - 1);
@@ -66,6 +59,11 @@ torch::Tensor log_stick_breaking(const torch::Tensor& logits) {
 }
 
 namespace {
+/// The versions of the decoders' parameters (they change with every update).
+std::vector<int64_t> decoder_versions(const ComponentMixture& nets) {
+  return parameter_versions({nets->mask_dec.get(), nets->comp_dec.get()});
+}
+
 /// The masks log m_k [B, K, H, W] of z_m [B, K, Dm].
 torch::Tensor decode_masks(ComponentMixture& nets, const torch::Tensor& z_m) {
   const int64_t b = z_m.size(0), k = z_m.size(1), h = nets->sizes.image_size;
@@ -87,7 +85,7 @@ bool from_guide(const ComponentMixture& nets, const std::vector<torch::Tensor>& 
     return false;
   for (size_t k = 0; k < z_m.size(); ++k)
     if (!z_m[k].is_same(g.z_m[k])) return false;
-  return (g.grad || !torch::GradMode::is_enabled()) && g.versions == nets->decoder_versions();
+  return (g.grad || !torch::GradMode::is_enabled()) && g.versions == decoder_versions(nets);
 }
 
 torch::Tensor draw_or_mean(const std::string& name, const torch::Tensor& loc, const torch::Tensor& scale,
@@ -150,7 +148,7 @@ MixtureDraw mixture_posterior(ComponentMixture& nets, const MixtureSites& sites,
   out.means = decode_means(nets, out.z_c);
   nets->guide_decoding = {};
   if (!mode && nets->reuse_guide_decoding)
-    nets->guide_decoding = {zs, out.z_c, out.log_masks, out.means, nets->decoder_versions(),
+    nets->guide_decoding = {zs, out.z_c, out.log_masks, out.means, decoder_versions(nets),
                             torch::GradMode::is_enabled()};
   return out;
 }

@@ -24,6 +24,13 @@ std::vector<ConvRow> fit_strides(std::vector<ConvRow> rows, int64_t ratio, const
   return rows;
 }
 
+std::vector<int64_t> parameter_versions(std::initializer_list<const torch::nn::Module*> modules) {
+  std::vector<int64_t> v;
+  for (const auto* m : modules)
+    for (const auto& p : m->parameters()) v.push_back(p._version());
+  return v;
+}
+
 torch::nn::Sequential subpixel_stack(int64_t in_channels, std::vector<ConvRow> rows, int64_t out_channels,
                                      const std::string& activation) {
   nn::Sequential seq;

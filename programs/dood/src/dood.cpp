@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <ppl/core/reflect.hpp>
+#include <ppl/programs/layers.hpp>
 #include <ppl/runtime/composite.hpp>
 #include <ppl/runtime/image.hpp>
 #include <ppl/runtime/render.hpp>
@@ -370,10 +371,7 @@ torch::Tensor Dood::blank_features(int64_t n, const torch::TensorOptions& opts) 
 }
 
 std::vector<int64_t> Dood::canvas_versions() const {
-  std::vector<int64_t> v;
-  for (const auto& p : nets_->image_cnn->parameters()) v.push_back(p._version());
-  for (const auto& p : nets_->renderer->parameters()) v.push_back(p._version());
-  return v;
+  return parameter_versions({nets_->image_cnn.get(), nets_->renderer.get()});
 }
 
 RenderParams Dood::render_params(const torch::Tensor& l, const torch::Tensor& s) {

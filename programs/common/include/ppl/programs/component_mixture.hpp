@@ -71,8 +71,6 @@ struct ComponentMixtureImpl : torch::nn::Module {
   GuideDecoding guide_decoding;
   /// Latents z_m/k decoded so far (each also z_c/k), for tests and profiles.
   int64_t decoded_components = 0;
-  /// The versions of the decoders' parameters (they change with every update).
-  std::vector<int64_t> decoder_versions() const;
 };
 TORCH_MODULE(ComponentMixture);
 

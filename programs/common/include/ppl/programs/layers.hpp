@@ -3,6 +3,7 @@
 /// GENESIS, SPACE): sub-pixel decoder stacks, the image encoder of GNM's
 /// Table 6, MLPs with layer normalisation, the spatial broadcast decoder and
 /// the positive scale of a Normal (seed 003, Appendix D).
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ struct ConvRow {
 /// paper's tables are for 128 x 128 images; this adapts them to smaller ones.
 /// Throws ppl::ArgumentError when no such fit exists.
 std::vector<ConvRow> fit_strides(std::vector<ConvRow> rows, int64_t ratio, const std::string& what);
+
+/// The version counters of the parameters of `modules`, in order. Every
+/// in-place update of a parameter bumps its counter, so two equal lists mean
+/// that none of these weights changed in between.
+std::vector<int64_t> parameter_versions(std::initializer_list<const torch::nn::Module*> modules);
 
 /// A sub-pixel decoder (Shi et al. 2016): each row is conv -> pixel shuffle,
 /// followed by layer normalisation and `activation` ("relu" or "celu")
