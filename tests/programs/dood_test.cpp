@@ -13,6 +13,8 @@
 #include <ppl/runtime/image.hpp>
 #include <ppl/runtime/render.hpp>
 
+#include "program_checks.hpp"
+
 namespace dood = ppl::programs::dood;
 
 namespace {
@@ -741,38 +743,21 @@ TEST_CASE("DooD: the model replayed on the guide takes its canvas features, with
   const int64_t b = 4, t = o.steps;
   auto model = [&](const torch::Tensor& img) { return program.model(img); };
   auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
-  struct Step {
-    torch::Tensor loss;
-    std::vector<torch::Tensor> grads;
-    int64_t cnn_images;
-  };
   auto step = [&](bool reuse) {
     program.set_feature_reuse(reuse);
-    auto params = program.nets()->parameters();
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
     const auto before = program.cnn_images();
-    ppl::infer::Elbo elbo;  // a fresh decaying-average baseline each time
-    auto loss = ppl::handlers::seed([&](const torch::Tensor& img) { return elbo.loss(model, guide, img); }, 5)(x);
-    loss.backward();
-    Step out{loss.detach(), {}, program.cnn_images() - before};
-    for (auto& p : params) out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    return out;
+    auto out = ppl::test::elbo_gradients(program, x, program.nets()->parameters());
+    return std::make_pair(out, program.cnn_images() - before);
   };
-  auto recomputed = step(false), reused = step(true);
-  CHECK(torch::allclose(reused.loss, recomputed.loss, 1e-6, 1e-5));
-  REQUIRE(reused.grads.size() == recomputed.grads.size());
-  for (std::size_t i = 0; i < reused.grads.size(); ++i) {
-    INFO("parameter " << i << " max difference " << (reused.grads[i] - recomputed.grads[i]).abs().max().item<double>()
-                       << " of " << recomputed.grads[i].abs().max().item<double>());
-    // Float rounding: the blank canvas's gradient is summed over the batch in another order.
-    const double scale = recomputed.grads[i].abs().max().item<double>();
-    CHECK((reused.grads[i] - recomputed.grads[i]).abs().max().item<double>() <= 1e-5 * scale + 1e-7);
-  }
+  const auto [recomputed, recomputed_cnn] = step(false);
+  const auto [reused, reused_cnn] = step(true);
+  // Float rounding: the blank canvas's gradient is summed over the batch in another order.
+  ppl::test::check_same_gradients(reused, recomputed);
   // The guide: the target, one blank canvas, then per step the residual and
   // the glimpse, and the canvas from step 1 on. Without reuse every image's
   // canvas of every step, in the guide and again in the model.
-  CHECK(reused.cnn_images == b + 1 + 2 * b * t + b * (t - 1));
-  CHECK(recomputed.cnn_images == b + 3 * b * t + b * t);
+  CHECK(reused_cnn == b + 1 + 2 * b * t + b * (t - 1));
+  CHECK(recomputed_cnn == b + 3 * b * t + b * t);
   program.set_feature_reuse(true);
 
   // Draws other than the guide's latest: the model recomputes the canvases

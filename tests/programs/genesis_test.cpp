@@ -132,37 +132,20 @@ TEST_CASE("the model replayed on the guide takes its masks and means, with the s
   auto x = torch::rand({b, 1, 16, 16});
   auto model = [&](const torch::Tensor& img) { return program.model(img); };
   auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
-  struct Step {
-    torch::Tensor loss;
-    std::vector<torch::Tensor> grads;
-    int64_t decoded;
-  };
   auto step = [&](bool reuse) {
     mixture->reuse_guide_decoding = reuse;
-    auto params = program.nets()->parameters();
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
     const auto before = mixture->decoded_components;
-    ppl::infer::Elbo elbo;
-    auto loss = ppl::handlers::seed([&](const torch::Tensor& img) { return elbo.loss(model, guide, img); }, 5)(x);
-    loss.backward();
-    Step out{loss.detach(), {}, mixture->decoded_components - before};
-    for (auto& p : params) out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-    return out;
+    auto out = ppl::test::elbo_gradients(program, x, program.nets()->parameters());
+    return std::make_pair(out, mixture->decoded_components - before);
   };
-  auto recomputed = step(false), reused = step(true);
+  const auto [recomputed, recomputed_decoded] = step(false);
+  const auto [reused, reused_decoded] = step(true);
   // The decoders run once (the guide's) instead of twice.
-  CHECK(reused.decoded == b * k);
-  CHECK(recomputed.decoded == 2 * b * k);
+  CHECK(reused_decoded == b * k);
+  CHECK(recomputed_decoded == 2 * b * k);
   // The same draws and the same functions of them: equal up to the order in
   // which backward sums the two uses of each decoder output.
-  CHECK(torch::allclose(reused.loss, recomputed.loss, 1e-6, 1e-5));
-  REQUIRE(reused.grads.size() == recomputed.grads.size());
-  for (std::size_t i = 0; i < reused.grads.size(); ++i) {
-    const double scale = recomputed.grads[i].abs().max().item<double>();
-    INFO("parameter " << i << " max difference " << (reused.grads[i] - recomputed.grads[i]).abs().max().item<double>()
-                       << " of " << scale);
-    CHECK((reused.grads[i] - recomputed.grads[i]).abs().max().item<double>() <= 1e-5 * scale + 1e-7);
-  }
+  ppl::test::check_same_gradients(reused, recomputed);
   mixture->reuse_guide_decoding = true;
 
   // Draws other than the guide's latest are decoded, to what decoding gives.

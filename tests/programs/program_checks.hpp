@@ -82,4 +82,41 @@ inline double check_one_step(ppl::programs::ImageProgram& program, const torch::
   return loss;
 }
 
+/// An ELBO loss of `program` on x and the gradient of each of `params`
+/// (zeros for one the loss does not reach).
+struct ElboGradients {
+  torch::Tensor loss;
+  std::vector<torch::Tensor> grads;
+};
+
+/// One ELBO loss (default options, a fresh baseline) of `program` on x with
+/// the draws seeded by `seed`, and its gradients; clears the gradients of
+/// `params` first.
+inline ElboGradients elbo_gradients(ppl::programs::ImageProgram& program, const torch::Tensor& x,
+                                    std::vector<torch::Tensor> params, uint64_t seed = 5) {
+  auto model = [&](const torch::Tensor& img) { return program.model(img); };
+  auto guide = [&](const torch::Tensor& img) { return program.guide(img); };
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  ppl::infer::Elbo elbo;
+  auto loss = ppl::handlers::seed([&](const torch::Tensor& img) { return elbo.loss(model, guide, img); }, seed)(x);
+  loss.backward();
+  ElboGradients out{loss.detach(), {}};
+  for (auto& p : params) out.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+  return out;
+}
+
+/// Checks that two computations of the same loss and gradients agree up to
+/// float rounding of sums taken in another order: the loss to 1e-6 relative
+/// (1e-5 absolute), each gradient within 1e-5 of its largest entry (+1e-7).
+inline void check_same_gradients(const ElboGradients& got, const ElboGradients& want) {
+  CHECK(torch::allclose(got.loss, want.loss, 1e-6, 1e-5));
+  REQUIRE(got.grads.size() == want.grads.size());
+  for (std::size_t i = 0; i < got.grads.size(); ++i) {
+    const double scale = want.grads[i].abs().max().item<double>();
+    const double difference = (got.grads[i] - want.grads[i]).abs().max().item<double>();
+    INFO("parameter " << i << " max difference " << difference << " of " << scale);
+    CHECK(difference <= 1e-5 * scale + 1e-7);
+  }
+}
+
 }  // namespace ppl::test
