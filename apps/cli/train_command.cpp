@@ -14,6 +14,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <ppl/core/archive.hpp>
 #include <ppl/core/atomic_file.hpp>
@@ -34,6 +35,7 @@ struct TrainArgs {
   std::string config;
   bool resume = false;
   std::string init_from;           ///< a run whose checkpoint a new run starts from ("": none)
+  std::vector<std::string> reinit;  ///< with init_from: parameters (by prefix) that start afresh
   int nproc = 1;                   ///< local worker processes (data-parallel)
   std::string backend = "gloo";    ///< c10d backend of a group
   double rendezvous_timeout = 60;  ///< seconds the ranks wait for each other to join
@@ -247,6 +249,10 @@ void train(const TrainArgs& args) {
   if (args.nproc < 1) throw UsageError(fmt::format("train: --nproc is {}, but must be at least 1", args.nproc));
   if (args.resume && !args.init_from.empty())
     throw UsageError("train: --resume continues the run in --out, --init-from starts a new one; pass one of them");
+  if (!args.reinit.empty() && args.init_from.empty())
+    throw UsageError(fmt::format("train: --reinit {} chooses which parameters of an --init-from run start afresh; "
+                                 "pass --init-from too",
+                                 args.reinit.front()));
   if (args.profile_steps < 1 || args.profile_after < 0)
     throw UsageError(fmt::format("train: --profile-steps is {} and --profile-after {}, but they must be at least 1 "
                                  "and 0",
@@ -376,6 +382,7 @@ void train(const TrainArgs& args) {
   // A resumed run continues from its own checkpoint, an --init-from run from
   // the source run's (weights, optimiser state and step).
   const fs::path start_checkpoint = args.resume ? checkpoint : fs::path(args.init_from) / "checkpoint.bin";
+  std::vector<std::string> fresh;  // the parameters --reinit starts afresh
   if (args.resume || !args.init_from.empty()) {  // every rank runs the same command line
     // Rank 0 reads the checkpoint and sends it: every rank starts from its state.
     std::string bytes;
@@ -386,7 +393,8 @@ void train(const TrainArgs& args) {
     if (group) infer::broadcast_bytes(*group, bytes);
     try {
       std::istringstream in(bytes);
-      const auto archive = read_archive(in, bytes.size(), start_checkpoint.string());
+      auto archive = read_archive(in, bytes.size(), start_checkpoint.string());
+      if (!args.reinit.empty()) fresh = infer::drop_parameters(archive, args.reinit, start_checkpoint.string());
       svi.set_steps(infer::load_checkpoint(archive, start_checkpoint.string(), svi.elbo(), svi.optimiser()));
       released = archive.metadata.contains("released");
     } catch (const Error& e) {
@@ -394,7 +402,11 @@ void train(const TrainArgs& args) {
                                    args.resume ? dir.string() : args.init_from, e.what()));
     }
     try {
-      bind_checkpoint(*program, device, param_store().names(), start_checkpoint);
+      // The parameters --reinit left out take their values from the networks
+      // as built now, when the first trace registers them.
+      auto expected = param_store().names();
+      expected.insert(expected.end(), fresh.begin(), fresh.end());
+      bind_checkpoint(*program, device, expected, start_checkpoint);
     } catch (const Error& e) {
       if (args.resume) throw;
       throw UsageError(fmt::format("train: --init-from {}: its networks do not fit these options: {}", args.init_from,
@@ -403,6 +415,7 @@ void train(const TrainArgs& args) {
     start = svi.steps();
     if (!args.resume) {
       config["init_from"]["step"] = start;
+      if (!args.reinit.empty()) config["init_from"]["reinit"] = args.reinit;
       if (start >= t.steps)
         throw UsageError(fmt::format("train: --init-from {} is at step {}, so --steps {} leaves nothing to train",
                                      args.init_from, start, t.steps));
@@ -413,9 +426,13 @@ void train(const TrainArgs& args) {
                    "step %lld with a fresh Adam state, so the steps from here differ from the original run's\n",
                    args.resume ? dir.string().c_str() : args.init_from.c_str(), static_cast<long long>(start));
     else if (lead && !args.resume)
-      std::fprintf(stderr, "train: starting %s from %s at step %lld%s\n", dir.string().c_str(),
+      std::fprintf(stderr, "train: starting %s from %s at step %lld%s%s\n", dir.string().c_str(),
                    args.init_from.c_str(), static_cast<long long>(start),
-                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
+                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "",
+                   fresh.empty() ? ""
+                                 : fmt::format("; {} parameters start afresh ({})", fresh.size(),
+                                               fmt::join(args.reinit, ", "))
+                                       .c_str());
     else if (lead)
       std::fprintf(stderr, "train: resuming %s at step %lld%s\n", dir.string().c_str(), static_cast<long long>(start),
                    world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");
@@ -678,6 +695,9 @@ RegisterCommand register_train{"train", [](CLI::App& app) {
   cmd->add_option("--init-from", a->init_from,
                   "start a new run from another run's checkpoint (weights, optimiser state, step) and options, "
                   "with --config's changes; its metrics up to that step open the new run's");
+  cmd->add_option("--reinit", a->reinit,
+                  "with --init-from: parameters whose names start with this (repeatable, e.g. dood.q_o) keep the "
+                  "initialisation of the options now, with a fresh optimiser state, instead of the source's values");
   cmd->add_option("--batch-size", a->train.batch_size, "batch size (0: the program's)")->capture_default_str();
   cmd->add_option("--checkpoint-every", a->train.checkpoint_every, "steps between checkpoints")->capture_default_str();
   cmd->add_option("--checkpoint-minutes", a->train.checkpoint_minutes,

@@ -1,12 +1,15 @@
 // Adam with parameter groups, the SVI step and checkpoints.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
+#include <set>
 #include <unordered_set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -544,6 +547,52 @@ int64_t load_checkpoint(const TensorArchive& archive, const std::string& source,
     gen.set_state(*rng);
   }
   return archive.metadata.value("step", int64_t{0});
+}
+
+std::vector<std::string> drop_parameters(TensorArchive& archive, const std::vector<std::string>& prefixes,
+                                         const std::string& source) {
+  // The parameter an entry belongs to: "param/NAME", "value/NAME" (a baseline
+  // network's weight) or "adam/NAME/FIELD"; other entries belong to none.
+  auto owner = [](const std::string& key) -> std::string {
+    for (const char* kind : {"param/", "value/"})
+      if (key.rfind(kind, 0) == 0) return key.substr(std::strlen(kind));
+    if (key.rfind("adam/", 0) == 0) {
+      const auto slash = key.rfind('/');
+      if (slash > 5) return key.substr(5, slash - 5);
+    }
+    return {};
+  };
+  auto dropped_by = [&](const std::string& name) {
+    return !name.empty() && std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
+      return name.rfind(p, 0) == 0;
+    });
+  };
+  std::set<std::string> names, all;
+  for (const auto& [key, t] : archive.tensors)
+    if (key.rfind("param/", 0) == 0 || key.rfind("value/", 0) == 0) all.insert(owner(key));
+  for (const auto& prefix : prefixes) {
+    if (prefix.empty()) throw ArgumentError(fmt::format("drop_parameters: an empty prefix would drop every parameter "
+                                                        "of {}", source));
+    if (std::none_of(all.begin(), all.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; })) {
+      // Name the networks the archive has (its names up to the second dot).
+      std::set<std::string> networks;
+      for (const auto& n : all) networks.insert(n.substr(0, n.find('.', n.find('.') + 1)));
+      throw ArgumentError(fmt::format("drop_parameters: no parameter of {} starts with \"{}\"; its parameters start "
+                                      "with {}",
+                                      source, prefix, fmt::join(networks, ", ")));
+    }
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> kept;
+  for (auto& [key, t] : archive.tensors) {
+    const auto name = owner(key);
+    if (!dropped_by(name)) {
+      kept.emplace_back(key, std::move(t));
+      continue;
+    }
+    if (key.rfind("param/", 0) == 0) names.insert(name);
+  }
+  archive.tensors = std::move(kept);
+  return {names.begin(), names.end()};
 }
 
 }  // namespace ppl::infer

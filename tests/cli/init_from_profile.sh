@@ -52,6 +52,18 @@ grep -q '"run": "runs/a"' "$work/model/config.json" ||
 "$ppl" train air --resume --steps 7 --out "$work/b" > /dev/null 2>&1
 [ "$(tail -1 "$work/b/metrics.jsonl" | grep -o '"step":[0-9]*')" = '"step":7' ]
 
+# --reinit: the prediction network starts afresh, everything else from a's step 4.
+"$ppl" train air "${common[@]}" --init-from "$work/a" --reinit air.predict --steps 5 --out "$work/r" \
+  > /dev/null 2> "$work/r.err"
+grep -q "starting $work/r from $work/a at step 4; [0-9]* parameters start afresh (air.predict)" "$work/r.err" ||
+  { echo "--reinit said:"; cat "$work/r.err"; exit 1; }
+grep -A 4 '"init_from"' "$work/r/config.json" | grep -q '"reinit"'
+[ "$(tail -1 "$work/r/metrics.jsonl" | grep -o '"step":[0-9]*')" = '"step":5' ]
+expect_error "no parameter of $work/a/checkpoint.bin starts with \"air.nothing\"; its parameters start with .*air.rnn" \
+  "$ppl" train air "${common[@]}" --init-from "$work/a" --reinit air.nothing --steps 5 --out "$work/c"
+expect_error "reinit air.predict chooses which parameters of an --init-from run start afresh" \
+  "$ppl" train air "${common[@]}" --reinit air.predict --steps 5 --out "$work/c"
+
 expect_error "init-from needs a run in $work/none" \
   "$ppl" train air "${common[@]}" --init-from "$work/none" --steps 6 --out "$work/c"
 expect_error "holds a run of \"air\", not \"dood\"" \

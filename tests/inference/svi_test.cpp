@@ -223,6 +223,48 @@ TEST_CASE("A released checkpoint with float16 weights loads as float32 parameter
   std::filesystem::remove(path);
 }
 
+TEST_CASE("drop_parameters starts the chosen parameters afresh and restores the rest", "[svi][checkpoint]") {
+  const auto x = torch::tensor({0.3f, 1.2f, 0.9f, 1.7f});
+  const auto path = std::filesystem::temp_directory_path() / "ppl_inference_checkpoint_drop.ppl";
+  const double lr = 0.05;
+  auto make = [&] { return infer::Svi(float_model, float_guide, infer::Elbo(), infer::Adam(lr)); };
+  ppl::param_store().clear();
+  torch::manual_seed(5);
+  {
+    auto first = make();
+    for (int i = 0; i < 5; ++i) first.step(x);
+    infer::save_checkpoint(path, first);
+  }
+  const auto saved_loc = ppl::param_store().unconstrained("loc").detach().clone();
+
+  auto archive = ppl::load_archive(path);
+  CHECK_THROWS_WITH(infer::drop_parameters(archive, {"q."}, "ckpt.bin"),
+                    Catch::Contains("ckpt.bin") && Catch::Contains("\"q.\"") && Catch::Contains("loc, scale"));
+  CHECK_THROWS_WITH(infer::drop_parameters(archive, {""}, "ckpt.bin"), Catch::Contains("empty prefix"));
+  const auto dropped = infer::drop_parameters(archive, {"sc"}, "ckpt.bin");
+  CHECK(dropped == std::vector<std::string>{"scale"});
+  bool loc_moments = false;
+  for (const auto& [name, t] : archive.tensors) {
+    INFO(name);
+    if (name.rfind("schedule/", 0) == 0) continue;  // the learning-rate schedule's own "scale"
+    CHECK(name.find("scale") == std::string::npos);
+    loc_moments = loc_moments || name == "adam/loc/m";
+  }
+  CHECK(loc_moments);
+
+  ppl::param_store().clear();
+  auto resumed = make();
+  CHECK(infer::load_checkpoint(archive, "ckpt.bin", resumed.elbo(), resumed.optimiser()) == 5);
+  CHECK(torch::equal(ppl::param_store().unconstrained("loc"), saved_loc));
+  CHECK_FALSE(ppl::param_store().contains("scale"));
+  resumed.step(x);
+  // The first trace registers scale at its initial value (log 1 = 0), and a
+  // first Adam step from zero moments moves it by lr exactly (up to eps).
+  const double u = ppl::param_store().unconstrained("scale").item<float>();
+  CHECK(std::abs(u) == Approx(lr).margin(1e-6));
+  std::filesystem::remove(path);
+}
+
 namespace {
 torch::nn::Linear baseline_net{nullptr};
 

@@ -3,6 +3,8 @@
 /// counter and the CPU random state in one file, written atomically.
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,6 +35,18 @@ int64_t load_checkpoint(const TensorArchive& archive, const std::string& source,
 /// truncated, damaged (checksum) or foreign file, or one whose generator
 /// state is not the size this libtorch's generator has.
 int64_t load_checkpoint(const std::filesystem::path& path, Elbo& elbo, Optimiser& optimiser);
+
+/// Removes from a checkpoint archive every parameter whose name starts with
+/// one of `prefixes`, with its optimiser moments and its value as a baseline
+/// network's weight, so that load_checkpoint leaves those parameters at the
+/// values they have in the program now (a fresh initialisation) with a fresh
+/// Adam state, and restores the rest. Returns the names of the removed
+/// parameters of ppl::param_store() (baseline networks' weights are not
+/// among them), sorted.
+/// Throws ppl::ArgumentError naming `source` and a prefix that no parameter
+/// of the archive starts with.
+std::vector<std::string> drop_parameters(TensorArchive& archive, const std::vector<std::string>& prefixes,
+                                         const std::string& source);
 
 /// The same for an `Svi` (any model and guide).
 template <class S>
