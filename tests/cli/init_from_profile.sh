@@ -57,7 +57,9 @@ grep -q '"run": "runs/a"' "$work/model/config.json" ||
   > /dev/null 2> "$work/r.err"
 grep -q "starting $work/r from $work/a at step 4; [0-9]* parameters start afresh (air.predict)" "$work/r.err" ||
   { echo "--reinit said:"; cat "$work/r.err"; exit 1; }
-grep -A 4 '"init_from"' "$work/r/config.json" | grep -q '"reinit"'
+init_r=$(grep -A 6 '"init_from"' "$work/r/config.json")
+grep -q '"reinit"' <<< "$init_r"
+grep -q '"air.predict"' <<< "$init_r"
 [ "$(tail -1 "$work/r/metrics.jsonl" | grep -o '"step":[0-9]*')" = '"step":5' ]
 expect_error "no parameter of $work/a/checkpoint.bin starts with \"air.nothing\"; its parameters start with .*air.rnn" \
   "$ppl" train air "${common[@]}" --init-from "$work/a" --reinit air.nothing --steps 5 --out "$work/c"
