@@ -420,19 +420,19 @@ void train(const TrainArgs& args) {
         throw UsageError(fmt::format("train: --init-from {} is at step {}, so --steps {} leaves nothing to train",
                                      args.init_from, start, t.steps));
     }
+    const auto afresh =
+        fresh.empty() ? std::string()
+                      : fmt::format("; {} parameters start afresh ({})", fresh.size(), fmt::join(args.reinit, ", "));
     if (lead && released)
       std::fprintf(stderr,
                    "train: %s holds a released model (weights without optimiser state): continuing its weights at "
-                   "step %lld with a fresh Adam state, so the steps from here differ from the original run's\n",
-                   args.resume ? dir.string().c_str() : args.init_from.c_str(), static_cast<long long>(start));
+                   "step %lld with a fresh Adam state, so the steps from here differ from the original run's%s\n",
+                   args.resume ? dir.string().c_str() : args.init_from.c_str(), static_cast<long long>(start),
+                   afresh.c_str());
     else if (lead && !args.resume)
       std::fprintf(stderr, "train: starting %s from %s at step %lld%s%s\n", dir.string().c_str(),
                    args.init_from.c_str(), static_cast<long long>(start),
-                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "",
-                   fresh.empty() ? ""
-                                 : fmt::format("; {} parameters start afresh ({})", fresh.size(),
-                                               fmt::join(args.reinit, ", "))
-                                       .c_str());
+                   world > 1 ? fmt::format(" on {} ranks", world).c_str() : "", afresh.c_str());
     else if (lead)
       std::fprintf(stderr, "train: resuming %s at step %lld%s\n", dir.string().c_str(), static_cast<long long>(start),
                    world > 1 ? fmt::format(" on {} ranks", world).c_str() : "");

@@ -60,6 +60,11 @@ grep -q "starting $work/r from $work/a at step 4; [0-9]* parameters start afresh
 init_r=$(grep -A 6 '"init_from"' "$work/r/config.json")
 grep -q '"reinit"' <<< "$init_r"
 grep -q '"air.predict"' <<< "$init_r"
+# From a released model (no optimiser state) too, saying so.
+"$ppl" train air "${common[@]}" --init-from "$work/model" --reinit air.predict --steps 8 --out "$work/rm" \
+  > /dev/null 2> "$work/rm.err"
+grep -q "holds a released model.*; [0-9]* parameters start afresh (air.predict)" "$work/rm.err" ||
+  { echo "--reinit from a released model said:"; cat "$work/rm.err"; exit 1; }
 [ "$(tail -1 "$work/r/metrics.jsonl" | grep -o '"step":[0-9]*')" = '"step":5' ]
 expect_error "no parameter of $work/a/checkpoint.bin starts with \"air.nothing\"; its parameters start with .*air.rnn" \
   "$ppl" train air "${common[@]}" --init-from "$work/a" --reinit air.nothing --steps 5 --out "$work/c"
