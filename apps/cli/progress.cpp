@@ -24,6 +24,20 @@ std::string clock(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
   return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
+/// PPL_PROGRESS_SECONDS: the longest gap between two progress lines when
+/// stderr is not a terminal (default 60 s).
+std::chrono::milliseconds log_interval() {
+  const char* text = std::getenv("PPL_PROGRESS_SECONDS");
+  if (!text || !*text) return std::chrono::seconds(60);
+  char* end = nullptr;
+  const double seconds = std::strtod(text, &end);
+  if (*end != '\0' || !(seconds >= 0) || seconds > 1e6) {
+    std::fprintf(stderr, "ppl: PPL_PROGRESS_SECONDS is \"%s\", but must be a number of seconds in [0, 1e6]; using 60\n",
+                 text);
+    return std::chrono::seconds(60);
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
 }  // namespace
 
 void install_interrupt_handler() {
@@ -42,7 +56,11 @@ ProgressBar::ProgressBar(std::string label, int64_t total, int64_t start)
       done_(start),
       begin_(std::chrono::steady_clock::now()),
       last_draw_(begin_ - std::chrono::seconds(1)),
-      tty_(::isatty(STDERR_FILENO) != 0) {}
+      tty_(::isatty(STDERR_FILENO) != 0),
+      log_interval_([] {
+        static const auto interval = log_interval();  // read (and complained about) once
+        return interval;
+      }()) {}
 
 void ProgressBar::update(int64_t done, const std::string& extra) {
   done_ = done;
@@ -70,7 +88,9 @@ void ProgressBar::draw(const std::string& extra, bool force) {
     std::fprintf(stderr, "\r%s [%s] %lld/%lld  %.2f it/s  ETA %s  %s\033[K", label_.c_str(), bar.c_str(),
                  static_cast<long long>(done_), static_cast<long long>(total_), rate, clock(eta).c_str(), extra.c_str());
   } else {
-    if (!force && percent / 5 == last_percent_ / 5) return;
+    // A line every 5 %, and at least every `log_interval_` so that a long
+    // job's log (a training run of 200,000 steps) shows it is alive.
+    if (!force && percent / 5 == last_percent_ / 5 && now - last_draw_ < log_interval_) return;
     last_percent_ = percent;
     std::fprintf(stderr, "%s %lld/%lld (%lld%%)  %.2f it/s  ETA %s  %s\n", label_.c_str(), static_cast<long long>(done_),
                  static_cast<long long>(total_), static_cast<long long>(percent), rate, clock(eta).c_str(), extra.c_str());

@@ -9,7 +9,8 @@ namespace ppl::cli {
 
 /// Draws `label [#####.....] 120/1000  12.3 it/s  ETA 01:13  <extra>` on
 /// stderr, at most ten times a second, and a final line on `finish`. When
-/// stderr is not a terminal it prints a plain line every ~5% instead.
+/// stderr is not a terminal it prints a plain line every ~5% instead, and
+/// at least once a minute (`PPL_PROGRESS_SECONDS`) while the count moves.
 class ProgressBar {
  public:
   ProgressBar(std::string label, int64_t total, int64_t start = 0);
@@ -24,6 +25,7 @@ class ProgressBar {
   int64_t total_, start_, done_;
   std::chrono::steady_clock::time_point begin_, last_draw_;
   bool tty_;
+  std::chrono::milliseconds log_interval_;
   int64_t last_percent_ = -1;
 };
 
