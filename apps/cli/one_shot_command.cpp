@@ -6,12 +6,16 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <numeric>
 #include <random>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <fmt/format.h>
 
 #include <ppl/core/atomic_file.hpp>
+#include <ppl/core/random.hpp>
 #include <ppl/core/reflect.hpp>
 #include <ppl/programs/dood/one_shot.hpp>
 #include <ppl/runtime/data/registry.hpp>
@@ -43,6 +47,7 @@ struct OneShotArgs {
   std::string device;
   std::string data_dir;
   uint64_t seed = 0;
+  bool resume = false;
 };
 
 /// One C-way task: a support per class and queries with their classes.
@@ -198,6 +203,96 @@ dood::OneShotOptions one_shot_options(const OneShotArgs& a) {
   }
 }
 
+/// Thrown from the progress callback on Ctrl-C / SIGTERM: the search stops
+/// within a batch of pairs, keeping the tasks finished before it.
+struct SearchInterrupted {
+  std::size_t finished;  // tasks in the partial file
+  std::string partial;
+};
+
+/// The states of the generators a search draws from: the thread's seeded CPU
+/// generator, torch's default CPU one and, on a GPU, its default there. Saved
+/// after each task, so a resumed search draws what an uninterrupted one would.
+nlohmann::json generator_states(const torch::Device& device) {
+  auto state_of = [](at::Generator g) {
+    std::lock_guard<std::mutex> lock(g.mutex());
+    auto t = g.get_state().contiguous();
+    const auto* bytes = t.data_ptr<uint8_t>();
+    return std::vector<uint8_t>(bytes, bytes + t.numel());
+  };
+  nlohmann::json j;
+  if (auto g = random::generator_for(torch::kCPU)) j["thread_cpu"] = state_of(*g);
+  j["default_cpu"] = state_of(at::detail::getDefaultCPUGenerator());
+  if (!device.is_cpu()) j["default_device"] = state_of(at::globalContext().defaultGenerator(device));
+  return j;
+}
+
+void restore_generator_states(const nlohmann::json& j, const torch::Device& device) {
+  auto restore = [](at::Generator g, const std::vector<uint8_t>& bytes) {
+    auto t = torch::tensor(std::vector<int64_t>(bytes.begin(), bytes.end()), torch::kLong).to(torch::kUInt8);
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_state(t);
+  };
+  if (j.contains("thread_cpu"))
+    if (auto g = random::generator_for(torch::kCPU)) restore(*g, j.at("thread_cpu").get<std::vector<uint8_t>>());
+  restore(at::detail::getDefaultCPUGenerator(), j.at("default_cpu").get<std::vector<uint8_t>>());
+  if (!device.is_cpu() && j.contains("default_device"))
+    restore(at::globalContext().defaultGenerator(device), j.at("default_device").get<std::vector<uint8_t>>());
+}
+
+/// What an unfinished search must share with the command that resumes it.
+nlohmann::json search_identity(const OneShotArgs& a, const dood::OneShotOptions& options, const std::string& source,
+                               const torch::Device& device) {
+  nlohmann::json j = {{"source", source},
+                      {"protocol", a.protocol},
+                      {"options", options_to_json(options)},
+                      {"seed", a.seed},
+                      {"device", device.str()}};
+  if (!a.from_data.empty()) j.update({{"split", a.split}, {"episodes", a.episodes}, {"ways", a.ways}});
+  return j;
+}
+
+/// The finished tasks of an unfinished search, read back for --resume.
+struct Partial {
+  nlohmann::json tasks = nlohmann::json::array(), queries = nlohmann::json::array();
+  int64_t correct = 0, answered = 0, pairs = 0;
+  double seconds = 0;
+  nlohmann::json generators;
+};
+
+Partial read_partial(const std::filesystem::path& path, const nlohmann::json& identity,
+                     const std::vector<Task>& tasks) {
+  nlohmann::json j;
+  try {
+    std::ifstream in(path);
+    j = nlohmann::json::parse(in);
+    for (const auto& [key, value] : identity.items())
+      if (j.at("search").at(key) != value)
+        throw UsageError(fmt::format("one-shot: --resume: {} was made with {} {}, but this command has {}; resume "
+                                     "with the same {}, or delete the file to start afresh",
+                                     path.string(), key, j.at("search").at(key).dump(), value.dump(), key));
+    Partial p;
+    p.tasks = j.at("tasks");
+    p.queries = j.at("queries");
+    p.correct = j.at("correct").get<int64_t>();
+    p.answered = j.at("answered").get<int64_t>();
+    p.pairs = j.at("pairs").get<int64_t>();
+    p.seconds = j.at("seconds").get<double>();
+    p.generators = j.at("generators");
+    if (p.tasks.size() > tasks.size())
+      throw UsageError(fmt::format("one-shot: --resume: {} holds {} finished tasks, but this command has {}",
+                                   path.string(), p.tasks.size(), tasks.size()));
+    for (std::size_t i = 0; i < p.tasks.size(); ++i)
+      if (p.tasks[i].at("name").get<std::string>() != tasks[i].name)
+        throw UsageError(fmt::format("one-shot: --resume: task {} of {} is {}, but this command's is {}", i + 1,
+                                     path.string(), p.tasks[i].at("name").dump(), tasks[i].name));
+    return p;
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(fmt::format("one-shot: --resume: cannot read {}: {}; delete it to start afresh", path.string(),
+                                 e.what()));
+  }
+}
+
 void one_shot(const OneShotArgs& a) {
   const auto options = one_shot_options(a);
   auto run = open_run(a.run, a.device);
@@ -211,24 +306,54 @@ void one_shot(const OneShotArgs& a) {
   if (a.png_task < 0 || a.png_task >= static_cast<int64_t>(tasks.size()))
     throw UsageError(fmt::format("one-shot: --png-task {} is outside the {} tasks", a.png_task, tasks.size()));
 
+  // After each task the finished ones and the generators' states go to
+  // `partial_path`, so a killed search loses at most the task it was in.
+  const auto stem = a.from_data.empty() ? std::string("one_shot") : fmt::format("one_shot_{}", a.from_data);
+  const auto partial_path = run.dir / (stem + ".partial.json");
+  const auto identity = search_identity(a, options, source, run.device);
+  const bool unfinished = std::filesystem::exists(partial_path);
+  if (unfinished && !a.resume)
+    throw UsageError(fmt::format("one-shot: {} holds the finished tasks of an unfinished search; pass --resume to "
+                                 "continue it, or delete it to start afresh",
+                                 partial_path.string()));
+  if (!unfinished && a.resume)
+    throw UsageError(fmt::format("one-shot: --resume needs the unfinished search {}; none found (the last search of "
+                                 "this run finished, or none was started)",
+                                 partial_path.string()));
+  auto partial = unfinished ? read_partial(partial_path, identity, tasks) : Partial{};
+
   int64_t total = 0;
   for (const auto& t : tasks) total += t.queries.size(0) * t.support.size(0) * options.particles;
+  random::SeedScope seed(a.seed);
+  if (unfinished) {
+    restore_generator_states(partial.generators, run.device);
+    std::fprintf(stderr, "one-shot: resuming %s after %zu of %zu tasks\n", partial_path.string().c_str(),
+                 partial.tasks.size(), tasks.size());
+  }
   ProgressBar bar(fmt::format("one-shot {} K={} draws={} steps={}", a.protocol, options.particles, options.draws,
                               options.steps),
-                  total);
-  random::SeedScope seed(a.seed);
+                  total, partial.pairs);
+  install_interrupt_handler();
   const auto begin = std::chrono::steady_clock::now();
-  nlohmann::json per_task = nlohmann::json::array(), per_query = nlohmann::json::array();
-  int64_t done = 0;
-  dood::Accuracy overall;
+  auto seconds_so_far = [&] {
+    return partial.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  };
+  nlohmann::json per_task = partial.tasks, per_query = partial.queries;
+  int64_t done = partial.pairs;
+  dood::Accuracy overall{partial.correct, partial.answered};
   torch::Tensor png_predictions;
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
+  if (a.png_task < static_cast<int64_t>(per_task.size()))
+    png_predictions = torch::tensor(per_task[a.png_task].at("predictions").get<std::vector<int64_t>>(), torch::kLong);
+  for (std::size_t i = per_task.size(); i < tasks.size(); ++i) {
     const auto& task = tasks[i];
     const auto status =
         fmt::format("{} ({}/{}), accuracy so far {}/{}", task.name, i + 1, tasks.size(), overall.correct, overall.queries);
     const auto task_begin = std::chrono::steady_clock::now();
     auto scores = dood::one_shot_scores(*program, task.support.to(run.device), task.queries.to(run.device), options,
-                                        [&](int64_t n, int64_t) { bar.update(done + n, status); });
+                                        [&](int64_t n, int64_t) {
+                                          if (interrupted()) throw SearchInterrupted{i, partial_path.string()};
+                                          bar.update(done + n, status);
+                                        });
     done += task.queries.size(0) * task.support.size(0) * options.particles;
     scores = scores.to(torch::kCPU, torch::kDouble);
     auto predictions = dood::classify(scores);
@@ -259,10 +384,15 @@ void one_shot(const OneShotArgs& a) {
          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - task_begin).count()},
          {"predictions", as_vector(predictions)},
          {"answers", as_vector(task.answers)}});
+    if (i + 1 < tasks.size()) {
+      nlohmann::json saved = {{"search", identity},       {"tasks", per_task},       {"queries", per_query},
+                              {"correct", overall.correct}, {"answered", overall.queries}, {"pairs", done},
+                              {"seconds", seconds_so_far()}, {"generators", generator_states(run.device)}};
+      write_atomic(partial_path, saved.dump());
+    }
   }
   bar.finish(fmt::format("accuracy {}/{}", overall.correct, overall.queries));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-  const auto stem = a.from_data.empty() ? std::string("one_shot") : fmt::format("one_shot_{}", a.from_data);
+  const double seconds = seconds_so_far();
   const auto png = run.dir / (stem + ".png");
   save_task_png(png, tasks[a.png_task], png_predictions);
   const auto scores_path = a.scores_file.empty() ? run.dir / (stem + "_scores.json") : std::filesystem::path(a.scores_file);
@@ -286,6 +416,8 @@ void one_shot(const OneShotArgs& a) {
               {"png", png.filename().string()},
               {"scores", scores_path.string()}});
   write_atomic(run.dir / (stem + ".json"), out.dump(2));
+  std::error_code ignored;
+  std::filesystem::remove(partial_path, ignored);
   // On the terminal: accuracies only (the file also has every prediction).
   for (auto& t : out["tasks"]) {
     t.erase("predictions");
@@ -353,10 +485,21 @@ RegisterCommand register_one_shot{"one-shot", [](CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda (default: the run's)");
   cmd->add_option("--data-dir", a->data_dir, "data root searched first");
   cmd->add_option("--seed", a->seed, "random seed")->capture_default_str();
+  cmd->add_flag("--resume", a->resume,
+                "continue the unfinished search of this run (RUN/one_shot.partial.json) after its last finished task");
   cmd->callback([a, cmd] {
     for (const auto& [field, flag] : kSearchFlags)
       if (cmd->count(flag) > 0) a->given.emplace_back(field);
-    one_shot(*a);
+    try {
+      one_shot(*a);
+    } catch (const SearchInterrupted& stop) {
+      // main exits with 128 + the signal.
+      if (stop.finished > 0)
+        std::fprintf(stderr, "\none-shot: interrupted; %zu finished task%s kept in %s (continue with --resume)\n",
+                     stop.finished, stop.finished == 1 ? "" : "s", stop.partial.c_str());
+      else
+        std::fprintf(stderr, "\none-shot: interrupted in the first task; nothing to keep\n");
+    }
   });
 }};
 

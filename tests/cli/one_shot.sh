@@ -70,6 +70,44 @@ for q in queries:
 assert sum(q["correct"] for q in queries) == summary["correct"]
 assert [(q["task"], q["query"]) for q in queries] == [(f"episode{e:02d}", i) for e in (1, 2) for i in range(3)]
 PY
+# Resuming: a search stopped by Ctrl-C after its first task and resumed gives
+# the scores of the uninterrupted one (the same computation: the generators'
+# states are saved with each task); a leftover unfinished search is named,
+# and so is a --resume that changes the search.
+resumable=(--threads 1 one-shot "$work/dood" --from-data mnist --episodes 6 --ways 3 --protocol quick --steps 100)
+partial="$work/dood/one_shot_mnist.partial.json"
+"$ppl" "${resumable[@]}" --scores "$work/whole.json" > /dev/null 2>&1 \
+  || { echo "FAIL the uninterrupted search"; exit 1; }
+[ ! -e "$partial" ] || { echo "FAIL a finished search left $partial"; exit 1; }
+"$ppl" "${resumable[@]}" --scores "$work/resumed.json" > /dev/null 2> "$work/stopped.err" &
+pid=$!
+for _ in $(seq 1 600); do [ -e "$partial" ] && break; sleep 0.05; done
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+if [ $rc -ne 130 ] || ! grep -q "finished task.* kept in .*(continue with --resume)" "$work/stopped.err"; then
+  echo "FAIL Ctrl-C after the first task: exit $rc (expected 130), stderr: $(tail -2 "$work/stopped.err")"; exit 1
+fi
+"$ppl" "${resumable[@]}" > /dev/null 2> "$work/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "holds the finished tasks of an unfinished search; pass --resume" "$work/err" \
+  || { echo "FAIL starting over an unfinished search: exit $rc, $(cat "$work/err")"; exit 1; }
+"$ppl" "${resumable[@]}" --resume --seed 3 > /dev/null 2> "$work/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "was made with seed 0, but this command has 3" "$work/err" \
+  || { echo "FAIL --resume with another seed: exit $rc, $(cat "$work/err")"; exit 1; }
+"$ppl" "${resumable[@]}" --resume --scores "$work/resumed.json" > /dev/null 2> "$work/err" \
+  || { echo "FAIL --resume: $(cat "$work/err")"; exit 1; }
+[ ! -e "$partial" ] || { echo "FAIL the resumed search left $partial"; exit 1; }
+"$ppl" "${resumable[@]}" --resume > /dev/null 2> "$work/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--resume needs the unfinished search" "$work/err" \
+  || { echo "FAIL --resume with nothing to resume: exit $rc, $(cat "$work/err")"; exit 1; }
+python3 - "$work/whole.json" "$work/resumed.json" <<'PY' || exit 1
+import json, sys
+whole, resumed = (json.load(open(p))["queries"] for p in sys.argv[1:])
+assert len(whole) == len(resumed) == 18
+for a, b in zip(whole, resumed):
+    assert (a["task"], a["query"], a["prediction"]) == (b["task"], b["query"], b["prediction"]), (a, b)
+    # Same computation on the same machine and threads: equal up to rounding at most.
+    assert all(abs(x - y) <= 1e-9 * max(1.0, abs(x)) for x, y in zip(a["scores"], b["scores"])), (a, b)
+PY
 "$ppl" --threads 1 sample "$work/dood" --tokens 3 --n 2 --out "$work/tokens.png" > "$work/tokens.out" 2>&1 \
   || { echo "FAIL sample --tokens"; cat "$work/tokens.out"; exit 1; }
 python3 - "$work/tokens.png" <<'PY' || exit 1
