@@ -168,6 +168,27 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   return t;
 }
 
+/// The --config of a resumed run: it may repeat the run's options (so the
+/// command that started a run also continues it) but not change them; a key
+/// the run does not have or a value other than the stored one is a
+/// UsageError naming the key and both values.
+void check_resume_config(const std::string& file, const nlohmann::json& stored,
+                         const std::filesystem::path& dir) {
+  const auto user = read_json_file(file);
+  if (!user.is_object())
+    throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", file));
+  for (const auto& [key, value] : user.items()) {
+    if (!stored.contains(key))
+      throw UsageError(fmt::format("train: --config {} sets \"{}\", which the run in {} does not have; a resumed run "
+                                   "keeps its options (start a new run, another --out, to change them)",
+                                   file, key, dir.string()));
+    if (stored.at(key) != value)
+      throw UsageError(fmt::format("train: --config {} sets \"{}\" to {}, but the run in {} was trained with {}; a "
+                                   "resumed run keeps its options (start a new run, another --out, to change them)",
+                                   file, key, value.dump(), dir.string(), stored.at(key).dump()));
+  }
+}
+
 /// Removes what a killed writer left in the run directory `dir`: the
 /// temporary files of write_atomic ("checkpoint.bin.tmp1234"). Called with
 /// the run's lock held, so no live writer owns them.
@@ -280,10 +301,7 @@ void train(const TrainArgs& args) {
       if (config.at("program") != args.program)
         throw UsageError(fmt::format("train: {} holds a run of \"{}\", not \"{}\"", dir.string(),
                                      config.at("program").get<std::string>(), args.program));
-      if (args.given.count("--config"))
-        throw UsageError(fmt::format("train: --config cannot change the options of the run in {}; start a new run "
-                                     "(another --out) to train with other options",
-                                     dir.string()));
+      if (args.given.count("--config")) check_resume_config(args.config, config.at("options"), dir);
       check_run_identity(config, config_path, checkpoint);
       t = resumed_settings(args, config.at("train"), config_path);
     } else {
