@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -215,8 +217,7 @@ struct SearchInterrupted {
 /// after each task, so a resumed search draws what an uninterrupted one would.
 nlohmann::json generator_states(const torch::Device& device) {
   auto state_of = [](at::Generator g) {
-    std::lock_guard<std::mutex> lock(g.mutex());
-    auto t = g.get_state().contiguous();
+    const auto t = random::generator_state(g).contiguous();
     const auto* bytes = t.data_ptr<uint8_t>();
     return std::vector<uint8_t>(bytes, bytes + t.numel());
   };
@@ -227,17 +228,23 @@ nlohmann::json generator_states(const torch::Device& device) {
   return j;
 }
 
-void restore_generator_states(const nlohmann::json& j, const torch::Device& device) {
-  auto restore = [](at::Generator g, const std::vector<uint8_t>& bytes) {
-    auto t = torch::tensor(std::vector<int64_t>(bytes.begin(), bytes.end()), torch::kLong).to(torch::kUInt8);
-    std::lock_guard<std::mutex> lock(g.mutex());
-    g.set_state(t);
+/// Restores the states saved by generator_states (read back from `path`),
+/// each checked (kind and size) before any is set.
+void restore_generator_states(const std::map<std::string, torch::Tensor>& saved, const torch::Device& device,
+                              const std::string& path) {
+  std::vector<std::tuple<at::Generator, torch::Tensor, std::string>> states;
+  auto add = [&](at::Generator g, const std::string& key) {
+    const auto it = saved.find(key);
+    auto what = fmt::format("one-shot: --resume: {} (\"generators\".\"{}\")", path, key);
+    random::check_generator_state(g, it == saved.end() ? nullptr : &it->second, what);
+    states.emplace_back(g, it->second, std::move(what));
   };
-  if (j.contains("thread_cpu"))
-    if (auto g = random::generator_for(torch::kCPU)) restore(*g, j.at("thread_cpu").get<std::vector<uint8_t>>());
-  restore(at::detail::getDefaultCPUGenerator(), j.at("default_cpu").get<std::vector<uint8_t>>());
-  if (!device.is_cpu() && j.contains("default_device"))
-    restore(at::globalContext().defaultGenerator(device), j.at("default_device").get<std::vector<uint8_t>>());
+  if (saved.count("thread_cpu"))
+    if (auto g = random::generator_for(torch::kCPU)) add(*g, "thread_cpu");
+  add(at::detail::getDefaultCPUGenerator(), "default_cpu");
+  if (!device.is_cpu() && saved.count("default_device"))
+    add(at::globalContext().defaultGenerator(device), "default_device");
+  for (auto& [g, t, what] : states) random::set_generator_state(g, t, what);
 }
 
 /// What an unfinished search must share with the command that resumes it.
@@ -255,13 +262,16 @@ nlohmann::json search_identity(const OneShotArgs& a, const dood::OneShotOptions&
 /// The finished tasks of an unfinished search, read back for --resume.
 struct Partial {
   nlohmann::json tasks = nlohmann::json::array(), queries = nlohmann::json::array();
-  int64_t correct = 0, answered = 0, pairs = 0;
   double seconds = 0;
-  nlohmann::json generators;
+  // What the finished tasks add up to: their queries and the right ones,
+  // and the (query, psi_k) pairs they optimised.
+  dood::Accuracy accuracy{0, 0};
+  int64_t pairs = 0;
+  std::map<std::string, torch::Tensor> generators;  // generator_states' bytes
 };
 
 Partial read_partial(const std::filesystem::path& path, const nlohmann::json& identity,
-                     const std::vector<Task>& tasks) {
+                     const std::vector<Task>& tasks, int64_t particles) {
   nlohmann::json j;
   try {
     std::ifstream in(path);
@@ -274,11 +284,12 @@ Partial read_partial(const std::filesystem::path& path, const nlohmann::json& id
     Partial p;
     p.tasks = j.at("tasks");
     p.queries = j.at("queries");
-    p.correct = j.at("correct").get<int64_t>();
-    p.answered = j.at("answered").get<int64_t>();
-    p.pairs = j.at("pairs").get<int64_t>();
     p.seconds = j.at("seconds").get<double>();
-    p.generators = j.at("generators");
+    for (const auto& [key, value] : j.at("generators").items()) {
+      auto bytes = value.get<std::vector<uint8_t>>();
+      p.generators[key] =
+          torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+    }
     if (p.tasks.size() > tasks.size())
       throw UsageError(fmt::format("one-shot: --resume: {} holds {} finished tasks, but this command has {}",
                                    path.string(), p.tasks.size(), tasks.size()));
@@ -286,6 +297,9 @@ Partial read_partial(const std::filesystem::path& path, const nlohmann::json& id
       if (p.tasks[i].at("name").get<std::string>() != tasks[i].name)
         throw UsageError(fmt::format("one-shot: --resume: task {} of {} is {}, but this command's is {}", i + 1,
                                      path.string(), p.tasks[i].at("name").dump(), tasks[i].name));
+    for (const auto& t : p.tasks) p.pairs += t.at("queries").get<int64_t>() * t.at("ways").get<int64_t>() * particles;
+    for (const auto& q : p.queries) p.accuracy.correct += q.at("correct").get<bool>();
+    p.accuracy.queries = static_cast<int64_t>(p.queries.size());
     return p;
   } catch (const nlohmann::json::exception& e) {
     throw UsageError(fmt::format("one-shot: --resume: cannot read {}: {}; delete it to start afresh", path.string(),
@@ -320,27 +334,27 @@ void one_shot(const OneShotArgs& a) {
     throw UsageError(fmt::format("one-shot: --resume needs the unfinished search {}; none found (the last search of "
                                  "this run finished, or none was started)",
                                  partial_path.string()));
-  auto partial = unfinished ? read_partial(partial_path, identity, tasks) : Partial{};
+  auto partial = unfinished ? read_partial(partial_path, identity, tasks, options.particles) : Partial{};
 
   int64_t total = 0;
   for (const auto& t : tasks) total += t.queries.size(0) * t.support.size(0) * options.particles;
   random::SeedScope seed(a.seed);
   if (unfinished) {
-    restore_generator_states(partial.generators, run.device);
+    restore_generator_states(partial.generators, run.device, partial_path.string());
     std::fprintf(stderr, "one-shot: resuming %s after %zu of %zu tasks\n", partial_path.string().c_str(),
                  partial.tasks.size(), tasks.size());
   }
+  dood::Accuracy overall = partial.accuracy;
+  int64_t done = partial.pairs;
   ProgressBar bar(fmt::format("one-shot {} K={} draws={} steps={}", a.protocol, options.particles, options.draws,
                               options.steps),
-                  total, partial.pairs);
+                  total, done);
   install_interrupt_handler();
   const auto begin = std::chrono::steady_clock::now();
   auto seconds_so_far = [&] {
     return partial.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   };
   nlohmann::json per_task = partial.tasks, per_query = partial.queries;
-  int64_t done = partial.pairs;
-  dood::Accuracy overall{partial.correct, partial.answered};
   torch::Tensor png_predictions;
   if (a.png_task < static_cast<int64_t>(per_task.size()))
     png_predictions = torch::tensor(per_task[a.png_task].at("predictions").get<std::vector<int64_t>>(), torch::kLong);
@@ -385,9 +399,11 @@ void one_shot(const OneShotArgs& a) {
          {"predictions", as_vector(predictions)},
          {"answers", as_vector(task.answers)}});
     if (i + 1 < tasks.size()) {
-      nlohmann::json saved = {{"search", identity},       {"tasks", per_task},       {"queries", per_query},
-                              {"correct", overall.correct}, {"answered", overall.queries}, {"pairs", done},
-                              {"seconds", seconds_so_far()}, {"generators", generator_states(run.device)}};
+      nlohmann::json saved = {{"search", identity},
+                              {"tasks", per_task},
+                              {"queries", per_query},
+                              {"seconds", seconds_so_far()},
+                              {"generators", generator_states(run.device)}};
       write_atomic(partial_path, saved.dump());
     }
   }

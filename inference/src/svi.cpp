@@ -464,10 +464,6 @@ double sum_over_ranks(ProcessGroup& group, double value) {
 // ------------------------------------------------------------------ checkpoints
 
 namespace {
-at::Generator cpu_generator() {
-  auto g = random::generator_for(torch::kCPU);
-  return g.has_value() ? *g : at::detail::getDefaultCPUGenerator();
-}
 constexpr const char* kKind = "ppl.checkpoint";
 }  // namespace
 
@@ -483,11 +479,7 @@ TensorArchive checkpoint_archive(const Elbo& elbo, const Optimiser& optimiser, i
   for (const auto& [name, p] : optimiser.parameters())
     if (!param_store().contains(name)) archive.tensors.emplace_back("value/" + name, p.detach());
   elbo.save_state(archive, "elbo/");
-  {
-    auto gen = cpu_generator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    archive.tensors.emplace_back("rng/cpu", gen.get_state());
-  }
+  archive.tensors.emplace_back("rng/cpu", random::generator_state(random::cpu_generator()));
   archive.metadata["kind"] = kKind;
   archive.metadata["step"] = step;
   archive.metadata["param_store"] = params.metadata;
@@ -511,22 +503,14 @@ int64_t load_checkpoint(const TensorArchive& archive, const std::string& source,
                             archive.metadata.value("kind", std::string())));
   // The generator state is checked before anything changes: a short or
   // foreign one would break the promise that a resumed run repeats its draws.
-  auto gen = cpu_generator();
+  auto gen = random::cpu_generator();
   const auto* rng = [&]() -> const torch::Tensor* {
     for (const auto& [name, t] : archive.tensors)
       if (name == "rng/cpu") return &t;
     return nullptr;
   }();
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    const auto expected = gen.get_state();
-    if (!rng || rng->scalar_type() != expected.scalar_type() || rng->numel() != expected.numel())
-      throw Error(fmt::format("load_checkpoint: {} has {} generator state (\"rng/cpu\"), where {} bytes are expected",
-                              path.string(),
-                              rng ? fmt::format("a {}-element {}", rng->numel(), c10::toString(rng->scalar_type()))
-                                  : std::string("no"),
-                              expected.numel()));
-  }
+  const auto rng_entry = fmt::format("load_checkpoint: {} (\"rng/cpu\")", path.string());
+  random::check_generator_state(gen, rng, rng_entry);
   TensorArchive params;
   params.metadata = archive.metadata.value("param_store", nlohmann::json::object());
   // A released model may store its weights as float16 (`ppl export --dtype
@@ -542,10 +526,7 @@ int64_t load_checkpoint(const TensorArchive& archive, const std::string& source,
   for (const auto& [name, t] : archive.tensors)
     if (name.rfind("value/", 0) == 0) optimiser.set_pending_value(name.substr(6), t);
   elbo.load_state(archive, "elbo/");
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(*rng);
-  }
+  random::set_generator_state(gen, *rng, rng_entry);
   return archive.metadata.value("step", int64_t{0});
 }
 

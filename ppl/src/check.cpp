@@ -198,6 +198,33 @@ c10::optional<at::Generator> generator_for(const torch::Device& device) {
   return c10::nullopt;
 }
 
+at::Generator cpu_generator() {
+  auto g = generator_for(torch::kCPU);
+  return g.has_value() ? *g : at::detail::getDefaultCPUGenerator();
+}
+
+torch::Tensor generator_state(at::Generator g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void check_generator_state(at::Generator g, const torch::Tensor* state, const std::string& what) {
+  const auto expected = generator_state(g);
+  if (!state || !state->defined() || state->scalar_type() != expected.scalar_type() ||
+      state->numel() != expected.numel())
+    throw Error(fmt::format("{} has {} generator state, where {} bytes are expected", what,
+                            state && state->defined()
+                                ? fmt::format("a {}-element {}", state->numel(), c10::toString(state->scalar_type()))
+                                : std::string("no"),
+                            expected.numel()));
+}
+
+void set_generator_state(at::Generator g, const torch::Tensor& state, const std::string& what) {
+  check_generator_state(g, &state, what);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state.contiguous());
+}
+
 SeedScope::SeedScope(uint64_t seed) : previous_(t_generator) {
   t_generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);

@@ -93,6 +93,18 @@ fi
 "$ppl" "${resumable[@]}" --resume --seed 3 > /dev/null 2> "$work/err"; rc=$?
 [ $rc -eq 2 ] && grep -q "was made with seed 0, but this command has 3" "$work/err" \
   || { echo "FAIL --resume with another seed: exit $rc, $(cat "$work/err")"; exit 1; }
+# A damaged generator state is named before anything is drawn.
+cp "$partial" "$work/partial.saved"
+python3 - "$partial" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["generators"]["default_cpu"] = j["generators"]["default_cpu"][:100]
+json.dump(j, open(sys.argv[1], "w"))
+PY
+"$ppl" "${resumable[@]}" --resume > /dev/null 2> "$work/err"; rc=$?
+[ $rc -ne 0 ] && grep -q 'one_shot_mnist.partial.json ("generators"."default_cpu") has a 100-element .* generator state' \
+  "$work/err" || { echo "FAIL --resume with a damaged generator state: exit $rc, $(cat "$work/err")"; exit 1; }
+mv "$work/partial.saved" "$partial"
 "$ppl" "${resumable[@]}" --resume --scores "$work/resumed.json" > /dev/null 2> "$work/err" \
   || { echo "FAIL --resume: $(cat "$work/err")"; exit 1; }
 [ ! -e "$partial" ] || { echo "FAIL the resumed search left $partial"; exit 1; }

@@ -4,6 +4,7 @@
 /// calling thread without touching other threads.
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include <c10/util/Optional.h>
 
@@ -20,6 +21,22 @@ namespace random {
 /// The generator to use for tensors on `device`: the thread's seeded CPU
 /// generator inside `ppl::handlers::seed`, otherwise torch's default.
 c10::optional<at::Generator> generator_for(const torch::Device& device);
+
+/// The generator CPU draws use now: the thread's seeded one inside a
+/// SeedScope, otherwise torch's default CPU generator.
+at::Generator cpu_generator();
+
+/// A copy of `g`'s state (torch's bytes), taken under its lock; saved in
+/// checkpoints so that a resumed computation repeats its draws.
+torch::Tensor generator_state(at::Generator g);
+
+/// Checks that `state` (null: missing) is a state of `g`'s kind, a tensor of
+/// the dtype and size of its own, before anything is changed: otherwise an
+/// Error naming `what` (the file and entry it came from).
+void check_generator_state(at::Generator g, const torch::Tensor* state, const std::string& what);
+
+/// Restores `g` to `state` after check_generator_state.
+void set_generator_state(at::Generator g, const torch::Tensor& state, const std::string& what);
 
 /// Installs a CPU generator seeded with `seed` for this thread (and seeds the
 /// default CUDA generator when CUDA is present); restores the previous one on
