@@ -42,6 +42,7 @@ struct TrainArgs {
   std::string profile;             ///< Chrome trace of a window of steps ("": no profiling)
   int64_t profile_steps = 20;      ///< steps in that window
   int64_t profile_after = 3;       ///< steps before it (first-step allocations and kernel choices)
+  double max_minutes = 0;          ///< stop once the run has trained this long in all (0: no limit)
   TrainOptions train;
   std::set<std::string> given;  ///< the flags given on the command line ("--eval-every", ...)
 };
@@ -189,6 +190,27 @@ void check_resume_config(const std::string& file, const nlohmann::json& stored,
   }
 }
 
+/// The seconds a run has trained up to its last record, over all its
+/// segments (a resume starts a new one), from metrics.jsonl's records:
+/// their train_seconds, or, in records written before it existed, the sum
+/// of each segment's last "elapsed" (which restarts at every resume).
+double trained_seconds(const std::vector<nlohmann::json>& records) {
+  double base = 0, previous = 0, total = 0;
+  for (const auto& r : records) {
+    if (!r.contains("elapsed") || !r["elapsed"].is_number()) continue;
+    const double elapsed = r["elapsed"].get<double>();
+    if (r.contains("train_seconds") && r["train_seconds"].is_number()) {
+      total = r["train_seconds"].get<double>();
+      base = total - elapsed;
+    } else {
+      if (elapsed < previous) base = total;  // a new segment
+      total = base + elapsed;
+    }
+    previous = elapsed;
+  }
+  return total;
+}
+
 /// Removes what a killed writer left in the run directory `dir`: the
 /// temporary files of write_atomic ("checkpoint.bin.tmp1234"). Called with
 /// the run's lock held, so no live writer owns them.
@@ -274,6 +296,8 @@ void train(const TrainArgs& args) {
     throw UsageError(fmt::format("train: --reinit {} chooses which parameters of an --init-from run start afresh; "
                                  "pass --init-from too",
                                  args.reinit.front()));
+  if (!(args.max_minutes >= 0))
+    throw UsageError(fmt::format("train: --max-minutes is {}, but must be at least 0 (0: no limit)", args.max_minutes));
   if (args.profile_steps < 1 || args.profile_after < 0)
     throw UsageError(fmt::format("train: --profile-steps is {} and --profile-after {}, but they must be at least 1 "
                                  "and 0",
@@ -457,6 +481,7 @@ void train(const TrainArgs& args) {
   }
 
   const auto metrics_path = dir / "metrics.jsonl";
+  double trained_before = 0;  // seconds of training before this segment (lead only)
   std::vector<std::pair<int64_t, double>> curve;
   std::vector<std::string> pending_metrics;
   nlohmann::json identity;
@@ -477,8 +502,10 @@ void train(const TrainArgs& args) {
         inherited += j.dump() + "\n";
       write_atomic(metrics_path, inherited);
     }
-    for (const auto& j : kept_metrics(metrics_path, start))
+    const auto records = kept_metrics(metrics_path, start);
+    for (const auto& j : records)
       if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+    trained_before = trained_seconds(records);
   }
   auto last_checkpoint = std::chrono::steady_clock::now();
   auto flush = [&] {
@@ -498,17 +525,25 @@ void train(const TrainArgs& args) {
 
   program->set_training(true);
   install_interrupt_handler();
-  // Every rank stops at the same step: a Ctrl-C seen by any of them stops all.
+  // --max-minutes: the run's training time in all, this segment's included.
+  const auto begin = std::chrono::steady_clock::now();
+  auto seconds_in_all = [&] {
+    return trained_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  };
+  bool out_of_time = false;
+  // Every rank stops at the same step: a Ctrl-C seen by any of them stops
+  // all, and so does the lead's clock.
   auto stop_requested = [&] {
-    return group ? infer::sum_over_ranks(*group, interrupted() ? 1.0 : 0.0) > 0 : interrupted();
+    out_of_time = lead && args.max_minutes > 0 && seconds_in_all() >= args.max_minutes * 60;
+    const bool stop = interrupted() || out_of_time;
+    return group ? infer::sum_over_ranks(*group, stop ? 1.0 : 0.0) > 0 : stop;
   };
 
   std::optional<ProgressBar> bar;
   if (lead) bar.emplace(fmt::format("train {}{}", args.program, world > 1 ? fmt::format(" x{}", world) : ""), t.steps, start);
   double smoothed = NAN;
-  const auto begin = std::chrono::steady_clock::now();
   int64_t step = start;
-  bool stopped = false;
+  bool stopped = args.max_minutes > 0 && stop_requested();  // the budget may be spent already
   // --profile: steps (start + after, start + after + steps] on rank 0.
   std::optional<StepProfiler> profiler;
   if (lead && !args.profile.empty()) profiler.emplace(args.profile);
@@ -556,7 +591,8 @@ void train(const TrainArgs& args) {
     if (!lead) continue;
     smoothed = std::isnan(smoothed) ? loss : 0.98 * smoothed + 0.02 * loss;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    nlohmann::json record{{"step", step}, {"loss", loss}, {"elapsed", elapsed}};
+    nlohmann::json record{
+        {"step", step}, {"loss", loss}, {"elapsed", elapsed}, {"train_seconds", trained_before + elapsed}};
     if (scheduled) record["lr_scale"] = svi.optimiser().lr_scale();
     pending_metrics.push_back(record.dump());
     curve.emplace_back(step, loss);
@@ -574,9 +610,23 @@ void train(const TrainArgs& args) {
     if (checkpoint_due(step)) flush();
   }
   if (!lead) return;
+  if (stopped && out_of_time && step == start && !interrupted()) {
+    std::fprintf(stderr,
+                 "train: the run in %s has trained %.2f minutes in all, at or over --max-minutes %g; nothing to train "
+                 "(pass a larger --max-minutes)\n",
+                 dir.string().c_str(), seconds_in_all() / 60, args.max_minutes);
+    return;
+  }
   if (profiler && profiler->running()) finish_profile();  // the run ended inside the window
   flush();
   bar->finish(fmt::format("loss {:.2f}", smoothed));
+  if (stopped && out_of_time && !interrupted()) {
+    std::fprintf(stderr,
+                 "train: --max-minutes %g: the run has trained %.2f minutes in all; stopped at step %lld, checkpoint "
+                 "saved in %s (continue with --resume and a larger --max-minutes)\n",
+                 args.max_minutes, seconds_in_all() / 60, static_cast<long long>(step), dir.string().c_str());
+    return;
+  }
   if (stopped) {
     std::fprintf(stderr, "train: interrupted at step %lld; checkpoint saved in %s (continue with --resume)\n",
                  static_cast<long long>(step), dir.string().c_str());
@@ -741,6 +791,10 @@ RegisterCommand register_train{"train", [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--rendezvous-timeout", a->rendezvous_timeout,
                   "seconds the ranks of a group wait for each other to join")
+      ->capture_default_str();
+  cmd->add_option("--max-minutes", a->max_minutes,
+                  "stop, with a checkpoint, once the run has trained this many minutes in all, over its resumes "
+                  "(metrics.jsonl's train_seconds; 0: no limit)")
       ->capture_default_str();
   cmd->add_option("--profile", a->profile,
                   "record libtorch's operators over --profile-steps steps into this Chrome trace (JSON) and print "

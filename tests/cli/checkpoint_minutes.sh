@@ -2,7 +2,8 @@
 # ppl train --checkpoint-minutes: validated with a one-line error, recorded in
 # config.json, changeable on resume, and a checkpoint by the clock long before
 # --checkpoint-every's; and, stderr not being a terminal, a progress line by the
-# clock (PPL_PROGRESS_SECONDS) long before the first 5 % of the steps.
+# clock (PPL_PROGRESS_SECONDS) long before the first 5 % of the steps; and
+# --max-minutes, a budget of training time over a run's resumes.
 set -euo pipefail
 ppl=$1
 work=$(mktemp -d)
@@ -41,4 +42,35 @@ grep -q '"checkpoint_minutes": 0.005' "$work/clock/config.json"
 grep -q '"checkpoint_minutes": 10' "$work/half/config.json"
 "$ppl" train air --steps 4 --out "$work/half" --resume --checkpoint-minutes 0.5 > /dev/null 2>&1
 grep -q '"checkpoint_minutes": 0.5' "$work/half/config.json"
+# --max-minutes: the run stops with a checkpoint once it has trained that
+# long in all, over its resumes; metrics.jsonl's train_seconds counts on
+# across them.
+"$ppl" train air "${common[@]}" --steps 1000000 --max-minutes 0.02 --out "$work/budget" > /dev/null \
+  2> "$work/budget.err"
+grep -q -- "--max-minutes 0.02: the run has trained [0-9.]* minutes in all; stopped at step [0-9]*, checkpoint saved" \
+  "$work/budget.err" || { echo "no --max-minutes stop"; cat "$work/budget.err"; exit 1; }
+"$ppl" train air --steps 1000000 --out "$work/budget" --resume --max-minutes 0.04 > /dev/null 2> "$work/budget2.err"
+grep -q -- "--max-minutes 0.04: .* stopped at step" "$work/budget2.err"
+python3 - "$work/budget/metrics.jsonl" <<'PY' || exit 1
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+seconds = [r["train_seconds"] for r in records]
+elapsed = [r["elapsed"] for r in records]
+assert all(b > a for a, b in zip(seconds, seconds[1:])), "train_seconds must grow over the resume"
+# The second segment starts its "elapsed" again; its train_seconds go on from the first's.
+restart = next(i for i in range(1, len(elapsed)) if elapsed[i] < elapsed[i - 1])
+assert abs(seconds[restart] - (seconds[restart - 1] + elapsed[restart])) < 1e-6
+assert 1.2 <= seconds[restart - 1] and 2.4 <= seconds[-1], (seconds[restart - 1], seconds[-1])
+PY
+# A budget already spent trains no step; a negative one is named.
+before=$(md5sum < "$work/budget/metrics.jsonl")
+cp "$work/budget/checkpoint.bin" "$work/budget.ckpt"
+"$ppl" train air --steps 1000000 --out "$work/budget" --resume --max-minutes 0.03 > /dev/null 2> "$work/budget3.err"
+grep -q -- "has trained [0-9.]* minutes in all, at or over --max-minutes 0.03; nothing to train" "$work/budget3.err"
+cmp "$work/budget.ckpt" "$work/budget/checkpoint.bin" || { echo "a spent budget rewrote the checkpoint"; exit 1; }
+[ "$before" = "$(md5sum < "$work/budget/metrics.jsonl")" ] || { echo "a spent budget trained on"; exit 1; }
+set +e
+"$ppl" train air "${common[@]}" --steps 2 --max-minutes -1 --out "$work/bad2" 2> "$work/err5"; rc5=$?
+set -e
+[ $rc5 -eq 2 ] && grep -q -- "--max-minutes is -1, but must be at least 0" "$work/err5"
 echo "checkpoint minutes: ok"
