@@ -169,15 +169,22 @@ TrainOptions resumed_settings(const TrainArgs& args, const nlohmann::json& store
   return t;
 }
 
+/// The program options of --config `file`: a JSON object, or a UsageError
+/// naming the file.
+nlohmann::json read_options_file(const std::string& file) {
+  auto user = read_json_file(file);
+  if (!user.is_object())
+    throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", file));
+  return user;
+}
+
 /// The --config of a resumed run: it may repeat the run's options (so the
 /// command that started a run also continues it) but not change them; a key
 /// the run does not have or a value other than the stored one is a
 /// UsageError naming the key and both values.
 void check_resume_config(const std::string& file, const nlohmann::json& stored,
                          const std::filesystem::path& dir) {
-  const auto user = read_json_file(file);
-  if (!user.is_object())
-    throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", file));
+  const auto user = read_options_file(file);
   for (const auto& [key, value] : user.items()) {
     if (!stored.contains(key))
       throw UsageError(fmt::format("train: --config {} sets \"{}\", which the run in {} does not have; a resumed run "
@@ -350,10 +357,8 @@ void train(const TrainArgs& args) {
         options = source_config.at("options");
       }
       if (!args.config.empty()) {
-        const auto user = read_json_file(args.config);
-        if (!user.is_object())
-          throw UsageError(fmt::format("train: --config {} must hold a JSON object of program options", args.config));
-        for (auto& [k, v] : user.items()) options[k] = v;
+        const auto user = read_options_file(args.config);
+        for (const auto& [k, v] : user.items()) options[k] = v;
       }
       config = {{"program", args.program}, {"options", options}};
       if (!args.init_from.empty()) config["init_from"] = {{"run", args.init_from}};
