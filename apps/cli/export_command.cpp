@@ -3,6 +3,7 @@
 // its config.json and a card.
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include <ppl/core/errors.hpp>
 
 #include "commands.hpp"
+#include "metrics.hpp"
 #include "run.hpp"
 
 namespace ppl::cli {
@@ -28,9 +30,11 @@ struct ExportArgs {
 /// the optimiser's moments and its learning-rate schedule ("adam/",
 /// "schedule/"), the parameters ("param/") as `weights`, the other
 /// floating-point tensors (the ELBO's baselines) as float32, and "released"
-/// in the metadata (the step it was taken at and the weights' type), which
+/// in the metadata (the step it was taken at, the weights' type and, when
+/// the run's metrics.jsonl has it, its training time in seconds), which
 /// `train --resume` reads. Loading widens float16 weights to float32.
-TensorArchive released_archive(const TensorArchive& archive, int64_t step, torch::ScalarType weights) {
+TensorArchive released_archive(const TensorArchive& archive, int64_t step, torch::ScalarType weights,
+                               std::optional<double> train_seconds) {
   TensorArchive out;
   out.metadata = archive.metadata;
   for (const auto& [name, t] : archive.tensors) {
@@ -40,12 +44,20 @@ TensorArchive released_archive(const TensorArchive& archive, int64_t step, torch
     out.tensors.emplace_back(name, v.contiguous());
   }
   out.metadata["released"] = {{"step", step}, {"weights", weights == torch::kHalf ? "float16" : "float32"}};
+  if (train_seconds) out.metadata["released"]["train_seconds"] = *train_seconds;
   return out;
+}
+
+/// `seconds` as "7 h 07 min" (or "42 min").
+std::string hours_minutes(double seconds) {
+  const auto minutes = static_cast<int64_t>(std::lround(seconds / 60));
+  return minutes >= 60 ? fmt::format("{} h {:02} min", minutes / 60, minutes % 60) : fmt::format("{} min", minutes);
 }
 
 /// A card to fill in: what the model is and how it was trained, with the
 /// figures and the commands that reproduce them left for the author.
-std::string card(const std::string& name, const Run& run, double megabytes, const std::string& dtype) {
+std::string card(const std::string& name, const Run& run, double megabytes, const std::string& dtype,
+                 std::optional<double> train_seconds) {
   const auto& t = run.train;
   const int64_t batch = t.batch_size > 0 ? t.batch_size : run.program->batch_size();
   const auto program = run.config.at("program").get<std::string>();
@@ -54,7 +66,7 @@ std::string card(const std::string& name, const Run& run, double megabytes, cons
       "- program: `{program}` (options in config.json)\n"
       "- data: `{data}`, train split{subset}; figures on the test split\n"
       "- steps: {steps} ({images} images seen, batch {batch} x {world} rank(s)), seed {seed}\n"
-      "- machine and wall time: (fill in)\n"
+      "- machine and wall time: (fill in the machine){wall}\n"
       "- checkpoint: checkpoint.bin, {dtype} weights without optimiser state, {mb:.1f} MB\n\n"
       "## Trained with\n\n"
       "```sh\n"
@@ -68,6 +80,9 @@ std::string card(const std::string& name, const Run& run, double megabytes, cons
       "| (fill in) | | | `ppl ll models/{name} --particles 100 --n 1000` |\n",
       fmt::arg("name", name), fmt::arg("program", program), fmt::arg("data", t.data),
       fmt::arg("subset", t.n_train > 0 ? fmt::format(" ({} images spread over it)", t.n_train) : std::string()),
+      fmt::arg("wall", train_seconds ? fmt::format("; {} of training (metrics.jsonl's train_seconds)",
+                                                   hours_minutes(*train_seconds))
+                                     : std::string()),
       fmt::arg("steps", run.step), fmt::arg("images", run.step * batch * t.world_size), fmt::arg("batch", batch),
       fmt::arg("world", t.world_size), fmt::arg("seed", t.seed), fmt::arg("mb", megabytes), fmt::arg("dtype", dtype),
       fmt::arg("export_dtype", (dtype == "float32" ? std::string() : " --dtype " + dtype) +
@@ -96,7 +111,10 @@ void export_model(const ExportArgs& a) {
     throw UsageError(fmt::format("export: cannot read the checkpoint of {}: {}", dir.string(), e.what()));
   }
   std::ostringstream bytes;
-  write_archive(released_archive(archive, run.step, weights), bytes);
+  // Its training time goes with it, so that a copy resumed with
+  // --max-minutes counts on from there.
+  const auto train_seconds = trained_seconds(kept_metrics(dir / "metrics.jsonl", run.step, false));
+  write_archive(released_archive(archive, run.step, weights, train_seconds), bytes);
   const double megabytes = static_cast<double>(bytes.str().size()) / 1e6;
   if (megabytes > a.max_mb)
     throw UsageError(fmt::format("export: the weights of {} take {:.1f} MB, over the --max-mb {} a released model may "
@@ -123,7 +141,8 @@ void export_model(const ExportArgs& a) {
   const auto readme = out / "README.md";
   auto name = fs::absolute(out).lexically_normal();
   if (name.filename().empty()) name = name.parent_path();  // "models/NAME/"
-  if (!fs::exists(readme)) write_atomic(readme, card(name.filename().string(), run, megabytes, a.dtype));
+  if (!fs::exists(readme))
+    write_atomic(readme, card(name.filename().string(), run, megabytes, a.dtype, train_seconds));
   std::printf("exported %s at step %lld to %s (checkpoint.bin %.1f MB of %s weights, config.json, README.md)\n",
               dir.string().c_str(), static_cast<long long>(run.step), out.string().c_str(), megabytes,
               a.dtype.c_str());

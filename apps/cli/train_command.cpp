@@ -22,6 +22,7 @@
 #include <ppl/runtime/data/registry.hpp>
 
 #include "commands.hpp"
+#include "metrics.hpp"
 #include "profile.hpp"
 #include "progress.hpp"
 #include "run.hpp"
@@ -197,27 +198,6 @@ void check_resume_config(const std::string& file, const nlohmann::json& stored,
   }
 }
 
-/// The seconds a run has trained up to its last record, over all its
-/// segments (a resume starts a new one), from metrics.jsonl's records:
-/// their train_seconds, or, in records written before it existed, the sum
-/// of each segment's last "elapsed" (which restarts at every resume).
-double trained_seconds(const std::vector<nlohmann::json>& records) {
-  double base = 0, previous = 0, total = 0;
-  for (const auto& r : records) {
-    if (!r.contains("elapsed") || !r["elapsed"].is_number()) continue;
-    const double elapsed = r["elapsed"].get<double>();
-    if (r.contains("train_seconds") && r["train_seconds"].is_number()) {
-      total = r["train_seconds"].get<double>();
-      base = total - elapsed;
-    } else {
-      if (elapsed < previous) base = total;  // a new segment
-      total = base + elapsed;
-    }
-    previous = elapsed;
-  }
-  return total;
-}
-
 /// Removes what a killed writer left in the run directory `dir`: the
 /// temporary files of write_atomic ("checkpoint.bin.tmp1234"). Called with
 /// the run's lock held, so no live writer owns them.
@@ -232,40 +212,6 @@ void remove_stale_temporaries(const std::filesystem::path& dir) {
         std::filesystem::remove(entry.path(), ec);
     }
   }
-}
-
-/// The records of `path` (metrics.jsonl) that belong to steps up to `step`,
-/// the checkpoint's: records of later steps were written before a kill that
-/// came before their checkpoint, and will be written again. A line that is
-/// not a JSON object with a step (the torn end of an append) is dropped with
-/// a warning naming the file and line. The file is rewritten (atomically)
-/// when anything was dropped, unless `rewrite` is false (another run's file).
-std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int64_t step, bool rewrite = true) {
-  std::vector<nlohmann::json> kept;
-  std::ifstream in(path);
-  if (!in) return kept;
-  std::string line, text;
-  int64_t number = 0;
-  bool dropped = false;
-  while (std::getline(in, line)) {
-    ++number;
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    const bool valid = j.is_object() && j.contains("step") && j["step"].is_number_integer();
-    if (!valid) {
-      if (rewrite)
-        fmt::print(stderr, "train: warning: {} line {} is not a metrics record; dropped\n", path.string(), number);
-      dropped = true;
-      continue;
-    }
-    if (j["step"].get<int64_t>() > step) {
-      dropped = true;
-      continue;
-    }
-    text += line + "\n";
-    kept.push_back(std::move(j));
-  }
-  if (dropped && rewrite) write_atomic(path, text);
-  return kept;
 }
 
 /// Appends `lines` to `path` and flushes them to disk.
@@ -426,6 +372,7 @@ void train(const TrainArgs& args) {
   const bool scheduled = t.lr_decay != 1.0 || t.lr_plateau >= 0;
   int64_t start = 0;
   bool released = false;  // a released model (`ppl export`): weights without optimiser state
+  double released_seconds = 0;  // the training time it records (its run's train_seconds)
   // A resumed run continues from its own checkpoint, an --init-from run from
   // the source run's (weights, optimiser state and step).
   const fs::path start_checkpoint = args.resume ? checkpoint : fs::path(args.init_from) / "checkpoint.bin";
@@ -444,6 +391,11 @@ void train(const TrainArgs& args) {
       if (!args.reinit.empty()) fresh = infer::drop_parameters(archive, args.reinit, start_checkpoint.string());
       svi.set_steps(infer::load_checkpoint(archive, start_checkpoint.string(), svi.elbo(), svi.optimiser()));
       released = archive.metadata.contains("released");
+      if (released) {
+        const auto& r = archive.metadata["released"];
+        if (r.is_object() && r.contains("train_seconds") && r["train_seconds"].is_number())
+          released_seconds = r["train_seconds"].get<double>();
+      }
     } catch (const Error& e) {
       throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}",
                                    args.resume ? dir.string() : args.init_from, e.what()));
@@ -510,7 +462,9 @@ void train(const TrainArgs& args) {
     const auto records = kept_metrics(metrics_path, start);
     for (const auto& j : records)
       if (j.contains("loss") && j["loss"].is_number()) curve.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-    trained_before = trained_seconds(records);
+    // A released model's copy has no records of its training, but its
+    // checkpoint carries their time.
+    trained_before = trained_seconds(records).value_or(released_seconds);
   }
   auto last_checkpoint = std::chrono::steady_clock::now();
   auto flush = [&] {

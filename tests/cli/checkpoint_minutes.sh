@@ -3,7 +3,8 @@
 # config.json, changeable on resume, and a checkpoint by the clock long before
 # --checkpoint-every's; and, stderr not being a terminal, a progress line by the
 # clock (PPL_PROGRESS_SECONDS) long before the first 5 % of the steps; and
-# --max-minutes, a budget of training time over a run's resumes.
+# --max-minutes, a budget of training time over a run's resumes (and a released
+# model's copy).
 set -euo pipefail
 ppl=$1
 work=$(mktemp -d)
@@ -61,6 +62,23 @@ assert all(b > a for a, b in zip(seconds, seconds[1:])), "train_seconds must gro
 restart = next(i for i in range(1, len(elapsed)) if elapsed[i] < elapsed[i - 1])
 assert abs(seconds[restart] - (seconds[restart - 1] + elapsed[restart])) < 1e-6
 assert 1.2 <= seconds[restart - 1] and 2.4 <= seconds[-1], (seconds[restart - 1], seconds[-1])
+PY
+# A released model (ppl export) carries its run's training time: a copy
+# resumed with a spent budget trains nothing, with a larger one it counts on
+# from the run's last train_seconds.
+"$ppl" export "$work/budget" --out "$work/model" > /dev/null
+grep -q "min of training (metrics.jsonl's train_seconds)" "$work/model/README.md"
+cp -r "$work/model" "$work/copy"
+"$ppl" train air --steps 1000000 --out "$work/copy" --resume --max-minutes 0.03 > /dev/null 2> "$work/copy1.err"
+grep -q -- "at or over --max-minutes 0.03; nothing to train" "$work/copy1.err" || { cat "$work/copy1.err"; exit 1; }
+"$ppl" train air --steps 1000000 --out "$work/copy" --resume --max-minutes 0.06 > /dev/null 2> "$work/copy2.err"
+python3 - "$work/budget/metrics.jsonl" "$work/copy/metrics.jsonl" <<'PY' || exit 1
+import json, sys
+run = [json.loads(line) for line in open(sys.argv[1])]
+copy = [json.loads(line) for line in open(sys.argv[2])]
+first = next(r for r in copy if "elapsed" in r)
+assert abs(first["train_seconds"] - first["elapsed"] - run[-1]["train_seconds"]) < 1e-6, (first, run[-1])
+assert first["step"] == run[-1]["step"] + 1, (first["step"], run[-1]["step"])
 PY
 # A budget already spent trains no step; a negative one is named.
 before=$(md5sum < "$work/budget/metrics.jsonl")
