@@ -40,12 +40,19 @@ expect_error 2 "--seed: is 18446744073709551616, which does not fit in 64 bits" 
 expect_error 2 "--lr-threshold: is inf, but must be a finite number" \
   "$ppl" train air "${common[@]}" --lr-threshold inf --out "$work/x"
 expect_error 2 "--threads: is 2000, but must be from 1 to the" "$ppl" --threads 2000 programs
+# A --config that is not a JSON object of options, on a new run and on a resume.
+echo '[4, 5]' > "$work/list.json"
+expect_error 2 "--config .*list.json must hold a JSON object of program options" \
+  "$ppl" train air --data multi-mnist --n-train 32 --config "$work/list.json" --out "$work/x"
 [ ! -e "$work/x" ] || { echo "a refused command left $work/x"; exit 1; }
 # The argument parser's own errors have the same one-line form.
 expect_error 2 "^ppl: error: A subcommand is required" "$ppl"
 expect_error 2 "^ppl: error: --threads: .*abc" "$ppl" --threads abc programs
 
 "$ppl" train air "${common[@]}" --steps 3 --checkpoint-every 1 --out "$work/run" > /dev/null 2>&1
+
+expect_error 2 "--config .*list.json must hold a JSON object of program options" \
+  "$ppl" train air --resume --steps 4 --config "$work/list.json" --out "$work/run"
 
 # A config.json edited after training: every command that reads the run says so.
 cp -r "$work/run" "$work/edited"
