@@ -69,6 +69,9 @@ PY
 "$ppl" export "$work/budget" --out "$work/model" > /dev/null
 grep -q "min of training (metrics.jsonl's train_seconds)" "$work/model/README.md"
 cp -r "$work/model" "$work/copy"
+# A model exported again from its folder keeps the time.
+"$ppl" export "$work/model" --out "$work/model2" > /dev/null
+cmp <(grep "min of training" "$work/model/README.md") <(grep "min of training" "$work/model2/README.md")
 "$ppl" train air --steps 1000000 --out "$work/copy" --resume --max-minutes 0.03 > /dev/null 2> "$work/copy1.err"
 grep -q -- "at or over --max-minutes 0.03; nothing to train" "$work/copy1.err" || { cat "$work/copy1.err"; exit 1; }
 "$ppl" train air --steps 1000000 --out "$work/copy" --resume --max-minutes 0.06 > /dev/null 2> "$work/copy2.err"
