@@ -115,11 +115,7 @@ void export_model(const ExportArgs& a) {
   // --max-minutes counts on from there (a model folder not trained since
   // its release has no records: its own release says).
   auto train_seconds = trained_seconds(kept_metrics(dir / "metrics.jsonl", run.step, false));
-  if (!train_seconds && archive.metadata.contains("released")) {
-    const auto& r = archive.metadata["released"];
-    if (r.is_object() && r.contains("train_seconds") && r["train_seconds"].is_number())
-      train_seconds = r["train_seconds"].get<double>();
-  }
+  if (!train_seconds) train_seconds = released_train_seconds(archive.metadata);
   write_archive(released_archive(archive, run.step, weights, train_seconds), bytes);
   const double megabytes = static_cast<double>(bytes.str().size()) / 1e6;
   if (megabytes > a.max_mb)

@@ -57,4 +57,11 @@ std::optional<double> trained_seconds(const std::vector<nlohmann::json>& records
   return total;
 }
 
+std::optional<double> released_train_seconds(const nlohmann::json& metadata) {
+  if (!metadata.contains("released")) return std::nullopt;
+  const auto& r = metadata["released"];
+  if (!r.is_object() || !r.contains("train_seconds") || !r["train_seconds"].is_number()) return std::nullopt;
+  return r["train_seconds"].get<double>();
+}
+
 }  // namespace ppl::cli

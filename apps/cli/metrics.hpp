@@ -27,4 +27,9 @@ std::vector<nlohmann::json> kept_metrics(const std::filesystem::path& path, int6
 /// nullopt when no record holds an "elapsed".
 std::optional<double> trained_seconds(const std::vector<nlohmann::json>& records);
 
+/// The training time a released model (`ppl export`) records in its
+/// checkpoint's `metadata` ("released"."train_seconds"): its run's
+/// train_seconds when exported; nullopt when it records none.
+std::optional<double> released_train_seconds(const nlohmann::json& metadata);
+
 }  // namespace ppl::cli

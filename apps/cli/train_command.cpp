@@ -391,11 +391,7 @@ void train(const TrainArgs& args) {
       if (!args.reinit.empty()) fresh = infer::drop_parameters(archive, args.reinit, start_checkpoint.string());
       svi.set_steps(infer::load_checkpoint(archive, start_checkpoint.string(), svi.elbo(), svi.optimiser()));
       released = archive.metadata.contains("released");
-      if (released) {
-        const auto& r = archive.metadata["released"];
-        if (r.is_object() && r.contains("train_seconds") && r["train_seconds"].is_number())
-          released_seconds = r["train_seconds"].get<double>();
-      }
+      released_seconds = released_train_seconds(archive.metadata).value_or(0);
     } catch (const Error& e) {
       throw UsageError(fmt::format("train: cannot load the checkpoint of {}: {}",
                                    args.resume ? dir.string() : args.init_from, e.what()));
